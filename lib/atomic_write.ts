@@ -1,0 +1,153 @@
+/**
+ * Atomic file replacement: write beside the destination, then rename.
+ *
+ * A reader of the destination sees either the old file or the complete new
+ * one, never a prefix, and a failure at any point leaves the old file as it
+ * was. The temporary file lives in the destination's folder because rename(2)
+ * is atomic only within one file system.
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+
+/** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
+export interface AtomicWriteOptions {
+  /**
+   * Permission bits of the new file. When the destination exists its mode is
+   * kept unless this is given.
+   *
+   * @default {0o644, or the existing file's mode}
+   */
+  mode?: number;
+}
+
+/**
+ * A file being written under a temporary name, renamed over its destination
+ * by {@linkcode AtomicFile.commit} or removed by {@linkcode AtomicFile.abort}.
+ *
+ * @example Usage
+ * ```ts
+ * import { AtomicFile } from "./atomic_write.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * const file = await AtomicFile.create(path);
+ * try {
+ *   await file.write(new TextEncoder().encode("complete contents\n"));
+ *   await file.commit();
+ * } finally {
+ *   await file.abort(); // no-op after commit
+ * }
+ * ```
+ */
+export class AtomicFile {
+  /** The destination path. */
+  readonly path: string;
+  /** The temporary path the bytes are written to until commit. */
+  readonly tempPath: string;
+  #file: Deno.FsFile | undefined;
+  #mode: number;
+  #done = false;
+
+  private constructor(path: string, tempPath: string, file: Deno.FsFile, mode: number) {
+    this.path = path;
+    this.tempPath = tempPath;
+    this.#file = file;
+    this.#mode = mode;
+  }
+
+  /**
+   * Opens a new temporary file beside `path`.
+   *
+   * @param path The destination path.
+   * @param options The file mode.
+   * @returns The open atomic file.
+   */
+  static async create(path: string, options: AtomicWriteOptions = {}): Promise<AtomicFile> {
+    const mode = options.mode ?? await existingMode(path) ?? 0o644;
+    const dir = dirname(path);
+    const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
+    const tempPath = join(dir, `.${basename(path)}.${random}.tmp`);
+    const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o600 });
+    return new AtomicFile(path, tempPath, file, mode);
+  }
+
+  /**
+   * Appends bytes to the temporary file.
+   *
+   * @param chunk The bytes to append.
+   */
+  async write(chunk: Uint8Array): Promise<void> {
+    const file = this.#open();
+    let offset = 0;
+    while (offset < chunk.length) {
+      offset += await file.write(chunk.subarray(offset));
+    }
+  }
+
+  /** Flushes the bytes to disk and renames the temporary file over the destination. */
+  async commit(): Promise<void> {
+    const file = this.#open();
+    await file.sync();
+    file.close();
+    this.#file = undefined;
+    await Deno.chmod(this.tempPath, this.#mode);
+    await Deno.rename(this.tempPath, this.path);
+    this.#done = true;
+  }
+
+  /** Removes the temporary file, leaving the destination untouched. Safe to call twice. */
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    this.#file?.close();
+    this.#file = undefined;
+    await Deno.remove(this.tempPath).catch(() => {});
+  }
+
+  #open(): Deno.FsFile {
+    if (this.#done || this.#file === undefined) {
+      throw new Error(`Cannot write "${this.path}": the atomic file was already committed or aborted`);
+    }
+    return this.#file;
+  }
+}
+
+/**
+ * Replaces the contents of `path` atomically, keeping its mode.
+ *
+ * @example Usage
+ * ```ts
+ * import { writeFileAtomic } from "./atomic_write.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * await writeFileAtomic(path, "new contents\n");
+ * ```
+ *
+ * @param path The destination path.
+ * @param data The complete new contents.
+ * @param options The file mode.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const file = await AtomicFile.create(path, options);
+  try {
+    await file.write(typeof data === "string" ? new TextEncoder().encode(data) : data);
+    await file.commit();
+  } finally {
+    await file.abort();
+  }
+}
+
+async function existingMode(path: string): Promise<number | undefined> {
+  try {
+    const info = await Deno.stat(path);
+    return info.mode === null ? undefined : info.mode & 0o7777;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

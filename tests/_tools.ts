@@ -1,0 +1,129 @@
+/**
+ * Test helpers for external tools (nix, skopeo, umoci, podman…).
+ *
+ * A test that needs a missing tool is skipped with a printed reason, except
+ * when `CI=true`, where a missing tool is a failure: CI installs every tool.
+ *
+ * @module
+ */
+
+const found = new Map<string, boolean>();
+
+/** Whether `name` runs on this machine (cached). */
+export async function hasTool(name: string): Promise<boolean> {
+  const known = found.get(name);
+  if (known !== undefined) return known;
+  let ok = false;
+  try {
+    const { success } = await new Deno.Command("sh", {
+      args: ["-c", `command -v "$1" >/dev/null`, "sh", name],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    ok = success;
+  } catch {
+    ok = false;
+  }
+  found.set(name, ok);
+  return ok;
+}
+
+/**
+ * Resolves to `true` when every tool is present. When one is missing it
+ * prints why the caller's tests are skipped and resolves to `false`, or, when
+ * `CI=true`, throws.
+ *
+ * @example
+ * ```ts
+ * const nix = await requireTools("tests that build with Nix", "nix", "nix-build");
+ * Deno.test({ name: "…", ignore: !nix, fn: async () => {} });
+ * ```
+ */
+export async function requireTools(purpose: string, ...names: string[]): Promise<boolean> {
+  const missing: string[] = [];
+  for (const name of names) if (!await hasTool(name)) missing.push(name);
+  if (missing.length === 0) return true;
+  const reason = `${purpose}: ${missing.join(", ")} not found on PATH`;
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(`${reason} (CI=true: .ci/run must install it)`);
+  }
+  console.log(`SKIP ${reason}`);
+  return false;
+}
+
+/**
+ * Environment for running Nix 2.8+ here: flakes enabled, no substituters
+ * (there is no network), no sandbox (Debian's nix-bin cannot sandbox).
+ */
+export function nixEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NIX_CONFIG: [
+      "experimental-features = nix-command flakes",
+      "substituters =",
+      "sandbox = false",
+      "warn-dirty = false",
+    ].join("\n"),
+    ...extra,
+  };
+}
+
+/** The result of {@linkcode run}. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, capturing its output as text. */
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; stdin?: Uint8Array } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(options.stdin);
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Absolute path of the repository root (for running scripts from tests). */
+export const repoRoot: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/**
+ * Asserts that `fn` throws an instance of `ErrorClass` whose message contains
+ * `fragment` (node:assert has no such one-liner).
+ */
+export function assertThrowsWith(
+  fn: () => unknown,
+  ErrorClass: new (...args: never[]) => Error,
+  fragment = "",
+): void {
+  try {
+    fn();
+  } catch (error) {
+    if (!(error instanceof ErrorClass)) {
+      throw new Error(`expected ${ErrorClass.name}, got ${String(error)}`);
+    }
+    if (!error.message.includes(fragment)) {
+      throw new Error(
+        `expected a message containing ${JSON.stringify(fragment)}, got ${
+          JSON.stringify(error.message)
+        }`,
+      );
+    }
+    return;
+  }
+  throw new Error(`expected ${ErrorClass.name} to be thrown`);
+}
