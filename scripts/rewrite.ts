@@ -1,0 +1,162 @@
+#!/usr/bin/env -S deno run --allow-read --allow-write
+/**
+ * `rewrite`: set string or `null` bindings of flake.nix by attribute path,
+ * changing nothing but the value literals, atomically, or refuse.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../lib/atomic_write.ts";
+import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake_edit.ts";
+import { unifiedDiff } from "../lib/unified_diff.ts";
+
+const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
+
+Sets string or null bindings of a Nix file by attribute path, replacing only
+the value literals (comments, layout and line endings stay byte for byte).
+With --add, a missing key under an existing attribute set is added on a new
+line; without it a missing key is refused.
+
+  --file FILE      the Nix file (default: flake.nix)
+  --set PATH=VALUE PATH like nightly.version, nightly.srcHashes."gfx110X-all"
+                   or version; VALUE "null" means null, anything else a string
+  --add            add keys that are missing under an existing attribute set
+  --dry-run        print a unified diff on stdout, write nothing
+  --check          write nothing; exit 1 when changes would be made
+  --json           print {"file", "written", "changes": [...]} on stdout
+  -h, --help       show this help
+
+Values are validated: versions (…version) by TheRock's grammar, hashes
+(…hash…, srcHashes.*) as SRI, baseUrl/url as http(s) URLs; no value may
+contain ", \\, \${ or control characters. A binding found twice or not at
+all is refused, naming the lines. All edits are applied or none.
+
+Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
+to do, 1 refused or (--check) changes pending, 2 bad command line.
+
+Example:
+  rewrite.ts --set nightly.version=7.12.0a20260309 \\
+    --set nightly.srcHashes.gfx1151=sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA= \\
+    --set nightly.srcHashes.gfx110X-all=null --dry-run
+`;
+
+/** What went wrong and which exit code it means. */
+class Failure extends Error {
+  constructor(message: string, readonly code: 1 | 2) {
+    super(message);
+  }
+}
+
+interface CommandLine {
+  file: string;
+  edits: BindingEdit[];
+  add: boolean;
+  "dry-run": boolean;
+  check: boolean;
+  json: boolean;
+  help: boolean;
+}
+
+function parseCommandLine(args: string[]): CommandLine {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        file: { type: "string", default: "flake.nix" },
+        set: { type: "string", multiple: true, default: [] },
+        add: { type: "boolean", default: false },
+        "dry-run": { type: "boolean", default: false },
+        check: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new Failure(`${error instanceof Error ? error.message : error} (see --help)`, 2);
+  }
+  const { values } = parsed;
+  if (values.help) return { ...values, edits: [] };
+  if (values.set.length === 0) throw new Failure("Nothing to do: give at least one --set", 2);
+  const edits: BindingEdit[] = values.set.map((arg) => {
+    // Split at the first "=" outside a quoted path component.
+    const split = /^((?:"[^"]*"|[^"=])+)=(.*)$/s.exec(arg);
+    if (split === null) throw new Failure(`Cannot parse --set "${arg}": expected PATH=VALUE`, 2);
+    try {
+      parseAttrPath(split[1]!);
+    } catch (error) {
+      throw new Failure((error as Error).message, 2);
+    }
+    return { path: split[1]!, value: split[2] === "null" ? null : split[2]! };
+  });
+  return { ...values, edits };
+}
+
+function show(value: string | null | undefined): string {
+  return value === undefined ? "(added)" : value === null ? "null" : JSON.stringify(value);
+}
+
+async function main(args: string[]): Promise<number> {
+  const options = parseCommandLine(args);
+  if (options.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const file = options.file;
+  let source: string;
+  try {
+    // fatal: a file that is not UTF-8 is refused rather than rewritten with U+FFFD.
+    source = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+      .decode(await Deno.readFile(file));
+  } catch (error) {
+    throw new Failure(`Cannot read "${file}": ${(error as Error).message}`, 1);
+  }
+  let result;
+  try {
+    result = applyEdits(source, options.edits, { file, addMissing: options.add });
+  } catch (error) {
+    throw new Failure((error as Error).message, 1);
+  }
+  const { text, changes } = result;
+  const write = changes.length > 0 && !options["dry-run"] && !options.check;
+  if (write) {
+    try {
+      // Through a symlink to its target, so the link stays a link.
+      await writeFileAtomic(await Deno.realPath(file), text);
+    } catch (error) {
+      throw new Failure(`Cannot write "${file}": ${(error as Error).message}`, 1);
+    }
+  }
+
+  if (options.json) {
+    const list = changes.map((c) => ({
+      ...c,
+      oldValue: c.oldValue ?? null,
+      added: c.oldValue === undefined,
+    }));
+    console.log(JSON.stringify({ file, written: write, changes: list }, null, 2));
+  } else if (options["dry-run"]) {
+    // stdout carries only the diff, so it can be piped to patch(1).
+    const diff = new TextEncoder().encode(unifiedDiff(source, text, { path: file }));
+    for (let n = 0; n < diff.length;) n += await Deno.stdout.write(diff.subarray(n));
+    if (diff.length === 0) console.error(`${file}: no changes`);
+  } else if (changes.length === 0) {
+    console.log(`${file}: no changes`);
+  } else {
+    for (const c of changes) console.log(`${c.path}: ${show(c.oldValue)} → ${show(c.newValue)}`);
+  }
+  return options.check && changes.length > 0 ? 1 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exitCode = await main(Deno.args);
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    console.error(`rewrite: ${error.message}`);
+    Deno.exitCode = error.code;
+  }
+}
