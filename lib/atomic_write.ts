@@ -107,7 +107,9 @@ export class AtomicFile {
 
   #open(): Deno.FsFile {
     if (this.#done || this.#file === undefined) {
-      throw new Error(`Cannot write "${this.path}": the atomic file was already committed or aborted`);
+      throw new Error(
+        `Cannot write "${this.path}": the atomic file was already committed or aborted`,
+      );
     }
     return this.#file;
   }
