@@ -8,8 +8,27 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/check_output.ts";
+export * from "./lib/closure.ts";
+export * from "./lib/download.ts";
+export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";
 export * from "./lib/hash.ts";
+export * from "./lib/hasher.ts";
+export * from "./lib/image.ts";
+export * from "./lib/index_listing.ts";
+export * from "./lib/isa_files.ts";
+export * from "./lib/layers.ts";
 export * from "./lib/nix32.ts";
+export * from "./lib/nix_store.ts";
+export * from "./lib/oci.ts";
+export * from "./lib/prefetch.ts";
+export * from "./lib/release_choice.ts";
+export * from "./lib/sample_rocm.ts";
+export * from "./lib/store_scan.ts";
+export * from "./lib/tar.ts";
+export * from "./lib/tarball_name.ts";
+export * from "./lib/targets.ts";
 export * from "./lib/unified_diff.ts";
+export * from "./lib/update.ts";
 export * from "./lib/versions.ts";

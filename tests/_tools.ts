@@ -61,6 +61,9 @@ export function nixEnv(extra: Record<string, string> = {}): Record<string, strin
       "experimental-features = nix-command flakes",
       "substituters =",
       "sandbox = false",
+      // Build as root: concurrent test builds then never wait for, or get
+      // killed over, a shared nixbld user.
+      "build-users-group =",
       "warn-dirty = false",
     ].join("\n"),
     ...extra,

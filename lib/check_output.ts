@@ -1,0 +1,537 @@
+/**
+ * Validation of a built rocm-nightly package output (`$out`): the layout
+ * nix/install.sh produces, wrappers that exec real files inside the output,
+ * no dangling symlinks, ELF interpreters that exist, and optionally the GPU
+ * kernel files of one target. Every failure is collected, none stops the run.
+ *
+ * Imports only built-ins and lib/ files that do the same: it runs inside the
+ * Nix build sandbox, where there is no network.
+ *
+ * @module
+ */
+
+import { join, relative } from "node:path";
+import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
+
+/** The name of one check; a failure carries the check it belongs to. */
+export type CheckName =
+  | "output"
+  | "opt-rocm"
+  | "bin"
+  | "setup-hook"
+  | "executables"
+  | "amdgcn"
+  | "licenses"
+  | "wrapper"
+  | "dangling-symlink"
+  | "elf-interpreter"
+  | "target-kernels";
+
+/** One defect found in the output. */
+export interface CheckFailure {
+  /** The check that failed. */
+  check: CheckName;
+  /** The offending path, relative to the output, when there is one. */
+  path?: string;
+  /** What is wrong, quoting the values involved. */
+  message: string;
+}
+
+/** Figures about what was examined. */
+export interface CheckCounts {
+  /** Regular files seen. */
+  files: number;
+  /** Directories seen (the output itself included). */
+  directories: number;
+  /** Symbolic links seen (each resolved once). */
+  symlinks: number;
+  /** Entries of `bin/` examined as wrappers. */
+  wrappers: number;
+  /** ELF executables whose interpreter was checked. */
+  elfExecutables: number;
+  /** Files whose names carry the target's ISA or family token (with `target`). */
+  kernelFiles: number;
+}
+
+/** The result of {@linkcode checkOutput}. */
+export interface CheckOutputReport {
+  /** The output path as given. */
+  outPath: string;
+  /** The target whose kernels were required, if any. */
+  target?: string;
+  /** `true` when there is no failure. */
+  ok: boolean;
+  /** Every failure, in a stable order (by check, then path). */
+  failures: CheckFailure[];
+  /** What was examined. */
+  counts: CheckCounts;
+}
+
+/** Options for {@linkcode checkOutput}. */
+export interface CheckOutputOptions {
+  /**
+   * An ISA (`gfx1100`) or family (`gfx110X-all`) of lib/targets.json whose
+   * kernel files must be present: for each of its ISAs, at least one file
+   * whose name carries the ISA or a token covering it (`gfx110X`,
+   * `gfx11-generic`), as lib/isa_files.ts reads names.
+   *
+   * @default {undefined (no kernel check)}
+   */
+  target?: string;
+}
+
+const SETUP_HOOK_TOKENS = ["ROCM_PATH=", "HIP_PATH=", "CMAKE_PREFIX_PATH"];
+/** Executables are looked for below directories with these names. */
+const EXECUTABLE_DIRS = new Set(["bin", "sbin", "libexec"]);
+const WRAPPER_EXEC = /^exec\s+"([^"]+)"\s+"\$@"\s*$/m;
+const PT_INTERP = 3;
+const CHECK_ORDER: CheckName[] = [
+  "output",
+  "opt-rocm",
+  "bin",
+  "setup-hook",
+  "executables",
+  "amdgcn",
+  "licenses",
+  "wrapper",
+  "dangling-symlink",
+  "elf-interpreter",
+  "target-kernels",
+];
+
+/**
+ * Checks a package output and reports every defect found.
+ *
+ * @param outPath The output directory (e.g. `/nix/store/…-rocm-nightly-gfx1151-…`).
+ * @param options An optional target whose kernel files must be present.
+ * @returns The report; `ok` is `false` when anything failed.
+ * @throws {RangeError} When `target` is not an ISA or family of lib/targets.json.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkOutput } from "./check_output.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const report = await checkOutput(dir);
+ * report.ok; // false: an empty folder is not a package
+ * report.failures.map((failure) => failure.check); // ["opt-rocm", "bin", "setup-hook", …]
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function checkOutput(
+  outPath: string,
+  options: CheckOutputOptions = {},
+): Promise<CheckOutputReport> {
+  const required = options.target === undefined ? undefined : targetIsas(options.target);
+  const failures: CheckFailure[] = [];
+  const counts: CheckCounts = {
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    wrappers: 0,
+    elfExecutables: 0,
+    kernelFiles: 0,
+  };
+  const report = (): CheckOutputReport => ({
+    outPath,
+    ...(options.target === undefined ? {} : { target: options.target }),
+    ok: failures.length === 0,
+    failures: sortFailures(failures),
+    counts,
+  });
+  const fail = (check: CheckName, message: string, path?: string): void => {
+    failures.push(path === undefined ? { check, message } : { check, path, message });
+  };
+
+  let root: string;
+  try {
+    root = await Deno.realPath(outPath);
+    if (!(await Deno.stat(root)).isDirectory) throw new Error("not a directory");
+  } catch (error) {
+    fail("output", `Cannot check "${outPath}": ${describe(error)}`);
+    return report();
+  }
+  const rel = (path: string): string => relative(root, path) || ".";
+  const inside = (path: string): boolean => path.startsWith(`${root}/`);
+
+  // 1. The fixed layout.
+  const rocm = join(root, "opt/rocm");
+  if (!await isDirectory(rocm)) fail("opt-rocm", `"opt/rocm" is not a directory`, "opt/rocm");
+  if (!await isDirectory(join(root, "bin"))) fail("bin", `"bin" is not a directory`, "bin");
+
+  const hookPath = join(root, "nix-support/setup-hook");
+  const hook = await Deno.readTextFile(hookPath).catch(() => undefined);
+  if (hook === undefined) {
+    fail("setup-hook", `"nix-support/setup-hook" is missing`, "nix-support/setup-hook");
+  } else {
+    for (const token of SETUP_HOOK_TOKENS) {
+      if (!hook.includes(token)) {
+        fail("setup-hook", `the setup hook does not set "${token}"`, "nix-support/setup-hook");
+      }
+    }
+  }
+
+  if (await isDirectory(join(rocm, "lib/llvm/amdgcn"))) {
+    const link = join(rocm, "amdgcn");
+    const info = await Deno.lstat(link).catch(() => undefined);
+    if (info === undefined || !info.isSymlink) {
+      fail(
+        "amdgcn",
+        `"opt/rocm/lib/llvm/amdgcn" exists but "opt/rocm/amdgcn" is ${
+          info === undefined ? "missing" : "not a symlink"
+        }`,
+        "opt/rocm/amdgcn",
+      );
+    } else if (!await isDirectory(link)) {
+      fail("amdgcn", `"opt/rocm/amdgcn" does not lead to a directory`, "opt/rocm/amdgcn");
+    }
+  }
+
+  const licenses = join(root, "share/licenses");
+  if (!await isDirectory(licenses)) {
+    fail("licenses", `"share/licenses" is not a directory`, "share/licenses");
+  } else if (!await hasFileBelow(licenses)) {
+    fail("licenses", `"share/licenses" holds no license file`, "share/licenses");
+  }
+
+  // 2. One walk over the whole tree.
+  const walk = walkTree(root, required);
+  Object.assign(counts, walk.counts);
+  for (const link of walk.symlinks) {
+    try {
+      await Deno.stat(link);
+    } catch (error) {
+      const target = await Deno.readLink(link).catch(() => "?");
+      fail("dangling-symlink", `"${rel(link)}" → "${target}": ${describe(error)}`, rel(link));
+    }
+  }
+
+  // 3. bin/: wrappers exec an executable inside the output.
+  let executables = 0;
+  for (const entry of await listDir(join(root, "bin"))) {
+    const path = join(root, "bin", entry);
+    counts.wrappers++;
+    const target = await wrapperTarget(path);
+    if (typeof target === "object") {
+      fail("wrapper", `"bin/${entry}" ${target.problem}`, `bin/${entry}`);
+      continue;
+    }
+    const real = await Deno.realPath(target).catch(() => undefined);
+    const info = real === undefined ? undefined : await Deno.stat(real);
+    if (real === undefined || info === undefined) {
+      fail("wrapper", `"bin/${entry}" execs "${target}", which does not exist`, `bin/${entry}`);
+    } else if (!inside(real)) {
+      fail("wrapper", `"bin/${entry}" execs "${real}", outside the output`, `bin/${entry}`);
+    } else if (!info.isFile || ((info.mode ?? 0) & 0o111) === 0) {
+      fail(
+        "wrapper",
+        `"bin/${entry}" execs "${rel(real)}", which is not executable`,
+        `bin/${entry}`,
+      );
+    } else if (!await isExecutable(path)) {
+      fail("wrapper", `"bin/${entry}" is not executable`, `bin/${entry}`);
+    } else {
+      executables++;
+    }
+  }
+  if (executables === 0) fail("executables", `"bin" holds no executable`, "bin");
+
+  // 4. ELF executables: their interpreter must exist.
+  for (const path of walk.candidates) {
+    const info = await Deno.lstat(path);
+    if (((info.mode ?? 0) & 0o111) === 0) continue;
+    let interpreter: string | undefined;
+    try {
+      interpreter = await readElfInterpreter(path);
+    } catch (error) {
+      fail("elf-interpreter", `"${rel(path)}": ${describe(error)}`, rel(path));
+      continue;
+    }
+    if (interpreter === undefined) continue;
+    counts.elfExecutables++;
+    const found = await Deno.stat(interpreter).then((i) => i.isFile, () => false);
+    if (!found) {
+      fail("elf-interpreter", `"${rel(path)}" needs "${interpreter}", which is missing`, rel(path));
+    }
+  }
+
+  // 5. The target's kernels.
+  if (required !== undefined) {
+    for (const [isa, hits] of walk.kernelHits) {
+      if (hits === 0) {
+        fail(
+          "target-kernels",
+          `no file name carries "${isa}" or a family token covering it (target "${options.target}")`,
+        );
+      }
+    }
+  }
+  return report();
+}
+
+/**
+ * Formats a report for people: one line per failure, or a one-line summary.
+ *
+ * @param report A result of {@linkcode checkOutput}.
+ * @returns Text ending in a newline.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkOutput, formatCheckReport } from "./check_output.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * console.log(formatCheckReport(await checkOutput(dir)));
+ * await Deno.remove(dir);
+ * ```
+ */
+export function formatCheckReport(report: CheckOutputReport): string {
+  const { counts } = report;
+  const seen = `${counts.files} files, ${counts.symlinks} symlinks, ${counts.wrappers} wrappers, ` +
+    `${counts.elfExecutables} ELF executables` +
+    (report.target === undefined
+      ? ""
+      : `, ${counts.kernelFiles} kernel files for ${report.target}`);
+  if (report.ok) return `${report.outPath}: ok (${seen})\n`;
+  const n = report.failures.length;
+  const lines = [`${report.outPath}: ${n} ${n === 1 ? "failure" : "failures"} (${seen})`];
+  for (const failure of report.failures) lines.push(`  ${failure.check}: ${failure.message}`);
+  return `${lines.join("\n")}\n`;
+}
+
+interface Walk {
+  counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
+  symlinks: string[];
+  /** Regular files below executable directories (bin, sbin, libexec). */
+  candidates: string[];
+  kernelHits: Map<string, number>;
+}
+
+/** A folder to read, with what its ancestors' names imply for its files. */
+interface Pending {
+  path: string;
+  /** Below a bin, sbin or libexec folder. */
+  executable: boolean;
+  /** Target ISAs a folder name on the way carries (all files below count). */
+  isas: readonly string[];
+}
+
+/**
+ * Walks the tree once, without following symlinks, using only the entry
+ * types readdir reports: a stat per file would cost several times the walk
+ * itself (100,000 files), so only files below bin/sbin/libexec are stat'ed
+ * later. Synchronous on purpose: measured faster than async readDir with
+ * concurrency or worker threads, whose per-entry overhead dominates.
+ */
+function walkTree(root: string, required: readonly string[] | undefined): Walk {
+  const walk: Walk = {
+    counts: { files: 0, directories: 0, symlinks: 0, kernelFiles: 0 },
+    symlinks: [],
+    candidates: [],
+    kernelHits: new Map(required?.map((isa) => [isa, 0])),
+  };
+  const matcher = required === undefined ? undefined : kernelMatcher(required);
+  const stack: Pending[] = [{ path: root, executable: false, isas: [] }];
+  while (stack.length > 0) {
+    const { path: dir, executable, isas } = stack.pop()!;
+    walk.counts.directories++;
+    let entries: Iterable<Deno.DirEntry>;
+    try {
+      entries = Deno.readDirSync(dir);
+    } catch {
+      continue; // unreadable: the checks on specific paths report what matters
+    }
+    for (const entry of entries) {
+      if (entry.isFile) {
+        walk.counts.files++;
+        if (executable) walk.candidates.push(`${dir}/${entry.name}`);
+        if (matcher !== undefined) {
+          const own = matcher(entry.name);
+          const hits = isas.length === 0 ? own : union(isas, own);
+          if (hits.length > 0) {
+            walk.counts.kernelFiles++;
+            for (const isa of hits) walk.kernelHits.set(isa, walk.kernelHits.get(isa)! + 1);
+          }
+        }
+      } else if (entry.isDirectory) {
+        stack.push({
+          path: `${dir}/${entry.name}`,
+          executable: executable || EXECUTABLE_DIRS.has(entry.name),
+          isas: matcher === undefined ? isas : union(isas, matcher(entry.name)),
+        });
+      } else if (entry.isSymlink) {
+        walk.counts.symlinks++;
+        walk.symlinks.push(`${dir}/${entry.name}`);
+      }
+    }
+  }
+  return walk;
+}
+
+function union(a: readonly string[], b: readonly string[]): readonly string[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  return [...new Set([...a, ...b])];
+}
+
+/**
+ * The target ISAs a file or folder name carries kernels for. A token covers
+ * an ISA when lib/isa_files.ts says so; the only tokens that can are the ISA
+ * itself, its family token (the ISA with an X for its last letter) and its
+ * generic targets, so each ISA gets one precompiled pattern of exactly those
+ * (confirmed with tokenCoversIsa), tested after a cheap substring screen.
+ */
+function kernelMatcher(isas: readonly string[]): (name: string) => readonly string[] {
+  const patterns = isas.map((isa): [string, string, RegExp] => {
+    const major = isa.length === 6 ? isa.slice(3, 4) : isa.slice(3, 5);
+    const minor = isa.length === 6 ? isa.slice(4, 5) : isa.slice(5, 6);
+    const stem = isa.slice(0, -1);
+    const tokens = [isa, `${stem}X`, `gfx${major}-generic`, `gfx${major}-${minor}-generic`]
+      .filter((token) => tokenCoversIsa(token, isa));
+    const alternatives = tokens.map((token) =>
+      token.endsWith("X") ? `${token.slice(0, -1)}[Xx]` : token
+    );
+    const pattern = new RegExp(`(?<![0-9A-Za-z])(?:${alternatives.join("|")})(?![0-9A-Za-z])`);
+    return [isa, `gfx${major}`, pattern];
+  });
+  const none: readonly string[] = [];
+  return (name) => {
+    let hits: string[] | undefined;
+    for (const [isa, screen, pattern] of patterns) {
+      if (name.includes(screen) && pattern.test(name)) (hits ??= []).push(isa);
+    }
+    return hits ?? none;
+  };
+}
+
+/**
+ * What a `bin/` entry runs: itself when it is an ELF executable or a symlink,
+ * the quoted path of its `exec "…" "$@"` line when it is a script, or a
+ * problem description.
+ */
+async function wrapperTarget(path: string): Promise<string | { problem: string }> {
+  const info = await Deno.lstat(path);
+  if (info.isSymlink) return path;
+  if (!info.isFile) return { problem: "is not a file" };
+  let head: Uint8Array;
+  try {
+    head = await readStart(path, 65536);
+  } catch (error) {
+    return { problem: `cannot be read: ${describe(error)}` };
+  }
+  if (isElf(head)) return path;
+  const text = new TextDecoder().decode(head);
+  if (!text.startsWith("#!")) return { problem: "is neither a #! wrapper nor an ELF executable" };
+  const match = WRAPPER_EXEC.exec(text);
+  if (match?.[1] === undefined) return { problem: `has no line 'exec "<path>" "$@"'` };
+  if (!match[1].startsWith("/")) return { problem: `execs "${match[1]}", not an absolute path` };
+  return match[1];
+}
+
+async function readStart(path: string, size: number): Promise<Uint8Array> {
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(size);
+  let filled = 0;
+  while (filled < size) {
+    const n = await file.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return buffer.subarray(0, filled);
+}
+
+function isElf(bytes: Uint8Array): boolean {
+  return bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+}
+
+/**
+ * The PT_INTERP path of an ELF file, `undefined` when the file is not ELF or
+ * has no interpreter (a shared library, a static executable).
+ */
+async function readElfInterpreter(path: string): Promise<string | undefined> {
+  using file = await Deno.open(path);
+  const readAt = async (offset: number, length: number): Promise<DataView> => {
+    await file.seek(offset, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const n = await file.read(buffer.subarray(filled));
+      if (n === null) {
+        throw new RangeError(`truncated ELF file (wanted ${length} bytes at ${offset})`);
+      }
+      filled += n;
+    }
+    return new DataView(buffer.buffer);
+  };
+  const size = (await file.stat()).size;
+  if (size < 52) return undefined;
+  const ident = await readAt(0, 64 > size ? 52 : 64);
+  if (!isElf(new Uint8Array(ident.buffer, 0, 4))) return undefined;
+  const wide = ident.getUint8(4) === 2;
+  const little = ident.getUint8(5) === 1;
+  const phoff = wide ? Number(ident.getBigUint64(32, little)) : ident.getUint32(28, little);
+  const phentsize = ident.getUint16(wide ? 54 : 42, little);
+  const phnum = ident.getUint16(wide ? 56 : 44, little);
+  if (phnum === 0) return undefined;
+  if (phentsize < (wide ? 56 : 32) || phoff + phentsize * phnum > size) {
+    throw new RangeError("malformed ELF program header table");
+  }
+  const table = await readAt(phoff, phentsize * phnum);
+  for (let i = 0; i < phnum; i++) {
+    const at = i * phentsize;
+    if (table.getUint32(at, little) !== PT_INTERP) continue;
+    const offset = wide
+      ? Number(table.getBigUint64(at + 8, little))
+      : table.getUint32(at + 4, little);
+    const length = wide
+      ? Number(table.getBigUint64(at + 32, little))
+      : table.getUint32(at + 16, little);
+    if (length === 0 || length > 4096 || offset + length > size) {
+      throw new RangeError("malformed ELF PT_INTERP segment");
+    }
+    const bytes = new Uint8Array((await readAt(offset, length)).buffer);
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(end === -1 ? bytes : bytes.subarray(0, end));
+  }
+  return undefined;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((info) => info.isDirectory, () => false);
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(
+    (info) => info.isFile && ((info.mode ?? 0) & 0o111) !== 0,
+    () => false,
+  );
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  } catch {
+    return []; // reported by the layout checks
+  }
+  return names.sort();
+}
+
+async function hasFileBelow(dir: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile) return true;
+    if (entry.isDirectory && await hasFileBelow(join(dir, entry.name))) return true;
+  }
+  return false;
+}
+
+function sortFailures(failures: CheckFailure[]): CheckFailure[] {
+  return failures.toSorted((a, b) =>
+    CHECK_ORDER.indexOf(a.check) - CHECK_ORDER.indexOf(b.check) ||
+    (a.path ?? "").localeCompare(b.path ?? "")
+  );
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file or directory";
+  return error instanceof Error ? error.message : String(error);
+}

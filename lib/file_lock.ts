@@ -1,0 +1,156 @@
+/**
+ * An exclusive lock file: one process at a time may hold it. The file is
+ * created with `createNew` (O_EXCL), so two processes can never both succeed,
+ * and it records the holder's PID, so a lock left behind by a killed process
+ * is recognised as stale (its PID no longer runs) and taken over.
+ *
+ * @module
+ */
+
+/** Thrown when another running process holds the lock. */
+export class LockHeldError extends Error {
+  /** The lock file. */
+  readonly path: string;
+  /** The PID of the holder, when the lock file names one. */
+  readonly pid: number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param path The lock file.
+   * @param pid The holder's PID.
+   * @param purpose What the lock protects, for the message.
+   */
+  constructor(path: string, pid: number | undefined, purpose: string) {
+    super(
+      `Cannot ${purpose}: "${path}" is held by ${
+        pid === undefined ? "another process" : `process ${pid}`
+      } (remove the file if no such process is running)`,
+    );
+    this.name = "LockHeldError";
+    this.path = path;
+    this.pid = pid;
+  }
+}
+
+/** A held lock; release it (or let `await using` do it) when done. */
+export interface FileLock extends AsyncDisposable {
+  /** The lock file. */
+  readonly path: string;
+  /** Removes the lock file (once; later calls do nothing). */
+  release(): Promise<void>;
+}
+
+/** Options for {@linkcode acquireLock}. */
+export interface AcquireLockOptions {
+  /**
+   * What the lock protects, for error messages ("update flake.nix").
+   *
+   * @default {"lock"}
+   */
+  purpose?: string;
+}
+
+/**
+ * Creates the lock file `path`, or throws {@linkcode LockHeldError} when a
+ * running process holds it. A lock file whose PID is not running (on systems
+ * with `/proc`) is stale and replaced.
+ *
+ * @param path The lock file, e.g. `flake.nix.update-lock` beside the file it guards.
+ * @param options What the lock is for.
+ * @returns The held lock.
+ * @throws {LockHeldError} When another running process holds the lock.
+ *
+ * @example Usage
+ * ```ts
+ * import { acquireLock } from "./file_lock.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * {
+ *   await using _lock = await acquireLock(`${dir}/flake.nix.update-lock`);
+ *   // … only one process gets here at a time …
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function acquireLock(
+  path: string,
+  options: AcquireLockOptions = {},
+): Promise<FileLock> {
+  const purpose = options.purpose ?? "lock";
+  const content = new TextEncoder().encode(
+    `${JSON.stringify({ pid: Deno.pid, since: new Date().toISOString() })}\n`,
+  );
+  // Two rounds: a stale lock is removed once, then creation must succeed.
+  for (let round = 0; round < 2; round++) {
+    try {
+      const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+      try {
+        await file.write(content);
+      } finally {
+        file.close();
+      }
+      return held(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const holder = await readHolder(path);
+    if (holder.stale) {
+      await Deno.remove(path).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+      continue;
+    }
+    throw new LockHeldError(path, holder.pid, purpose);
+  }
+  throw new LockHeldError(path, undefined, purpose);
+}
+
+function held(path: string): FileLock {
+  let released = false;
+  const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await Deno.remove(path).catch(() => {});
+  };
+  return { path, release, [Symbol.asyncDispose]: release };
+}
+
+async function readHolder(path: string): Promise<{ pid: number | undefined; stale: boolean }> {
+  let text: string;
+  let age: number;
+  try {
+    text = await Deno.readTextFile(path);
+    age = Date.now() - ((await Deno.stat(path)).mtime?.getTime() ?? Date.now());
+  } catch (error) {
+    // Released between our attempt and this read: try again.
+    if (error instanceof Deno.errors.NotFound) return { pid: undefined, stale: true };
+    throw error;
+  }
+  let pid: number | undefined;
+  try {
+    const value = (JSON.parse(text) as { pid?: unknown }).pid;
+    if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) pid = value;
+  } catch {
+    pid = undefined;
+  }
+  // A holder that has just created the file may not have written its PID
+  // yet; an unreadable lock only counts as stale once it is old.
+  if (pid === undefined) return { pid, stale: age > 60_000 };
+  if (pid === Deno.pid) return { pid, stale: false };
+  return { pid, stale: !(await isRunning(pid)) };
+}
+
+async function isRunning(pid: number): Promise<boolean> {
+  try {
+    await Deno.stat("/proc/self");
+  } catch {
+    return true; // no /proc: cannot tell, so respect the lock
+  }
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,58 @@
+# Flake apps: one per scripts/*.ts (found with readDir, so a new script is an
+# app without editing this file), plus `default` running rocminfo.
+#
+# Each app runs `deno run` on the script inside the whole source tree (its
+# relative imports need lib/), with exactly the permissions of the script's
+# shebang line, the committed lockfile under --frozen, and a writable DENO_DIR
+# (the store is read-only) for the npm packages the lockfile pins.
+{
+  lib,
+  writeShellScriptBin,
+  deno,
+  src,
+  defaultPackage,
+}:
+let
+  scripts = (import ./scripts.nix).scriptsIn (src + "/scripts");
+
+  lockFlags =
+    if builtins.pathExists (src + "/deno.lock") then
+      [
+        "--frozen"
+        "--lock=${src}/deno.lock"
+      ]
+    else
+      [ "--no-lock" ];
+
+  appFor =
+    name: script:
+    let
+      runner = writeShellScriptBin "rocm-nightly-${name}" ''
+        export DENO_DIR="''${XDG_CACHE_HOME:-$HOME/.cache}/rocm-nightly/deno"
+        mkdir -p "$DENO_DIR"
+        exec ${lib.getExe deno} run ${
+          lib.escapeShellArgs (
+            lockFlags
+            ++ [
+              "--config"
+              "${src}/deno.json"
+            ]
+            ++ script.permissions
+          )
+        } ${src}/scripts/${script.file} "$@"
+      '';
+    in
+    {
+      type = "app";
+      program = "${runner}/bin/rocm-nightly-${name}";
+      meta.description = script.description;
+    };
+in
+builtins.mapAttrs appFor scripts
+// {
+  default = {
+    type = "app";
+    program = lib.getExe defaultPackage;
+    meta.description = "Runs rocminfo from ${defaultPackage.name}";
+  };
+}

@@ -1,0 +1,143 @@
+# `nix flake check`: evaluations of the module and the flake's outputs, and
+# the package and its output-structure test built from a small generated
+# tarball. Never a multi-GB download: nothing here depends on the real
+# packages' outputs (their store paths are only compared as strings).
+{
+  pkgs,
+  src,
+  resolver,
+  nixosSystem,
+  nixosModule,
+  apps,
+  packages,
+}:
+let
+  inherit (pkgs) lib runCommand deno;
+
+  # Fails the evaluation with both values when they differ.
+  expectEqual =
+    what: actual: expected:
+    if actual == expected then
+      true
+    else
+      throw "rocm-nightly check: ${what}: expected ${builtins.toJSON expected}, got ${builtins.toJSON actual}";
+
+  # A summary file built from evaluated values; their string context is
+  # dropped so the check never depends on (downloads) what they mention.
+  summary =
+    name: checks: value:
+    assert lib.all lib.id checks;
+    runCommand name {
+      summary = builtins.unsafeDiscardStringContext (builtins.toJSON value);
+      passAsFile = [ "summary" ];
+    } ''cp "$summaryPath" "$out"'';
+
+  evalSystem =
+    settings:
+    (nixosSystem {
+      modules = [
+        nixosModule
+        {
+          nixpkgs.hostPlatform = "x86_64-linux";
+          boot.loader.grub.enable = false;
+          fileSystems."/" = {
+            device = "none";
+            fsType = "tmpfs";
+          };
+          system.stateVersion = "25.11";
+          services.rocm-nightly = settings;
+        }
+      ]
+      ;
+    }).config;
+
+  stub = runCommand "rocm-nightly-stub" { } "mkdir -p $out/opt/rocm/lib";
+  withStub = evalSystem {
+    enable = true;
+    target = "gfx1100";
+    package = stub;
+  };
+  withDefault = evalSystem { enable = true; };
+  str = builtins.unsafeDiscardStringContext;
+
+  # A package built by nix/package.nix from a generated ROCm-like tarball
+  # (lib/sample_rocm.ts) instead of the real download.
+  sampleTarball =
+    runCommand "therock-dist-linux-gfx1151-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
+      ''
+        export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
+        deno eval --no-config "
+          import { writeSampleRocmTree } from '${src}/lib/sample_rocm.ts';
+          await writeSampleRocmTree('tree', { isas: ['gfx1151'] });
+        "
+        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .
+      '';
+  samplePackage =
+    (pkgs.callPackage ./package.nix {
+      tarball = {
+        target = "gfx1151";
+        family = "gfx1151";
+        version = "0.0.0-sample";
+        pname = "rocm-nightly-sample";
+        name = "therock-dist-linux-gfx1151-sample.tar.gz";
+        url = "file:///nonexistent/sample.tar.gz";
+        hash = lib.fakeHash;
+      };
+      inherit src;
+    }).overrideAttrs
+      (_: {
+        src = sampleTarball;
+      });
+in
+{
+  module-eval = summary "rocm-nightly-module-eval" [
+    (expectEqual "systemPackages holds the package" (
+      builtins.elem stub withStub.environment.systemPackages
+    ) true)
+    (expectEqual "the /opt/rocm tmpfiles rule" (builtins.elem "L+ /opt/rocm - - - - ${stub}/opt/rocm" withStub.systemd.tmpfiles.rules) true)
+    (expectEqual "ld.so.conf.d entry" withStub.environment.etc."ld.so.conf.d/rocm-nightly.conf".text "${stub}/opt/rocm/lib\n")
+    (expectEqual "ROCM_PATH" withStub.environment.variables.ROCM_PATH "/opt/rocm")
+    (expectEqual "HIP_PATH" withStub.environment.variables.HIP_PATH "/opt/rocm")
+    (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)
+    (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
+      (resolver.resolve resolver.defaultTarget).pname
+    )
+  ] {
+    defaultPackage = str withDefault.services.rocm-nightly.package.name;
+    tmpfiles = map str withStub.systemd.tmpfiles.rules;
+  };
+
+  flake-metadata =
+    let
+      appsWithoutDescription = lib.filter (name: (apps.${name}.meta.description or "") == "") (
+        builtins.attrNames apps
+      );
+      scripts = (import ./scripts.nix).scriptsIn (src + "/scripts");
+    in
+    summary "rocm-nightly-flake-metadata"
+      [
+        (expectEqual "apps without meta.description" appsWithoutDescription [ ])
+        (expectEqual "scripts without an app" (lib.filter (name: !(apps ? ${name})) (
+          builtins.attrNames scripts
+        )) [ ])
+        (expectEqual "packages without a resolvable target" (lib.filter (
+          name: !(resolver.canResolve resolver.packageTargets.${name})
+        ) (builtins.attrNames resolver.packageTargets)) [ ])
+        (expectEqual "packages.default" packages.default.pname (resolver.resolve resolver.defaultTarget).pname)
+      ]
+      {
+        inherit (resolver) tracked available defaultTarget;
+        packages = builtins.attrNames packages;
+        apps = lib.mapAttrs (_: app: app.meta.description) apps;
+        permissions = lib.mapAttrs (_: script: script.permissions) scripts;
+        tarball = resolver.resolve resolver.defaultTarget;
+      };
+
+  sample-package = samplePackage;
+  sample-output-structure = samplePackage.passthru.tests.output-structure;
+  sample-image = pkgs.callPackage ./docker.nix {
+    package = samplePackage;
+    target = "gfx1151";
+    inherit src;
+  };
+}

@@ -1,0 +1,59 @@
+# NixOS module `services.rocm-nightly`: installs one ROCm nightly package and
+# exposes it where ROCm software expects it (/opt/rocm, ROCM_PATH, the
+# dynamic loader's search path). The package comes from the overlay
+# (pkgs.rocmNightly, added by the flake's nixosModules.default); nothing is
+# built here.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.rocm-nightly;
+  rocmNightly =
+    pkgs.rocmNightly
+      or (throw "services.rocm-nightly: pkgs.rocmNightly is missing: add the rocm-nightly flake's overlays.default to nixpkgs.overlays (its nixosModules.default does this)");
+in
+{
+  options.services.rocm-nightly = {
+    enable = lib.mkEnableOption "AMD ROCm nightly (TheRock) under /opt/rocm";
+
+    target = lib.mkOption {
+      type = lib.types.str;
+      default = rocmNightly.defaultTarget;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.defaultTarget";
+      example = "gfx1100";
+      description = ''
+        The GPU to install ROCm for: an ISA such as `gfx1100` (resolved through
+        its fallback chain, e.g. gfx110X-all then multiarch) or a TheRock
+        family such as `gfx110X-all`. Evaluation fails with the list of
+        available targets when none of the chain has a pinned tarball.
+      '';
+    };
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = rocmNightly.packageFor cfg.target;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.packageFor config.services.rocm-nightly.target";
+      description = "The ROCm nightly package to install.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    environment.systemPackages = [ cfg.package ];
+
+    # Many ROCm tools and build systems look in /opt/rocm first.
+    systemd.tmpfiles.rules = [ "L+ /opt/rocm - - - - ${cfg.package}/opt/rocm" ];
+
+    # For programs not built by Nix (loaded through an FHS dynamic loader).
+    environment.etc."ld.so.conf.d/rocm-nightly.conf".text = ''
+      ${cfg.package}/opt/rocm/lib
+    '';
+
+    environment.variables = {
+      ROCM_PATH = "/opt/rocm";
+      HIP_PATH = "/opt/rocm";
+    };
+  };
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env -S deno run --allow-read
+/**
+ * Checks the structure of a built rocm-nightly package and reports every defect.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { checkOutput, formatCheckReport } from "../lib/check_output.ts";
+
+const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA]
+
+Checks a built rocm-nightly package (a Nix output such as ./result) and
+reports EVERY defect, not just the first:
+  - opt/rocm and bin exist; nix-support/setup-hook sets ROCM_PATH=, HIP_PATH=
+    and CMAKE_PREFIX_PATH; bin holds at least one executable;
+  - opt/rocm/amdgcn is a symlink when opt/rocm/lib/llvm/amdgcn exists;
+  - share/licenses holds a license file;
+  - every bin entry is an ELF executable, a symlink, or a #! wrapper whose
+    'exec "<path>" "$@"' line names an executable inside the output;
+  - no symlink anywhere in the output dangles;
+  - ELF executables below bin/, sbin/ and libexec/ directories have an
+    interpreter that exists;
+  - with --target, files carrying the ISA (or its family token, e.g. gfx110X)
+    are present; a family name requires each of its ISAs.
+
+Options:
+  --json         print the report as JSON on stdout
+  --target ISA   an ISA or family of lib/targets.json (gfx1151, gfx110X-all)
+  -h, --help     show this help
+
+Exit status: 0 all checks passed, 1 a check failed, 2 usage error.
+
+Example:
+  nix build .#rocm-nightly-gfx1151 && deno run --allow-read scripts/check-output.ts ./result --target gfx1151
+`;
+
+function usageError(message: string): never {
+  console.error(`check-output: ${message} (see --help)`);
+  Deno.exit(2);
+}
+
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        json: { type: "boolean", default: false },
+        target: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (error) {
+    usageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    usageError(`expected one <out-path>, got ${positionals.length}`);
+  }
+  const [outPath] = positionals as [string];
+  let report;
+  try {
+    report = await checkOutput(
+      outPath,
+      values.target === undefined ? {} : { target: values.target },
+    );
+  } catch (error) {
+    if (error instanceof RangeError) usageError(error.message);
+    throw error;
+  }
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else Deno.stdout.writeSync(new TextEncoder().encode(formatCheckReport(report)));
+  return report.ok ? 0 : 1;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    console.error(`check-output: ${error instanceof Error ? error.message : String(error)}`);
+    code = 1;
+  }
+  Deno.exit(code);
+}

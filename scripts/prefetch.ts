@@ -1,0 +1,154 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store
+/**
+ * `prefetch`: hash a URL, file or stdin in one pass at the speed of the CPU's
+ * SHA-256, optionally keeping the bytes and seeding the Nix store exactly as
+ * `fetchurl` would. Run with `--help` for the flags.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash.ts";
+import {
+  checkPrefetch,
+  defaultName,
+  prefetch,
+  prefetchJson,
+  type PrefetchOptions,
+} from "../lib/prefetch.ts";
+import type { ProgressDisplay } from "../lib/progress.ts";
+
+const USAGE = `Usage: prefetch [options] <url | path | ->
+
+Hashes a download (https; http only to loopback hosts), a file or stdin (-),
+reading the bytes once, and prints the SRI hash on stdout.
+
+Options:
+  --algo sha256|sha512  hash algorithm (default: sha256, or that of --expect)
+  --expect HASH         fail (exit 1) unless the hash is HASH (SRI or algo:hash; a bare
+                        hex or nix32 hash is of --algo)
+  --add-to-store        add the file to the Nix store as fetchurl names it, print the
+                        store path on a second line (a later build downloads nothing)
+  --name NAME           store name (default: the URL's last path component)
+  -o, --output FILE     keep the bytes in FILE (written only once complete and verified)
+  --json                print {"name","size","hash","nix32","hex","url"|"path","storePath"}
+  --no-progress         no progress bar (there is none unless stderr is a terminal)
+  --retries N           retries of a transient download failure (default: 5)
+  --timeout SECONDS     give up an attempt after this long without data (default: 60)
+  --max-bytes SIZE      refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)
+  --allow-http          allow plain http to any host
+  -h, --help            show this help
+
+Exit status: 0 success, 1 the job failed, 2 usage error.
+
+Examples:
+  prefetch --add-to-store \\
+    https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz
+  prefetch --json --algo sha512 -o rocm.tar.gz https://example.com/rocm.tar.gz
+  curl -sL https://example.com/x.tar.gz | prefetch --expect sha256-… -`;
+
+class UsageError extends Error {}
+const interrupted = new Error("Interrupted");
+
+function parseCount(flag: string, text: string | undefined, pattern: RegExp): number | undefined {
+  if (text === undefined) return undefined;
+  if (!pattern.test(text)) throw new UsageError(`Invalid --${flag} "${text}"`);
+  const units: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+  const unit = units[text.at(-1)!.toUpperCase()];
+  return unit === undefined ? Number(text) : Number(text.slice(0, -1)) * unit;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      algo: { type: "string" },
+      expect: { type: "string" },
+      "add-to-store": { type: "boolean" },
+      name: { type: "string" },
+      output: { type: "string", short: "o" },
+      json: { type: "boolean" },
+      "no-progress": { type: "boolean" },
+      retries: { type: "string" },
+      timeout: { type: "string" },
+      "max-bytes": { type: "string" },
+      "allow-http": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError("Expected one URL, path or -");
+  const source = positionals[0]!;
+  if (values.algo !== undefined && !isHashAlgorithm(values.algo)) {
+    throw new UsageError(`Invalid --algo "${values.algo}": use sha256 or sha512`);
+  }
+  const options: PrefetchOptions = { addToStore: values["add-to-store"] ?? false };
+  if (values.algo !== undefined) options.algorithm = values.algo as HashAlgorithm;
+  if (values.name !== undefined) options.name = values.name;
+  if (values.output !== undefined) options.output = values.output;
+  if (values["allow-http"]) options.allowHttp = true;
+  try {
+    if (values.expect !== undefined) {
+      const algorithm = options.algorithm;
+      options.expect = parseHash(values.expect, algorithm === undefined ? {} : { algorithm });
+    }
+    checkPrefetch(source, options);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const retries = parseCount("retries", values.retries, /^\d+$/);
+  if (retries !== undefined) options.retries = retries;
+  const timeout = parseCount("timeout", values.timeout, /^(?=.*[1-9])\d+(\.\d+)?$/);
+  if (timeout !== undefined) options.timeoutSeconds = timeout;
+  const maxBytes = parseCount("max-bytes", values["max-bytes"], /^\d+[KMGT]?$/i);
+  if (maxBytes !== undefined) options.maxBytes = maxBytes;
+
+  let display: ProgressDisplay | undefined;
+  if (!values["no-progress"] && Deno.stderr.isTerminal()) {
+    // Loaded only for a terminal: npm's cli-progress costs start-up time and memory.
+    const progress = await import("../lib/progress.ts");
+    const shown = display = progress.createProgressDisplay({ enabled: true });
+    const bar = shown.bar(values.name ?? defaultName(source), undefined);
+    options.onProgress = ({ received, total }) => bar.update(received, total);
+    options.onRetry = ({ attempt, attempts, error, received }) =>
+      shown.log(
+        `retry ${attempt}/${attempts} from ${progress.formatBytes(received)}: ${error.message}`,
+      );
+  }
+  const controller = new AbortController();
+  const interrupt = (): void => controller.abort(interrupted);
+  Deno.addSignalListener("SIGINT", interrupt);
+  options.signal = controller.signal;
+  try {
+    const result = await prefetch(source, options);
+    display?.stop();
+    if (values.json) {
+      console.log(JSON.stringify(prefetchJson(result), null, 2));
+    } else {
+      console.log(formatHash(result.hash, "sri"));
+      if (result.storePath !== null) console.log(result.storePath);
+    }
+    return 0;
+  } finally {
+    display?.stop();
+    Deno.removeSignalListener("SIGINT", interrupt);
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    const usage = error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true;
+    // One line: parseArgs appends hints on further lines.
+    console.error(`prefetch: ${String((error as Error).message).split("\n")[0]}`);
+    code = error === interrupted ? 130 : usage ? 2 : 1;
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store
+/**
+ * `update`: move the registry in flake.nix to the newest TheRock release that
+ * every tracked target has, prefetching each tarball, in one atomic rewrite.
+ * Run with `--help` for the flags.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { createProgressDisplay, type ProgressBar } from "../lib/progress.ts";
+import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/update.ts";
+import { isValidVersion } from "../lib/versions.ts";
+
+const USAGE = `Usage: update [options]
+
+Lists AMD's TheRock index, picks the newest version available for every target
+tracked in flake.nix (the keys of nightly.srcHashes), downloads and hashes each
+tarball, then writes the version, base URL and all hashes in one atomic rewrite.
+If anything fails, flake.nix is left exactly as it was.
+
+Options:
+  --flake PATH      the flake to update (default: flake.nix)
+  --index URL       index to list: TheRock page, S3 listing or autoindex
+                    (default: nightly.baseUrl); its folder becomes nightly.baseUrl
+  --target T        also track T (family like gfx110X-all or multiarch, or an ISA
+                    like gfx1100); repeatable; T must be in the index
+  --version V       pin exactly version V instead of the newest (update never
+                    moves to an older release without it)
+  --dry-run         list the index and report what would change; download nothing
+  --json            print the result as JSON
+  --add-to-store    also add each tarball to the Nix store (as fetchurl would)
+  --jobs N          downloads at once (default: 2)
+  --allow-http      allow plain http to hosts other than loopback
+  --no-progress     no progress bars (there are none unless stderr is a terminal)
+  -h, --help        show this help
+
+Exit status: 0 success (or already up to date), 1 the job failed, 2 usage error.
+
+Examples:
+  update --dry-run
+  update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
+`;
+
+class UsageError extends Error {}
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      flake: { type: "string" },
+      index: { type: "string" },
+      target: { type: "string", multiple: true },
+      version: { type: "string" },
+      "dry-run": { type: "boolean" },
+      json: { type: "boolean" },
+      "add-to-store": { type: "boolean" },
+      jobs: { type: "string" },
+      "allow-http": { type: "boolean" },
+      "no-progress": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  if (
+    values.jobs !== undefined &&
+    !(/^\d+$/.test(values.jobs) && +values.jobs >= 1 && +values.jobs <= 64)
+  ) {
+    throw new UsageError(`Invalid --jobs "${values.jobs}": use 1 to 64`);
+  }
+  if (values.version !== undefined && !isValidVersion(values.version)) {
+    throw new UsageError(`Invalid --version "${values.version}": not a TheRock version`);
+  }
+  const options: UpdateOptions = {
+    dryRun: values["dry-run"] ?? false,
+    addToStore: values["add-to-store"] ?? false,
+    allowHttp: values["allow-http"] ?? false,
+    targets: values.target ?? [],
+    ...(values.flake === undefined ? {} : { flake: values.flake }),
+    ...(values.index === undefined ? {} : { index: values.index }),
+    ...(values.version === undefined ? {} : { version: values.version }),
+    ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
+  };
+  const display = createProgressDisplay({
+    enabled: !values["no-progress"] && Deno.stderr.isTerminal(),
+  });
+  const bars = new Map<string, ProgressBar>();
+  options.onStart = (target, entry) => bars.set(target, display.bar(target, entry.size));
+  options.onProgress = (target, received, total) => bars.get(target)?.update(received, total);
+  options.onDone = (target) => bars.get(target)?.done();
+  const controller = new AbortController();
+  const interrupt = (): void => controller.abort(new Error("Interrupted"));
+  Deno.addSignalListener("SIGINT", interrupt);
+  options.signal = controller.signal;
+  try {
+    const result = await updateFlake(options);
+    display.stop();
+    for (const warning of result.warnings) console.error(`update: warning: ${warning}`);
+    console.log(values.json ? JSON.stringify(result, null, 2) : formatUpdateReport(result));
+    return 0;
+  } finally {
+    display.stop();
+    Deno.removeSignalListener("SIGINT", interrupt);
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    const usage = error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true;
+    console.error(`update: ${(error as Error).message}`);
+    code = usage ? 2 : 1;
+  }
+  Deno.exit(code);
+}

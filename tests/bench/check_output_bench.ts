@@ -1,0 +1,134 @@
+/**
+ * check-output on a generated package output of 100,000 files, beside
+ * `find TREE -type f | wc -l` (the floor: one walk, no checks) on the same
+ * tree. Target: check-output within 2× of find, end to end (process start
+ * included for both). Exits 1 when the target is missed. A third row times a
+ * bare Deno.readDirSync walk in its own process: the fastest any Deno walker
+ * can be, which shows how much of the gap is check-output's own work.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
+
+const FILES = 100_000;
+const DIRS = 200;
+const RUNS = 5;
+const TARGET_RATIO = 2;
+const root = new URL("../..", import.meta.url).pathname;
+
+async function timed(cmd: string, args: string[]): Promise<{ ms: number; stdout: string }> {
+  const start = performance.now();
+  const { code, stdout, stderr } = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const ms = performance.now() - start;
+  const text = new TextDecoder().decode(stdout);
+  // check-output exits 0 on this tree; find | wc always 0.
+  if (code !== 0) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited ${code}: ${new TextDecoder().decode(stderr)}${text}`,
+    );
+  }
+  return { ms, stdout: text };
+}
+
+function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "check_output_bench_" });
+try {
+  // A real output (install.sh on the sample tree), then bulk kernel-like files
+  // spread over folders as in lib/rocblas/library, plus symlinks.
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"], kernelBytes: 16 });
+  const out = join(dir, "out");
+  const install = await new Deno.Command("bash", {
+    args: [join(root, "nix/install.sh"), "--source", tree, "--out", out, "--pname", "bench"],
+    stderr: "null",
+  }).output();
+  if (!install.success) throw new Error("install.sh failed");
+  const bytes = new Uint8Array(16);
+  const isas = ["gfx1100", "gfx1101", "gfx1151", "gfx1201"];
+  for (let d = 0; d < DIRS; d++) {
+    const folder = join(out, `opt/rocm/lib/bench${d % 10}/library${d}`);
+    Deno.mkdirSync(folder, { recursive: true });
+    for (let f = 0; f < FILES / DIRS; f++) {
+      Deno.writeFileSync(join(folder, `Kernels.so-${f}-${isas[f % isas.length]}.hsaco`), bytes);
+    }
+    Deno.symlinkSync(`Kernels.so-0-${isas[0]}.hsaco`, join(folder, "latest.hsaco"));
+  }
+
+  const walker = join(dir, "walk.ts");
+  await Deno.writeTextFile(
+    walker,
+    `let n = 0;
+const stack = [Deno.args[0]];
+while (stack.length > 0) {
+  const dir = stack.pop();
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.isDirectory) stack.push(dir + "/" + e.name);
+    else if (e.isFile) n++;
+  }
+}
+console.log(n);
+`,
+  );
+  const floor: number[] = [];
+  const check: number[] = [];
+  const bare: number[] = [];
+  let found = "";
+  let summary = "";
+  for (let i = 0; i < RUNS; i++) {
+    const f = await timed("sh", ["-c", 'find "$1" -type f | wc -l', "sh", out]);
+    floor.push(f.ms);
+    found = f.stdout.trim();
+    const c = await timed(Deno.execPath(), [
+      "run",
+      "--allow-read",
+      join(root, "scripts/check-output.ts"),
+      out,
+      "--target",
+      "gfx1151",
+    ]);
+    check.push(c.ms);
+    summary = c.stdout.trim();
+    const b = await timed(Deno.execPath(), ["run", "--no-lock", "--allow-read", walker, out]);
+    if (b.stdout.trim() !== found) throw new Error(`walk.ts counted ${b.stdout.trim()} files`);
+    bare.push(b.ms);
+  }
+  const f = median(floor);
+  const c = median(check);
+  const ratio = c / f;
+  const pass = ratio <= TARGET_RATIO;
+  console.log(
+    `Tree: ${found} files (${DIRS} kernel folders); median of ${RUNS} runs, page cache warm.`,
+  );
+  console.log(`check-output: ${summary.replace(out, "TREE")}\n`);
+  console.log("| command | time (ms) | files/s | ratio vs find | target | result |");
+  console.log("|---|---:|---:|---:|---:|---|");
+  const rate = (ms: number): string => Math.round(Number(found) / (ms / 1000)).toLocaleString("en");
+  console.log(
+    `| \`find TREE -type f \\| wc -l\` | ${f.toFixed(0)} | ${rate(f)} | 1.00× | — | reference |`,
+  );
+  console.log(
+    `| \`check-output.ts TREE --target gfx1151\` | ${c.toFixed(0)} | ${rate(c)} | ${
+      ratio.toFixed(2)
+    }× | ≤ ${TARGET_RATIO}× | ${pass ? "pass" : "MISSED"} |`,
+  );
+  const w = median(bare);
+  console.log(
+    `| bare \`Deno.readDirSync\` walk (Deno's floor) | ${w.toFixed(0)} | ${rate(w)} | ${
+      (w / f).toFixed(2)
+    }× | — | check-output = ${(c / w).toFixed(2)}× this |`,
+  );
+  if (!pass) Deno.exitCode = 1;
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
