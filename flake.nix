@@ -15,8 +15,8 @@
         version = "7.12.0a20260308";
         srcHashes = {
           gfx1151 = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
-          gfx110X-all = null; # not fetched yet
-          multiarch = null; # not fetched yet
+          gfx110X-all = null;
+          multiarch = null;
         };
       };
 

@@ -26,7 +26,7 @@ export const DEMO_REGISTRY =
     version = "7.12.0a20260308";
     srcHashes = {
       gfx1151 = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
-      gfx110X-all = null; # not fetched yet
+      gfx110X-all = null;
     };
   };
 }

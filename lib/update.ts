@@ -12,7 +12,7 @@
  *   version = "7.12.0a20260308";
  *   srcHashes = {
  *     gfx1151 = "sha256-…";
- *     gfx110X-all = null; # not fetched yet
+ *     gfx110X-all = null;
  *   };
  * };
  * ```
