@@ -485,8 +485,7 @@ async function request(
       response = await fetch(url, { headers, redirect: "manual", signal });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new TransientError(`Cannot download "${url}": ${detail}`);
+      throw new TransientError(`Cannot download "${url}": ${connectionFailure(error)}`);
     }
     state.finalUrl = url.href;
     if (!REDIRECTS.has(response.status)) return response;
@@ -540,4 +539,22 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * The reason a request failed to connect. fetch() reports only "fetch
+ * failed"; the reason (refused, reset, no such host) is in its cause, after
+ * a prefix repeating the URL.
+ */
+function connectionFailure(error: unknown): string {
+  let reason = error instanceof Error ? error.message : String(error);
+  for (
+    let cause = (error as Error)?.cause, depth = 0;
+    cause instanceof Error && depth < 8;
+    depth++
+  ) {
+    reason = cause.message;
+    cause = cause.cause;
+  }
+  return reason.replace(/^error sending request for url \([^)]*\): /, "");
 }
