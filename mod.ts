@@ -9,6 +9,7 @@
 
 export * from "./lib/atomic_write.ts";
 export * from "./lib/check_output.ts";
+export * from "./lib/cli.ts";
 export * from "./lib/closure.ts";
 export * from "./lib/download.ts";
 export * from "./lib/file_lock.ts";

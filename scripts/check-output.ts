@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { runMain, UsageError } from "../lib/cli.ts";
 import { checkOutput, formatCheckReport } from "../lib/check_output.ts";
 
 const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA]
@@ -36,8 +37,7 @@ Example:
 `;
 
 function usageError(message: string): never {
-  console.error(`check-output: ${message} (see --help)`);
-  Deno.exit(2);
+  throw new UsageError(`${message} (see --help)`);
 }
 
 async function main(args: string[]): Promise<number> {
@@ -79,13 +79,4 @@ async function main(args: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    console.error(`check-output: ${error instanceof Error ? error.message : String(error)}`);
-    code = 1;
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runMain("check-output", main);

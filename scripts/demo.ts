@@ -9,6 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { runMain } from "../lib/cli.ts";
 import { runDemo } from "../lib/demo.ts";
 import { formatUpdateReport } from "../lib/update.ts";
 
@@ -52,14 +53,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    const usage = (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true;
-    console.error(`demo: ${(error as Error).message}`);
-    code = usage ? 2 : 1;
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runMain("demo", main);

@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { runMain, UsageError } from "../lib/cli.ts";
 import { parseClosure } from "../lib/closure.ts";
 import { parseCreationTime, writeImage } from "../lib/image.ts";
 import { targetIsas } from "../lib/isa_files.ts";
@@ -45,8 +46,6 @@ Example:
   image.ts --closure closure.json --name rocm --tag gfx1151 --target gfx1151 | docker load
 
 Exit codes: 0 written, 1 failed, 2 usage error.`;
-
-class UsageError extends Error {}
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -151,16 +150,4 @@ function integer(text: string, flag: string): number {
   return value;
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    const usage = error instanceof UsageError ||
-      (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
-    console.error(`image: ${(error as Error).message}`);
-    code = usage ? 2 : 1;
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runMain("image", main);

@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
 import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash.ts";
 import {
   checkPrefetch,
@@ -46,9 +47,6 @@ Examples:
     https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz
   prefetch --json --algo sha512 -o rocm.tar.gz https://example.com/rocm.tar.gz
   curl -sL https://example.com/x.tar.gz | prefetch --expect sha256-… -`;
-
-class UsageError extends Error {}
-const interrupted = new Error("Interrupted");
 
 function parseCount(flag: string, text: string | undefined, pattern: RegExp): number | undefined {
   if (text === undefined) return undefined;
@@ -120,8 +118,7 @@ async function main(args: string[]): Promise<number> {
       );
   }
   const controller = new AbortController();
-  const interrupt = (): void => controller.abort(interrupted);
-  Deno.addSignalListener("SIGINT", interrupt);
+  using _interrupt = abortOnInterrupt(controller);
   options.signal = controller.signal;
   try {
     const result = await prefetch(source, options);
@@ -135,20 +132,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   } finally {
     display?.stop();
-    Deno.removeSignalListener("SIGINT", interrupt);
   }
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    const usage = error instanceof UsageError ||
-      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true;
-    // One line: parseArgs appends hints on further lines.
-    console.error(`prefetch: ${String((error as Error).message).split("\n")[0]}`);
-    code = error === interrupted ? 130 : usage ? 2 : 1;
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runMain("prefetch", main);

@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { runMain, UsageError } from "../lib/cli.ts";
 import { writeFileAtomic } from "../lib/atomic_write.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake_edit.ts";
 import { unifiedDiff } from "../lib/unified_diff.ts";
@@ -41,13 +42,6 @@ Example:
     --set nightly.srcHashes.gfx110X-all=null --dry-run
 `;
 
-/** What went wrong and which exit code it means. */
-class Failure extends Error {
-  constructor(message: string, readonly code: 1 | 2) {
-    super(message);
-  }
-}
-
 interface CommandLine {
   file: string;
   edits: BindingEdit[];
@@ -76,19 +70,19 @@ function parseCommandLine(args: string[]): CommandLine {
       allowPositionals: false,
     });
   } catch (error) {
-    throw new Failure(`${error instanceof Error ? error.message : error} (see --help)`, 2);
+    throw new UsageError(`${error instanceof Error ? error.message : error} (see --help)`);
   }
   const { values } = parsed;
   if (values.help) return { ...values, edits: [] };
-  if (values.set.length === 0) throw new Failure("Nothing to do: give at least one --set", 2);
+  if (values.set.length === 0) throw new UsageError("Nothing to do: give at least one --set");
   const edits: BindingEdit[] = values.set.map((arg) => {
     // Split at the first "=" outside a quoted path component.
     const split = /^((?:"[^"]*"|[^"=])+)=(.*)$/s.exec(arg);
-    if (split === null) throw new Failure(`Cannot parse --set "${arg}": expected PATH=VALUE`, 2);
+    if (split === null) throw new UsageError(`Cannot parse --set "${arg}": expected PATH=VALUE`);
     try {
       parseAttrPath(split[1]!);
     } catch (error) {
-      throw new Failure((error as Error).message, 2);
+      throw new UsageError((error as Error).message);
     }
     return { path: split[1]!, value: split[2] === "null" ? null : split[2]! };
   });
@@ -112,13 +106,13 @@ async function main(args: string[]): Promise<number> {
     source = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
       .decode(await Deno.readFile(file));
   } catch (error) {
-    throw new Failure(`Cannot read "${file}": ${(error as Error).message}`, 1);
+    throw new Error(`Cannot read "${file}": ${(error as Error).message}`);
   }
   let result;
   try {
     result = applyEdits(source, options.edits, { file, addMissing: options.add });
   } catch (error) {
-    throw new Failure((error as Error).message, 1);
+    throw new Error((error as Error).message);
   }
   const { text, changes } = result;
   const write = changes.length > 0 && !options["dry-run"] && !options.check;
@@ -127,7 +121,7 @@ async function main(args: string[]): Promise<number> {
       // Through a symlink to its target, so the link stays a link.
       await writeFileAtomic(await Deno.realPath(file), text);
     } catch (error) {
-      throw new Failure(`Cannot write "${file}": ${(error as Error).message}`, 1);
+      throw new Error(`Cannot write "${file}": ${(error as Error).message}`);
     }
   }
 
@@ -151,12 +145,4 @@ async function main(args: string[]): Promise<number> {
   return options.check && changes.length > 0 ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exitCode = await main(Deno.args);
-  } catch (error) {
-    if (!(error instanceof Failure)) throw error;
-    console.error(`rewrite: ${error.message}`);
-    Deno.exitCode = error.code;
-  }
-}
+if (import.meta.main) await runMain("rewrite", main);

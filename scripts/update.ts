@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
 import { createProgressDisplay, type ProgressBar } from "../lib/progress.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/update.ts";
 import { isValidVersion } from "../lib/versions.ts";
@@ -41,8 +42,6 @@ Examples:
   update --dry-run
   update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
 `;
-
-class UsageError extends Error {}
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -94,8 +93,7 @@ async function main(args: string[]): Promise<number> {
   options.onProgress = (target, received, total) => bars.get(target)?.update(received, total);
   options.onDone = (target) => bars.get(target)?.done();
   const controller = new AbortController();
-  const interrupt = (): void => controller.abort(new Error("Interrupted"));
-  Deno.addSignalListener("SIGINT", interrupt);
+  using _interrupt = abortOnInterrupt(controller);
   options.signal = controller.signal;
   try {
     const result = await updateFlake(options);
@@ -105,19 +103,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   } finally {
     display.stop();
-    Deno.removeSignalListener("SIGINT", interrupt);
   }
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    const usage = error instanceof UsageError ||
-      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true;
-    console.error(`update: ${(error as Error).message}`);
-    code = usage ? 2 : 1;
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runMain("update", main);

@@ -366,7 +366,10 @@ Deno.test("prefetch CLI failures: one line on stderr, exit 1, nothing written", 
       ],
       [["--retries", "0", server.url("/short.bin")], /connection failed|Content-Length/],
       [["--retries", "0", server.url("/500.bin")], /HTTP 500/],
-      [["--retries", "0", `http://127.0.0.1:${deadPort}/x.bin`], /Cannot download .*Connection refused/],
+      [
+        ["--retries", "0", `http://127.0.0.1:${deadPort}/x.bin`],
+        /Cannot download .*Connection refused/,
+      ],
       [[dir], /is a directory/],
       [[join(dir, "missing.bin")], /Cannot read .*missing\.bin/],
     ];
