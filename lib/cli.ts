@@ -19,6 +19,7 @@
  * ```
  */
 export class UsageError extends Error {
+  /** The error's name, for messages and logs. */
   override name = "UsageError";
 }
 
@@ -34,6 +35,7 @@ export class UsageError extends Error {
  * ```
  */
 export class InterruptedError extends Error {
+  /** The error's name, for messages and logs. */
   override name = "InterruptedError";
   /** Creates the error with the message "Interrupted". */
   constructor() {
