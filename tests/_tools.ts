@@ -130,3 +130,26 @@ export function assertThrowsWith(
   }
   throw new Error(`expected ${ErrorClass.name} to be thrown`);
 }
+
+/**
+ * Runs a Nix command that may build, trying again (at most 6 times in all)
+ * only when Nix killed its own builder.
+ *
+ * Nix 2.8 takes end-of-file on a builder's log terminal as the builder's end
+ * and SIGKILLs its process group. On this machine's kernel that end-of-file
+ * sometimes arrives before the builder has exited, so a sound build fails
+ * "due to signal 9 (Killed)" — about 3 in 10 here, for any builder, a bare
+ * `echo; sleep` included. A build is deterministic, so trying again is safe;
+ * any other failure is returned at once.
+ */
+export async function runNixBuild(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  for (let attempt = 1;; attempt++) {
+    const result = await run(cmd, args, options);
+    const killedByNix = /failed due to signal 9 \(Killed\)/.test(result.stderr);
+    if (result.code === 0 || !killedByNix || attempt === 6) return result;
+  }
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import { nixEnv, repoRoot, requireTools, run, type RunResult } from "./_tools.ts";
+import { nixEnv, repoRoot, requireTools, run, runNixBuild, type RunResult } from "./_tools.ts";
 
 const ok = await requireTools(
   "image tests with a real Nix closure",
@@ -54,7 +54,7 @@ in mk "rocm-7.12.0a20260308" ''
 ''
 `,
   );
-  const built = await run("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
+  const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
   assert.equal(built.code, 0, built.stderr);
   const root = built.stdout.trim();
   const info = await run("nix", ["path-info", "--json", "--recursive", root], { env: nixEnv() });
@@ -541,7 +541,7 @@ in import ${JSON.stringify(join(repoRoot, "nix/docker.nix"))} {
 }
 `,
       );
-      const built = await run("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
+      const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
       assert.equal(built.code, 0, built.stderr);
       const archive = built.stdout.trim();
       assert.match(archive, /-docker-image-rocm-nightly-gfx1151\.tar$/);

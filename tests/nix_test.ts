@@ -3,7 +3,7 @@
 // registry and `lib` output) give the expected values and error messages.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { nixEnv, repoRoot, requireTools, run } from "./_tools.ts";
+import { nixEnv, repoRoot, requireTools, run, runNixBuild } from "./_tools.ts";
 
 const ok = await requireTools("Nix evaluation tests", "nix", "nix-instantiate");
 const env = nixEnv();
@@ -506,7 +506,7 @@ Deno.test({
       const buildEnv = nixEnv({ HOME: home });
       buildEnv.NIX_CONFIG = `${buildEnv.NIX_CONFIG}\nbuild-users-group =`;
       const nix = (args: string[]) =>
-        run("nix", [args[0]!, ...flags, ...args.slice(1)], { env: buildEnv });
+        runNixBuild("nix", [args[0]!, ...flags, ...args.slice(1)], { env: buildEnv });
       const evalJson = async (attr: string, apply?: string): Promise<unknown> => {
         const result = await nix([
           "eval",

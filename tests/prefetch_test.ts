@@ -5,7 +5,7 @@ import { HttpStatusError } from "../lib/download.ts";
 import { checkStoreName, fixedOutputPath } from "../lib/nix_store.ts";
 import { HashMismatchError, prefetch, type PrefetchOptions } from "../lib/prefetch.ts";
 import { type Route, startFileServer } from "./_server.ts";
-import { nixEnv, repoRoot, requireTools, run, type RunResult } from "./_tools.ts";
+import { nixEnv, repoRoot, requireTools, run, runNixBuild, type RunResult } from "./_tools.ts";
 
 const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
 // The shebang's permissions, so these tests prove they suffice.
@@ -436,7 +436,7 @@ for (const algorithm of ["sha256", "sha512"] as const) {
         await server.close();
       }
       // The server is gone: the build can only succeed from the seeded path.
-      const build = await run("nix-build", [
+      const build = await runNixBuild("nix-build", [
         "--no-out-link",
         "-E",
         `import <nix/fetchurl.nix> { url = "${url}"; hash = "${expected}"; }`,
