@@ -83,17 +83,7 @@ export async function acquireLock(
   );
   // Two rounds: a stale lock is removed once, then creation must succeed.
   for (let round = 0; round < 2; round++) {
-    try {
-      const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
-      try {
-        await file.write(content);
-      } finally {
-        file.close();
-      }
-      return held(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
+    if (await publish(path, content)) return held(path);
     const holder = await readHolder(path);
     if (holder.stale) {
       await Deno.remove(path).catch((error) => {
@@ -104,6 +94,27 @@ export async function acquireLock(
     throw new LockHeldError(path, holder.pid, purpose);
   }
   throw new LockHeldError(path, undefined, purpose);
+}
+
+/**
+ * Creates the lock file with its content already in it, or returns `false`
+ * when it exists. Writing beside it and hard-linking into place (link(2)
+ * never replaces) means no other process can read a lock that names no
+ * holder yet.
+ */
+async function publish(path: string, content: Uint8Array): Promise<boolean> {
+  const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
+  const temp = `${path}.${Deno.pid}.${random}.tmp`;
+  await Deno.writeFile(temp, content, { createNew: true, mode: 0o644 });
+  try {
+    await Deno.link(temp, path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  } finally {
+    await Deno.remove(temp).catch(() => {});
+  }
 }
 
 function held(path: string): FileLock {
@@ -134,8 +145,8 @@ async function readHolder(path: string): Promise<{ pid: number | undefined; stal
   } catch {
     pid = undefined;
   }
-  // A holder that has just created the file may not have written its PID
-  // yet; an unreadable lock only counts as stale once it is old.
+  // A lock naming no holder was not written by acquireLock (which publishes
+  // it whole); it only counts as stale once it is old.
   if (pid === undefined) return { pid, stale: age > 60_000 };
   if (pid === Deno.pid) return { pid, stale: false };
   return { pid, stale: !(await isRunning(pid)) };
