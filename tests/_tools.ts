@@ -153,3 +153,13 @@ export async function runNixBuild(
     if (result.code === 0 || !killedByNix || attempt === 6) return result;
   }
 }
+
+/** Runs `fn` with a new temporary directory, removed afterwards whatever happens. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "rocm-nightly-test-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -4,20 +4,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import { repoRoot, requireTools, run } from "./_tools.ts";
+import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("check-output tests (install.sh builds the tree)", "bash", "cp");
 const CHECK = join(repoRoot, "scripts/check-output.ts");
 const INTERPRETER = "/lib64/ld-linux-x86-64.so.2";
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "check_output_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** A good output: the sample tree with a real ELF executable, via install.sh. */
 async function goodOutput(dir: string): Promise<string> {
@@ -162,7 +153,7 @@ Deno.test({
   name: "checkOutput() passes a good output and checks its ELF interpreter",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const report = await checkOutput(await goodOutput(dir), { target: "gfx1151" });
       assert.deepEqual(report.failures, []);
       assert.ok(report.ok);
@@ -178,7 +169,7 @@ Deno.test({
   name: "checkOutput() reports each defect of a broken output",
   ignore: !ok,
   fn: async (t) => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const good = await goodOutput(dir);
       for (const [i, defect] of DEFECTS.entries()) {
         await t.step(defect.name, async () => {
@@ -197,7 +188,7 @@ Deno.test({
   name: "checkOutput() reports every defect of one output in a single run",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = await copyOf(await goodOutput(dir), dir, "all-broken");
       // The setup-hook defects exclude each other: keep the HIP_PATH one.
       const defects = DEFECTS.filter((d) => d.name !== "missing setup-hook");
@@ -227,7 +218,7 @@ Deno.test({
   name: "checkOutput() reports no executables and a missing layout",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = await copyOf(await goodOutput(dir), dir, "no-exec");
       await Deno.remove(join(out, "bin"), { recursive: true });
       await Deno.mkdir(join(out, "bin"));
@@ -250,7 +241,7 @@ Deno.test({
 });
 
 Deno.test("checkOutput() rejects an unknown target with RangeError", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await assert.rejects(checkOutput(dir, { target: "gfx9999" }), RangeError);
   });
 });
@@ -259,7 +250,7 @@ Deno.test({
   name: "check-output.ts prints JSON, exits 1 on failure and 2 on usage errors",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const good = await goodOutput(dir);
       const script = (args: string[]) =>
         run(Deno.execPath(), ["run", "--allow-read", CHECK, ...args]);
@@ -295,7 +286,7 @@ Deno.test({
 });
 
 Deno.test("checkOutput() counts kernel files as lib/isa_files.ts reads their names", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const names = [
       "lib/k/Kernels.so-000-gfx1151.hsaco", // gfx1151
       "lib/k/TensileLibrary_gfx110x.dat", // lowercase family token: gfx1100-gfx1103

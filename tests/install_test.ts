@@ -3,20 +3,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import { repoRoot, requireTools, run } from "./_tools.ts";
+import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
 const INSTALL = join(repoRoot, "nix/install.sh");
 const CHECK = join(repoRoot, "scripts/check-output.ts");
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "install_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** A sample tree plus a tool printing the environment the wrapper gives it. */
 async function sampleTarball(dir: string, isas = ["gfx1100", "gfx1151"]): Promise<string> {
@@ -49,7 +40,7 @@ Deno.test({
   name: "install.sh output of a generated tarball passes check-output, with and without --target",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = join(dir, "out");
       const result = await install([
         "--tarball",
@@ -80,7 +71,7 @@ Deno.test({
   name: "install.sh keeps dot-directories, links amdgcn and installs the license",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = join(dir, "out");
       const tarball = await sampleTarball(dir);
       const result = await install([
@@ -114,7 +105,7 @@ Deno.test({
   name: "install.sh wrappers set the ROCm environment and exec the real tool",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = join(dir, "out");
       const tarball = await sampleTarball(dir);
       assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
@@ -142,7 +133,7 @@ Deno.test({
   name: "install.sh setup hook exports ROCM_PATH, HIP_PATH and extends CMAKE_PREFIX_PATH",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const out = join(dir, "out");
       const tarball = await sampleTarball(dir);
       assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
@@ -161,7 +152,7 @@ Deno.test({
   name: "install.sh --source copies an unpacked tree including dot-directories",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const tree = join(dir, "tree");
       await writeSampleRocmTree(tree, { isas: ["gfx1151"] });
       const out = join(dir, "out");
@@ -177,7 +168,7 @@ Deno.test({
   name: "install.sh sets the interpreter of ELF executables only, through --patchelf",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       const tree = join(dir, "tree");
       await writeSampleRocmTree(tree, { isas: [] });
       await Deno.copyFile("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
@@ -214,7 +205,7 @@ Deno.test({
   name: "install.sh refuses bad arguments (exit 2) and a tarball without bin/ (exit 1)",
   ignore: !ok,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir(async (dir) => {
       assert.equal((await install([])).code, 2);
       assert.equal((await install(["--out", dir, "--pname", "p", "--bogus", "x"])).code, 2);
       const quoted = await install(["--source", dir, "--out", `${dir}/o"ut`, "--pname", "p"]);

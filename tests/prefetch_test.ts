@@ -5,7 +5,15 @@ import { HttpStatusError } from "../lib/download.ts";
 import { checkStoreName, fixedOutputPath } from "../lib/nix_store.ts";
 import { HashMismatchError, prefetch, type PrefetchOptions } from "../lib/prefetch.ts";
 import { type Route, startFileServer } from "./_server.ts";
-import { nixEnv, repoRoot, requireTools, run, runNixBuild, type RunResult } from "./_tools.ts";
+import {
+  nixEnv,
+  repoRoot,
+  requireTools,
+  run,
+  runNixBuild,
+  type RunResult,
+  withTempDir,
+} from "./_tools.ts";
 
 const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
 // The shebang's permissions, so these tests prove they suffice.
@@ -46,15 +54,6 @@ function assertFailed(result: RunResult, code: number, pattern: RegExp): void {
   const lines = result.stderr.trimEnd().split("\n");
   assert.equal(lines.length, 1, `expected one line on stderr, got:\n${result.stderr}`);
   assert.match(lines[0]!, pattern);
-}
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "prefetch-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 async function listDir(dir: string): Promise<string[]> {

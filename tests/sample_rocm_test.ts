@@ -6,6 +6,7 @@ import {
 } from "node:assert/strict";
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { withTempDir } from "./_tools.ts";
 
 async function listTree(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -17,17 +18,8 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
   return out.sort();
 }
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sample_rocm_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("writeSampleRocmTree() writes the tarbomb layout with dot-directories", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeSampleRocmTree(dir);
     const top = [...Deno.readDirSync(dir)].map((entry) => entry.name).sort();
     assertEquals(top, [".info", ".kpack", "LICENSE", "bin", "include", "lib", "share"]);
@@ -46,7 +38,7 @@ Deno.test("writeSampleRocmTree() writes the tarbomb layout with dot-directories"
 });
 
 Deno.test("writeSampleRocmTree() writes per-ISA kernels and family tokens", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeSampleRocmTree(dir, { isas: ["gfx1100", "gfx1151"], kernelBytes: 10 });
     const files = await listTree(dir);
     for (const isa of ["gfx1100", "gfx1151"]) {
@@ -65,7 +57,7 @@ Deno.test("writeSampleRocmTree() writes per-ISA kernels and family tokens", asyn
 });
 
 Deno.test("writeSampleRocmTree() writes a hard-link pair and a path over 100 bytes", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeSampleRocmTree(dir, { isas: [] });
     const a = await Deno.stat(join(dir, "lib/libhsa-runtime64.so.1.18.0"));
     const b = await Deno.stat(join(dir, "lib/libhsa-runtime64.so.1"));
@@ -78,7 +70,7 @@ Deno.test("writeSampleRocmTree() writes a hard-link pair and a path over 100 byt
 });
 
 Deno.test("writeSampleRocmTree() is deterministic and rewritable", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const a = join(dir, "a");
     const b = join(dir, "b");
     await writeSampleRocmTree(a, { version: "7.13.0a20260401" });
@@ -99,7 +91,7 @@ Deno.test("writeSampleRocmTree() is deterministic and rewritable", async () => {
 });
 
 Deno.test("writeSampleRocmTree() rejects malformed options before writing", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await rejects(writeSampleRocmTree(dir, { isas: ["../x"] }), SyntaxError);
     await rejects(writeSampleRocmTree(dir, { version: "1.0/../../x" }), SyntaxError);
     await rejects(writeSampleRocmTree(dir, { kernelBytes: -1 }), RangeError);
