@@ -11,6 +11,7 @@ export * from "./lib/atomic_write.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
 export * from "./lib/closure.ts";
+export * from "./lib/dir_reader.ts";
 export * from "./lib/download.ts";
 export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { type EntryVisitor, openDirectoryReader } from "./dir_reader.ts";
 import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -342,8 +343,9 @@ interface Pending {
  * types readdir reports: a stat per file would cost several times the walk
  * itself (100,000 files), so only files below bin/sbin/libexec are stat'ed
  * later. Synchronous on purpose: measured faster than async readDir with
- * concurrency or worker threads, whose per-entry overhead dominates. The loop
- * over entries allocates nothing for a plain file: counters are locals and
+ * concurrency or worker threads, whose per-entry overhead dominates. Entries
+ * come from lib/dir_reader.ts (getdents64 when the ffi permission is granted).
+ * A plain file costs no allocation beyond its name: counters are locals and
  * the target ISAs a name carries are a bit mask.
  */
 function walkTree(root: string, required: readonly string[] | undefined): Walk {
@@ -355,35 +357,35 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
   let directories = 0;
   let kernelFiles = 0;
   const stack: Pending[] = [{ path: root, executable: false, isas: 0 }];
+  using reader = openDirectoryReader();
   while (stack.length > 0) {
     const { path: dir, executable, isas: inherited } = stack.pop()!;
     directories++;
-    let entries: Iterable<Deno.DirEntry>;
-    try {
-      entries = Deno.readDirSync(dir);
-    } catch {
-      continue; // unreadable: the checks on specific paths report what matters
-    }
-    for (const entry of entries) {
-      if (entry.isFile) {
+    const visit: EntryVisitor = (name, kind) => {
+      if (kind === "file") {
         files++;
-        if (executable) candidates.push(`${dir}/${entry.name}`);
+        if (executable) candidates.push(`${dir}/${name}`);
         if (matcher !== undefined) {
-          const mask = inherited | matcher(entry.name);
+          const mask = inherited | matcher(name);
           if (mask !== 0) {
             kernelFiles++;
             for (let i = 0; i < hits.length; i++) if (mask & (1 << i)) hits[i]!++;
           }
         }
-      } else if (entry.isDirectory) {
+      } else if (kind === "directory") {
         stack.push({
-          path: `${dir}/${entry.name}`,
-          executable: executable || EXECUTABLE_DIRS.has(entry.name),
-          isas: matcher === undefined ? 0 : inherited | matcher(entry.name),
+          path: `${dir}/${name}`,
+          executable: executable || EXECUTABLE_DIRS.has(name),
+          isas: matcher === undefined ? 0 : inherited | matcher(name),
         });
-      } else if (entry.isSymlink) {
-        symlinks.push(`${dir}/${entry.name}`);
+      } else if (kind === "symlink") {
+        symlinks.push(`${dir}/${name}`);
       }
+    };
+    try {
+      reader.read(dir, visit);
+    } catch {
+      continue; // unreadable: the checks on specific paths report what matters
     }
   }
   return {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read
+#!/usr/bin/env -S deno run --allow-read --allow-ffi
 /**
  * Checks the structure of a built rocm-nightly package and reports every defect.
  *

@@ -266,6 +266,14 @@ Deno.test({
       assert.deepEqual(JSON.parse(fail.stdout).failures.map((f: CheckFailure) => f.check), [
         "licenses",
       ]);
+      // With the shebang's --allow-ffi it reads directories with getdents64:
+      // the same report, counts included.
+      const fast = await run(Deno.execPath(), [
+        ...["run", "--allow-read", "--allow-ffi", CHECK, out, "--json", "--target", "gfx1151"],
+      ]);
+      const slow = await script([out, "--json", "--target", "gfx1151"]);
+      assert.equal(fast.code, 1, fast.stderr);
+      assert.deepEqual(JSON.parse(fast.stdout), JSON.parse(slow.stdout));
       const text = await script([out]);
       assert.equal(text.code, 1);
       assert.match(

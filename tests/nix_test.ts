@@ -615,7 +615,7 @@ Deno.test({
             : `'--frozen' '--lock=${src}/deno.lock'`;
           assert.ok(
             runner.includes(
-              `run ${lock} '--config' '${src}/deno.json' '--allow-read' ${src}/scripts/check-output.ts "$@"`,
+              `run ${lock} '--config' '${src}/deno.json' '--allow-read' '--allow-ffi' ${src}/scripts/check-output.ts "$@"`,
             ),
             runner,
           );
@@ -640,7 +640,7 @@ Deno.test({
           const summaryPath = JSON.parse(metadata.stdout)[0].outputs.out;
           const summary = JSON.parse(await Deno.readTextFile(summaryPath));
           assert.equal(summary.defaultTarget, lib.defaultTarget);
-          assert.deepEqual(summary.permissions["check-output"], ["--allow-read"]);
+          assert.deepEqual(summary.permissions["check-output"], ["--allow-read", "--allow-ffi"]);
           assert.ok(summary.packages.includes("default"));
         },
       );

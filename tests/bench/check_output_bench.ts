@@ -2,9 +2,10 @@
  * check-output on a generated package output of 100,000 files, beside
  * `find TREE -type f | wc -l` (the floor: one walk, no checks) on the same
  * tree. Target: check-output within 2× of find, end to end (process start
- * included for both). Exits 1 when the target is missed. A third row times a
- * bare Deno.readDirSync walk in its own process: the fastest any Deno walker
- * can be, which shows how much of the gap is check-output's own work.
+ * included for both). Exits 1 when the target is missed. check-output runs
+ * with its shebang's permissions, so it reads directories with getdents64
+ * (lib/dir_reader.ts); two more rows show it without `--allow-ffi` and a bare
+ * Deno.readDirSync walk in its own process, the floor of that fallback.
  *
  * @module
  */
@@ -14,7 +15,7 @@ import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
 
 const FILES = 100_000;
 const DIRS = 200;
-const RUNS = 5;
+const RUNS = 7;
 const TARGET_RATIO = 2;
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -82,6 +83,7 @@ console.log(n);
   );
   const floor: number[] = [];
   const check: number[] = [];
+  const noFfi: number[] = [];
   const bare: number[] = [];
   let found = "";
   let summary = "";
@@ -92,6 +94,7 @@ console.log(n);
     const c = await timed(Deno.execPath(), [
       "run",
       "--allow-read",
+      "--allow-ffi",
       join(root, "scripts/check-output.ts"),
       out,
       "--target",
@@ -99,6 +102,16 @@ console.log(n);
     ]);
     check.push(c.ms);
     summary = c.stdout.trim();
+    const n = await timed(Deno.execPath(), [
+      "run",
+      "--allow-read",
+      join(root, "scripts/check-output.ts"),
+      out,
+      "--target",
+      "gfx1151",
+    ]);
+    if (n.stdout.trim() !== summary) throw new Error(`without ffi: ${n.stdout}`);
+    noFfi.push(n.ms);
     const b = await timed(Deno.execPath(), ["run", "--no-lock", "--allow-read", walker, out]);
     if (b.stdout.trim() !== found) throw new Error(`walk.ts counted ${b.stdout.trim()} files`);
     bare.push(b.ms);
@@ -121,6 +134,12 @@ console.log(n);
     `| \`check-output.ts TREE --target gfx1151\` | ${c.toFixed(0)} | ${rate(c)} | ${
       ratio.toFixed(2)
     }× | ≤ ${TARGET_RATIO}× | ${pass ? "pass" : "MISSED"} |`,
+  );
+  const n = median(noFfi);
+  console.log(
+    `| same without \`--allow-ffi\` (Deno.readDirSync) | ${n.toFixed(0)} | ${rate(n)} | ${
+      (n / f).toFixed(2)
+    }× | — | fallback |`,
   );
   const w = median(bare);
   console.log(
