@@ -17,6 +17,7 @@ export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";
 export * from "./lib/hash.ts";
 export * from "./lib/hasher.ts";
+export * from "./lib/http1_client.ts";
 export * from "./lib/image.ts";
 export * from "./lib/index_listing.ts";
 export * from "./lib/isa_files.ts";

@@ -8,6 +8,7 @@
 
 import { Hasher } from "./hasher.ts";
 import type { Hash, HashAlgorithm } from "./hash.ts";
+import { fetchHttp1, ResponseFramingError } from "./http1_client.ts";
 
 /**
  * Where downloaded bytes go besides the hash. `truncate()` is called when the
@@ -391,6 +392,7 @@ async function runAttempt(start: URL, state: AttemptState, options: AttemptOptio
       progress: (pending) => options.onProgress?.({ received: state.hasher.size + pending, total }),
       failed: (error) => {
         if (controller.signal.aborted) return controller.signal.reason;
+        if (error instanceof ResponseFramingError) return framingFailure(start, error);
         const detail = error instanceof Error ? error.message : String(error);
         return new TransientError(
           `Cannot download "${start}": the connection failed after ${state.hasher.size} bytes: ${detail}`,
@@ -482,9 +484,12 @@ async function request(
     }
     let response: Response;
     try {
-      response = await fetch(url, { headers, redirect: "manual", signal });
+      response = usesProxy(url)
+        ? await fetch(url, { headers, redirect: "manual", signal })
+        : await fetchHttp1(url, { headers, signal });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
+      if (error instanceof ResponseFramingError) throw framingFailure(url, error);
       throw new TransientError(`Cannot download "${url}": ${connectionFailure(error)}`);
     }
     state.finalUrl = url.href;
@@ -501,6 +506,42 @@ async function request(
     checkUrlAllowed(next, options);
     url = next;
   }
+}
+
+/**
+ * The environment variables through which `fetch()` reaches a proxy. When one
+ * is set for the URL's scheme, or cannot be read (no `--allow-env` for it),
+ * the download goes through `fetch()`, which honours them, instead of
+ * lib/http1_client.ts, which speaks to the origin directly: a proxy re-frames
+ * the body anyway, so only a direct connection can see bytes past the
+ * Content-Length.
+ */
+const PROXY_VARIABLES = {
+  "http:": ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+  "https:": ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+} as const;
+
+function usesProxy(url: URL): boolean {
+  const names = PROXY_VARIABLES[url.protocol as keyof typeof PROXY_VARIABLES] ?? [];
+  return names.some((variable) =>
+    Deno.permissions.querySync({ name: "env", variable }).state !== "granted" ||
+    (Deno.env.get(variable) ?? "") !== ""
+  );
+}
+
+/**
+ * A framing error as a download failure: a body cut short is retried (and
+ * resumed), bytes past the end or a malformed response are not, since the
+ * file's size is in doubt.
+ */
+function framingFailure(url: URL, error: ResponseFramingError): Error {
+  const message = `Cannot download "${url}": ${error.message}`;
+  if (error.kind === "truncated") return new TransientError(message);
+  return new Error(
+    error.kind === "overlong"
+      ? `${message}; the file's size is in doubt, so it is not hashed (a broken server or middlebox)`
+      : message,
+  );
 }
 
 /** Whether a response to `Range: bytes=<from>-` is exactly the rest of the same file. */
