@@ -77,7 +77,19 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion, capturing its output as text. */
+/**
+ * Deno's own notice when it fetches a module or npm package into its cache,
+ * e.g. "Download https://registry.npmjs.org/zod". With a fresh cache a
+ * script's first run can print these before it starts (seen in CI, after
+ * `deno install` had cached the packages), and they are not its output.
+ */
+const DENO_DOWNLOAD_NOTICE = /^(?:\x1b\[[0-9;]*m)*Download(?:\x1b\[[0-9;]*m)* https?:\/\/\S+\n/gm;
+
+/**
+ * Runs a command to completion, capturing its output as text. Deno's cache
+ * download notices are dropped from stderr, so tests see what the program
+ * itself printed.
+ */
 export async function run(
   cmd: string,
   args: string[],
@@ -98,7 +110,11 @@ export async function run(
   }
   const { code, stdout, stderr } = await child.output();
   const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  return {
+    code,
+    stdout: decoder.decode(stdout),
+    stderr: decoder.decode(stderr).replace(DENO_DOWNLOAD_NOTICE, ""),
+  };
 }
 
 /** Absolute path of the repository root (for running scripts from tests). */

@@ -427,6 +427,29 @@ Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names", async () 
   }
 });
 
+// Root reads any file, so as root the CLI runs without the capabilities
+// that let it (setpriv drops them from the bounding set).
+const root = Deno.uid() === 0;
+const dropCapabilities = root &&
+  await requireTools("the unreadable-file test as root (it drops root's read override)", "setpriv");
+
+Deno.test({
+  name: "prefetch CLI on an unreadable file: one line on stderr, exit 1",
+  ignore: root && !dropCapabilities,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const locked = join(dir, "locked.bin");
+      await Deno.writeFile(locked, BODY, { mode: 0o000 });
+      await Deno.chmod(locked, 0o000);
+      const command = [Deno.execPath(), "run", ...PERMISSIONS, SCRIPT, "--no-progress", locked];
+      const result = root
+        ? await run("setpriv", ["--bounding-set=-dac_override,-dac_read_search", ...command])
+        : await run(command[0]!, command.slice(1));
+      assertFailed(result, 1, /^prefetch: Cannot read ".*locked\.bin": Permission denied/);
+    });
+  },
+});
+
 Deno.test("prefetch CLI usage errors exit 2", async () => {
   const cases: Array<[string[], RegExp]> = [
     [[], /Expected one URL/],
