@@ -25,7 +25,8 @@ export type CheckName =
   | "wrapper"
   | "dangling-symlink"
   | "elf-interpreter"
-  | "target-kernels";
+  | "target-kernels"
+  | "unreadable";
 
 /** One defect found in the output. */
 export interface CheckFailure {
@@ -211,6 +212,10 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   // 2. One walk over the whole tree.
   const walk = walkTree(root, required);
   Object.assign(counts, walk.counts);
+  for (const { path, error } of walk.unreadable) {
+    const shown = path === root ? "." : rel(path);
+    fail("unreadable", `"${shown}" cannot be listed: ${describe(error)}`, shown);
+  }
   for (const link of walk.symlinks) {
     try {
       Deno.statSync(link);
@@ -327,6 +332,8 @@ interface Walk {
   /** Regular files below executable directories (bin, sbin, libexec). */
   candidates: string[];
   kernelHits: Map<string, number>;
+  /** Folders that could not be listed: nothing below them was checked. */
+  unreadable: { path: string; error: unknown }[];
 }
 
 /** A folder to read, with what its ancestors' names imply for its files. */
@@ -353,6 +360,7 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
   const hits = new Array<number>(required?.length ?? 0).fill(0);
   const symlinks: string[] = [];
   const candidates: string[] = [];
+  const unreadable: Walk["unreadable"] = [];
   let files = 0;
   let directories = 0;
   let kernelFiles = 0;
@@ -384,8 +392,8 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
     };
     try {
       reader.read(dir, visit);
-    } catch {
-      continue; // unreadable: the checks on specific paths report what matters
+    } catch (error) {
+      unreadable.push({ path: dir, error });
     }
   }
   return {
@@ -393,6 +401,7 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
     symlinks,
     candidates,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
+    unreadable,
   };
 }
 

@@ -83,6 +83,7 @@ export interface RunResult {
  * script's first run can print these before it starts (seen in CI, after
  * `deno install` had cached the packages), and they are not its output.
  */
+// deno-lint-ignore no-control-regex -- the notice may carry ANSI colour codes
 const DENO_DOWNLOAD_NOTICE = /^(?:\x1b\[[0-9;]*m)*Download(?:\x1b\[[0-9;]*m)* https?:\/\/\S+\n/gm;
 
 /**

@@ -293,6 +293,42 @@ Deno.test({
   },
 });
 
+// Root lists any folder: as root, drop the capabilities that let it.
+const root = Deno.uid() === 0;
+const dropCapabilities = root &&
+  await requireTools(
+    "the unreadable-folder test as root (it drops root's read override)",
+    "setpriv",
+  );
+
+Deno.test({
+  name: "check-output.ts reports a folder it cannot list, with and without getdents64",
+  ignore: !ok || (root && !dropCapabilities),
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = await copyOf(await goodOutput(dir), dir, "locked");
+      const locked = join(out, "opt/rocm/share/locked");
+      await Deno.mkdir(locked, { recursive: true });
+      await Deno.writeTextFile(join(locked, "file"), "");
+      await Deno.chmod(locked, 0o000);
+      for (const permissions of [["--allow-read"], ["--allow-read", "--allow-ffi"]]) {
+        const command = [Deno.execPath(), "run", ...permissions, CHECK, out, "--json"];
+        const result = root
+          ? await run("setpriv", ["--bounding-set=-dac_override,-dac_read_search", ...command])
+          : await run(command[0]!, command.slice(1));
+        assert.equal(result.code, 1, result.stderr);
+        const failures: CheckFailure[] = JSON.parse(result.stdout).failures;
+        assert.deepEqual(pick(failures), [{ check: "unreadable", path: "opt/rocm/share/locked" }]);
+        assert.match(
+          failures[0]!.message,
+          /^"opt\/rocm\/share\/locked" cannot be listed: Permission denied/,
+        );
+      }
+      await Deno.chmod(locked, 0o755);
+    });
+  },
+});
+
 Deno.test("checkOutput() counts kernel files as lib/isa_files.ts reads their names", async () => {
   await withTempDir(async (dir) => {
     const names = [
