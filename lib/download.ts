@@ -514,7 +514,7 @@ async function request(
  * the download goes through `fetch()`, which honours them, instead of
  * lib/http1_client.ts, which speaks to the origin directly: a proxy re-frames
  * the body anyway, so only a direct connection can see bytes past the
- * Content-Length.
+ * Content-Length. Loopback hosts are always reached directly.
  */
 const PROXY_VARIABLES = {
   "http:": ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
@@ -522,6 +522,7 @@ const PROXY_VARIABLES = {
 } as const;
 
 function usesProxy(url: URL): boolean {
+  if (isLoopbackHost(url.hostname)) return false; // never worth a proxy
   const names = PROXY_VARIABLES[url.protocol as keyof typeof PROXY_VARIABLES] ?? [];
   return names.some((variable) =>
     Deno.permissions.querySync({ name: "env", variable }).state !== "granted" ||

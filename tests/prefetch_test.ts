@@ -396,7 +396,7 @@ Deno.test("prefetch CLI failures: one line on stderr, exit 1, nothing written", 
   });
 });
 
-Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names", async () => {
+Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names, except to loopback", async () => {
   // A stand-in proxy: it answers the absolute-form request itself.
   const proxy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const seen: string[] = [];
@@ -421,6 +421,15 @@ Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names", async () 
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout.trim(), await sri(new TextEncoder().encode("hello")));
     assert.deepEqual(seen, [`GET ${url} HTTP/1.1`]);
+    // Loopback is reached directly, proxy or not.
+    await using server = startFileServer({ routes: { "/file.bin": { body: BODY } } });
+    const local = await run(
+      Deno.execPath(),
+      ["run", ...PERMISSIONS, SCRIPT, "--no-progress", server.url("/file.bin")],
+      { env: { HTTP_PROXY: `http://127.0.0.1:${(proxy.addr as Deno.NetAddr).port}` } },
+    );
+    assert.equal(local.stdout.trim(), BODY_SRI, local.stderr);
+    assert.equal(seen.length, 1);
   } finally {
     proxy.close();
     await serving;
