@@ -124,6 +124,7 @@ export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<
     }
   };
   signal?.addEventListener("abort", close, { once: true });
+  if (signal?.aborted) close(); // aborted while connecting
   const done = (): void => {
     signal?.removeEventListener("abort", close);
     close();
