@@ -29,6 +29,14 @@ async function install(args: string[]): Promise<{ code: number; stderr: string }
   return await run("bash", [INSTALL, ...args]);
 }
 
+/** The sample tarball installed into `<dir>/out`; `rocm` is its real opt/rocm path. */
+async function installSample(dir: string): Promise<{ out: string; rocm: string }> {
+  const out = join(dir, "out");
+  const tarball = await sampleTarball(dir);
+  assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
+  return { out, rocm: join(await Deno.realPath(out), "opt/rocm") };
+}
+
 async function checkOutput(
   out: string,
   ...args: string[]
@@ -106,10 +114,7 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const out = join(dir, "out");
-      const tarball = await sampleTarball(dir);
-      assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
-      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      const { out, rocm } = await installSample(dir);
       const names = [...Deno.readDirSync(join(out, "bin"))].map((e) => e.name).sort();
       assert.deepEqual(names, ["amd-smi", "clang", "hipcc", "print-env", "rocminfo"]);
       const env = await run(join(out, "bin/print-env"), ["a b"], {
@@ -134,10 +139,7 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const out = join(dir, "out");
-      const tarball = await sampleTarball(dir);
-      assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
-      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      const { out, rocm } = await installSample(dir);
       const hook = join(out, "nix-support/setup-hook");
       const script = `. "${hook}"; echo "$ROCM_PATH|$HIP_PATH|$CMAKE_PREFIX_PATH"`;
       const withPrefix = await run("sh", ["-c", script], { env: { CMAKE_PREFIX_PATH: "/x" } });

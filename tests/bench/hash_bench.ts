@@ -190,6 +190,16 @@ function row(
 const dir = await Deno.makeTempDir({ prefix: "hash-bench-" });
 let server: Deno.ChildProcess | undefined;
 let storePath: string | undefined;
+/** Deletes the benchmark file's store path, so that each run adds it anew. */
+async function dropStorePath(): Promise<void> {
+  if (storePath === undefined) return;
+  await new Deno.Command("nix-store", {
+    args: ["--delete", storePath],
+    env: NIX_ENV,
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
 try {
   const file = join(dir, "big.bin");
   {
@@ -253,15 +263,6 @@ try {
   storePath = nix
     ? (await measure(["nix-store", "--print-fixed-path", "sha256", truth, "big.bin"])).stdout.trim()
     : undefined;
-  const dropStorePath = async (): Promise<void> => {
-    if (storePath === undefined) return;
-    await new Deno.Command("nix-store", {
-      args: ["--delete", storePath],
-      env: NIX_ENV,
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  };
   const fetchTools: Tool[] = [
     { name: "prefetch.ts URL (ours)", argv: () => [deno, "run", ...PERMISSIONS, SCRIPT, url] },
     {
@@ -313,14 +314,7 @@ try {
     server.kill();
     await server.status;
   }
-  if (storePath !== undefined) {
-    await new Deno.Command("nix-store", {
-      args: ["--delete", storePath],
-      env: NIX_ENV,
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  }
+  await dropStorePath();
   await Deno.remove(dir, { recursive: true });
 }
 
