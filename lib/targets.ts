@@ -124,6 +124,7 @@ export function currentFamilyName(family: string): string {
  * import { candidateFamilies } from "./targets.ts";
  *
  * candidateFamilies("gfx1100"); // ["gfx110X-all", "gfx110X-dgpu", "multiarch"]
+ * candidateFamilies("gfx1103"); // ["gfx110X-all", "multiarch"]
  * candidateFamilies("gfx110X-dgpu"); // ["gfx110X-dgpu", "gfx110X-all"]
  * ```
  */
@@ -266,6 +267,10 @@ function checkTable(data: unknown): TargetTable {
     }
     for (const family of isa.fallback) {
       if (!Object.hasOwn(families, family)) fail(`isas.${name}.fallback names "${family}"`);
+      // A family without the ISA's kernels cannot serve it (gfx1103 is not in gfx110X-dgpu).
+      if (!families[family]!.isas.includes(name)) {
+        fail(`isas.${name}.fallback names "${family}", which lacks ${name}`);
+      }
     }
   }
   if (typeof t.hsaOverrides !== "object" || t.hsaOverrides === null) fail("no hsaOverrides");

@@ -150,12 +150,15 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     const r = resolver({ gfx1151: GFX1151, "gfx110X-all": null, multiarch: null });
-    const error = await nixEvalError(`${r}.resolve "gfx1103"`);
-    assert.match(error, /no tarball for target "gfx1103"/);
-    assert.match(error, /tried gfx1103 → gfx110X-all → gfx110X-dgpu → multiarch/);
+    const error = await nixEvalError(`${r}.resolve "gfx1100"`);
+    assert.match(error, /no tarball for target "gfx1100"/);
+    assert.match(error, /tried gfx1100 → gfx110X-all → gfx110X-dgpu → multiarch/);
     assert.match(error, /gfx110X-all \(hash is null: not fetched\)/);
     assert.match(error, /gfx110X-dgpu \(not tracked in nightly.srcHashes\)/);
     assert.match(error, /available targets: gfx1151\b/);
+    // An iGPU's chain skips the -dgpu family, which has no gfx1103 kernels.
+    const igpu = await nixEvalError(`${r}.resolve "gfx1103"`);
+    assert.match(igpu, /tried gfx1103 → gfx110X-all → multiarch —/);
   },
 });
 
