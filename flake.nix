@@ -62,6 +62,9 @@
       lib = resolver // {
         registry = nightly;
         inherit targets;
+        # gfx_target_version "110501" → "gfx1151"; an ISA in no family → its override.
+        inherit (import ./nix/gfx_version.nix) targetOfGfxVersion;
+        hsaOverrideFor = (import ./nix/gfx_version.nix).hsaOverrideFor targets;
       };
 
       overlays.default = final: _prev: {

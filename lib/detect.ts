@@ -191,6 +191,15 @@ export function recommend(gpus: KfdGpu[], options: RecommendOptions = {}): Detec
       );
     }
   }
+  const unpinned = [...recommendations, ...(common === null ? [] : [common])]
+    .find((i) => i.packages.some((p) => p.pinned === false));
+  if (unpinned !== undefined) {
+    notes.push(
+      `a channel without a pinned tarball gets one with \`nix run .#update -- --target ${
+        unpinned.packages[0]!.chain[0]
+      }\` (the tarball must be in that channel's index)`,
+    );
+  }
   return {
     gpus: detected,
     recommendations,

@@ -58,6 +58,12 @@ let
     package = stub;
   };
   withDefault = evalSystem { enable = true; };
+  withOverride = hsaOverrideGfxVersion: evalSystem {
+    enable = true;
+    package = stub;
+    inherit hsaOverrideGfxVersion;
+  };
+  failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   str = builtins.unsafeDiscardStringContext;
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
@@ -102,6 +108,11 @@ in
     (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
       (resolver.resolve resolver.defaultTarget).pname
     )
+    (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.variables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
+    (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withStub.environment.variables ? HSA_OVERRIDE_GFX_VERSION) false)
+    (expectEqual "a malformed hsaOverrideGfxVersion fails an assertion" (lib.any (
+      lib.hasInfix "is not an HSA_OVERRIDE_GFX_VERSION"
+    ) (failedAssertions (withOverride "11.0"))) true)
   ] {
     defaultPackage = str withDefault.services.rocm-nightly.package.name;
     tmpfiles = map str withStub.systemd.tmpfiles.rules;

@@ -11,6 +11,7 @@
 }:
 let
   cfg = config.services.rocm-nightly;
+  gfxVersion = import ./gfx_version.nix;
   rocmNightly =
     pkgs.rocmNightly
       or (throw "services.rocm-nightly: pkgs.rocmNightly is missing: add the rocm-nightly flake's overlays.default to nixpkgs.overlays (its nixosModules.default does this)");
@@ -32,6 +33,20 @@ in
       '';
     };
 
+    hsaOverrideGfxVersion = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "10.3.0";
+      description = ''
+        Sets `HSA_OVERRIDE_GFX_VERSION` system-wide, so ROCm runs the code of
+        the ISA it names (`major.minor.stepping` in decimal: "10.3.0" is
+        gfx1030, "11.0.0" gfx1100) on a GPU whose own ISA AMD ships in no
+        family: unsupported by AMD, and applied to every GPU. `detect` (`nix
+        run .#detect`) prints the value and the matching `target` for this
+        machine's GPU. `null` leaves the variable unset.
+      '';
+    };
+
     package = lib.mkOption {
       type = lib.types.package;
       default = rocmNightly.packageFor cfg.target;
@@ -41,6 +56,17 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion =
+          cfg.hsaOverrideGfxVersion == null || gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion != null;
+        message = "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} is not an HSA_OVERRIDE_GFX_VERSION: expected <major>.<minor>.<stepping> in decimal with minor and stepping 0 to 15, such as \"10.3.0\" (runs gfx1030 code) or \"11.0.0\" (gfx1100); `nix run .#detect` prints the value for this machine's GPU";
+      }
+    ];
+    environment.variables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (
+      cfg.hsaOverrideGfxVersion != null
+    ) cfg.hsaOverrideGfxVersion;
+
     environment.systemPackages = [ cfg.package ];
 
     # Many ROCm tools and build systems look in /opt/rocm first.
