@@ -1,11 +1,13 @@
 # `nix flake check`: evaluations of the module and the flake's outputs, and
 # the package and its output-structure test built from a small generated
 # tarball. Never a multi-GB download: nothing here depends on the real
-# packages' outputs (their store paths are only compared as strings).
+# packages' outputs (their store paths are only compared as strings) — except
+# the smoke-<isa> checks, which only a builder with that GPU runs.
 {
   pkgs,
   src,
   resolver,
+  rocm,
   nixosSystem,
   nixosModule,
   apps,
@@ -58,6 +60,11 @@ let
     package = stub;
   };
   withDefault = evalSystem { enable = true; };
+  withStable = evalSystem {
+    enable = true;
+    channel = "stable";
+    target = "gfx1100";
+  };
   withOverride = hsaOverrideGfxVersion: evalSystem {
     enable = true;
     package = stub;
@@ -86,7 +93,7 @@ let
         version = "0.0.0-sample";
         pname = "rocm-nightly-sample";
         name = "therock-dist-linux-gfx1151-sample.tar.gz";
-        url = "file:///nonexistent/sample.tar.gz";
+        urls = [ "file:///nonexistent/sample.tar.gz" ];
         hash = lib.fakeHash;
       };
       inherit src;
@@ -94,8 +101,36 @@ let
       (_: {
         src = sampleTarball;
       });
+
+  # smoke-<isa>: the nightly package for that ISA must find a GPU agent of
+  # it. `rocm-<isa>` is a system feature only a builder with that GPU (and
+  # /dev/kfd, /dev/dri in its sandbox) declares, so nothing else builds it;
+  # `update --gate` runs it on a candidate flake before pinning a nightly.
+  smokeCheck =
+    channel: isa:
+    let
+      package = pkgs.rocmNightly.packageIn channel isa;
+    in
+    runCommand "rocm-${channel}-smoke-${isa}" { requiredSystemFeatures = [ "rocm-${isa}" ]; } ''
+      status=0
+      ${package}/bin/rocminfo > rocminfo.txt 2>&1 || status=$?
+      if [ "$status" != 0 ] || ! grep -Eq '^[[:space:]]*Name:[[:space:]]+${isa}([[:space:]]|$)' rocminfo.txt; then
+        cat rocminfo.txt
+        echo "smoke-${isa}: rocminfo of ${package.name} (exit $status) lists no ${isa} agent" >&2
+        exit 1
+      fi
+      cp rocminfo.txt "$out"
+    '';
+  smokeChecks = lib.listToAttrs (
+    map (isa: lib.nameValuePair "smoke-${isa}" (smokeCheck "nightly" isa)) (
+      lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
+        builtins.attrNames rocm.targets.isas
+      )
+    )
+  );
 in
-{
+smokeChecks
+// {
   module-eval = summary "rocm-nightly-module-eval" [
     (expectEqual "systemPackages holds the package" (
       builtins.elem stub withStub.environment.systemPackages
@@ -107,6 +142,10 @@ in
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)
     (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
       (resolver.resolve resolver.defaultTarget).pname
+    )
+    (expectEqual "default channel" withDefault.services.rocm-nightly.channel rocm.defaultChannel)
+    (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
+      (rocm.resolveIn "stable" "gfx1100").pname
     )
     (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.variables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
     (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withStub.environment.variables ? HSA_OVERRIDE_GFX_VERSION) false)

@@ -20,6 +20,20 @@ in
   options.services.rocm-nightly = {
     enable = lib.mkEnableOption "AMD ROCm nightly (TheRock) under /opt/rocm";
 
+    channel = lib.mkOption {
+      type = lib.types.str;
+      default = rocmNightly.defaultChannel;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.defaultChannel";
+      example = "stable";
+      description = ''
+        The release channel of the flake's registry to install from:
+        `nightly`, `stable` (or `rc` when the flake tracks it). The default is
+        the nightly when it pins the default target, else stable. Evaluation
+        fails naming the channel that would serve the target when this one
+        has no pinned tarball for it.
+      '';
+    };
+
     target = lib.mkOption {
       type = lib.types.str;
       default = rocmNightly.defaultTarget;
@@ -49,9 +63,9 @@ in
 
     package = lib.mkOption {
       type = lib.types.package;
-      default = rocmNightly.packageFor cfg.target;
-      defaultText = lib.literalExpression "pkgs.rocmNightly.packageFor config.services.rocm-nightly.target";
-      description = "The ROCm nightly package to install.";
+      default = rocmNightly.packageIn cfg.channel cfg.target;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.packageIn config.services.rocm-nightly.channel config.services.rocm-nightly.target";
+      description = "The ROCm package to install.";
     };
   };
 
