@@ -13,8 +13,9 @@
  * - On each channel of the flake's registry (nightly, stable, …), the package
  *   is `rocm-<channel>-<family>` for the first family of the target's fallback
  *   chain that the channel pins (a hash, not `null`), as nix/resolve.nix
- *   resolves it. Without a readable registry the chain's package names are
- *   listed without pin status.
+ *   resolves it; the NixOS snippet names the first channel that serves it.
+ *   Without a readable registry the chain's package names are listed without
+ *   pin status.
  * - With GPUs of several targets, the one package serving them all is the
  *   first family that is on every target's chain (usually multiarch).
  *
@@ -33,7 +34,7 @@ import {
 } from "./targets.ts";
 
 /** The channels whose package names are listed when no registry is readable. */
-export const DEFAULT_CHANNELS: readonly string[] = ["nightly"];
+export const DEFAULT_CHANNELS: readonly string[] = ["nightly", "stable"];
 
 /** A GPU of the topology, named. */
 export interface DetectedGpu extends KfdGpu {
@@ -195,9 +196,8 @@ export function recommend(gpus: KfdGpu[], options: RecommendOptions = {}): Detec
     .find((i) => i.packages.some((p) => p.pinned === false));
   if (unpinned !== undefined) {
     notes.push(
-      `a channel without a pinned tarball gets one with \`nix run .#update -- --target ${
-        unpinned.packages[0]!.chain[0]
-      }\` (the tarball must be in that channel's index)`,
+      "a channel without a pinned tarball gets one from `nix run .#update` (add " +
+        `\`-- --target ${unpinned.packages[0]!.chain[0]}\` when the channel does not track it yet)`,
     );
   }
   return {
@@ -390,7 +390,9 @@ function installation(
   const settings = [
     "enable = true;",
     `target = "${target}";`,
-    ...(serving !== undefined && channels !== null && serving.channel !== channels[0]?.name
+    // Named whenever there is a choice: the module's default channel moves
+    // (to the nightly once it pins the default target).
+    ...(serving !== undefined && channels !== null && channels.length > 1
       ? [`channel = "${serving.channel}";`]
       : []),
     ...(hsaOverrideGfxVersion === null

@@ -236,7 +236,7 @@ Deno.test("detect: RX 7900 XTX (gfx1100) follows the fallback chain on every cha
     assert.match(result.stdout, /^ {2}nightly: rocm-nightly-multiarch \(7\.12\.0a20260308\)$/m);
     assert.match(result.stdout, /^ {2}stable: +rocm-stable-gfx110X-all \(7\.12\.0a20260308\)$/m);
     assert.match(result.stdout, /^ {2}image: +docker-multiarch$/m);
-    assert.match(result.stdout, /target = "gfx1100"; \};$/m);
+    assert.match(result.stdout, /target = "gfx1100"; channel = "nightly"; \};$/m);
 
     // Only the second channel pins the chain: the snippet names that channel.
     await Deno.writeTextFile(
