@@ -21,27 +21,40 @@
  * tracked target the index does not carry at all is pinned to `null` and
  * reported as a warning; see {@linkcode chooseRelease}.
  *
+ * With channels (lib/channels.ts) the registry is one set per channel
+ * (`nightly`, `stable`, `rc`): an update rewrites one channel's set and no
+ * byte of the others. A channel's `skip` list holds known-bad versions that
+ * are never picked; its `mirrors` are checked to serve each new tarball at
+ * the size hashed. With a gate (lib/update_gate.ts), the candidate flake is
+ * tried by a command before it is written.
+ *
  * @module
  */
 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic_write.ts";
+import { requireChannel } from "./channels.ts";
 import { acquireLock } from "./file_lock.ts";
 import {
+  appendToList,
   applyEdits,
   type BindingChange,
   type BindingEdit,
+  type EditResult,
   listAttrNames,
   readBinding,
+  readStringList,
 } from "./flake_edit.ts";
 import { formatHash } from "./hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "./index_listing.ts";
+import { checkMirrors } from "./mirror_check.ts";
 import { prefetch } from "./prefetch.ts";
 import { chooseRelease, type HeldBack } from "./release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "./tarball_name.ts";
 import { resolveTarget } from "./targets.ts";
 import { compareVersions, isValidVersion, parseVersion } from "./versions.ts";
 import { unifiedDiff } from "./unified_diff.ts";
+import { runGate } from "./update_gate.ts";
 
 /** Options for {@linkcode updateFlake}. */
 export interface UpdateOptions {
@@ -94,9 +107,34 @@ export interface UpdateOptions {
   /**
    * The attribute path of the registry in the flake.
    *
-   * @default {"nightly"}
+   * @default {the channel}
    */
   registry?: string;
+  /**
+   * The channel to update (`nightly`, `stable`, `rc`): its set in the flake
+   * is the registry; the other channels stay byte for byte.
+   *
+   * @default {"nightly"}
+   */
+  channel?: string;
+  /**
+   * Versions to add to the channel's `skip` list (known bad), in the same
+   * rewrite; they are not picked by this update either.
+   *
+   * @default {[]}
+   */
+  skip?: string[];
+  /**
+   * Pin `version` even when it is in the `skip` list.
+   *
+   * @default {false}
+   */
+  force?: boolean;
+  /**
+   * A shell command that must exit 0 on the candidate flake (in a temporary
+   * copy of its folder named by `ROCM_NIGHTLY_FLAKE`) before it is written.
+   */
+  gate?: string;
   /**
    * The largest index page accepted, in bytes.
    *
@@ -144,6 +182,10 @@ export interface TargetUpdate {
 export interface UpdateResult {
   /** The flake file. */
   flake: string;
+  /** The registry that was updated (the channel's set, e.g. `nightly`). */
+  registry: string;
+  /** The gate command's last output lines, when a gate ran and passed. */
+  gate?: string[];
   /** The index that was listed. */
   index: string;
   /** The form of the listing. */
@@ -202,6 +244,7 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
     throw new RangeError(`Cannot update with ${jobs} jobs: use 1 to 64`);
   }
   if (options.version !== undefined) parseVersion(options.version);
+  for (const version of options.skip ?? []) parseVersion(version);
   if (options.dryRun) return await run(flake, jobs, options);
   await using _lock = await acquireLock(join(dirname(flake), `.${basename(flake)}.update-lock`), {
     purpose: `update "${flake}"`,
@@ -211,9 +254,21 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
-  const registry = options.registry ?? "nightly";
+  const registry = options.registry ?? options.channel ?? "nightly";
   const source = await Deno.readTextFile(flake);
   const at = (name: string): string => `${registry}.${name}`;
+  requireChannel(source, registry, { file });
+  const mirrors = readStringList(source, at("mirrors"), { file }) ?? [];
+  const skip = new Set([
+    ...readStringList(source, at("skip"), { file }) ?? [],
+    ...options.skip ?? [],
+  ]);
+  if (options.version !== undefined && skip.has(options.version) && !options.force) {
+    throw new Error(
+      `Cannot pin version "${options.version}": it is in ${at("skip")} (known bad); ` +
+        "pass --force to pin it anyway",
+    );
+  }
   const oldBaseUrl = readBinding(source, at("baseUrl"), { file });
   const oldVersion = readBinding(source, at("version"), { file });
   const tracked = listAttrNames(source, at("srcHashes"), { file });
@@ -249,7 +304,11 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const targets = [...new Set([...tracked, ...required])];
   // Only targets named with --target may become new keys of srcHashes.
   const editOptions = { file, addMissing: required.some((t) => !tracked.includes(t)) };
-  const choice = chooseRelease(listing.entries, targets, {
+  // A skipped version is never chosen (one named with --version --force is).
+  const offered = listing.entries.filter((entry) =>
+    !skip.has(entry.version) || entry.version === options.version
+  );
+  const choice = chooseRelease(offered, targets, {
     required,
     ...(options.version === undefined ? {} : { version: options.version }),
   });
@@ -260,6 +319,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const newBaseUrl = oldBaseUrl !== null && sameFolder(oldBaseUrl, folder) ? oldBaseUrl : folder;
   if (
     options.version === undefined && oldVersion !== null && isValidVersion(oldVersion) &&
+    !skip.has(oldVersion) &&
     compareVersions(parseVersion(newVersion), parseVersion(oldVersion)) < 0
   ) {
     throw new Error(
@@ -275,8 +335,10 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     moved,
     dryRun: options.dryRun ?? false,
   });
+  warnings.unshift(...listing.warnings);
   const result: UpdateResult = {
     flake,
+    registry,
     index,
     format: listing.format,
     oldVersion,
@@ -299,17 +361,40 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
       .filter((u) => u.newHash !== u.oldHash && u.newHash !== undefined)
       .map((u) => ({ path: at(`srcHashes.${u.target}`), value: u.newHash ?? null })),
   ];
-  if (toFetch.length === 0 && applyEdits(source, edits(), editOptions).changes.length === 0) {
+  // Scalar values, then the versions added to the skip list: one rewrite.
+  const rewrite = (): EditResult => {
+    const edited = applyEdits(source, edits(), editOptions);
+    if ((options.skip ?? []).length === 0) return edited;
+    const skipped = appendToList(edited.text, at("skip"), options.skip!, {
+      file,
+      addMissing: true,
+    });
+    return { text: skipped.text, changes: [...edited.changes, ...skipped.changes] };
+  };
+  if (toFetch.length === 0 && rewrite().changes.length === 0) {
     result.current = true;
     return result;
   }
   if (options.dryRun) {
-    result.commitMessage = commitMessage(oldVersion, newVersion, updates);
+    result.commitMessage = commitMessage(oldVersion, newVersion, updates, registry);
     return result;
   }
 
   await fetchAll(toFetch, jobs, options);
-  const edited = applyEdits(source, edits(), editOptions);
+  for (const { update, entry } of toFetch) {
+    if (mirrors.length === 0 || update.size === undefined) continue;
+    const found = await checkMirrors(entry.name, update.size, mirrors, {
+      allowHttp: options.allowHttp ?? false,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    result.warnings.push(...found.map((warning) => `${update.target}: ${warning}`));
+  }
+  const edited = rewrite();
+  if (options.gate !== undefined && edited.changes.length > 0) {
+    result.gate = await runGate(flake, edited.text, options.gate, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
   // The downloads take minutes: refuse to overwrite edits made meanwhile.
   if (await Deno.readTextFile(flake) !== source) {
     throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
@@ -318,7 +403,9 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
-  result.commitMessage = result.current ? null : commitMessage(oldVersion, newVersion, updates);
+  result.commitMessage = result.current
+    ? null
+    : commitMessage(oldVersion, newVersion, updates, registry);
   return result;
 }
 
@@ -512,8 +599,12 @@ function commitMessage(
   oldVersion: string | null,
   newVersion: string,
   updates: TargetUpdate[],
+  registry: string,
 ): string {
-  if (oldVersion !== newVersion) return `rocm-nightly: ${oldVersion ?? "null"} -> ${newVersion}`;
+  // The nightly keeps the message it always had; other channels are named.
+  const prefix = registry === "nightly" ? "rocm-nightly:" : `rocm-nightly: ${registry}`;
+  if (oldVersion !== newVersion) return `${prefix} ${oldVersion ?? "null"} -> ${newVersion}`;
   const fetched = updates.filter((u) => u.action !== "kept").map((u) => u.target);
-  return `rocm-nightly: ${newVersion}: update ${fetched.join(", ")}`;
+  if (fetched.length === 0) return `${prefix} ${newVersion}: skip list`;
+  return `${prefix} ${newVersion}: update ${fetched.join(", ")}`;
 }
