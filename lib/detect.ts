@@ -193,11 +193,15 @@ export function recommend(gpus: KfdGpu[], options: RecommendOptions = {}): Detec
     }
   }
   const unpinned = [...recommendations, ...(common === null ? [] : [common])]
-    .find((i) => i.packages.some((p) => p.pinned === false));
+    .flatMap((i) => i.packages).find((p) => p.pinned === false);
   if (unpinned !== undefined) {
+    const family = unpinned.chain[0]!;
+    const tracked = channels?.find((c) => c.name === unpinned.channel)?.srcHashes;
+    const target = tracked !== undefined && Object.hasOwn(tracked, family)
+      ? ""
+      : ` --target ${family}`;
     notes.push(
-      "a channel without a pinned tarball gets one from `nix run .#update` (add " +
-        `\`-- --target ${unpinned.packages[0]!.chain[0]}\` when the channel does not track it yet)`,
+      `${unpinned.channel} pins no tarball for ${family}: \`nix run .#update -- --channel ${unpinned.channel}${target}\` pins one`,
     );
   }
   return {
