@@ -231,10 +231,10 @@ async function readSmallFile(path: string): Promise<string | null> {
     if (length === buffer.length) text = text.slice(0, text.lastIndexOf("\n") + 1);
     return text;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
-      return null;
-    }
-    throw error;
+    // Without --allow-read nothing can be read: say so. Any other failure
+    // (missing, unreadable, a symlink loop) makes this one file absent.
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    return null;
   }
 }
 

@@ -374,6 +374,14 @@ Deno.test("detect: no kfd folder is one line naming what to check, exit 1", asyn
       assert.match(lines[0]!, /`lsmod \| grep amdgpu`/);
       assert.match(lines[0]!, /render and video groups/);
     }
+    // A kfd folder without a topology.
+    await Deno.mkdir(join(dir, "sys/class/kfd/kfd"), { recursive: true });
+    const empty = await detect(dir, "--sysfs", "sys");
+    assert.equal(empty.code, 1);
+    assert.match(
+      empty.stderr,
+      /^detect: Cannot list sys\/class\/kfd\/kfd\/topology\/nodes: .*; the amdgpu driver has no KFD topology\n$/,
+    );
   });
 });
 
@@ -406,6 +414,8 @@ Deno.test("detect: a properties file with garbage lines still yields its GPU", a
     // A 1 TiB (sparse) file: only its first 64 KiB are read, and they hold a node.
     await Deno.writeTextFile(join(nodes, "9/properties"), "gfx_target_version 110501\n");
     await Deno.truncate(join(nodes, "9/properties"), 2 ** 40);
+    await Deno.mkdir(join(nodes, "10"));
+    await Deno.symlink("properties", join(nodes, "10/properties"));
     const fifo = await run("mkfifo", [join(nodes, "8/properties")]);
     assert.equal(fifo.code, 0, fifo.stderr);
     const gpus = await readKfdGpus(join(dir, "sys"));
