@@ -20,6 +20,8 @@ async function evalModule(settings: string): Promise<{
     r = import ${repoRoot}/tests/fixtures/module_eval.nix {
       module = import ${repoRoot}/nix/module.nix;
       settings = ${settings};
+      # Other modules' options the module reads.
+      otherConfig.programs.nix-ld.enable = false;
       pkgs.rocmNightly = {
         defaultTarget = "gfx1151";
         defaultChannel = "stable";
@@ -27,9 +29,9 @@ async function evalModule(settings: string): Promise<{
       };
     };
   in {
-    variables = r.config.environment.variables or { };
+    variables = r.definitions.environment.variables or { };
     inherit (r) failedAssertions;
-    packages = map toString (r.config.environment.systemPackages or [ ]);
+    packages = map toString (r.definitions.environment.systemPackages or [ ]);
   }`;
   const result = await run("nix", ["eval", "--impure", "--json", "--expr", expr], { env });
   return {
