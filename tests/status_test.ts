@@ -122,7 +122,7 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
     );
     assert.match(
       formatStatusReport(report),
-      /^nightly 7.12.0a20260308 \(10 days old; newest in its index: 7.12.0a20260310\)\n  gfx1151: ok\n/,
+      /^nightly 7.12.0a20260308 \(10 days old; newest in its index: 7.12.0a20260310\)\n {2}gfx1151: ok\n/,
     );
 
     const result = await cli("--flake", flake, "--channel", "nightly");
