@@ -8,6 +8,7 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/channels.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
 export * from "./lib/closure.ts";
@@ -26,16 +27,19 @@ export * from "./lib/index_listing.ts";
 export * from "./lib/isa_files.ts";
 export * from "./lib/kfd_topology.ts";
 export * from "./lib/layers.ts";
+export * from "./lib/mirror_check.ts";
 export * from "./lib/nix32.ts";
 export * from "./lib/nix_store.ts";
 export * from "./lib/oci.ts";
 export * from "./lib/prefetch.ts";
 export * from "./lib/release_choice.ts";
 export * from "./lib/sample_rocm.ts";
+export * from "./lib/status.ts";
 export * from "./lib/store_scan.ts";
 export * from "./lib/tar.ts";
 export * from "./lib/tarball_name.ts";
 export * from "./lib/targets.ts";
 export * from "./lib/unified_diff.ts";
 export * from "./lib/update.ts";
+export * from "./lib/update_gate.ts";
 export * from "./lib/versions.ts";
