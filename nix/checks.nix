@@ -152,6 +152,9 @@ smokeChecks
     (expectEqual "a malformed hsaOverrideGfxVersion fails an assertion" (lib.any (
       lib.hasInfix "is not an HSA_OVERRIDE_GFX_VERSION"
     ) (failedAssertions (withOverride "11.0"))) true)
+    (expectEqual "an override the target's tarball lacks warns" (lib.any (
+      lib.hasInfix "makes ROCm run gfx1030 code"
+    ) (withOverride "10.3.0").warnings) true)
   ] {
     defaultPackage = str withDefault.services.rocm-nightly.package.name;
     tmpfiles = map str withStub.systemd.tmpfiles.rules;

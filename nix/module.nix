@@ -12,6 +12,13 @@
 let
   cfg = config.services.rocm-nightly;
   gfxVersion = import ./gfx_version.nix;
+  # The ISA whose code HSA_OVERRIDE_GFX_VERSION makes ROCm run, and the ISAs
+  # the target's tarball has code for (null when either is unknown).
+  overrideIsa =
+    if cfg.hsaOverrideGfxVersion == null then null else gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion;
+  families = (builtins.fromJSON (builtins.readFile ../lib/targets.json)).families;
+  resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
+  targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =
     pkgs.rocmNightly
       or (throw "services.rocm-nightly: pkgs.rocmNightly is missing: add the rocm-nightly flake's overlays.default to nixpkgs.overlays (its nixosModules.default does this)");
@@ -57,7 +64,8 @@ in
         gfx1030, "11.0.0" gfx1100) on a GPU whose own ISA AMD ships in no
         family: unsupported by AMD, and applied to every GPU. `detect` (`nix
         run .#detect`) prints the value and the matching `target` for this
-        machine's GPU. `null` leaves the variable unset.
+        machine's GPU; a warning names the target to set when the target's
+        tarball has no code for that ISA. `null` leaves the variable unset.
       '';
     };
 
@@ -77,6 +85,7 @@ in
         message = "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} is not an HSA_OVERRIDE_GFX_VERSION: expected <major>.<minor>.<stepping> in decimal with minor and stepping 0 to 15, such as \"10.3.0\" (runs gfx1030 code) or \"11.0.0\" (gfx1100); `nix run .#detect` prints the value for this machine's GPU";
       }
     ];
+    warnings = lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
     environment.variables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (
       cfg.hsaOverrideGfxVersion != null
     ) cfg.hsaOverrideGfxVersion;

@@ -13,7 +13,12 @@ const STORE = "/nix/store/00000000000000000000000000000000";
 /** Evaluates the module with `settings` (Nix text); resolves to the parts tests read. */
 async function evalModule(settings: string): Promise<{
   code: number;
-  value: { variables: Record<string, string>; failedAssertions: string[]; packages: string[] };
+  value: {
+    variables: Record<string, string>;
+    failedAssertions: string[];
+    warnings: string[];
+    packages: string[];
+  };
   stderr: string;
 }> {
   const expr = `let
@@ -26,11 +31,16 @@ async function evalModule(settings: string): Promise<{
         defaultTarget = "gfx1151";
         defaultChannel = "stable";
         packageIn = channel: target: { outPath = "${STORE}-rocm-\${channel}-\${target}"; };
+        # The family a target resolves to, as nix/resolve.nix would (gfx1250: none).
+        resolveIn = channel: target:
+          if target == "gfx1250" then throw "no tarball" else {
+            family = { gfx1151 = "gfx1151"; gfx1030 = "gfx103X-all"; multiarch = "multiarch"; }.\${target};
+          };
       };
     };
   in {
     variables = r.definitions.environment.variables or { };
-    inherit (r) failedAssertions;
+    inherit (r) failedAssertions warnings;
     packages = map toString (r.definitions.environment.systemPackages or [ ]);
   }`;
   const result = await run("nix", ["eval", "--impure", "--json", "--expr", expr], { env });
@@ -59,12 +69,13 @@ Deno.test({
   fn: async () => {
     for (const version of ["10.3.0", "11.0.0", "9.0.10"]) {
       const { code, value, stderr } = await evalModule(
-        `{ enable = true; target = "gfx1030"; hsaOverrideGfxVersion = "${version}"; }`,
+        `{ enable = true; target = "multiarch"; hsaOverrideGfxVersion = "${version}"; }`,
       );
       assert.equal(code, 0, stderr);
       assert.equal(value.variables.HSA_OVERRIDE_GFX_VERSION, version);
       assert.equal(value.variables.ROCM_PATH, "/opt/rocm");
       assert.deepEqual(value.failedAssertions, []);
+      assert.deepEqual(value.warnings, []);
     }
     // Disabled, the module sets nothing.
     const off = await evalModule(`{ enable = false; hsaOverrideGfxVersion = "10.3.0"; }`);
@@ -97,5 +108,28 @@ Deno.test({
       wrongType.stderr,
       /option `services\.rocm-nightly\.hsaOverrideGfxVersion' is not of type `null or string'/,
     );
+  },
+});
+
+Deno.test({
+  name: "module.nix warns when the override names an ISA the target's tarball lacks",
+  ignore: !ok,
+  fn: async () => {
+    const { code, value, stderr } = await evalModule(
+      `{ enable = true; hsaOverrideGfxVersion = "10.3.0"; }`,
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(value.warnings, [
+      'services.rocm-nightly.hsaOverrideGfxVersion = "10.3.0" makes ROCm run gfx1030 code, which the gfx1151 tarball of target "gfx1151" does not have: set services.rocm-nightly.target = "gfx1030" (as `nix run .#detect` prints)',
+    ]);
+    assert.equal(value.variables.HSA_OVERRIDE_GFX_VERSION, "10.3.0");
+    // multiarch has gfx1030 code; a target that does not resolve is the resolver's to explain.
+    for (const target of ["multiarch", "gfx1250"]) {
+      const other = await evalModule(
+        `{ enable = true; target = "${target}"; hsaOverrideGfxVersion = "10.3.0"; package = { outPath = "/x"; }; }`,
+      );
+      assert.equal(other.code, 0, other.stderr);
+      assert.deepEqual(other.value.warnings, [], target);
+    }
   },
 });
