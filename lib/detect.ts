@@ -122,7 +122,7 @@ export interface Detection {
   notes: string[];
 }
 
-/** Options of {@linkcode recommend}. */
+/** Options of {@linkcode recommendPackages}. */
 export interface RecommendOptions {
   /**
    * The registry's channels, or `null` when none could be read (package
@@ -138,14 +138,14 @@ export interface RecommendOptions {
  *
  * @example Usage
  * ```ts
- * import { recommend } from "./detect.ts";
+ * import { recommendPackages } from "./detect.ts";
  *
  * const gpu = {
  *   node: 1, name: "", gfxTargetVersion: 110000, simdCount: 192, vendorId: 4098,
  *   deviceId: 29772, drmRenderMinor: 128, uniqueId: null, locationId: null, pci: null,
  * };
  * const channels = [{ name: "nightly", version: "7.12.0a20260308", srcHashes: { "gfx110X-all": "sha256-…" } }];
- * const { recommendations } = recommend([gpu], { channels });
+ * const { recommendations } = recommendPackages([gpu], { channels });
  * recommendations[0]?.packages[0]?.package; // "rocm-nightly-gfx110X-all"
  * recommendations[0]?.nixos; // 'services.rocm-nightly = { enable = true; target = "gfx1100"; };'
  * ```
@@ -154,7 +154,7 @@ export interface RecommendOptions {
  * @param options The registry's channels.
  * @returns The recommendations.
  */
-export function recommend(gpus: KfdGpu[], options: RecommendOptions = {}): Detection {
+export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}): Detection {
   const channels = options.channels ?? null;
   const detected: DetectedGpu[] = gpus.map((gpu) => ({ ...gpu, isa: isaOrNull(gpu) }));
   const unknown: UnknownGpu[] = [];
@@ -231,7 +231,7 @@ export interface DetectOptions {
 
 /**
  * Reads the GPUs of the KFD topology and the flake's registry, and
- * recommends what to install ({@linkcode recommend}).
+ * recommends what to install ({@linkcode recommendPackages}).
  *
  * @example Usage
  * ```ts ignore
@@ -257,7 +257,7 @@ export async function detectInstallation(options: DetectOptions = {}): Promise<D
     );
   }
   const registry = await readRegistry(options.flake);
-  const detection = recommend(gpus, { channels: registry.channels });
+  const detection = recommendPackages(gpus, { channels: registry.channels });
   detection.notes.unshift(...registry.notes);
   return detection;
 }
@@ -268,16 +268,16 @@ export async function detectInstallation(options: DetectOptions = {}): Promise<D
  *
  * @example Usage
  * ```ts
- * import { formatDetection, recommend } from "./detect.ts";
+ * import { formatDetection, recommendPackages } from "./detect.ts";
  *
  * const gpu = {
  *   node: 1, name: "", gfxTargetVersion: 110501, simdCount: 80, vendorId: 4098,
  *   deviceId: 5510, drmRenderMinor: 128, uniqueId: null, locationId: null, pci: null,
  * };
- * formatDetection(recommend([gpu])).split("\n")[0]; // "GPU node 1: gfx1151 (gfx_target_version 110501, renderD128)"
+ * formatDetection(recommendPackages([gpu])).split("\n")[0]; // "GPU node 1: gfx1151 (gfx_target_version 110501, renderD128)"
  * ```
  *
- * @param detection What {@linkcode recommend} returned.
+ * @param detection What {@linkcode recommendPackages} returned.
  * @returns Lines of text, ending with a newline.
  */
 export function formatDetection(detection: Detection): string {

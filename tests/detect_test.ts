@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startFileServer } from "./_server.ts";
 import { repoRoot, run, type RunResult, withTempDir } from "./_tools.ts";
-import { type Detection, recommend } from "../lib/detect.ts";
+import { type Detection, recommendPackages } from "../lib/detect.ts";
 import { listChannels } from "../lib/flake_registry.ts";
 import { type KfdGpu, readKfdGpus } from "../lib/kfd_topology.ts";
 
@@ -538,11 +538,11 @@ Deno.test("detect runs from a URL on a captured tree, with only --allow-read", a
   });
 });
 
-Deno.test("recommend() reads the channels of this repository's flake.nix", async () => {
+Deno.test("recommendPackages() reads the channels of this repository's flake.nix", async () => {
   const channels = listChannels(await Deno.readTextFile(join(repoRoot, "flake.nix")));
   assert.ok(channels.some((c) => c.name === "nightly"), JSON.stringify(channels));
   const gpu = (await writeAndRead([STRIX_HALO]))[0]!;
-  const detection = recommend([gpu], { channels });
+  const detection = recommendPackages([gpu], { channels });
   const nightly = detection.recommendations[0]!.packages.find((p) => p.channel === "nightly")!;
   assert.equal(nightly.pinned, typeof channels[0]!.srcHashes.gfx1151 === "string");
 });
