@@ -146,6 +146,8 @@
         inherit (pkgs) lib writeShellScriptBin deno;
         inherit src;
         inherit defaultPackage;
+        # detect reads the registry of the flake its app comes from.
+        flake = self;
       };
 
       devShells.${system}.default = pkgs.mkShell {

@@ -227,6 +227,12 @@ export interface DetectOptions {
    * `flake.nix` of the working folder is read if it exists and has a registry.
    */
   flake?: string;
+  /**
+   * The flake.nix of the flake the app comes from (the flake app sets
+   * `ROCM_NIGHTLY_APP_FLAKE`), read when `flake` is not given and
+   * ./flake.nix has no registry.
+   */
+  appFlake?: string;
 }
 
 /**
@@ -256,7 +262,7 @@ export async function detectInstallation(options: DetectOptions = {}): Promise<D
         "Check `dmesg | grep -i kfd` for why amdgpu added none",
     );
   }
-  const registry = await readRegistry(options.flake);
+  const registry = await readRegistry(options);
   const detection = recommendPackages(gpus, { channels: registry.channels });
   detection.notes.unshift(...registry.notes);
   return detection;
@@ -425,36 +431,50 @@ interface RegistryRead {
   notes: string[];
 }
 
-async function readRegistry(flake: string | undefined): Promise<RegistryRead> {
-  const path = flake ?? "flake.nix";
+// An explicit --flake must be readable; otherwise ./flake.nix, then the
+// app's own flake, serve when they have a registry, and a note says why not.
+async function readRegistry(options: DetectOptions): Promise<RegistryRead> {
+  if (options.flake !== undefined) {
+    const channels = await channelsOf(options.flake, `--flake ${options.flake}`);
+    if (channels.length === 0) {
+      throw new Error(`Cannot read the registry of ${options.flake}: nothing binds srcHashes`);
+    }
+    return { channels, notes: [] };
+  }
+  let why: string;
+  try {
+    const channels = await channelsOf("flake.nix", "./flake.nix");
+    if (channels.length > 0) return { channels, notes: [] };
+    why = "./flake.nix has no registry (srcHashes)";
+  } catch (error) {
+    why = error instanceof Deno.errors.NotFound
+      ? "no flake.nix in this folder"
+      : (error as Error).message;
+  }
+  if (options.appFlake !== undefined) {
+    try {
+      const channels = await channelsOf(options.appFlake, options.appFlake);
+      if (channels.length > 0) return { channels, notes: [] };
+    } catch {
+      // Reported below as the registry not being readable.
+    }
+  }
+  return {
+    channels: null,
+    notes: [
+      `${why}, so pin status is unknown: packages are listed by fallback chain without it ` +
+      "(run in a rocm-nightly checkout or pass --flake PATH)",
+    ],
+  };
+}
+
+async function channelsOf(path: string, what: string): Promise<RegistryChannel[]> {
   let source: string;
   try {
     source = await Deno.readTextFile(path);
   } catch (error) {
-    if (flake !== undefined) {
-      throw new (error instanceof Deno.errors.NotFound ? Deno.errors.NotFound : Error)(
-        `Cannot read --flake ${flake}: ${error instanceof Error ? error.message : error}`,
-      );
-    }
-    return { channels: null, notes: [noRegistry("no flake.nix in this folder")] };
+    const Class = error instanceof Deno.errors.NotFound ? Deno.errors.NotFound : Error;
+    throw new Class(`Cannot read ${what}: ${(error as Error).message}`);
   }
-  try {
-    const channels = listChannels(source, { file: basename(path) });
-    if (channels.length > 0) return { channels, notes: [] };
-    if (flake !== undefined) {
-      throw new Error(`Cannot read the registry of ${flake}: nothing binds srcHashes`);
-    }
-    return { channels: null, notes: [noRegistry("./flake.nix has no registry (srcHashes)")] };
-  } catch (error) {
-    if (flake !== undefined) throw error;
-    return {
-      channels: null,
-      notes: [noRegistry(`./flake.nix: ${error instanceof Error ? error.message : error}`)],
-    };
-  }
-}
-
-function noRegistry(why: string): string {
-  return `${why}, so pin status is unknown: packages are listed by fallback chain without it ` +
-    "(run in a rocm-nightly checkout or pass --flake PATH)";
+  return listChannels(source, { file: basename(path) });
 }

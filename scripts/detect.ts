@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read
+#!/usr/bin/env -S deno run --allow-read --allow-env=ROCM_NIGHTLY_APP_FLAKE
 /**
  * `detect`: name the AMD GPUs in this machine from the kernel's KFD topology
  * and print the package, image and NixOS settings that fit them. Run with
@@ -23,8 +23,9 @@ ISAs it also names the one package that serves them all, if any.
 Options:
   --sysfs ROOT   read ROOT/class/kfd/… instead of /sys (a captured tree)
   --flake PATH   the flake whose registry says what is pinned (default:
-                 ./flake.nix when it has one; without it, package names are
-                 listed without pin status)
+                 ./flake.nix when it has one, else, in \`nix run\`, the app's
+                 own flake; without one, package names are listed without
+                 pin status)
   --json         print the same as JSON
   -h, --help     show this help
 
@@ -56,9 +57,11 @@ async function main(args: string[]): Promise<number> {
   for (const flag of ["sysfs", "flake"] as const) {
     if (values[flag] === "") throw new UsageError(`Invalid --${flag} "": expected a path`);
   }
+  const appFlake = Deno.env.get("ROCM_NIGHTLY_APP_FLAKE");
   const detection = await detectInstallation({
     ...(values.sysfs === undefined ? {} : { sysfs: values.sysfs }),
     ...(values.flake === undefined ? {} : { flake: values.flake }),
+    ...(appFlake === undefined || appFlake === "" ? {} : { appFlake }),
   });
   console.log(
     values.json ? JSON.stringify(detection, null, 2) : formatDetection(detection).trimEnd(),

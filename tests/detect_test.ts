@@ -4,12 +4,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startFileServer } from "./_server.ts";
-import { repoRoot, run, type RunResult, withTempDir } from "./_tools.ts";
+import { nixEnv, repoRoot, requireTools, run, type RunResult, withTempDir } from "./_tools.ts";
 import { type Detection, recommendPackages } from "../lib/detect.ts";
 import { listChannels } from "../lib/flake_registry.ts";
 import { type KfdGpu, readKfdGpus } from "../lib/kfd_topology.ts";
 
 const SCRIPT = join(repoRoot, "scripts/detect.ts");
+/** The permissions of the script's shebang line: the tests run it with exactly those. */
+const PERMISSIONS = (await Deno.readTextFile(SCRIPT)).split("\n", 1)[0]!
+  .replace("#!/usr/bin/env -S deno run", "").trim().split(/ +/);
 const HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
 
 /** A CPU node's properties, as amdgpu writes them for a 16-core CPU. */
@@ -152,11 +155,19 @@ ${
   return `{\n  outputs = { self }:\n    let\n${sets}\n    in\n    { };\n}\n`;
 }
 
-/** Runs scripts/detect.ts as a child process in `cwd`. */
+/** Runs scripts/detect.ts as a child process in `cwd`, with `env` added. */
 async function detect(cwd: string, ...args: string[]): Promise<RunResult> {
-  return await run(Deno.execPath(), ["run", "--allow-read", SCRIPT, ...args], {
+  return await detectWith({}, cwd, ...args);
+}
+
+async function detectWith(
+  env: Record<string, string>,
+  cwd: string,
+  ...args: string[]
+): Promise<RunResult> {
+  return await run(Deno.execPath(), ["run", ...PERMISSIONS, SCRIPT, ...args], {
     cwd,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   });
 }
 
@@ -495,6 +506,25 @@ Deno.test("detect: without a registry, package names are listed without pin stat
     const json = await detectJson(dir, "--sysfs", "sys");
     assert.equal(json.channels, null);
     assert.equal(json.recommendations[0]!.packages[0]!.pinned, null);
+    // Under `nix run`, the app names its own flake.nix: its registry serves.
+    const appFlake = join(dir, "app-flake.nix");
+    await Deno.writeTextFile(appFlake, flakeText({ stable: { "gfx110X-all": HASH } }));
+    const app = await detectWith({ ROCM_NIGHTLY_APP_FLAKE: appFlake }, dir, "--sysfs", "sys");
+    assert.equal(app.code, 0, app.stderr);
+    assert.match(app.stdout, /^ {2}stable: rocm-stable-gfx110X-all \(7\.12\.0a20260308\)$/m);
+    assert.doesNotMatch(app.stdout, /pin status is unknown/);
+    // One that cannot be read leaves the note.
+    const gone = await detectWith(
+      { ROCM_NIGHTLY_APP_FLAKE: join(dir, "gone.nix") },
+      dir,
+      "--sysfs",
+      "sys",
+    );
+    assert.equal(gone.code, 0, gone.stderr);
+    assert.match(
+      gone.stdout,
+      /^note: \.\/flake\.nix has no registry \(srcHashes\), so pin status/m,
+    );
   });
 });
 
@@ -516,14 +546,14 @@ Deno.test("detect: a --flake that cannot be read, and bad flags, fail with one l
   });
 });
 
-Deno.test("detect runs from a URL on a captured tree, with only --allow-read", async () => {
+Deno.test("detect runs from a URL on a captured tree, with its shebang's permissions", async () => {
   await withTempDir(async (dir) => {
     await writeSysfs(join(dir, "sys"), ["cpu", STRIX_HALO]);
     await using server = startFileServer({ root: repoRoot });
     const result = await run(Deno.execPath(), [
       "run",
       `--allow-import=127.0.0.1:${server.port}`,
-      "--allow-read",
+      ...PERMISSIONS,
       server.url("/scripts/detect.ts"),
       "--sysfs",
       "sys",
@@ -553,3 +583,40 @@ async function writeAndRead(gpus: GpuSpec[]): Promise<KfdGpu[]> {
     return await readKfdGpus(dir);
   });
 }
+
+Deno.test({
+  name:
+    "apps.nix: the detect app runs with its shebang's permissions and names the app's flake.nix",
+  ignore: !await requireTools("apps.nix evaluation", "nix"),
+  fn: async () => {
+    // A bare lib: toFile stands in for writeShellScriptBin, so the runner's text can be read back.
+    const expr = `let
+      apps = import ${repoRoot}/nix/apps.nix {
+        lib = {
+          getExe = _: "/deno/bin/deno";
+          escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'\${a}'") args);
+        };
+        writeShellScriptBin = name: text: builtins.toFile name text;
+        deno = { };
+        src = "${repoRoot}";
+        defaultPackage = { name = "rocm"; };
+        flake = "/nix/store/00000000000000000000000000000000-source";
+      };
+      runner = builtins.head (builtins.match "(.*)/bin/.*" apps.detect.program);
+    in builtins.readFile runner`;
+    const result = await run("nix", ["eval", "--impure", "--raw", "--expr", expr], {
+      env: nixEnv(),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^export ROCM_NIGHTLY_APP_FLAKE="\/nix\/store\/0{32}-source\/flake\.nix"$/m,
+    );
+    assert.ok(
+      result.stdout.includes(
+        `${PERMISSIONS.map((p) => `'${p}'`).join(" ")} ${repoRoot}/scripts/detect.ts "$@"`,
+      ),
+      result.stdout,
+    );
+  },
+});
