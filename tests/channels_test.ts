@@ -4,13 +4,13 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
-import { buildSampleTarball, type MirrorFile, startDemoMirror } from "../lib/demo_mirror.ts";
+import { buildSampleTarball, type MirrorFile } from "../lib/demo_mirror.ts";
 import { appendToList, MissingBindingError, readStringList } from "../lib/flake_edit.ts";
 import { checkMirrors, probeUrl } from "../lib/mirror_check.ts";
-import { updateFlake, type UpdateOptions } from "../lib/update.ts";
 import { GateFailedError } from "../lib/update_gate.ts";
 import { startFileServer } from "./_server.ts";
 import { nixEnv, repoRoot, requireTools, run } from "./_tools.ts";
+import { type Fixture, updateFixture } from "./_update_fixture.ts";
 
 const OLD_HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
 const STABLE_HASH = "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=";
@@ -58,29 +58,8 @@ function index(): MirrorFile[] {
   return files;
 }
 
-interface Fixture extends AsyncDisposable {
-  dir: string;
-  flake: string;
-  mirror: ReturnType<typeof startDemoMirror>;
-  update(options?: UpdateOptions): ReturnType<typeof updateFlake>;
-}
-
-async function fixture(text = TWO_CHANNELS, files = index()): Promise<Fixture> {
-  const dir = await Deno.makeTempDir({ prefix: "channels-test-" });
-  const flake = join(dir, "flake.nix");
-  await Deno.writeTextFile(flake, text);
-  const mirror = startDemoMirror(files);
-  return {
-    dir,
-    flake,
-    mirror,
-    update: (options = {}) =>
-      updateFlake({ flake, index: mirror.indexUrl, retries: 0, ...options }),
-    [Symbol.asyncDispose]: async () => {
-      await mirror.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+function fixture(text = TWO_CHANNELS, files = index()): Promise<Fixture> {
+  return updateFixture(files, text);
 }
 
 const block = (text: string, channel: string): string => {
