@@ -498,6 +498,9 @@ export function formatUpdateReport(result: UpdateResult): string {
     if (result.oldBaseUrl !== result.newBaseUrl) {
       lines.push(`baseUrl: ${result.oldBaseUrl} → ${result.newBaseUrl}`);
     }
+    for (const change of result.changes) {
+      if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
+    }
     for (const t of result.targets) {
       if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;
       const after = t.action === "would-fetch" ? `(fetch ${t.url})` : String(t.newHash);

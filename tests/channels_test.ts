@@ -7,6 +7,7 @@ import { channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
 import { buildSampleTarball, type MirrorFile } from "../lib/demo_mirror.ts";
 import { appendToList, MissingBindingError, readStringList } from "../lib/flake_edit.ts";
 import { checkMirrors, probeUrl } from "../lib/mirror_check.ts";
+import { formatUpdateReport } from "../lib/update.ts";
 import { GateFailedError } from "../lib/update_gate.ts";
 import { startFileServer } from "./_server.ts";
 import { nixEnv, repoRoot, requireTools, run } from "./_tools.ts";
@@ -135,6 +136,7 @@ Deno.test("updateFlake() skip adds versions to the skip list in the same rewrite
   const only = await f.update({ skip: ["7.12.0a20260309"] });
   assert.equal(only.current, false);
   assert.equal(only.commitMessage, "rocm-nightly: 7.12.0a20260310: skip list");
+  assert.match(formatUpdateReport(only), /^skip: \+ 7\.12\.0a20260309\n/);
   assert.deepEqual(readStringList(await Deno.readTextFile(f.flake), "nightly.skip"), [
     "7.12.0a20260311",
     "7.12.0a20260309",
