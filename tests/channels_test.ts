@@ -329,3 +329,30 @@ Deno.test({
     assert.equal(parse.code, 0, parse.stderr);
   },
 });
+
+Deno.test("updateFlake() gate never writes through a symlinked flake.nix, and an abort kills it", async () => {
+  await using f = await fixture();
+  const real = join(f.dir, "real.nix");
+  await Deno.rename(f.flake, real);
+  await Deno.symlink("real.nix", f.flake);
+  const original = await Deno.readFile(real);
+  await assert.rejects(
+    f.update({ gate: 'test ! -L "$ROCM_NIGHTLY_FLAKE/flake.nix" || exit 9; exit 1' }),
+    (error: Error) => error instanceof GateFailedError && error.code === 1,
+  );
+  assert.deepEqual(await Deno.readFile(real), original);
+  // Aborted while the gate runs: the command is stopped, the copy removed.
+  const controller = new AbortController();
+  const seen = join(f.dir, "gate-seen");
+  const running = f.update({
+    gate: `echo "$ROCM_NIGHTLY_FLAKE" > '${seen}'; exec sleep 30`,
+    signal: controller.signal,
+  });
+  for (let i = 0; i < 200 && (await Deno.stat(seen).catch(() => null)) === null; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  controller.abort(new Error("stop"));
+  await assert.rejects(running, /stop/);
+  assert.deepEqual(await Deno.readFile(real), original);
+  await assert.rejects(Deno.stat((await Deno.readTextFile(seen)).trim()), Deno.errors.NotFound);
+});
