@@ -381,14 +381,15 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   }
 
   await fetchAll(toFetch, jobs, options);
-  for (const { update, entry } of toFetch) {
-    if (mirrors.length === 0 || update.size === undefined) continue;
+  const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+    if (mirrors.length === 0 || update.size === undefined) return [];
     const found = await checkMirrors(entry.name, update.size, mirrors, {
       allowHttp: options.allowHttp ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    result.warnings.push(...found.map((warning) => `${update.target}: ${warning}`));
-  }
+    return found.map((warning) => `${update.target}: ${warning}`);
+  }));
+  result.warnings.push(...mirrorWarnings.flat());
   const edited = rewrite();
   if (options.gate !== undefined && edited.changes.length > 0) {
     result.gate = await runGate(flake, edited.text, options.gate, {

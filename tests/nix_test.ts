@@ -801,3 +801,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "module.nix channel option defaults to the overlay's channel and picks the package",
+  ignore: !ok,
+  fn: async () => {
+    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
+    const expr = `let
+      lib = {
+        mkOption = o: o;
+        mkEnableOption = d: { description = d; };
+        mkIf = c: v: if c then v else { };
+        literalExpression = t: t;
+        types = { str = "str"; package = "package"; };
+      };
+      pkgs.rocmNightly = {
+        defaultChannel = "stable";
+        defaultTarget = "gfx1151";
+        packageIn = channel: target: "\${channel}/\${target}";
+      };
+      module = import ${repoRoot}/nix/module.nix {
+        inherit lib pkgs;
+        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
+      };
+      options = module.options.services.rocm-nightly;
+    in { channel = options.channel.default; package = options.package.default; }`;
+    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
+  },
+});
