@@ -33,7 +33,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic_write.ts";
-import { requireChannel } from "./channels.ts";
+import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import { acquireLock } from "./file_lock.ts";
 import {
   appendToList,
@@ -255,8 +255,14 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
   const registry = options.registry ?? options.channel ?? "nightly";
-  const source = await Deno.readTextFile(flake);
+  const original = await Deno.readTextFile(flake);
   const at = (name: string): string => `${registry}.${name}`;
+  // `--channel rc` on a flake without an rc set adds one, in the same rewrite.
+  const adding = options.channel !== undefined && isChannel(registry) &&
+    !channelsIn(original).includes(registry);
+  const source = adding && isChannel(registry)
+    ? addChannel(original, registry, { file })
+    : original;
   requireChannel(source, registry, { file });
   const mirrors = readStringList(source, at("mirrors"), { file }) ?? [];
   const skip = new Set([
@@ -371,7 +377,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     });
     return { text: skipped.text, changes: [...edited.changes, ...skipped.changes] };
   };
-  if (toFetch.length === 0 && rewrite().changes.length === 0) {
+  if (toFetch.length === 0 && rewrite().changes.length === 0 && !adding) {
     result.current = true;
     return result;
   }
@@ -397,12 +403,12 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     });
   }
   // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== source) {
+  if (await Deno.readTextFile(flake) !== original) {
     throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
   }
   await writeFileAtomic(flake, edited.text);
   result.changes = edited.changes;
-  result.diff = unifiedDiff(source, edited.text, { path: file });
+  result.diff = unifiedDiff(original, edited.text, { path: file });
   result.current = edited.changes.length === 0;
   result.commitMessage = result.current
     ? null

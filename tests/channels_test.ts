@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
+import { addChannel, channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
 import { buildSampleTarball, type MirrorFile } from "../lib/demo_mirror.ts";
 import { appendToList, MissingBindingError, readStringList } from "../lib/flake_edit.ts";
 import { checkMirrors, probeUrl } from "../lib/mirror_check.ts";
@@ -99,8 +99,9 @@ Deno.test("updateFlake() on a flake with only a nightly set keeps working, and n
   const result = await f.update();
   assert.equal(result.newVersion, "7.12.0a20260310");
   const text = await Deno.readTextFile(f.flake);
+  // Named as a registry path, a missing channel is an error that prints the set to add.
   await assert.rejects(
-    f.update({ channel: "rc" }),
+    f.update({ registry: "rc" }),
     (error: Error) =>
       error instanceof MissingBindingError &&
       /has no "rc" channel. Add one beside "nightly".*rc = \{ baseUrl = "https:\/\/rc\.repo\.amd\.com\/rocm\/core\/tarball\/"; version = "10\.1\.0rc0";/
@@ -108,6 +109,40 @@ Deno.test("updateFlake() on a flake with only a nightly set keeps working, and n
   );
   assert.equal(await Deno.readTextFile(f.flake), text);
   assert.doesNotThrow(() => requireChannel(text, "nightly"));
+  // Asked for by --channel, the rc set is added (the nightly's targets) in the same rewrite.
+  const rc = await f.update({ channel: "rc" });
+  assert.equal(rc.registry, "rc");
+  assert.equal(rc.oldVersion, null);
+  assert.equal(rc.newVersion, "7.12.0a20260311");
+  const after = await Deno.readTextFile(f.flake);
+  assert.ok(after.startsWith(text.slice(0, text.lastIndexOf("}"))));
+  assert.deepEqual(readChannel(after, "rc").srcHashes, {
+    gfx1151: sri(nightlyBytes),
+    "gfx110X-all": sri(allBytes),
+  });
+  assert.deepEqual(channelsIn(after), ["nightly", "rc"]);
+});
+
+Deno.test("addChannel() adds the set beside the others and to the flake's channels", async () => {
+  const real = await Deno.readTextFile(join(repoRoot, "flake.nix"));
+  const text = addChannel(real, "rc");
+  assert.match(text, /channels = \{ inherit nightly stable rc; \};/);
+  assert.deepEqual(readChannel(text, "rc"), {
+    channel: "rc",
+    baseUrl: "https://rc.repo.amd.com/rocm/core/tarball/",
+    version: null,
+    srcHashes: readChannel(real, "nightly").srcHashes,
+    mirrors: [],
+    skip: [],
+  });
+  // Every byte of the original is kept, in order.
+  let at = 0;
+  for (const char of real) {
+    at = text.indexOf(char, at) + 1;
+    assert.ok(at > 0);
+  }
+  assert.equal(addChannel(text, "rc"), text);
+  assert.throws(() => addChannel("{ x = 1; }", "rc"), MissingBindingError);
 });
 
 Deno.test("updateFlake() never picks a skipped version; --version of one needs force", async () => {

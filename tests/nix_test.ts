@@ -829,3 +829,32 @@ Deno.test({
     assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
   },
 });
+
+Deno.test({
+  name: "channels.nix serves an added rc channel and falls back to it for the default",
+  ignore: !ok,
+  fn: async () => {
+    const channels = `(import ${repoRoot}/nix/channels.nix {
+      channels = {
+        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
+          srcHashes = { gfx1151 = null; }; };
+        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
+          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
+      };
+      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
+    })`;
+    const value = await nixEval(`let c = ${channels}; in {
+      inherit (c) defaultChannel order defaultNotice;
+      rc = c.packageTargets."rocm-rc-gfx1151";
+      url = (c.resolveIn "rc" "gfx1151").url;
+    }`);
+    assert.deepEqual(value, {
+      defaultChannel: "rc",
+      order: ["nightly", "rc"],
+      defaultNotice:
+        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
+      rc: { channel: "rc", target: "gfx1151" },
+      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
+    });
+  },
+});
