@@ -52,8 +52,8 @@
         skip = [ ];
       };
 
-      # Every channel above (add `rc = { … };` beside them, and here, to follow AMD's
-      # release candidates at https://rc.repo.amd.com/rocm/core/tarball/).
+      # Every channel above. `nix run .#update -- --channel rc` adds an `rc`
+      # set beside them, and here, to follow AMD's release candidates.
       channels = { inherit nightly stable; };
 
       # The one target table, shared with the TypeScript side.

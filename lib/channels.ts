@@ -9,6 +9,7 @@
  */
 
 import { listAttrNames, MissingBindingError, readBinding, readStringList } from "./flake_edit.ts";
+import { scanBindings } from "./nix_bindings.ts";
 
 /** The channels AMD publishes, in the order tools list them. */
 export const CHANNELS: readonly Channel[] = ["nightly", "stable", "rc"];
@@ -164,4 +165,86 @@ export function readChannel(
     mirrors: readStringList(source, at("mirrors"), { file }) ?? [],
     skip: readStringList(source, at("skip"), { file }) ?? [],
   };
+}
+
+/**
+ * Adds an empty set for a channel after the flake's last channel set: its
+ * `baseUrl` is AMD's host for the channel, its `version` `null` until an
+ * update pins one, its targets those of the nightly (all `null`). When the
+ * flake has a `channels = { inherit … };` set, the channel joins it, so the
+ * flake builds `rocm-<channel>-<target>` packages from it.
+ *
+ * @param source The flake's text (it must have some channel set).
+ * @param channel The channel to add.
+ * @param options The file name for messages.
+ * @returns The new text; every byte of `source` is kept.
+ * @throws {MissingBindingError} When the flake has no channel set to add it beside.
+ *
+ * @example Usage
+ * ```ts
+ * import { addChannel } from "./channels.ts";
+ *
+ * const text = addChannel(
+ *   '{\n  nightly = {\n    srcHashes = { gfx1151 = null; };\n  };\n}\n',
+ *   "rc",
+ * );
+ * text.includes('rc = {\n    baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/";'); // true
+ * ```
+ */
+export function addChannel(
+  source: string,
+  channel: Channel,
+  options: { file?: string } = {},
+): string {
+  const file = options.file ?? "flake.nix";
+  const present = channelsIn(source);
+  if (present.includes(channel)) return source;
+  const { bindings } = scanBindings(source);
+  const sets = bindings.filter((b) =>
+    b.path.length === 1 && present.includes(b.path[0] as Channel) && b.value[0]?.text === "{"
+  );
+  const anchor = sets.at(-1);
+  if (anchor === undefined) {
+    throw new MissingBindingError(channel, undefined, {
+      file,
+      detail: `${file} has no channel set (nightly, stable) to add "${channel}" beside`,
+    });
+  }
+  const targets = present.includes("nightly")
+    ? listAttrNames(source, "nightly.srcHashes", { file })
+    : listAttrNames(source, `${anchor.path[0]}.srcHashes`, { file });
+  const lineStart = source.lastIndexOf("\n", anchor.first.start - 1) + 1;
+  const indent = /^[ \t]*/.exec(source.slice(lineStart))![0];
+  const eol = source.indexOf("\n", anchor.semicolon.end);
+  const at = eol < 0 ? source.length : eol + 1;
+  const quote = (name: string): string =>
+    /^[a-zA-Z_][a-zA-Z0-9_'-]*$/.test(name) ? name : `"${name}"`;
+  const set = [
+    "",
+    `${indent}# AMD's ${channel} channel, added by \`update --channel ${channel}\`.`,
+    `${indent}${channel} = {`,
+    `${indent}  baseUrl = "${CHANNEL_INDEXES[channel]}";`,
+    `${indent}  version = null;`,
+    `${indent}  srcHashes = {`,
+    ...targets.map((target) => `${indent}    ${quote(target)} = null;`),
+    `${indent}  };`,
+    `${indent}  mirrors = [ ];`,
+    `${indent}  skip = [ ];`,
+    `${indent}};`,
+    "",
+  ].join("\n");
+  let text = source.slice(0, at) + (eol < 0 ? "\n" : "") + set + source.slice(at);
+  // The flake's `channels = { inherit nightly stable; };` gains the channel.
+  const wiring = scanBindings(text).bindings.find((b) =>
+    b.path.length === 1 && b.path[0] === "channels"
+  );
+  const names = wiring?.value.map((t) => t.text);
+  if (
+    wiring !== undefined && names !== undefined && names[0] === "{" && names[1] === "inherit" &&
+    names.at(-2) === ";" && names.at(-1) === "}"
+  ) {
+    const semicolon = wiring.value.at(-2)!;
+    text = text.slice(0, semicolon.start) + ` ${channel}` + text.slice(semicolon.start);
+  }
+  return text;
 }

@@ -33,7 +33,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic_write.ts";
-import { requireChannel } from "./channels.ts";
+import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import { acquireLock } from "./file_lock.ts";
 import {
   appendToList,
@@ -255,8 +255,14 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
   const registry = options.registry ?? options.channel ?? "nightly";
-  const source = await Deno.readTextFile(flake);
+  const original = await Deno.readTextFile(flake);
   const at = (name: string): string => `${registry}.${name}`;
+  // `--channel rc` on a flake without an rc set adds one, in the same rewrite.
+  const adding = options.channel !== undefined && isChannel(registry) &&
+    !channelsIn(original).includes(registry);
+  const source = adding && isChannel(registry)
+    ? addChannel(original, registry, { file })
+    : original;
   requireChannel(source, registry, { file });
   const mirrors = readStringList(source, at("mirrors"), { file }) ?? [];
   const skip = new Set([
@@ -371,7 +377,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     });
     return { text: skipped.text, changes: [...edited.changes, ...skipped.changes] };
   };
-  if (toFetch.length === 0 && rewrite().changes.length === 0) {
+  if (toFetch.length === 0 && rewrite().changes.length === 0 && !adding) {
     result.current = true;
     return result;
   }
@@ -381,14 +387,15 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   }
 
   await fetchAll(toFetch, jobs, options);
-  for (const { update, entry } of toFetch) {
-    if (mirrors.length === 0 || update.size === undefined) continue;
+  const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+    if (mirrors.length === 0 || update.size === undefined) return [];
     const found = await checkMirrors(entry.name, update.size, mirrors, {
       allowHttp: options.allowHttp ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    result.warnings.push(...found.map((warning) => `${update.target}: ${warning}`));
-  }
+    return found.map((warning) => `${update.target}: ${warning}`);
+  }));
+  result.warnings.push(...mirrorWarnings.flat());
   const edited = rewrite();
   if (options.gate !== undefined && edited.changes.length > 0) {
     result.gate = await runGate(flake, edited.text, options.gate, {
@@ -396,12 +403,12 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     });
   }
   // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== source) {
+  if (await Deno.readTextFile(flake) !== original) {
     throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
   }
   await writeFileAtomic(flake, edited.text);
   result.changes = edited.changes;
-  result.diff = unifiedDiff(source, edited.text, { path: file });
+  result.diff = unifiedDiff(original, edited.text, { path: file });
   result.current = edited.changes.length === 0;
   result.commitMessage = result.current
     ? null
@@ -497,6 +504,9 @@ export function formatUpdateReport(result: UpdateResult): string {
     }
     if (result.oldBaseUrl !== result.newBaseUrl) {
       lines.push(`baseUrl: ${result.oldBaseUrl} → ${result.newBaseUrl}`);
+    }
+    for (const change of result.changes) {
+      if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
     }
     for (const t of result.targets) {
       if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;

@@ -81,7 +81,11 @@ export async function runGate(
   try {
     // The update's own lock file stays out too.
     await copyTree(folder, copy, new Set([".git", `.${basename(flake)}.update-lock`]));
-    await Deno.writeTextFile(join(copy, basename(flake)), candidate);
+    // A new file: were the copied flake.nix a symlink, writing through it
+    // would change the user's real flake.
+    const candidatePath = join(copy, basename(flake));
+    await Deno.remove(candidatePath).catch(() => {});
+    await Deno.writeTextFile(candidatePath, candidate, { createNew: true });
     const child = new Deno.Command("sh", {
       args: ["-c", command],
       cwd: copy,
@@ -90,19 +94,26 @@ export async function runGate(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    const { promise: aborted, reject } = Promise.withResolvers<never>();
     const kill = (): void => {
       try {
         child.kill("SIGTERM");
       } catch {
         // Already exited.
       }
+      reject(options.signal?.reason);
     };
+    aborted.catch(() => {});
     options.signal?.addEventListener("abort", kill, { once: true });
+    if (options.signal?.aborted) kill();
     try {
       const tail = new Tail(options.tailLines ?? 20);
-      await Promise.all([tail.read(child.stdout), tail.read(child.stderr)]);
-      const status = await child.status;
-      options.signal?.throwIfAborted();
+      // On abort, stop waiting: the command's own children may hold its pipes open.
+      await Promise.race([
+        Promise.all([tail.read(child.stdout), tail.read(child.stderr)]),
+        aborted,
+      ]);
+      const status = await Promise.race([child.status, aborted]);
       if (!status.success) throw new GateFailedError(command, status.code, tail.lines());
       return tail.lines();
     } finally {

@@ -26,7 +26,8 @@ fails (or the gate does), flake.nix is left exactly as it was.
 
 Options:
   --flake PATH      the flake to update (default: flake.nix)
-  --channel C       the channel to update: nightly, stable or rc (default: nightly)
+  --channel C       the channel to update: nightly, stable or rc (default: nightly);
+                    a missing rc set is added, tracking the nightly's targets
   --index URL       index to list: TheRock page, S3 listing, autoindex, or any
                     page naming the tarballs (default: <channel>.baseUrl); its
                     folder becomes <channel>.baseUrl (moving between AMD's hosts)

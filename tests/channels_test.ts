@@ -3,14 +3,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
-import { buildSampleTarball, type MirrorFile, startDemoMirror } from "../lib/demo_mirror.ts";
+import { addChannel, channelsIn, readChannel, requireChannel } from "../lib/channels.ts";
+import { buildSampleTarball, type MirrorFile } from "../lib/demo_mirror.ts";
 import { appendToList, MissingBindingError, readStringList } from "../lib/flake_edit.ts";
 import { checkMirrors, probeUrl } from "../lib/mirror_check.ts";
-import { updateFlake, type UpdateOptions } from "../lib/update.ts";
+import { formatUpdateReport } from "../lib/update.ts";
 import { GateFailedError } from "../lib/update_gate.ts";
 import { startFileServer } from "./_server.ts";
 import { nixEnv, repoRoot, requireTools, run } from "./_tools.ts";
+import { type Fixture, updateFixture } from "./_update_fixture.ts";
 
 const OLD_HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
 const STABLE_HASH = "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=";
@@ -58,29 +59,8 @@ function index(): MirrorFile[] {
   return files;
 }
 
-interface Fixture extends AsyncDisposable {
-  dir: string;
-  flake: string;
-  mirror: ReturnType<typeof startDemoMirror>;
-  update(options?: UpdateOptions): ReturnType<typeof updateFlake>;
-}
-
-async function fixture(text = TWO_CHANNELS, files = index()): Promise<Fixture> {
-  const dir = await Deno.makeTempDir({ prefix: "channels-test-" });
-  const flake = join(dir, "flake.nix");
-  await Deno.writeTextFile(flake, text);
-  const mirror = startDemoMirror(files);
-  return {
-    dir,
-    flake,
-    mirror,
-    update: (options = {}) =>
-      updateFlake({ flake, index: mirror.indexUrl, retries: 0, ...options }),
-    [Symbol.asyncDispose]: async () => {
-      await mirror.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+function fixture(text = TWO_CHANNELS, files = index()): Promise<Fixture> {
+  return updateFixture(files, text);
 }
 
 const block = (text: string, channel: string): string => {
@@ -119,8 +99,9 @@ Deno.test("updateFlake() on a flake with only a nightly set keeps working, and n
   const result = await f.update();
   assert.equal(result.newVersion, "7.12.0a20260310");
   const text = await Deno.readTextFile(f.flake);
+  // Named as a registry path, a missing channel is an error that prints the set to add.
   await assert.rejects(
-    f.update({ channel: "rc" }),
+    f.update({ registry: "rc" }),
     (error: Error) =>
       error instanceof MissingBindingError &&
       /has no "rc" channel. Add one beside "nightly".*rc = \{ baseUrl = "https:\/\/rc\.repo\.amd\.com\/rocm\/core\/tarball\/"; version = "10\.1\.0rc0";/
@@ -128,6 +109,40 @@ Deno.test("updateFlake() on a flake with only a nightly set keeps working, and n
   );
   assert.equal(await Deno.readTextFile(f.flake), text);
   assert.doesNotThrow(() => requireChannel(text, "nightly"));
+  // Asked for by --channel, the rc set is added (the nightly's targets) in the same rewrite.
+  const rc = await f.update({ channel: "rc" });
+  assert.equal(rc.registry, "rc");
+  assert.equal(rc.oldVersion, null);
+  assert.equal(rc.newVersion, "7.12.0a20260311");
+  const after = await Deno.readTextFile(f.flake);
+  assert.ok(after.startsWith(text.slice(0, text.lastIndexOf("}"))));
+  assert.deepEqual(readChannel(after, "rc").srcHashes, {
+    gfx1151: sri(nightlyBytes),
+    "gfx110X-all": sri(allBytes),
+  });
+  assert.deepEqual(channelsIn(after), ["nightly", "rc"]);
+});
+
+Deno.test("addChannel() adds the set beside the others and to the flake's channels", async () => {
+  const real = await Deno.readTextFile(join(repoRoot, "flake.nix"));
+  const text = addChannel(real, "rc");
+  assert.match(text, /channels = \{ inherit nightly stable rc; \};/);
+  assert.deepEqual(readChannel(text, "rc"), {
+    channel: "rc",
+    baseUrl: "https://rc.repo.amd.com/rocm/core/tarball/",
+    version: null,
+    srcHashes: readChannel(real, "nightly").srcHashes,
+    mirrors: [],
+    skip: [],
+  });
+  // Every byte of the original is kept, in order.
+  let at = 0;
+  for (const char of real) {
+    at = text.indexOf(char, at) + 1;
+    assert.ok(at > 0);
+  }
+  assert.equal(addChannel(text, "rc"), text);
+  assert.throws(() => addChannel("{ x = 1; }", "rc"), MissingBindingError);
 });
 
 Deno.test("updateFlake() never picks a skipped version; --version of one needs force", async () => {
@@ -156,6 +171,7 @@ Deno.test("updateFlake() skip adds versions to the skip list in the same rewrite
   const only = await f.update({ skip: ["7.12.0a20260309"] });
   assert.equal(only.current, false);
   assert.equal(only.commitMessage, "rocm-nightly: 7.12.0a20260310: skip list");
+  assert.match(formatUpdateReport(only), /^skip: \+ 7\.12\.0a20260309\n/);
   assert.deepEqual(readStringList(await Deno.readTextFile(f.flake), "nightly.skip"), [
     "7.12.0a20260311",
     "7.12.0a20260309",
@@ -347,4 +363,31 @@ Deno.test({
     const parse = await run("nix-instantiate", ["--parse", f.flake], { env: nixEnv() });
     assert.equal(parse.code, 0, parse.stderr);
   },
+});
+
+Deno.test("updateFlake() gate never writes through a symlinked flake.nix, and an abort kills it", async () => {
+  await using f = await fixture();
+  const real = join(f.dir, "real.nix");
+  await Deno.rename(f.flake, real);
+  await Deno.symlink("real.nix", f.flake);
+  const original = await Deno.readFile(real);
+  await assert.rejects(
+    f.update({ gate: 'test ! -L "$ROCM_NIGHTLY_FLAKE/flake.nix" || exit 9; exit 1' }),
+    (error: Error) => error instanceof GateFailedError && error.code === 1,
+  );
+  assert.deepEqual(await Deno.readFile(real), original);
+  // Aborted while the gate runs: the command is stopped, the copy removed.
+  const controller = new AbortController();
+  const seen = join(f.dir, "gate-seen");
+  const running = f.update({
+    gate: `echo "$ROCM_NIGHTLY_FLAKE" > '${seen}'; exec sleep 30`,
+    signal: controller.signal,
+  });
+  for (let i = 0; i < 200 && (await Deno.stat(seen).catch(() => null)) === null; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  controller.abort(new Error("stop"));
+  await assert.rejects(running, /stop/);
+  assert.deepEqual(await Deno.readFile(real), original);
+  await assert.rejects(Deno.stat((await Deno.readTextFile(seen)).trim()), Deno.errors.NotFound);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   detectIndexFormat,
+  type IndexEntry,
   type IndexFormat,
   listIndex,
   parseIndexPage,
@@ -48,6 +49,16 @@ const EXPECTED = [
   "multiarch 10.0.0a20260815",
 ];
 
+/** The dev build's "+" is literal in its name and %2B in its URL, which the mirror serves. */
+async function assertDevBuildFetchable(entries: IndexEntry[], baseUrl: string): Promise<void> {
+  const dev = entries.find((e) => e.version.includes("dev"))!;
+  assert.equal(dev.name, "therock-dist-linux-gfx1151-7.9.0.dev0+0123abcdef.tar.gz");
+  assert.equal(dev.url, `${baseUrl}therock-dist-linux-gfx1151-7.9.0.dev0%2B0123abcdef.tar.gz`);
+  const response = await fetch(dev.url);
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+}
+
 for (const format of ["therock", "s3", "autoindex"] as IndexFormat[]) {
   Deno.test(`listIndex() reads a ${format} listing of mixed names`, async () => {
     const files = MIXED.map((file) => ({ ...file, body: new Uint8Array(7) }));
@@ -62,16 +73,7 @@ for (const format of ["therock", "s3", "autoindex"] as IndexFormat[]) {
     // An autoindex also links the parent folder.
     assert.equal(listing.skipped, MIXED.length - USABLE + (format === "autoindex" ? 1 : 0));
     assert.deepEqual(versionsOf(listing.entries), EXPECTED);
-    const dev = listing.entries.find((e) => e.version.includes("dev"))!;
-    assert.equal(dev.name, "therock-dist-linux-gfx1151-7.9.0.dev0+0123abcdef.tar.gz");
-    assert.equal(
-      dev.url,
-      `${mirror.baseUrl}therock-dist-linux-gfx1151-7.9.0.dev0%2B0123abcdef.tar.gz`,
-    );
-    // Every entry URL is fetchable from the mirror (the encodings agree).
-    const response = await fetch(dev.url);
-    assert.equal(response.status, 200);
-    await response.body?.cancel();
+    await assertDevBuildFetchable(listing.entries, mirror.baseUrl);
     const first = listing.entries.find((e) => e.name === MIXED[0]!.name)!;
     if (format === "therock") assert.equal(first.mtime, 1772937600.5);
     else assert.equal(first.mtime, format === "s3" ? 1772937600.5 : 1772937600);
@@ -95,14 +97,7 @@ Deno.test("listIndex() reads a page of unknown form by the tarball names in its 
   assert.equal(byName.get(MIXED[0]!.name)!.mtime, Date.UTC(2026, 2, 8) / 1000);
   assert.equal(byName.get(MIXED[2]!.name)!.mtime, Date.UTC(2025, 5, 25) / 1000);
   assert.equal(byName.get(MIXED[4]!.name)!.mtime, undefined);
-  const dev = listing.entries.find((e) => e.version.includes("dev"))!;
-  assert.equal(
-    dev.url,
-    `${mirror.baseUrl}therock-dist-linux-gfx1151-7.9.0.dev0%2B0123abcdef.tar.gz`,
-  );
-  const response = await fetch(dev.url);
-  assert.equal(response.status, 200);
-  await response.body?.cancel();
+  await assertDevBuildFetchable(listing.entries, mirror.baseUrl);
   // A page of links to none of its tarballs is read the same way; %2B is decoded.
   const links = parseIndexPage(
     '<a href="/">home</a><td>therock-dist-linux-gfx1151-7.9.0.dev0%2Babcdef1.tar.gz</td>',
