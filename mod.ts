@@ -17,7 +17,6 @@ export * from "./lib/dir_reader.ts";
 export * from "./lib/download.ts";
 export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";
-export * from "./lib/flake_registry.ts";
 export * from "./lib/gfx_version.ts";
 export * from "./lib/hash.ts";
 export * from "./lib/hasher.ts";

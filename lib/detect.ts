@@ -23,7 +23,7 @@
  */
 
 import { basename } from "node:path";
-import { listChannels, type RegistryChannel } from "./flake_registry.ts";
+import { type ChannelRegistry, channelsIn, readChannel } from "./channels.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "./gfx_version.ts";
 import { type KfdGpu, readKfdGpus } from "./kfd_topology.ts";
 import {
@@ -32,6 +32,9 @@ import {
   nearestSupportedIsa,
   targetTable,
 } from "./targets.ts";
+
+/** What detect reads of a channel of the registry. */
+export type PinnedChannel = Pick<ChannelRegistry, "channel" | "version" | "srcHashes">;
 
 /** The channels whose package names are listed when no registry is readable. */
 export const DEFAULT_CHANNELS: readonly string[] = ["nightly", "stable"];
@@ -130,7 +133,7 @@ export interface RecommendOptions {
    *
    * @default {null}
    */
-  channels?: RegistryChannel[] | null;
+  channels?: PinnedChannel[] | null;
 }
 
 /**
@@ -144,7 +147,8 @@ export interface RecommendOptions {
  *   node: 1, name: "", gfxTargetVersion: 110000, simdCount: 192, vendorId: 4098,
  *   deviceId: 29772, drmRenderMinor: 128, uniqueId: null, locationId: null, pci: null,
  * };
- * const channels = [{ name: "nightly", version: "7.12.0a20260308", srcHashes: { "gfx110X-all": "sha256-…" } }];
+ * const nightly = { channel: "nightly" as const, version: "7.12.0a20260308", srcHashes: { "gfx110X-all": "sha256-…" } };
+ * const channels = [nightly];
  * const { recommendations } = recommendPackages([gpu], { channels });
  * recommendations[0]?.packages[0]?.package; // "rocm-nightly-gfx110X-all"
  * recommendations[0]?.nixos; // 'services.rocm-nightly = { enable = true; target = "gfx1100"; };'
@@ -196,7 +200,7 @@ export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}
     .flatMap((i) => i.packages).find((p) => p.pinned === false);
   if (unpinned !== undefined) {
     const family = unpinned.chain[0]!;
-    const tracked = channels?.find((c) => c.name === unpinned.channel)?.srcHashes;
+    const tracked = channels?.find((c) => c.channel === unpinned.channel)?.srcHashes;
     const target = tracked !== undefined && Object.hasOwn(tracked, family)
       ? ""
       : ` --target ${family}`;
@@ -209,7 +213,7 @@ export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}
     recommendations,
     common,
     unknown,
-    channels: channels?.map((c) => c.name) ?? null,
+    channels: channels?.map((c) => c.channel) ?? null,
     notes,
   };
 }
@@ -372,7 +376,7 @@ function formatInstallation(i: Installation): string[] {
 function installation(
   target: string,
   hsaOverrideGfxVersion: string | null,
-  channels: RegistryChannel[] | null,
+  channels: PinnedChannel[] | null,
 ): Installation {
   const chain = candidateFamilies(target);
   const packages: ChannelPackage[] = channels === null
@@ -387,8 +391,8 @@ function installation(
     : channels.map((c) => {
       const family = chain.find((f) => typeof c.srcHashes[f] === "string") ?? null;
       return {
-        channel: c.name,
-        package: family === null ? null : `rocm-${c.name}-${family}`,
+        channel: c.channel,
+        package: family === null ? null : `rocm-${c.channel}-${family}`,
         family,
         pinned: family !== null,
         version: family === null ? null : c.version,
@@ -427,7 +431,7 @@ function isaOrNull(gpu: KfdGpu): string | null {
 }
 
 interface RegistryRead {
-  channels: RegistryChannel[] | null;
+  channels: PinnedChannel[] | null;
   notes: string[];
 }
 
@@ -468,7 +472,7 @@ async function readRegistry(options: DetectOptions): Promise<RegistryRead> {
   };
 }
 
-async function channelsOf(path: string, what: string): Promise<RegistryChannel[]> {
+async function channelsOf(path: string, what: string): Promise<PinnedChannel[]> {
   let source: string;
   try {
     source = await Deno.readTextFile(path);
@@ -476,5 +480,11 @@ async function channelsOf(path: string, what: string): Promise<RegistryChannel[]
     const Class = error instanceof Deno.errors.NotFound ? Deno.errors.NotFound : Error;
     throw new Class(`Cannot read ${what}: ${(error as Error).message}`);
   }
-  return listChannels(source, { file: basename(path) });
+  try {
+    const file = basename(path);
+    return channelsIn(source).map((channel) => readChannel(source, channel, { file }));
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new SyntaxError(`Cannot read the registry of ${what}: ${error.message}`);
+  }
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { startFileServer } from "./_server.ts";
 import { nixEnv, repoRoot, requireTools, run, type RunResult, withTempDir } from "./_tools.ts";
 import { type Detection, recommendPackages } from "../lib/detect.ts";
-import { listChannels } from "../lib/flake_registry.ts";
+import { channelsIn, readChannel } from "../lib/channels.ts";
 import { type KfdGpu, readKfdGpus } from "../lib/kfd_topology.ts";
 
 const SCRIPT = join(repoRoot, "scripts/detect.ts");
@@ -537,7 +537,7 @@ Deno.test("detect: a --flake that cannot be read, and bad flags, fail with one l
     await Deno.writeTextFile(join(dir, "broken.nix"), "{ nightly = { srcHashes = { ");
     const broken = await detect(dir, "--sysfs", "sys", "--flake", "broken.nix");
     assert.equal(broken.code, 1);
-    assert.match(broken.stderr, /^detect: Cannot parse broken\.nix: /);
+    assert.match(broken.stderr, /^detect: Cannot read the registry of --flake broken\.nix: /);
     for (const args of [["--bogus"], ["extra"], ["--sysfs", ""]]) {
       const usage = await detect(dir, ...args);
       assert.equal(usage.code, 2, args.join(" "));
@@ -569,12 +569,17 @@ Deno.test("detect runs from a URL on a captured tree, with its shebang's permiss
 });
 
 Deno.test("recommendPackages() reads the channels of this repository's flake.nix", async () => {
-  const channels = listChannels(await Deno.readTextFile(join(repoRoot, "flake.nix")));
-  assert.ok(channels.some((c) => c.name === "nightly"), JSON.stringify(channels));
+  const source = await Deno.readTextFile(join(repoRoot, "flake.nix"));
+  const channels = channelsIn(source).map((channel) => readChannel(source, channel));
+  assert.ok(channels.some((c) => c.channel === "nightly"), JSON.stringify(channels));
   const gpu = (await writeAndRead([STRIX_HALO]))[0]!;
   const detection = recommendPackages([gpu], { channels });
-  const nightly = detection.recommendations[0]!.packages.find((p) => p.channel === "nightly")!;
-  assert.equal(nightly.pinned, typeof channels[0]!.srcHashes.gfx1151 === "string");
+  const { packages } = detection.recommendations[0]!;
+  assert.deepEqual(packages.map((p) => p.channel), channels.map((c) => c.channel));
+  for (const [i, channel] of channels.entries()) {
+    const pinned = ["gfx1151", "multiarch"].some((f) => typeof channel.srcHashes[f] === "string");
+    assert.equal(packages[i]!.pinned, pinned, channel.channel);
+  }
 });
 
 async function writeAndRead(gpus: GpuSpec[]): Promise<KfdGpu[]> {
