@@ -13,6 +13,7 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { type Channel, channelsIn, readChannel } from "./channels.ts";
 import { listIndex } from "./index_listing.ts";
 import { describeProbe, mirrorUrl, probeUrl, type UrlProbe } from "./mirror_check.ts";
@@ -119,7 +120,7 @@ export interface StatusReport {
 export async function flakeStatus(options: StatusOptions = {}): Promise<StatusReport> {
   const flake = options.flake ?? "flake.nix";
   const source = await Deno.readTextFile(flake);
-  const file = flake.split("/").at(-1) ?? flake;
+  const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
   const report: StatusReport = { flake, channels: [], gone: [], warnings: [] };
   const probeOptions = {
