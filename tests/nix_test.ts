@@ -358,6 +358,63 @@ Deno.test({
 });
 
 Deno.test({
+  name: "module.nix channel option defaults to the overlay's channel and picks the package",
+  ignore: !ok,
+  fn: async () => {
+    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
+    const expr = `let
+      lib = {
+        mkOption = o: o;
+        mkEnableOption = d: { description = d; };
+        mkIf = c: v: if c then v else { };
+        literalExpression = t: t;
+        types = { str = "str"; package = "package"; };
+      };
+      pkgs.rocmNightly = {
+        defaultChannel = "stable";
+        defaultTarget = "gfx1151";
+        packageIn = channel: target: "\${channel}/\${target}";
+      };
+      module = import ${repoRoot}/nix/module.nix {
+        inherit lib pkgs;
+        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
+      };
+      options = module.options.services.rocm-nightly;
+    in { channel = options.channel.default; package = options.package.default; }`;
+    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
+  },
+});
+
+Deno.test({
+  name: "channels.nix serves an added rc channel and falls back to it for the default",
+  ignore: !ok,
+  fn: async () => {
+    const channels = `(import ${repoRoot}/nix/channels.nix {
+      channels = {
+        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
+          srcHashes = { gfx1151 = null; }; };
+        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
+          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
+      };
+      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
+    })`;
+    const value = await nixEval(`let c = ${channels}; in {
+      inherit (c) defaultChannel order defaultNotice;
+      rc = c.packageTargets."rocm-rc-gfx1151";
+      url = (c.resolveIn "rc" "gfx1151").url;
+    }`);
+    assert.deepEqual(value, {
+      defaultChannel: "rc",
+      order: ["nightly", "rc"],
+      defaultNotice:
+        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
+      rc: { channel: "rc", target: "gfx1151" },
+      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
+    });
+  },
+});
+
+Deno.test({
   name: "resolve.nix puts the channel's mirrors after baseUrl and refuses a skipped version",
   ignore: !ok,
   fn: async () => {
@@ -799,62 +856,5 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
-  },
-});
-
-Deno.test({
-  name: "module.nix channel option defaults to the overlay's channel and picks the package",
-  ignore: !ok,
-  fn: async () => {
-    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
-    const expr = `let
-      lib = {
-        mkOption = o: o;
-        mkEnableOption = d: { description = d; };
-        mkIf = c: v: if c then v else { };
-        literalExpression = t: t;
-        types = { str = "str"; package = "package"; };
-      };
-      pkgs.rocmNightly = {
-        defaultChannel = "stable";
-        defaultTarget = "gfx1151";
-        packageIn = channel: target: "\${channel}/\${target}";
-      };
-      module = import ${repoRoot}/nix/module.nix {
-        inherit lib pkgs;
-        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
-      };
-      options = module.options.services.rocm-nightly;
-    in { channel = options.channel.default; package = options.package.default; }`;
-    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
-  },
-});
-
-Deno.test({
-  name: "channels.nix serves an added rc channel and falls back to it for the default",
-  ignore: !ok,
-  fn: async () => {
-    const channels = `(import ${repoRoot}/nix/channels.nix {
-      channels = {
-        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
-          srcHashes = { gfx1151 = null; }; };
-        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
-          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
-      };
-      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
-    })`;
-    const value = await nixEval(`let c = ${channels}; in {
-      inherit (c) defaultChannel order defaultNotice;
-      rc = c.packageTargets."rocm-rc-gfx1151";
-      url = (c.resolveIn "rc" "gfx1151").url;
-    }`);
-    assert.deepEqual(value, {
-      defaultChannel: "rc",
-      order: ["nightly", "rc"],
-      defaultNotice:
-        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
-      rc: { channel: "rc", target: "gfx1151" },
-      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
-    });
   },
 });
