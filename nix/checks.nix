@@ -54,17 +54,17 @@ let
     }).config;
 
   stub = runCommand "rocm-nightly-stub" { } "mkdir -p $out/opt/rocm/lib";
-  withStable = evalSystem {
-    enable = true;
-    channel = "stable";
-    target = "gfx1100";
-  };
   withStub = evalSystem {
     enable = true;
     target = "gfx1100";
     package = stub;
   };
   withDefault = evalSystem { enable = true; };
+  withStable = evalSystem {
+    enable = true;
+    channel = "stable";
+    target = "gfx1100";
+  };
   str = builtins.unsafeDiscardStringContext;
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
