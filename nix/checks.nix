@@ -2,7 +2,7 @@
 # the package and its output-structure test built from a small generated
 # tarball. Never a multi-GB download: nothing here depends on the real
 # packages' outputs (their store paths are only compared as strings) — except
-# the smoke-<isa> checks, which only a builder with that GPU runs.
+# the smoke-<isa> checks (nix/smoke.nix), which only a builder with that GPU runs.
 {
   pkgs,
   src,
@@ -96,25 +96,14 @@ let
         src = sampleTarball;
       });
 
-  # smoke-<isa>: the nightly package for that ISA must find a GPU agent of
-  # it. `rocm-<isa>` is a system feature only a builder with that GPU (and
-  # /dev/kfd, /dev/dri in its sandbox) declares, so nothing else builds it;
-  # `update --gate` runs it on a candidate flake before pinning a nightly.
+  # smoke-<isa> (nix/smoke.nix): the nightly package for that ISA, on a
+  # builder with that GPU.
   smokeCheck =
     channel: isa:
-    let
+    pkgs.callPackage ./smoke.nix {
       package = pkgs.rocmNightly.packageIn channel isa;
-    in
-    runCommand "rocm-${channel}-smoke-${isa}" { requiredSystemFeatures = [ "rocm-${isa}" ]; } ''
-      status=0
-      ${package}/bin/rocminfo > rocminfo.txt 2>&1 || status=$?
-      if [ "$status" != 0 ] || ! grep -Eq '^[[:space:]]*Name:[[:space:]]+${isa}([[:space:]]|$)' rocminfo.txt; then
-        cat rocminfo.txt
-        echo "smoke-${isa}: rocminfo of ${package.name} (exit $status) lists no ${isa} agent" >&2
-        exit 1
-      fi
-      cp rocminfo.txt "$out"
-    '';
+      inherit isa;
+    };
   smokeChecks = lib.listToAttrs (
     map (isa: lib.nameValuePair "smoke-${isa}" (smokeCheck "nightly" isa)) (
       lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (

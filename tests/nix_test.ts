@@ -415,6 +415,47 @@ Deno.test({
 });
 
 Deno.test({
+  name: "smoke.nix passes when rocminfo lists the ISA's agent, fails otherwise, needs rocm-<isa>",
+  ignore: !ok,
+  fn: async () => {
+    // A package whose rocminfo prints one agent (or fails), and nixpkgs' runCommand in small.
+    const smoke = (agent: string, exit = 0): string =>
+      `let
+        system = "x86_64-linux";
+        runCommand = name: env: script: derivation (env // {
+          inherit name system; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin";
+        });
+        package = derivation {
+          name = "fake-rocm-${agent}-${exit}"; inherit system; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+          args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\necho \\"  Name:                    ${agent}\\"\\nexit ${exit}\\n' > $out/bin/rocminfo && chmod +x $out/bin/rocminfo" ];
+        };
+      in import ${repoRoot}/nix/smoke.nix { inherit runCommand package; isa = "gfx1151"; }`;
+    const build = (expr: string, features: string) =>
+      runNixBuild("nix-build", [
+        "--no-out-link",
+        ...["--option", "system-features", features],
+        "--expr",
+        expr,
+      ], { env });
+    const pass = await build(smoke("gfx1151"), "rocm-gfx1151");
+    assert.equal(pass.code, 0, pass.stderr);
+    assert.match(await Deno.readTextFile(pass.stdout.trim()), /Name: +gfx1151/);
+    const other = await build(smoke("gfx1100"), "rocm-gfx1151");
+    assert.notEqual(other.code, 0);
+    assert.match(
+      other.stderr,
+      /smoke-gfx1151: rocminfo of fake-rocm-gfx1100-0 \(exit 0\) lists no gfx1151 agent/,
+    );
+    const crashed = await build(smoke("gfx1151", 139), "rocm-gfx1151");
+    assert.match(crashed.stderr, /\(exit 139\) lists no gfx1151 agent/);
+    // Without the feature, Nix refuses to build it here at all.
+    const elsewhere = await build(smoke("gfx1151", 1), "kvm");
+    assert.notEqual(elsewhere.code, 0);
+    assert.match(elsewhere.stderr, /rocm-gfx1151/);
+  },
+});
+
+Deno.test({
   name: "resolve.nix puts the channel's mirrors after baseUrl and refuses a skipped version",
   ignore: !ok,
   fn: async () => {
