@@ -6,6 +6,8 @@ import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
+const elfOk = await requireTools("install.sh tests on real ELF files", "patchelf", "busybox");
+const BUSYBOX = "/usr/bin/busybox";
 const INSTALL = join(repoRoot, "nix/install.sh");
 const CHECK = join(repoRoot, "scripts/check-output.ts");
 
@@ -15,7 +17,7 @@ async function sampleTarball(dir: string, isas = ["gfx1100", "gfx1151"]): Promis
   await writeSampleRocmTree(tree, { isas });
   await Deno.writeTextFile(
     join(tree, "bin/print-env"),
-    '#!/bin/sh\necho "$ROCM_PATH|$ROCM_HOME|$HIP_PATH|$PATH|$LD_LIBRARY_PATH|$*"\n',
+    '#!/bin/sh\necho "$ROCM_PATH|$ROCM_HOME|$HIP_PATH|$HIP_PLATFORM|$HIP_DEVICE_LIB_PATH|$HIP_CLANG_PATH|$PATH|$LD_LIBRARY_PATH|$*"\n',
     { mode: 0o755 },
   );
   await Deno.writeTextFile(join(tree, "bin/README.txt"), "not executable\n");
@@ -110,7 +112,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "install.sh wrappers set the ROCm environment and exec the real tool",
+  name: "install.sh wrappers give the ROCm environment as defaults and exec the real tool",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -121,31 +123,60 @@ Deno.test({
         env: { PATH: "/usr/bin:/bin", LD_LIBRARY_PATH: "/usr/lib/x" },
       });
       assert.equal(env.code, 0, env.stderr);
+      const llvm = `${rocm}/lib/llvm`;
       assert.equal(
         env.stdout,
-        `${rocm}|${rocm}|${rocm}|${rocm}/bin:/usr/bin:/bin|${rocm}/lib:/usr/lib/x|a b\n`,
+        `${rocm}|${rocm}|${rocm}|amd|${llvm}/amdgcn/bitcode|${llvm}/bin|${rocm}/bin:/usr/bin:/bin|/usr/lib/x|a b\n`,
+      );
+      // The caller's values win; LD_LIBRARY_PATH is never added.
+      const overridden = await run(join(out, "bin/print-env"), [], {
+        env: {
+          PATH: "/bin",
+          ...Object.fromEntries(
+            ["ROCM_PATH", "ROCM_HOME", "HIP_PATH", "HIP_PLATFORM", "HIP_DEVICE_LIB_PATH"]
+              .map((name) => [name, `my-${name}`]),
+          ),
+          HIP_CLANG_PATH: "/c",
+        },
+      });
+      assert.equal(
+        overridden.stdout,
+        `my-ROCM_PATH|my-ROCM_HOME|my-HIP_PATH|my-HIP_PLATFORM|my-HIP_DEVICE_LIB_PATH|/c|${rocm}/bin:/bin||\n`,
       );
       const clang = await run(join(out, "bin/clang"), []);
       assert.equal(clang.stdout, "clang 7.12.0a20260308 (sample ROCm tree)\n");
       const wrapper = await Deno.readTextFile(join(out, "bin/rocminfo"));
       assert.ok(wrapper.startsWith("#!/bin/sh\n"));
+      assert.ok(!wrapper.includes("LD_LIBRARY_PATH"), wrapper);
       assert.ok(wrapper.trimEnd().endsWith(`exec "${rocm}/bin/rocminfo" "$@"`), wrapper);
+      // lib/ and include/ at the top (cc-wrapper, nix-ld) lead into opt/rocm.
+      assert.equal(await Deno.readLink(join(out, "lib")), "opt/rocm/lib");
+      assert.equal(await Deno.readLink(join(out, "include")), "opt/rocm/include");
     });
   },
 });
 
 Deno.test({
-  name: "install.sh setup hook exports ROCM_PATH, HIP_PATH and extends CMAKE_PREFIX_PATH",
+  name: "install.sh setup hook gives ROCm's variables as defaults and extends CMAKE_PREFIX_PATH",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
       const { out, rocm } = await installSample(dir);
       const hook = join(out, "nix-support/setup-hook");
-      const script = `. "${hook}"; echo "$ROCM_PATH|$HIP_PATH|$CMAKE_PREFIX_PATH"`;
+      const names =
+        "$ROCM_PATH|$ROCM_HOME|$HIP_PATH|$HIP_PLATFORM|$HIP_DEVICE_LIB_PATH|$HIP_CLANG_PATH";
+      const script = `. "${hook}"; echo "${names}|$CMAKE_PREFIX_PATH"`;
+      const llvm = `${rocm}/lib/llvm`;
+      const values = `${rocm}|${rocm}|${rocm}|amd|${llvm}/amdgcn/bitcode|${llvm}/bin`;
       const withPrefix = await run("sh", ["-c", script], { env: { CMAKE_PREFIX_PATH: "/x" } });
-      assert.equal(withPrefix.stdout, `${rocm}|${rocm}|${rocm}:/x\n`);
+      assert.equal(withPrefix.stdout, `${values}|${rocm}:/x\n`);
       const without = await run("sh", ["-c", `unset CMAKE_PREFIX_PATH; ${script}`]);
-      assert.equal(without.stdout, `${rocm}|${rocm}|${rocm}\n`);
+      assert.equal(without.stdout, `${values}|${rocm}\n`);
+      const mine = await run("sh", ["-c", script], {
+        env: { ROCM_PATH: "/mine", HIP_PLATFORM: "x" },
+      });
+      assert.match(mine.stdout, /^\/mine\|[^|]+\|[^|]+\|x\|/);
+      assert.ok(!(await Deno.readTextFile(hook)).includes("LD_LIBRARY_PATH"));
     });
   },
 });
@@ -166,39 +197,201 @@ Deno.test({
   },
 });
 
+/** Copies a real file (symlinks resolved) to `to` with `mode`. */
+async function copyReal(from: string, to: string, mode = 0o755): Promise<void> {
+  await Deno.mkdir(join(to, ".."), { recursive: true });
+  await Deno.copyFile(await Deno.realPath(from), to);
+  await Deno.chmod(to, mode);
+}
+
+async function patchelf(...args: string[]): Promise<string> {
+  const result = await run("patchelf", args);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout.trim();
+}
+
+/** A glibc stand-in: the host's loader and libc alone in one folder; its loader's path. */
+async function glibcStandIn(dir: string): Promise<string> {
+  for (const name of ["ld-linux-x86-64.so.2", "libc.so.6"]) {
+    await copyReal(`/lib/x86_64-linux-gnu/${name}`, join(dir, "glibc", name));
+  }
+  return join(dir, "glibc/ld-linux-x86-64.so.2");
+}
+
+const LIBZ = "/usr/lib/x86_64-linux-gnu/libz.so.1";
+const LIBELF = "/usr/lib/x86_64-linux-gnu/libelf.so.1";
+
 Deno.test({
-  name: "install.sh sets the interpreter of ELF executables only, through --patchelf",
+  name: "install.sh sets only executables' interpreters, checks they load, skips unreadable ELF",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: [] });
+      await copyReal("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
+      await copyReal("/bin/true", join(tree, "lib/not-executable.elf"), 0o644);
+      // Libraries keep their bytes, executable bit or interpreter notwithstanding.
+      await copyReal(LIBZ, join(tree, "lib/libz.so.1"));
+      await copyReal("/lib/x86_64-linux-gnu/libc.so.6", join(tree, "lib/libc-copy.so.6"));
+      const header = (await Deno.readFile("/bin/true")).subarray(0, 64);
+      await Deno.writeFile(join(tree, "bin/truncated"), header, { mode: 0o755 });
+      const interpreter = await glibcStandIn(dir);
+      const out = join(dir, "out");
+      const result = await install([
+        ...["--source", tree, "--out", out, "--pname", "p"],
+        ...["--patchelf", "patchelf", "--interpreter", interpreter],
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /set the ELF interpreter of 1 executables \(each still loads\)/);
+      assert.match(result.stderr, /skipped 1 ELF files patchelf cannot read: bin\/truncated/);
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      assert.equal(
+        await patchelf("--print-interpreter", join(rocm, "lib/llvm/bin/real-elf")),
+        interpreter,
+      );
+      assert.equal((await run(join(rocm, "lib/llvm/bin/real-elf"), [])).code, 0);
+      for (const path of ["lib/not-executable.elf", "lib/libz.so.1", "lib/libc-copy.so.6"]) {
+        assert.deepEqual(
+          await Deno.readFile(join(rocm, path)),
+          await Deno.readFile(join(tree, path)),
+          path,
+        );
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh fails naming an executable that no longer loads with its new interpreter",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: [] });
+      await copyReal("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
+      // Stands in for a loader that cannot map the file (as with mangled
+      // headers): busybox's static `false`, which the trace variable cannot reach.
+      const interpreter = join(dir, "false");
+      await Deno.symlink(await Deno.realPath(BUSYBOX), interpreter);
+      const result = await install([
+        ...["--source", tree, "--out", join(dir, "out"), "--pname", "p"],
+        ...["--patchelf", "patchelf", "--interpreter", interpreter],
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /"opt\/rocm\/lib\/llvm\/bin\/real-elf" no longer loads after setting its interpreter/,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh links a missing host library into each needing file's $ORIGIN folder, once",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: [] });
+      // libelf needs libz.so.1, which the tree does not ship.
+      const runpaths: Record<string, string> = {
+        "lib/libelf.so.1": "$ORIGIN",
+        "lib/sub/libelf.so.1": "$ORIGIN/..:$ORIGIN", // reaches lib/: no second link
+        "lib/other/libelf.so.1": "$ORIGIN/../../outside-the-tree:$ORIGIN",
+      };
+      for (const [path, runpath] of Object.entries(runpaths)) {
+        await copyReal(LIBELF, join(tree, path));
+        await patchelf("--set-rpath", runpath, join(tree, path));
+      }
+      await copyReal("/bin/true", join(tree, "bin/tool"));
+      await patchelf("--add-needed", "libnothere.so.1", join(tree, "bin/tool"));
+      await patchelf("--set-rpath", "$ORIGIN/../lib", join(tree, "bin/tool"));
+      await copyReal(LIBZ, join(dir, "host one/libz.so.1"));
+      await copyReal(LIBZ, join(dir, "host two/libz.so.1"));
+      const out = join(dir, "out");
+      const result = await install([
+        ...["--source", tree, "--out", out, "--pname", "p", "--patchelf", "patchelf"],
+        ...["--interpreter", await glibcStandIn(dir)],
+        // Searched in order: the first folder that has the soname wins.
+        ...["--host-lib-dir", join(dir, "glibc"), "--host-lib-dir", join(dir, "host one")],
+        ...["--host-lib-dir", join(dir, "host two")],
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /linked 2 host libraries into the tree/);
+      assert.match(
+        result.stderr,
+        /no host library for 1 sonames: libnothere.so.1 \(needed by 1 files\)/,
+      );
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/other/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      await assert.rejects(Deno.lstat(join(rocm, "lib/sub/libz.so.1")), Deno.errors.NotFound);
+      for (const path of Object.keys(runpaths)) {
+        assert.deepEqual(
+          await Deno.readFile(join(rocm, path)),
+          await Deno.readFile(join(tree, path)),
+          path,
+        );
+      }
+      const trace = await run("/lib64/ld-linux-x86-64.so.2", [
+        "--list",
+        join(rocm, "lib/sub/libelf.so.1"),
+      ]);
+      assert.match(trace.stdout, new RegExp(`libz.so.1 => ${rocm}/lib/sub/\\.\\./libz.so.1`));
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh points python and perl shebangs at --python and --perl, keeping arguments",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
       const tree = join(dir, "tree");
       await writeSampleRocmTree(tree, { isas: [] });
-      await Deno.copyFile("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
-      await Deno.chmod(join(tree, "lib/llvm/bin/real-elf"), 0o755);
-      await Deno.copyFile("/bin/true", join(tree, "lib/not-executable.elf"));
-      await Deno.chmod(join(tree, "lib/not-executable.elf"), 0o644);
-      // Stands in for patchelf (not installed here): records what it is asked.
-      const log = join(dir, "patchelf.log");
-      const patchelf = join(dir, "patchelf");
-      await Deno.writeTextFile(
-        patchelf,
-        `#!/bin/sh\necho "$*" >> "${log}"\n[ "$1" = --print-interpreter ] && echo /lib64/ld-linux-x86-64.so.2\nexit 0\n`,
-        { mode: 0o755 },
-      );
+      const scripts: Record<string, [string, string]> = {
+        "bin/rocm-smi": ["#!/usr/bin/env python3", "#!/py/bin/python3"],
+        "bin/rocm_agent_enumerator": ["#!/usr/bin/python3 -u", "#!/py/bin/python3 -u"],
+        "libexec/rocm/tool.py": ["#!/usr/bin/env -S python3.12 -E", "#!/py/bin/python3 -E"],
+        "bin/hipconfig.pl": ["#!/usr/bin/env perl", "#!/pl/bin/perl"],
+        "bin/old.pl": ["#!/usr/local/bin/perl5.36 -w", "#!/pl/bin/perl -w"],
+        "bin/py2": ["#!/usr/bin/env python2", "#!/usr/bin/env python2"],
+        "bin/shell": ["#!/bin/sh", "#!/bin/sh"],
+      };
+      for (const [path, [line]] of Object.entries(scripts)) {
+        await Deno.mkdir(join(tree, path, ".."), { recursive: true });
+        await Deno.writeTextFile(join(tree, path), `${line}\nbody of ${path}\n`, { mode: 0o750 });
+      }
       const out = join(dir, "out");
-      const interpreter = join(dir, "ld.so");
-      await Deno.writeTextFile(interpreter, "");
+      const args = ["--source", tree, "--pname", "p"];
       const result = await install([
-        ...["--source", tree, "--out", out, "--pname", "p"],
-        ...["--patchelf", patchelf, "--interpreter", interpreter],
+        ...args,
+        "--out",
+        out,
+        "--python",
+        "/py/bin/python3",
+        "--perl",
+        "/pl/bin/perl",
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, /set the ELF interpreter of 1 executables/);
-      const rocm = join(await Deno.realPath(out), "opt/rocm");
-      assert.deepEqual((await Deno.readTextFile(log)).trim().split("\n"), [
-        `--print-interpreter ${rocm}/lib/llvm/bin/real-elf`,
-        `--set-interpreter ${interpreter} ${rocm}/lib/llvm/bin/real-elf`,
-      ]);
+      assert.match(result.stderr, /pointed the shebangs of 5 scripts at --python\/--perl/);
+      for (const [path, [, expected]] of Object.entries(scripts)) {
+        const file = join(out, "opt/rocm", path);
+        assert.equal(await Deno.readTextFile(file), `${expected}\nbody of ${path}\n`, path);
+        assert.equal((await Deno.stat(file)).mode! & 0o777, 0o750, path);
+      }
+      const without = await install([...args, "--out", join(dir, "out2")]);
+      assert.equal(without.code, 0, without.stderr);
+      assert.match(without.stderr, /left 5 python\/perl shebangs alone: give --python and --perl/);
+      const relative = await install([...args, "--out", join(dir, "out3"), "--python", "python3"]);
+      assert.equal(relative.code, 1);
+      assert.match(relative.stderr, /interpreter "python3": must be an absolute path/);
     });
   },
 });
@@ -217,6 +410,15 @@ Deno.test({
         ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--interpreter", "/x"],
       ]);
       assert.match(noPatchelf.stderr, /--interpreter needs --patchelf/);
+      const hostWithout = await install([
+        ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--host-lib-dir", dir],
+      ]);
+      assert.match(hostWithout.stderr, /--host-lib-dir needs --patchelf/);
+      const noHostDir = await install([
+        ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--patchelf", "patchelf"],
+        ...["--host-lib-dir", join(dir, "nope")],
+      ]);
+      assert.match(noHostDir.stderr, /host library folder ".*\/nope": not a directory/);
       const empty = join(dir, "empty");
       await Deno.mkdir(join(empty, "lib"), { recursive: true });
       const tarball = join(dir, "empty.tar.gz");
