@@ -1,0 +1,228 @@
+// The package on NixOS, with real ROCm ELF files: a TheRock-shaped tarball
+// made of Debian's rocminfo package files (rocminfo, libhsa-runtime64,
+// libhsakmt and the system libraries TheRock bundles under
+// lib/rocm_sysdeps/lib), installed by nix/install.sh as nix/package.nix does,
+// then run inside bubblewrap in a root whose only library folder is glibc's.
+//
+// What the bubblewrap root stands for (each bind below says the same):
+//   - `/` is an empty tmpfs: no /usr/lib, no /etc/ld.so.cache, no /lib64.
+//   - the glibc stand-in (the host's loader, libc, libm… copied into one
+//     folder, as Nix's glibc output holds them) is bound at its own path, the
+//     interpreter install.sh was given, like /nix/store/…-glibc/lib;
+//   - the same folder is bound at /lib/x86_64-linux-gnu, the copied loader's
+//     compiled-in default search path (`ld.so --help`): Nix's loader searches
+//     only its own folder by default, and so does this one here;
+//   - the gcc-runtime stand-in (libstdc++, libgcc_s), given as --host-lib-dir,
+//     and the output are bound at their own paths, as store paths are;
+//   - busybox (static) is /bin/sh, the wrappers' shell.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { repoRoot, requireTools, run, type RunResult, withTempDir } from "./_tools.ts";
+
+const ok = await requireTools(
+  "NixOS runtime tests with real ROCm ELF files",
+  "bwrap",
+  "busybox",
+  "patchelf",
+  "gcc",
+  "rocminfo",
+  "bash",
+  "tar",
+);
+
+const DEBIAN_LIBS = "/usr/lib/x86_64-linux-gnu";
+const DEBIAN_GLIBC = "/lib/x86_64-linux-gnu";
+const LOADER = "ld-linux-x86-64.so.2";
+const GLIBC = [LOADER, "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"];
+const GCC_RUNTIME = ["libstdc++.so.6", "libgcc_s.so.1"];
+const SYSDEPS = ["libelf.so.1", "libdrm.so.2", "libdrm_amdgpu.so.1", "libnuma.so.1", "libz.so.1"];
+
+/** The runpaths TheRock gives its files. */
+const RUNPATHS: Record<string, string> = {
+  "bin/rocminfo": "$ORIGIN/../lib:$ORIGIN/../lib/llvm/lib:$ORIGIN/../lib/rocm_sysdeps/lib",
+  "lib/libhsa-runtime64.so.1": "$ORIGIN:$ORIGIN/rocm_sysdeps/lib",
+  "lib/libhsakmt.so.1": "$ORIGIN:$ORIGIN/rocm_sysdeps/lib",
+  ...Object.fromEntries(SYSDEPS.map((name) => [`lib/rocm_sysdeps/lib/${name}`, "$ORIGIN"])),
+};
+
+async function copyReal(from: string, to: string): Promise<void> {
+  await Deno.mkdir(join(to, ".."), { recursive: true });
+  await Deno.copyFile(await Deno.realPath(from), to);
+  await Deno.chmod(to, 0o755);
+}
+
+async function must(cmd: string, args: string[]): Promise<RunResult> {
+  const result = await run(cmd, args);
+  assert.equal(result.code, 0, `${cmd} ${args.join(" ")}: ${result.stderr}`);
+  return result;
+}
+
+/**
+ * The TheRock-shaped tree: copies of the real files with TheRock's runpaths
+ * set (on the copies), no libstdc++ or libgcc_s; and its tarball.
+ */
+async function therockTarball(dir: string): Promise<{ tree: string; tarball: string }> {
+  const tree = join(dir, "tree");
+  await copyReal("/usr/bin/rocminfo", join(tree, "bin/rocminfo"));
+  for (const name of ["libhsa-runtime64.so.1", "libhsakmt.so.1"]) {
+    await copyReal(join(DEBIAN_LIBS, name), join(tree, "lib", name));
+  }
+  for (const name of SYSDEPS) {
+    await copyReal(join(DEBIAN_LIBS, name), join(tree, "lib/rocm_sysdeps/lib", name));
+  }
+  for (const [path, runpath] of Object.entries(RUNPATHS)) {
+    await must("patchelf", ["--set-rpath", runpath, join(tree, path)]);
+  }
+  await Deno.mkdir(join(tree, ".info"));
+  await Deno.writeTextFile(join(tree, ".info/version"), "7.12.0a20260308\n");
+  await Deno.writeTextFile(join(tree, "LICENSE"), "MIT\n");
+  const tarball = join(dir, "therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz");
+  await must("tar", ["-czf", tarball, "-C", tree, "."]);
+  return { tree, tarball };
+}
+
+/** Stand-in store folders: glibc's libraries and loader alone; the gcc runtime. */
+async function storeFolders(dir: string): Promise<{ glibc: string; gcc: string }> {
+  const glibc = join(dir, "store/glibc/lib");
+  const gcc = join(dir, "store/gcc-lib/lib");
+  for (const name of GLIBC) await copyReal(join(DEBIAN_GLIBC, name), join(glibc, name));
+  for (const name of GCC_RUNTIME) await copyReal(join(DEBIAN_LIBS, name), join(gcc, name));
+  return { glibc, gcc };
+}
+
+async function install(
+  tarball: string,
+  out: string,
+  glibc: string,
+  hostLibDirs: string[],
+): Promise<RunResult> {
+  return await run("bash", [
+    join(repoRoot, "nix/install.sh"),
+    ...["--tarball", tarball, "--out", out, "--pname", "rocm-nightly-gfx1151"],
+    ...["--interpreter", join(glibc, LOADER), "--patchelf", "patchelf", "--shell", "/bin/sh"],
+    ...hostLibDirs.flatMap((dir) => ["--host-lib-dir", dir]),
+  ]);
+}
+
+/** Runs `command` in the root described at the top, with an empty environment. */
+async function inRoot(
+  binds: { glibc: string; paths: string[] },
+  command: string[],
+): Promise<RunResult> {
+  const busybox = await Deno.realPath("/usr/bin/busybox");
+  return await run("bwrap", [
+    ...["--unshare-all", "--die-with-parent", "--tmpfs", "/"],
+    ...["--ro-bind", busybox, "/bin/sh"], // the wrappers' shell (static)
+    ...["--ro-bind", binds.glibc, binds.glibc], // glibc's store folder: the interpreter
+    ...["--ro-bind", binds.glibc, DEBIAN_GLIBC], // the loader's default search path
+    ...binds.paths.flatMap((path) => ["--ro-bind", path, path]), // other store paths
+    ...["--proc", "/proc", "--dev", "/dev"],
+    ...["--clearenv", "--setenv", "PATH", "/bin"],
+    ...command,
+  ]);
+}
+
+async function checkOutput(out: string, ...args: string[]): Promise<RunResult> {
+  const script = join(repoRoot, "scripts/check-output.ts");
+  return await run(Deno.execPath(), ["run", "--allow-read", "--allow-ffi", script, out, ...args]);
+}
+
+const LOADER_ERROR = /error while loading shared libraries|cannot open shared object file/;
+
+Deno.test({
+  name: "install.sh output runs real ROCm ELF files in a root whose only libraries are glibc's",
+  ignore: !ok,
+  fn: async (t) => {
+    await withTempDir(async (dir) => {
+      const { tree, tarball } = await therockTarball(dir);
+      const { glibc, gcc } = await storeFolders(dir);
+      const out = join(dir, "store/rocm-nightly-gfx1151");
+      const installed = await install(tarball, out, glibc, [gcc]);
+      assert.equal(installed.code, 0, installed.stderr);
+      const rocm = join(out, "opt/rocm");
+      const binds = { glibc, paths: [gcc, out] };
+
+      await t.step("the root has no /usr/lib, no /lib64 and no ld.so cache", async () => {
+        const probe = await inRoot(binds, [
+          "/bin/sh",
+          "-c",
+          "for p in /usr/lib /usr /lib64 /etc/ld.so.cache; do [ ! -e $p ] || echo $p; done",
+        ]);
+        assert.equal(probe.code, 0, probe.stderr);
+        assert.equal(probe.stdout, "");
+      });
+
+      await t.step("the wrapped rocminfo reaches HSA, never a loader error", async () => {
+        const result = await inRoot(binds, [join(out, "bin/rocminfo")]);
+        const output = result.stdout + result.stderr;
+        assert.doesNotMatch(output, LOADER_ERROR);
+        assert.match(output, /ROCk module is NOT loaded|HSA_STATUS_ERROR|hsa api call failure/);
+      });
+
+      await t.step("a C program without ROCm's environment dlopens libhsa-runtime64", async () => {
+        const source = join(dir, "prog/dlopen.c");
+        await Deno.mkdir(join(dir, "prog"));
+        await Deno.writeTextFile(
+          source,
+          `#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+  void *library = dlopen(argv[1], RTLD_NOW);
+  if (library == NULL) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
+  printf("hsa_init %s\\n", dlsym(library, "hsa_init") != NULL ? "found" : "missing");
+  return 0;
+}
+`,
+        );
+        // Linked as Nix's cc-wrapper links: with glibc's loader as interpreter.
+        const program = join(dir, "prog/dlopen");
+        await must("gcc", [
+          ...["-o", program, source, `-Wl,--dynamic-linker=${join(glibc, LOADER)}`],
+        ]);
+        const result = await inRoot(
+          { glibc, paths: [...binds.paths, join(dir, "prog")] },
+          [program, join(rocm, "lib/libhsa-runtime64.so.1")],
+        );
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.equal(result.stdout, "hsa_init found\n");
+      });
+
+      await t.step("every shared library is byte-identical to the tarball's", async () => {
+        for (const path of Object.keys(RUNPATHS).filter((p) => p.startsWith("lib/"))) {
+          assert.deepEqual(
+            await Deno.readFile(join(rocm, path)),
+            await Deno.readFile(join(tree, path)),
+            path,
+          );
+        }
+        const interpreter = await must("patchelf", [
+          "--print-interpreter",
+          join(rocm, "bin/rocminfo"),
+        ]);
+        assert.equal(interpreter.stdout.trim(), join(glibc, LOADER));
+        // The host libraries went where the files' own runpaths look.
+        for (const name of GCC_RUNTIME) {
+          assert.equal(await Deno.readLink(join(rocm, "lib", name)), join(gcc, name));
+        }
+      });
+
+      await t.step("check-output passes the result", async () => {
+        const check = await checkOutput(out);
+        assert.equal(check.code, 0, check.stdout);
+      });
+
+      await t.step("without --host-lib-dir the same root fails on libstdc++.so.6", async () => {
+        const bare = join(dir, "store/rocm-nightly-bare");
+        const result = await install(tarball, bare, glibc, []);
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(
+          result.stderr,
+          /no host library for 2 sonames: libgcc_s.so.1 .*libstdc\+\+.so.6/,
+        );
+        const failed = await inRoot({ glibc, paths: [bare] }, [join(bare, "bin/rocminfo")]);
+        assert.notEqual(failed.code, 0);
+        assert.match(failed.stderr, /libstdc\+\+.so.6: cannot open shared object file/);
+      });
+    });
+  },
+});
