@@ -397,6 +397,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "install.sh puts the tree's OpenCL ICDs in etc/OpenCL/vendors with absolute library paths",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: [] });
+      await Deno.mkdir(join(tree, "etc/OpenCL/vendors"), { recursive: true });
+      await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/amdocl64.icd"), "libamdocl64.so\n");
+      await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/other.icd"), "libnotshipped.so\n");
+      await Deno.writeTextFile(join(tree, "lib/libamdocl64.so"), "");
+      const out = join(dir, "out");
+      const result = await install(["--source", tree, "--out", out, "--pname", "p"]);
+      assert.equal(result.code, 0, result.stderr);
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      const vendors = join(out, "etc/OpenCL/vendors");
+      assert.equal(
+        await Deno.readTextFile(join(vendors, "amdocl64.icd")),
+        `${rocm}/lib/libamdocl64.so\n`,
+      );
+      assert.equal(await Deno.readTextFile(join(vendors, "other.icd")), "libnotshipped.so\n");
+      // The tree's own files stay as shipped.
+      assert.equal(
+        await Deno.readTextFile(join(rocm, "etc/OpenCL/vendors/amdocl64.icd")),
+        "libamdocl64.so\n",
+      );
+    });
+  },
+});
+
+Deno.test({
   name: "install.sh refuses bad arguments (exit 2) and a tarball without bin/ (exit 1)",
   ignore: !ok,
   fn: async () => {
