@@ -4,22 +4,40 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { copyElf, glibcStandIn } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
-const ok = await requireTools("check-output tests (install.sh builds the tree)", "bash", "cp");
+const ok = await requireTools(
+  "check-output tests (install.sh builds the tree, patchelf sets its interpreter)",
+  "bash",
+  "cp",
+  "patchelf",
+);
 const CHECK = join(repoRoot, "scripts/check-output.ts");
 const INTERPRETER = "/lib64/ld-linux-x86-64.so.2";
 
-/** A good output: the sample tree with a real ELF executable, via install.sh. */
+/**
+ * A good output: the sample tree with a real ELF executable and a real ROCm
+ * library it finds through `$ORIGIN/../lib`, via install.sh with a glibc
+ * stand-in as the interpreter (Debian's /lib64 holds the loader alone).
+ */
 async function goodOutput(dir: string): Promise<string> {
   const tree = join(dir, "tree");
   await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"] });
-  await Deno.copyFile("/bin/true", join(tree, "bin/true-elf"));
-  await Deno.chmod(join(tree, "bin/true-elf"), 0o755);
+  const glibc = await glibcStandIn(dir);
+  // libxshmfence needs libc alone: a real library that resolves with glibc's folder.
+  await copyElf("/usr/lib/x86_64-linux-gnu/libxshmfence.so.1", join(tree, "lib/libfence.so.1"), {
+    runpath: "$ORIGIN",
+  });
+  await copyElf("/bin/true", join(tree, "bin/true-elf"), {
+    runpath: "$ORIGIN/../lib",
+    addNeeded: ["libfence.so.1"],
+  });
   const out = join(dir, "good");
   const result = await run("bash", [
     join(repoRoot, "nix/install.sh"),
     ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
+    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
   ]);
   assert.equal(result.code, 0, result.stderr);
   return out;
@@ -158,6 +176,8 @@ Deno.test({
       assert.deepEqual(report.failures, []);
       assert.ok(report.ok);
       assert.equal(report.counts.elfExecutables, 1); // opt/rocm/bin/true-elf
+      assert.equal(report.counts.elfFiles, 2); // and opt/rocm/lib/libfence.so.1
+      assert.deepEqual(report.allowedMissing, []);
       assert.equal(report.counts.wrappers, 5);
       assert.equal(report.counts.kernelFiles, 5);
       assert.match(formatCheckReport(report), /: ok \(\d+ files, 3 symlinks, 5 wrappers/);
@@ -207,7 +227,7 @@ Deno.test({
       assert.match(text, new RegExp(`: ${expected.length} failures`));
       assert.match(
         text,
-        /elf-interpreter: "opt\/rocm\/bin\/broken-elf" needs "\/nonexistent\/ld.so"/,
+        /elf-interpreter: "\/nonexistent\/ld.so" is missing, the interpreter of 1 ELF executable: "opt\/rocm\/bin\/broken-elf"\n/,
       );
       assert.match(text, /wrapper: "bin\/hipcc" execs "\/[^"]*", outside the output/);
     });
