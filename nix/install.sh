@@ -185,9 +185,10 @@ for file in ${elf_files[@]+"${elf_files[@]}"}; do
     [[ -z $dir ]] || dirs+=$dir$'\n'
   done
   searches[$file]=$dirs
-  if [[ -x $file ]] && "$patchelf" --print-interpreter "$file" >/dev/null 2>&1; then
+  if "$patchelf" --print-interpreter "$file" >/dev/null 2>&1; then
     # A library with an interpreter (libc.so.6 is one) keeps its bytes: only
-    # files without a DT_SONAME are executables (PIE ones are ET_DYN too).
+    # files without a DT_SONAME are executables (PIE ones are ET_DYN too),
+    # whatever their mode (check-output wants every interpreter to exist).
     soname=$("$patchelf" --print-soname "$file" 2>/dev/null) || soname=unknown
     [[ -n $soname ]] || has_interp[$file]=1
   fi

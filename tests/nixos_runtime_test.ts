@@ -211,18 +211,37 @@ int main(int argc, char **argv) {
         assert.equal(check.code, 0, check.stdout);
       });
 
-      await t.step("without --host-lib-dir the same root fails on libstdc++.so.6", async () => {
-        const bare = join(dir, "store/rocm-nightly-bare");
-        const result = await install(tarball, bare, glibc, []);
-        assert.equal(result.code, 0, result.stderr);
-        assert.match(
-          result.stderr,
-          /no host library for 2 sonames: libgcc_s.so.1 .*libstdc\+\+.so.6/,
-        );
-        const failed = await inRoot({ glibc, paths: [bare] }, [join(bare, "bin/rocminfo")]);
-        assert.notEqual(failed.code, 0);
-        assert.match(failed.stderr, /libstdc\+\+.so.6: cannot open shared object file/);
-      });
+      await t.step(
+        "without --host-lib-dir: the root and check-output fail on libstdc++",
+        async () => {
+          const bare = join(dir, "store/rocm-nightly-bare");
+          const result = await install(tarball, bare, glibc, []);
+          assert.equal(result.code, 0, result.stderr);
+          assert.match(
+            result.stderr,
+            /no host library for 2 sonames: libgcc_s.so.1 .*libstdc\+\+.so.6/,
+          );
+          const failed = await inRoot({ glibc, paths: [bare] }, [join(bare, "bin/rocminfo")]);
+          assert.notEqual(failed.code, 0);
+          assert.match(failed.stderr, /libstdc\+\+.so.6: cannot open shared object file/);
+          // check-output sees it too, from the ELF files alone.
+          const check = await checkOutput(bare, "--json");
+          assert.equal(check.code, 1, check.stdout);
+          const report = JSON.parse(check.stdout) as {
+            failures: { check: string; soname?: string; count?: number }[];
+          };
+          const libstdcxx = report.failures.find((f) => f.soname === "libstdc++.so.6");
+          assert.deepEqual(
+            { check: libstdcxx?.check, count: libstdcxx?.count },
+            { check: "elf-needed", count: 2 },
+          );
+          const allowed = await checkOutput(
+            bare,
+            ...["--allow-missing", "libstdc++.so.*", "--allow-missing", "libgcc_s.so.?"],
+          );
+          assert.equal(allowed.code, 0, allowed.stdout);
+        },
+      );
     });
   },
 });
