@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { copyElf, glibcStandIn, SYSTEM_LIBS } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
@@ -197,45 +198,37 @@ Deno.test({
   },
 });
 
-/** Copies a real file (symlinks resolved) to `to` with `mode`. */
-async function copyReal(from: string, to: string, mode = 0o755): Promise<void> {
-  await Deno.mkdir(join(to, ".."), { recursive: true });
-  await Deno.copyFile(await Deno.realPath(from), to);
-  await Deno.chmod(to, mode);
-}
-
 async function patchelf(...args: string[]): Promise<string> {
   const result = await run("patchelf", args);
   assert.equal(result.code, 0, result.stderr);
   return result.stdout.trim();
 }
 
-/** A glibc stand-in: the host's loader and libc alone in one folder; its loader's path. */
-async function glibcStandIn(dir: string): Promise<string> {
-  for (const name of ["ld-linux-x86-64.so.2", "libc.so.6"]) {
-    await copyReal(`/lib/x86_64-linux-gnu/${name}`, join(dir, "glibc", name));
-  }
-  return join(dir, "glibc/ld-linux-x86-64.so.2");
+/** A sample tree (no kernels) with a real ELF executable at lib/llvm/bin/real-elf. */
+async function treeWithElf(dir: string): Promise<string> {
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas: [] });
+  await copyElf("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
+  return tree;
 }
 
-const LIBZ = "/usr/lib/x86_64-linux-gnu/libz.so.1";
-const LIBELF = "/usr/lib/x86_64-linux-gnu/libelf.so.1";
+const LIBZ = join(SYSTEM_LIBS, "libz.so.1");
+const LIBELF = join(SYSTEM_LIBS, "libelf.so.1");
 
 Deno.test({
   name: "install.sh sets only executables' interpreters, checks they load, skips unreadable ELF",
   ignore: !ok || !elfOk,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const tree = join(dir, "tree");
-      await writeSampleRocmTree(tree, { isas: [] });
-      await copyReal("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
-      await copyReal("/bin/true", join(tree, "lib/not-executable.elf"), 0o644);
+      const tree = await treeWithElf(dir);
+      await copyElf("/bin/true", join(tree, "lib/not-executable.elf"));
+      await Deno.chmod(join(tree, "lib/not-executable.elf"), 0o644);
       // Libraries keep their bytes, executable bit or interpreter notwithstanding.
-      await copyReal(LIBZ, join(tree, "lib/libz.so.1"));
-      await copyReal("/lib/x86_64-linux-gnu/libc.so.6", join(tree, "lib/libc-copy.so.6"));
+      await copyElf(LIBZ, join(tree, "lib/libz.so.1"));
+      await copyElf(join(SYSTEM_LIBS, "libc.so.6"), join(tree, "lib/libc-copy.so.6"));
       const header = (await Deno.readFile("/bin/true")).subarray(0, 64);
       await Deno.writeFile(join(tree, "bin/truncated"), header, { mode: 0o755 });
-      const interpreter = await glibcStandIn(dir);
+      const { interpreter } = await glibcStandIn(dir);
       const out = join(dir, "out");
       const result = await install([
         ...["--source", tree, "--out", out, "--pname", "p"],
@@ -271,9 +264,7 @@ Deno.test({
   ignore: !ok || !elfOk,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const tree = join(dir, "tree");
-      await writeSampleRocmTree(tree, { isas: [] });
-      await copyReal("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
+      const tree = await treeWithElf(dir);
       // Stands in for a loader that cannot map the file (as with mangled
       // headers): busybox's static `false`, which the trace variable cannot reach.
       const interpreter = join(dir, "false");
@@ -305,20 +296,21 @@ Deno.test({
         "lib/other/libelf.so.1": "$ORIGIN/../../outside-the-tree:$ORIGIN",
       };
       for (const [path, runpath] of Object.entries(runpaths)) {
-        await copyReal(LIBELF, join(tree, path));
-        await patchelf("--set-rpath", runpath, join(tree, path));
+        await copyElf(LIBELF, join(tree, path), { runpath });
       }
-      await copyReal("/bin/true", join(tree, "bin/tool"));
-      await patchelf("--add-needed", "libnothere.so.1", join(tree, "bin/tool"));
-      await patchelf("--set-rpath", "$ORIGIN/../lib", join(tree, "bin/tool"));
-      await copyReal(LIBZ, join(dir, "host one/libz.so.1"));
-      await copyReal(LIBZ, join(dir, "host two/libz.so.1"));
+      await copyElf("/bin/true", join(tree, "bin/tool"), {
+        runpath: "$ORIGIN/../lib",
+        addNeeded: ["libnothere.so.1"],
+      });
+      await copyElf(LIBZ, join(dir, "host one/libz.so.1"));
+      await copyElf(LIBZ, join(dir, "host two/libz.so.1"));
       const out = join(dir, "out");
+      const glibc = await glibcStandIn(dir);
       const result = await install([
         ...["--source", tree, "--out", out, "--pname", "p", "--patchelf", "patchelf"],
-        ...["--interpreter", await glibcStandIn(dir)],
+        ...["--interpreter", glibc.interpreter],
         // Searched in order: the first folder that has the soname wins.
-        ...["--host-lib-dir", join(dir, "glibc"), "--host-lib-dir", join(dir, "host one")],
+        ...["--host-lib-dir", glibc.lib, "--host-lib-dir", join(dir, "host one")],
         ...["--host-lib-dir", join(dir, "host two")],
       ]);
       assert.equal(result.code, 0, result.stderr);

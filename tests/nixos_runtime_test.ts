@@ -17,6 +17,7 @@
 //   - busybox (static) is /bin/sh, the wrappers' shell.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { copyElf, glibcStandIn, SYSTEM_LIBS } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, type RunResult, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools(
@@ -30,10 +31,8 @@ const ok = await requireTools(
   "tar",
 );
 
-const DEBIAN_LIBS = "/usr/lib/x86_64-linux-gnu";
 const DEBIAN_GLIBC = "/lib/x86_64-linux-gnu";
 const LOADER = "ld-linux-x86-64.so.2";
-const GLIBC = [LOADER, "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"];
 const GCC_RUNTIME = ["libstdc++.so.6", "libgcc_s.so.1"];
 const SYSDEPS = ["libelf.so.1", "libdrm.so.2", "libdrm_amdgpu.so.1", "libnuma.so.1", "libz.so.1"];
 
@@ -44,12 +43,6 @@ const RUNPATHS: Record<string, string> = {
   "lib/libhsakmt.so.1": "$ORIGIN:$ORIGIN/rocm_sysdeps/lib",
   ...Object.fromEntries(SYSDEPS.map((name) => [`lib/rocm_sysdeps/lib/${name}`, "$ORIGIN"])),
 };
-
-async function copyReal(from: string, to: string): Promise<void> {
-  await Deno.mkdir(join(to, ".."), { recursive: true });
-  await Deno.copyFile(await Deno.realPath(from), to);
-  await Deno.chmod(to, 0o755);
-}
 
 async function must(cmd: string, args: string[]): Promise<RunResult> {
   const result = await run(cmd, args);
@@ -63,15 +56,16 @@ async function must(cmd: string, args: string[]): Promise<RunResult> {
  */
 async function therockTarball(dir: string): Promise<{ tree: string; tarball: string }> {
   const tree = join(dir, "tree");
-  await copyReal("/usr/bin/rocminfo", join(tree, "bin/rocminfo"));
-  for (const name of ["libhsa-runtime64.so.1", "libhsakmt.so.1"]) {
-    await copyReal(join(DEBIAN_LIBS, name), join(tree, "lib", name));
-  }
-  for (const name of SYSDEPS) {
-    await copyReal(join(DEBIAN_LIBS, name), join(tree, "lib/rocm_sysdeps/lib", name));
-  }
+  const sources: Record<string, string> = {
+    "bin/rocminfo": "/usr/bin/rocminfo",
+    "lib/libhsa-runtime64.so.1": join(SYSTEM_LIBS, "libhsa-runtime64.so.1"),
+    "lib/libhsakmt.so.1": join(SYSTEM_LIBS, "libhsakmt.so.1"),
+    ...Object.fromEntries(
+      SYSDEPS.map((name) => [`lib/rocm_sysdeps/lib/${name}`, join(SYSTEM_LIBS, name)]),
+    ),
+  };
   for (const [path, runpath] of Object.entries(RUNPATHS)) {
-    await must("patchelf", ["--set-rpath", runpath, join(tree, path)]);
+    await copyElf(sources[path]!, join(tree, path), { runpath });
   }
   await Deno.mkdir(join(tree, ".info"));
   await Deno.writeTextFile(join(tree, ".info/version"), "7.12.0a20260308\n");
@@ -81,12 +75,14 @@ async function therockTarball(dir: string): Promise<{ tree: string; tarball: str
   return { tree, tarball };
 }
 
-/** Stand-in store folders: glibc's libraries and loader alone; the gcc runtime. */
+/**
+ * Stand-in store folders: glibc's loader and libraries alone (as Nix's glibc
+ * output holds them); the gcc runtime (as `stdenv.cc.cc.lib` does).
+ */
 async function storeFolders(dir: string): Promise<{ glibc: string; gcc: string }> {
-  const glibc = join(dir, "store/glibc/lib");
+  const { lib: glibc } = await glibcStandIn(join(dir, "store"));
   const gcc = join(dir, "store/gcc-lib/lib");
-  for (const name of GLIBC) await copyReal(join(DEBIAN_GLIBC, name), join(glibc, name));
-  for (const name of GCC_RUNTIME) await copyReal(join(DEBIAN_LIBS, name), join(gcc, name));
+  for (const name of GCC_RUNTIME) await copyElf(join(SYSTEM_LIBS, name), join(gcc, name));
   return { glibc, gcc };
 }
 
