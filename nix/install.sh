@@ -154,16 +154,16 @@ done
 declare -A needs=() searches=() has_interp=() resolved_dir=()
 unreadable=()
 glibc_dir=${interpreter%/*}
-# The folder an $ORIGIN entry names, normalized; empty when outside $out.
+# Sets `dir` to the folder an $ORIGIN entry names, normalized (once per
+# entry: no subshell per file); empty when missing or outside $out.
 resolve_dir() {
-  local dir=$1
-  if [[ ! -v resolved_dir[$dir] ]]; then
+  if [[ ! -v resolved_dir[$1] ]]; then
     local real=
-    [[ -d $dir ]] && real=$(realpath -e -- "$dir" 2>/dev/null) || true
+    [[ -d $1 ]] && real=$(realpath -e -- "$1" 2>/dev/null) || true
     [[ $real == "$out" || $real == "$out"/* ]] || real=
-    resolved_dir[$dir]=$real
+    resolved_dir[$1]=$real
   fi
-  printf '%s' "${resolved_dir[$dir]}"
+  dir=${resolved_dir[$1]}
 }
 for file in ${elf_files[@]+"${elf_files[@]}"}; do
   if ! info=$("$patchelf" --print-rpath --print-needed "$file" 2>/dev/null); then
@@ -181,7 +181,7 @@ for file in ${elf_files[@]+"${elf_files[@]}"}; do
       '${ORIGIN}'*) entry=${file%/*}${entry#'${ORIGIN}'} ;;
       *) continue ;;
     esac
-    dir=$(resolve_dir "$entry")
+    resolve_dir "$entry"
     [[ -z $dir ]] || dirs+=$dir$'\n'
   done
   searches[$file]=$dirs
