@@ -151,29 +151,36 @@ done
 # What every ELF file needs (DT_NEEDED) and where it looks ($ORIGIN runpath
 # entries that stay inside the output; other entries are outside the store
 # path and never count). Read-only patchelf calls: nothing is written here.
-declare -A needs=() searches=() has_interp=() resolved_dir=()
-unreadable=()
+# Files and folders are kept as indices into elf_files and folders, so lists
+# of them are words, whatever bytes the paths hold.
+declare -A needs=() searches=() folder_index=() real_index=()
+folders=() has_interp=() unreadable=()
 glibc_dir=${interpreter%/*}
-# Sets `dir` to the folder an $ORIGIN entry names, normalized (once per
-# entry: no subshell per file); empty when missing or outside $out.
-resolve_dir() {
-  if [[ ! -v resolved_dir[$1] ]]; then
+# Sets `folder` to the index of the folder an $ORIGIN entry names,
+# normalized (realpath once per entry); empty when missing or outside $out.
+resolve_folder() {
+  if [[ ! -v folder_index[$1] ]]; then
     local real=
     [[ -d $1 ]] && real=$(realpath -e -- "$1" 2>/dev/null) || true
-    [[ $real == "$out" || $real == "$out"/* ]] || real=
-    resolved_dir[$1]=$real
+    if [[ $real == "$out" || $real == "$out"/* ]]; then
+      [[ -v real_index[$real] ]] || { real_index[$real]=${#folders[@]} && folders+=("$real"); }
+      folder_index[$1]=${real_index[$real]}
+    else
+      folder_index[$1]=
+    fi
   fi
-  dir=${resolved_dir[$1]}
+  folder=${folder_index[$1]}
 }
-for file in ${elf_files[@]+"${elf_files[@]}"}; do
+for index in "${!elf_files[@]}"; do
+  file=${elf_files[index]}
   if ! info=$("$patchelf" --print-rpath --print-needed "$file" 2>/dev/null); then
     unreadable+=("${file#"$rocm"/}")
     continue
   fi
   # First line: the runpath (possibly empty); then one soname per line.
   rpath=${info%%$'\n'*}
-  [[ $info == *$'\n'* ]] && needs[$file]=${info#*$'\n'} || needs[$file]=
-  dirs=
+  [[ $info == *$'\n'* ]] && needs[$index]=${info#*$'\n'} || needs[$index]=
+  searched=
   IFS=: read -r -a entries <<<"$rpath" || true
   for entry in ${entries[@]+"${entries[@]}"}; do
     case $entry in
@@ -181,16 +188,16 @@ for file in ${elf_files[@]+"${elf_files[@]}"}; do
       '${ORIGIN}'*) entry=${file%/*}${entry#'${ORIGIN}'} ;;
       *) continue ;;
     esac
-    resolve_dir "$entry"
-    [[ -z $dir ]] || dirs+=$dir$'\n'
+    resolve_folder "$entry"
+    [[ -z $folder ]] || searched+=" $folder"
   done
-  searches[$file]=$dirs
+  searches[$index]=$searched
   if "$patchelf" --print-interpreter "$file" >/dev/null 2>&1; then
     # A library with an interpreter (libc.so.6 is one) keeps its bytes: only
     # files without a DT_SONAME are executables (PIE ones are ET_DYN too),
     # whatever their mode (check-output wants every interpreter to exist).
     soname=$("$patchelf" --print-soname "$file" 2>/dev/null) || soname=unknown
-    [[ -n $soname ]] || has_interp[$file]=1
+    [[ -n $soname ]] || has_interp+=("$file")
   fi
 done
 ((${#unreadable[@]} == 0)) ||
@@ -206,18 +213,17 @@ done < <(find "$rocm" \( -type f -o -type l \) -printf '%f\0')
 
 # For each soname needed but unresolved, the files that need it.
 declare -A wanted_by=()
-for file in ${elf_files[@]+"${elf_files[@]}"}; do
-  [[ -v needs[$file] ]] || continue
+for index in "${!needs[@]}"; do
   while IFS= read -r soname; do
     [[ -n $soname && $soname != */* ]] || continue
     found=
-    while IFS= read -r dir; do
-      [[ -n $dir && -e $dir/$soname ]] && found=1 && break
-    done <<<"${searches[$file]}"
+    for folder in ${searches[$index]}; do
+      [[ -e ${folders[folder]}/$soname ]] && found=1 && break
+    done
     [[ -n $found || -v in_tree[$soname] ]] && continue
     [[ -n $interpreter && -e $glibc_dir/$soname ]] && continue
-    wanted_by[$soname]+=$file$'\n'
-  done <<<"${needs[$file]}"
+    wanted_by[$soname]+=" $index"
+  done <<<"${needs[$index]}"
 done
 
 # Link each such soname from the first host folder that has it into the
@@ -231,29 +237,28 @@ for soname in ${sonames[@]+"${sonames[@]}"}; do
   for dir in ${host_lib_dirs[@]+"${host_lib_dirs[@]}"}; do
     [[ -e $dir/$soname ]] && source_lib=$dir/$soname && break
   done
-  count=$(printf '%s' "${wanted_by[$soname]}" | grep -c '')
+  # shellcheck disable=SC2206 # indices: words by construction
+  users=(${wanted_by[$soname]})
   if [[ -z $source_lib ]]; then
-    host_missing+=("$soname (needed by $count files)")
+    host_missing+=("$soname (needed by ${#users[@]} files)")
     continue
   fi
   declare -A chosen=()
-  while IFS= read -r file; do
-    [[ -n $file ]] || continue
+  for index in "${users[@]}"; do
     first= done_here=
-    while IFS= read -r dir; do
-      [[ -n $dir ]] || continue
-      [[ -n $first ]] || first=$dir
-      [[ -v chosen[$dir] ]] && done_here=1 && break
-    done <<<"${searches[$file]}"
+    for folder in ${searches[$index]}; do
+      [[ -n $first ]] || first=$folder
+      [[ -v chosen[$folder] ]] && done_here=1 && break
+    done
     [[ -z $done_here ]] || continue
     if [[ -z $first ]]; then
-      unreachable+=("${file#"$rocm"/} ($soname)")
+      unreachable+=("${elf_files[index]#"$rocm"/} ($soname)")
       continue
     fi
-    ln -s "$source_lib" "$first/$soname"
+    ln -s "$source_lib" "${folders[first]}/$soname"
     chosen[$first]=1
     linked=$((linked + 1))
-  done <<<"${wanted_by[$soname]}"
+  done
   unset chosen
 done
 ((linked == 0)) || printf 'install.sh: linked %d host libraries into the tree\n' "$linked" >&2
@@ -266,7 +271,7 @@ done
 # loader traces every library they need, as ldd does, without running them.
 if [[ -n $interpreter ]]; then
   patched=0
-  for file in "${!has_interp[@]}"; do
+  for file in ${has_interp[@]+"${has_interp[@]}"}; do
     "$patchelf" --set-interpreter "$interpreter" "$file"
     if ! timeout 60 env -u LD_LIBRARY_PATH -u LD_PRELOAD LD_TRACE_LOADED_OBJECTS=1 \
       "$interpreter" "$file" >"$tmp/trace" 2>&1; then

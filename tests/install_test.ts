@@ -294,6 +294,7 @@ Deno.test({
         "lib/libelf.so.1": "$ORIGIN",
         "lib/sub/libelf.so.1": "$ORIGIN/..:$ORIGIN", // reaches lib/: no second link
         "lib/other/libelf.so.1": "$ORIGIN/../../outside-the-tree:$ORIGIN",
+        "lib/odd name\nwith a newline/libelf.so.1": "$ORIGIN",
       };
       for (const [path, runpath] of Object.entries(runpaths)) {
         await copyElf(LIBELF, join(tree, path), { runpath });
@@ -314,7 +315,7 @@ Deno.test({
         ...["--host-lib-dir", join(dir, "host two")],
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, /linked 2 host libraries into the tree/);
+      assert.match(result.stderr, /linked 3 host libraries into the tree/);
       assert.match(
         result.stderr,
         /no host library for 1 sonames: libnothere.so.1 \(needed by 1 files\)/,
@@ -326,6 +327,10 @@ Deno.test({
       );
       assert.equal(
         await Deno.readLink(join(rocm, "lib/other/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/odd name\nwith a newline/libz.so.1")),
         join(dir, "host one/libz.so.1"),
       );
       await assert.rejects(Deno.lstat(join(rocm, "lib/sub/libz.so.1")), Deno.errors.NotFound);
