@@ -74,6 +74,8 @@ export class ElfFormatError extends Error {
   readonly unsupported: boolean;
 
   /**
+   * Creates the error.
+   *
    * @param message What is wrong, quoting the offending values.
    * @param options `unsupported` for a well-formed file of another class or byte order.
    */
@@ -161,6 +163,8 @@ const EHDR_SIZE = 64;
 const PHDR_SIZE = 56;
 const DYN_SIZE = 16;
 const PN_XNUM = 0xffff;
+const ET_EXEC = 2;
+const ET_DYN = 3;
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
 const PT_INTERP = 3;
@@ -176,6 +180,7 @@ const DT_RUNPATH = 29;
 const MAX_PHNUM = 65535;
 const MAX_DYNAMIC_BYTES = 1 << 20;
 const MAX_STRING_BYTES = 4096;
+const MAX_FILE_BYTES = 2 ** 43;
 /** The first read: header, program headers, and for small files everything. */
 const HEAD_BYTES = 8192;
 /** Strings within this span of each other are read in one go. */
@@ -281,6 +286,12 @@ class Parser {
         interpOffset = u64(phdrs, at + 8);
         interpBytes = u64(phdrs, at + 32);
       }
+    }
+    // glibc: "object file has no loadable segments" (program headers overwritten, say).
+    if (loads.length === 0 && (type === ET_EXEC || type === ET_DYN)) {
+      throw new ElfFormatError(
+        `malformed: none of the ${phnum} program headers is a PT_LOAD segment`,
+      );
     }
     // The interpreter is read before the dynamic segment reuses the extra buffer.
     if (interpOffset !== -1) {
@@ -400,7 +411,8 @@ class Parser {
    */
   #bytesAt(offset: number, length: number, what: string, partial = false): Uint8Array {
     if (offset + length <= this.#headLength) return this.#head.subarray(offset, offset + length);
-    if (!Number.isSafeInteger(offset + length)) {
+    // Beyond any real file; file systems refuse such offsets (EINVAL) rather than read nothing.
+    if (offset + length > MAX_FILE_BYTES) {
       throw new ElfFormatError(`out of range: ${what} at offset ${offset} lies beyond the file`);
     }
     if (this.#extra.length < length) this.#extra = new Uint8Array(length);

@@ -32,6 +32,9 @@
  * each other). So a library is checked where the loader meets it, with the
  * DT_RPATH its loaders lend it; one that nothing loads, on its own.
  *
+ * AMD GPU code objects (`e_machine` EM_AMDGPU) are ELF too, but the ROCm
+ * runtime loads them, not ld.so: they are counted and not checked.
+ *
  * An executable's interpreter must exist; an executable whose interpreter is
  * missing is reported once and not loaded (everything it needs would
  * otherwise be reported too).
@@ -162,10 +165,12 @@ export function checkElfClosure(
 
   const objects: LoadedObject[] = [];
   const malformed: MalformedElf[] = [];
+  let gpuObjects = 0;
   for (const path of paths) {
     const object = resolver.objectAt(path);
     if (object === undefined) continue;
     if (typeof object === "string") malformed.push({ path: show(path), message: object });
+    else if (object.elf.machine === EM_AMDGPU) gpuObjects++;
     else objects.push(object);
   }
   objects.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -219,7 +224,7 @@ export function checkElfClosure(
     return { count: sorted.length, examples: sorted.slice(0, limit) };
   };
   const report: ElfClosureReport = {
-    files: objects.length + malformed.length,
+    files: objects.length + gpuObjects + malformed.length,
     executables: executables.length +
       [...missingInterpreters.values()].reduce((sum, users) => sum + users.length, 0),
     malformed: malformed.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
@@ -454,6 +459,8 @@ class Resolver implements Disposable {
 }
 
 const EM_X86_64 = 62;
+/** GPU code objects: the ROCm runtime loads them, never ld.so. */
+const EM_AMDGPU = 224;
 const EM_AARCH64 = 183;
 const DYNAMIC_TOKEN = /\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))/g;
 

@@ -95,3 +95,70 @@ export async function readelfFields(path: string): Promise<{
   if (interpreter !== undefined) fields.interpreter = interpreter;
   return fields;
 }
+
+/** TheRock's search paths: executables look in `../lib` and its subfolders. */
+export const EXECUTABLE_RUNPATH =
+  "$ORIGIN/../lib:$ORIGIN/../lib/llvm/lib:$ORIGIN/../lib/rocm_sysdeps/lib";
+/** TheRock's search path of a library in `lib/`. */
+export const LIBRARY_RUNPATH = "$ORIGIN:$ORIGIN/rocm_sysdeps/lib";
+/** The bundled system libraries (`lib/rocm_sysdeps/lib`) the real ROCm files need. */
+export const SYSDEPS = [
+  "libelf.so.1",
+  "libdrm.so.2",
+  "libdrm_amdgpu.so.1",
+  "libnuma.so.1",
+  "libz.so.1",
+];
+
+/**
+ * A tree shaped like TheRock's, of real ROCm ELF files: `bin/rocminfo`,
+ * `lib/libhsa-runtime64.so.1.5.0` (with its `.so.1` symlink),
+ * `lib/libhsakmt.so.1` and the bundled system libraries, each with TheRock's
+ * `$ORIGIN` runpaths; libstdc++ and libgcc_s are not shipped, as in TheRock.
+ * `edits` override a file's edit (keyed by path in the tree).
+ */
+export async function writeTheRockShapedTree(
+  root: string,
+  interpreter: string,
+  edits: Record<string, ElfEdit> = {},
+): Promise<void> {
+  const files: [string, string, ElfEdit][] = [
+    ["/usr/bin/rocminfo", "bin/rocminfo", { runpath: EXECUTABLE_RUNPATH, interpreter }],
+    [
+      `${SYSTEM_LIBS}/libhsa-runtime64.so.1`,
+      "lib/libhsa-runtime64.so.1.5.0",
+      { runpath: LIBRARY_RUNPATH },
+    ],
+    [`${SYSTEM_LIBS}/libhsakmt.so.1`, "lib/libhsakmt.so.1", { runpath: LIBRARY_RUNPATH }],
+    ...SYSDEPS.map((name): [string, string, ElfEdit] => [
+      `${SYSTEM_LIBS}/${name}`,
+      `lib/rocm_sysdeps/lib/${name}`,
+      { runpath: "$ORIGIN" },
+    ]),
+  ];
+  for (const [source, path, edit] of files) {
+    await copyElf(source, join(root, path), edits[path] ?? edit);
+  }
+  await Deno.symlink("libhsa-runtime64.so.1.5.0", join(root, "lib/libhsa-runtime64.so.1"));
+}
+
+/** The host's gcc runtime, copied into `dir/gcc/lib` (what nixpkgs' `stdenv.cc.cc.lib` holds). */
+export async function gccRuntime(dir: string): Promise<string> {
+  const lib = join(dir, "gcc/lib");
+  await Deno.mkdir(lib, { recursive: true });
+  for (const name of ["libstdc++.so.6", "libgcc_s.so.1"]) {
+    await Deno.copyFile(join(SYSTEM_LIBS, name), join(lib, name));
+  }
+  return lib;
+}
+
+/** Every regular file below `root`, as absolute paths (symlinks not followed). */
+export function filesBelow(root: string): string[] {
+  const files: string[] = [];
+  for (const entry of Deno.readDirSync(root)) {
+    const path = join(root, entry.name);
+    if (entry.isDirectory) files.push(...filesBelow(path));
+    else if (entry.isFile) files.push(path);
+  }
+  return files.sort();
+}
