@@ -17,7 +17,7 @@
 //   - busybox (static) is /bin/sh, the wrappers' shell.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { copyElf, glibcStandIn, SYSTEM_LIBS } from "./_elf_fixtures.ts";
+import { filesBelow, gccRuntime, glibcStandIn, writeTheRockShapedTree } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, type RunResult, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools(
@@ -34,15 +34,6 @@ const ok = await requireTools(
 const DEBIAN_GLIBC = "/lib/x86_64-linux-gnu";
 const LOADER = "ld-linux-x86-64.so.2";
 const GCC_RUNTIME = ["libstdc++.so.6", "libgcc_s.so.1"];
-const SYSDEPS = ["libelf.so.1", "libdrm.so.2", "libdrm_amdgpu.so.1", "libnuma.so.1", "libz.so.1"];
-
-/** The runpaths TheRock gives its files. */
-const RUNPATHS: Record<string, string> = {
-  "bin/rocminfo": "$ORIGIN/../lib:$ORIGIN/../lib/llvm/lib:$ORIGIN/../lib/rocm_sysdeps/lib",
-  "lib/libhsa-runtime64.so.1": "$ORIGIN:$ORIGIN/rocm_sysdeps/lib",
-  "lib/libhsakmt.so.1": "$ORIGIN:$ORIGIN/rocm_sysdeps/lib",
-  ...Object.fromEntries(SYSDEPS.map((name) => [`lib/rocm_sysdeps/lib/${name}`, "$ORIGIN"])),
-};
 
 async function must(cmd: string, args: string[]): Promise<RunResult> {
   const result = await run(cmd, args);
@@ -50,23 +41,10 @@ async function must(cmd: string, args: string[]): Promise<RunResult> {
   return result;
 }
 
-/**
- * The TheRock-shaped tree: copies of the real files with TheRock's runpaths
- * set (on the copies), no libstdc++ or libgcc_s; and its tarball.
- */
+/** The TheRock-shaped tree of tests/_elf_fixtures.ts, and its tarball. */
 async function therockTarball(dir: string): Promise<{ tree: string; tarball: string }> {
   const tree = join(dir, "tree");
-  const sources: Record<string, string> = {
-    "bin/rocminfo": "/usr/bin/rocminfo",
-    "lib/libhsa-runtime64.so.1": join(SYSTEM_LIBS, "libhsa-runtime64.so.1"),
-    "lib/libhsakmt.so.1": join(SYSTEM_LIBS, "libhsakmt.so.1"),
-    ...Object.fromEntries(
-      SYSDEPS.map((name) => [`lib/rocm_sysdeps/lib/${name}`, join(SYSTEM_LIBS, name)]),
-    ),
-  };
-  for (const [path, runpath] of Object.entries(RUNPATHS)) {
-    await copyElf(sources[path]!, join(tree, path), { runpath });
-  }
+  await writeTheRockShapedTree(tree, `/lib64/${LOADER}`); // the interpreter as shipped
   await Deno.mkdir(join(tree, ".info"));
   await Deno.writeTextFile(join(tree, ".info/version"), "7.12.0a20260308\n");
   await Deno.writeTextFile(join(tree, "LICENSE"), "MIT\n");
@@ -81,9 +59,7 @@ async function therockTarball(dir: string): Promise<{ tree: string; tarball: str
  */
 async function storeFolders(dir: string): Promise<{ glibc: string; gcc: string }> {
   const { lib: glibc } = await glibcStandIn(join(dir, "store"));
-  const gcc = join(dir, "store/gcc-lib/lib");
-  for (const name of GCC_RUNTIME) await copyElf(join(SYSTEM_LIBS, name), join(gcc, name));
-  return { glibc, gcc };
+  return { glibc, gcc: await gccRuntime(join(dir, "store")) };
 }
 
 async function install(
@@ -138,15 +114,21 @@ Deno.test({
       const rocm = join(out, "opt/rocm");
       const binds = { glibc, paths: [gcc, out] };
 
-      await t.step("the root has no /usr/lib, no /lib64 and no ld.so cache", async () => {
-        const probe = await inRoot(binds, [
-          "/bin/sh",
-          "-c",
-          "for p in /usr/lib /usr /lib64 /etc/ld.so.cache; do [ ! -e $p ] || echo $p; done",
-        ]);
-        assert.equal(probe.code, 0, probe.stderr);
-        assert.equal(probe.stdout, "");
-      });
+      await t.step(
+        "the root has no /usr/lib, no /lib64, no ld.so cache; glibc sits at the default path",
+        async () => {
+          const probe = await inRoot(binds, [
+            "/bin/sh",
+            "-c",
+            "for p in /usr/lib /usr /lib64 /etc/ld.so.cache; do [ ! -e $p ] || echo $p; done",
+          ]);
+          assert.equal(probe.code, 0, probe.stderr);
+          assert.equal(probe.stdout, "");
+          // The bind at DEBIAN_GLIBC is where this loader looks without a cache.
+          const help = await must(join(glibc, LOADER), ["--help"]);
+          assert.match(help.stdout, new RegExp(`\\n\\s+${DEBIAN_GLIBC} \\(system search path\\)`));
+        },
+      );
 
       await t.step("the wrapped rocminfo reaches HSA, never a loader error", async () => {
         const result = await inRoot(binds, [join(out, "bin/rocminfo")]);
@@ -184,10 +166,13 @@ int main(int argc, char **argv) {
       });
 
       await t.step("every shared library is byte-identical to the tarball's", async () => {
-        for (const path of Object.keys(RUNPATHS).filter((p) => p.startsWith("lib/"))) {
+        const libraries = filesBelow(join(tree, "lib"));
+        assert.equal(libraries.length, 7); // libhsa-runtime64, libhsakmt and five sysdeps
+        for (const library of libraries) {
+          const path = library.slice(tree.length + 1);
           assert.deepEqual(
             await Deno.readFile(join(rocm, path)),
-            await Deno.readFile(join(tree, path)),
+            await Deno.readFile(library),
             path,
           );
         }
