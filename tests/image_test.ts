@@ -54,6 +54,14 @@ in mk "rocm-7.12.0a20260308" ''
 ''
 `,
   );
+  return await buildWithClosure(expr, work);
+}
+
+/** Builds the Nix expression file `expr`; its closure's JSON goes to `work/closure.json`. */
+async function buildWithClosure(
+  expr: string,
+  work: string,
+): Promise<{ root: string; closure: string }> {
   const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
   assert.equal(built.code, 0, built.stderr);
   const root = built.stdout.trim();
@@ -596,13 +604,7 @@ Deno.test({
   ];
 }`,
       );
-      const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
-      assert.equal(built.code, 0, built.stderr);
-      const pkg = built.stdout.trim();
-      const info = await run("nix", ["path-info", "--json", "--recursive", pkg], { env: nixEnv() });
-      assert.equal(info.code, 0, info.stderr);
-      const closure = join(dir, "closure.json");
-      await Deno.writeTextFile(closure, info.stdout);
+      const { root: pkg, closure } = await buildWithClosure(expr, dir);
       const archive = join(dir, "image.tar");
       const written = await image([
         ...["--closure", closure, "--name", "rocm", "--target", "gfx1151", "--output", archive],
