@@ -204,10 +204,16 @@ async function patchelf(...args: string[]): Promise<string> {
   return result.stdout.trim();
 }
 
-/** A sample tree (no kernels) with a real ELF executable at lib/llvm/bin/real-elf. */
-async function treeWithElf(dir: string): Promise<string> {
+/** A sample tree without kernel files, at `dir/tree`. */
+async function kernelFreeTree(dir: string): Promise<string> {
   const tree = join(dir, "tree");
   await writeSampleRocmTree(tree, { isas: [] });
+  return tree;
+}
+
+/** A sample tree (no kernels) with a real ELF executable at lib/llvm/bin/real-elf. */
+async function treeWithElf(dir: string): Promise<string> {
+  const tree = await kernelFreeTree(dir);
   await copyElf("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
   return tree;
 }
@@ -287,8 +293,7 @@ Deno.test({
   ignore: !ok || !elfOk,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const tree = join(dir, "tree");
-      await writeSampleRocmTree(tree, { isas: [] });
+      const tree = await kernelFreeTree(dir);
       // libelf needs libz.so.1, which the tree does not ship.
       const runpaths: Record<string, string> = {
         "lib/libelf.so.1": "$ORIGIN",
@@ -355,8 +360,7 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const tree = join(dir, "tree");
-      await writeSampleRocmTree(tree, { isas: [] });
+      const tree = await kernelFreeTree(dir);
       const scripts: Record<string, [string, string]> = {
         "bin/rocm-smi": ["#!/usr/bin/env python3", "#!/py/bin/python3"],
         "bin/rocm_agent_enumerator": ["#!/usr/bin/python3 -u", "#!/py/bin/python3 -u"],
@@ -403,8 +407,7 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const tree = join(dir, "tree");
-      await writeSampleRocmTree(tree, { isas: [] });
+      const tree = await kernelFreeTree(dir);
       await Deno.mkdir(join(tree, "etc/OpenCL/vendors"), { recursive: true });
       await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/amdocl64.icd"), "libamdocl64.so\n");
       await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/other.icd"), "libnotshipped.so\n");
