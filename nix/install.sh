@@ -115,7 +115,7 @@ trap 'rm -rf "$tmp"' EXIT
 elf_files=() scripts=()
 while IFS= read -r -d '' file; do
   magic=
-  IFS= read -r -N 4 magic <"$file" 2>/dev/null || true
+  IFS= read -r -N 4 magic 2>/dev/null <"$file" || true
   if [[ $magic == '#!'* ]]; then
     scripts+=("$file")
   elif [[ $magic == $'\x7fELF' && -n $patchelf ]]; then
