@@ -182,7 +182,7 @@ const MAX_DYNAMIC_BYTES = 1 << 20;
 const MAX_STRING_BYTES = 4096;
 const MAX_FILE_BYTES = 2 ** 43;
 /** The first read: header, program headers, and for small files everything. */
-const HEAD_BYTES = 8192;
+const HEAD_BYTES = 16384;
 /** Strings within this span of each other are read in one go. */
 const STRING_WINDOW = 16384;
 
