@@ -12,7 +12,8 @@
  */
 
 import { type EntryVisitor, openDirectoryReader } from "./dir_reader.ts";
-import { type AllowedName, checkElfClosure, type ElfClosureReport } from "./elf_closure.ts";
+import type { AllowedName, ElfClosureReport } from "./elf_closure.ts";
+import { startElfClosure } from "./elf_closure_job.ts";
 import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -148,15 +149,19 @@ export function checkOutput(
   outPath: string,
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
-  // The work is synchronous (see checkTree); a bad target still rejects.
-  return new Promise((resolve) => resolve(checkTree(outPath, options)));
+  return checkTree(outPath, options);
 }
 
 /**
  * The checks, with synchronous file system calls throughout: each async call
  * is a round trip through Deno's thread pool, which costs more than the call.
+ * The one wait is for the ELF closure check, which reads the walk's ELF
+ * candidates on another thread while the walk goes on (lib/elf_closure_job.ts).
  */
-function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputReport {
+async function checkTree(
+  outPath: string,
+  options: CheckOutputOptions,
+): Promise<CheckOutputReport> {
   const required = options.target === undefined ? undefined : targetIsas(options.target);
   const failures: CheckFailure[] = [];
   const counts: CheckCounts = {
@@ -193,6 +198,11 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   // path below is built from it, and node:path's first import costs a millisecond.
   const rel = (path: string): string => path.slice(root.length + 1);
   const inside = (path: string): boolean => path.startsWith(`${root}/`);
+  // Started first: its Worker loads while the layout is checked.
+  using elf = startElfClosure({
+    root,
+    ...(options.allowMissing === undefined ? {} : { allowMissing: options.allowMissing }),
+  });
 
   // 1. The fixed layout.
   const rocm = `${root}/opt/rocm`;
@@ -238,7 +248,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
 
   // 2. One walk over the whole tree.
-  const walk = walkTree(root, required);
+  const walk = walkTree(root, required, (path) => elf.add(path));
   Object.assign(counts, walk.counts);
   for (const { path, error } of walk.unreadable) {
     const shown = path === root ? "." : rel(path);
@@ -294,10 +304,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   if (executables === 0) fail("executables", `"bin" holds no executable`, "bin");
 
   // 4. ELF files: their interpreters and libraries.
-  const closure = checkElfClosure(walk.candidates, {
-    root,
-    ...(options.allowMissing === undefined ? {} : { allowMissing: options.allowMissing }),
-  });
+  const closure = await elf.finish();
   counts.elfFiles = closure.files;
   counts.elfExecutables = closure.executables;
   allowedMissing.push(...closure.allowed);
@@ -398,8 +405,6 @@ function filesNeeding(count: number): string {
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
   symlinks: string[];
-  /** Regular files that may be ELF objects: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
-  candidates: string[];
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
@@ -425,11 +430,15 @@ interface Pending {
  * A plain file costs no allocation beyond its name: counters are locals and
  * the target ISAs a name carries are a bit mask.
  */
-function walkTree(root: string, required: readonly string[] | undefined): Walk {
+function walkTree(
+  root: string,
+  required: readonly string[] | undefined,
+  /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
+  elfCandidate: (path: string) => void,
+): Walk {
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
   const symlinks: string[] = [];
-  const candidates: string[] = [];
   const unreadable: Walk["unreadable"] = [];
   let files = 0;
   let directories = 0;
@@ -443,7 +452,7 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
       if (kind === "file") {
         files++;
         if (executable || name.endsWith(".so") || name.includes(".so.")) {
-          candidates.push(`${dir}/${name}`);
+          elfCandidate(`${dir}/${name}`);
         }
         if (matcher !== undefined) {
           const mask = inherited | matcher(name);
@@ -471,7 +480,6 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
     symlinks,
-    candidates,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
   };

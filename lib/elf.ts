@@ -182,7 +182,9 @@ const MAX_DYNAMIC_BYTES = 1 << 20;
 const MAX_STRING_BYTES = 4096;
 const MAX_FILE_BYTES = 2 ** 43;
 /** The first read: header, program headers, and for small files everything. */
-const HEAD_BYTES = 8192;
+const HEAD_BYTES = 16384;
+/** Strings up to this long are checked for ASCII and built without a decoder call. */
+const ASCII_FAST_BYTES = 256;
 /** Strings within this span of each other are read in one go. */
 const STRING_WINDOW = 16384;
 
@@ -210,6 +212,15 @@ class Parser {
   #headView = new DataView(this.#head.buffer);
   #headLength = 0;
   #extra = new Uint8Array(HEAD_BYTES);
+  #extraView = new DataView(this.#extra.buffer);
+  /** Where the bytes of the last {@linkcode Parser.#at} are: the head or the extra buffer. */
+  #buffer = this.#head;
+  #view = this.#headView;
+  /** The end of what is valid in `#buffer` after the last {@linkcode Parser.#at}. */
+  #end = 0;
+  /** Reused lists: PT_LOAD [vaddr, filesz, offset] triples, DT_NEEDED string offsets. */
+  #loads: number[] = [];
+  #needed: number[] = [];
   #decoder = new TextDecoder();
 
   constructor(source: Source) {
@@ -267,15 +278,16 @@ class Parser {
     if (phnum === PN_XNUM) phnum = this.#extendedPhnum(view);
 
     const tableBytes = phentsize * phnum;
-    const table = this.#bytesAt(phoff, tableBytes, "the program header table");
-    const phdrs = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    const table = this.#at(phoff, tableBytes, "the program header table");
+    const phdrs = this.#view;
     // PT_LOAD segments as [vaddr, filesz, offset] triples, for mapping DT_STRTAB.
-    const loads: number[] = [];
+    const loads = this.#loads;
+    loads.length = 0;
     let dynamicOffset = -1;
     let dynamicBytes = 0;
     let interpOffset = -1;
     let interpBytes = 0;
-    for (let i = 0, at = 0; i < phnum; i++, at += phentsize) {
+    for (let i = 0, at = table; i < phnum; i++, at += phentsize) {
       const pType = phdrs.getUint32(at, true);
       if (pType === PT_LOAD) {
         loads.push(u64(phdrs, at + 16), u64(phdrs, at + 32), u64(phdrs, at + 8));
@@ -300,9 +312,10 @@ class Parser {
           `malformed: PT_INTERP is ${interpBytes} bytes long (expected 1 to ${MAX_STRING_BYTES})`,
         );
       }
-      const bytes = this.#bytesAt(interpOffset, interpBytes, "PT_INTERP");
-      const end = bytes.indexOf(0);
-      const interpreter = this.#decoder.decode(end === -1 ? bytes : bytes.subarray(0, end));
+      const start = this.#at(interpOffset, interpBytes, "PT_INTERP");
+      const nul = this.#buffer.indexOf(0, start);
+      const end = nul === -1 || nul > start + interpBytes ? start + interpBytes : nul;
+      const interpreter = this.#string(start, end);
       if (interpreter === "") throw new ElfFormatError("malformed: PT_INTERP is an empty string");
       elf.interpreter = interpreter;
     }
@@ -317,8 +330,8 @@ class Parser {
     if (shoff === 0) {
       throw new ElfFormatError("malformed: e_phnum is PN_XNUM (0xffff) but there is no section 0");
     }
-    const section = this.#bytesAt(shoff, 64, "section header 0 (e_phnum is PN_XNUM)");
-    const count = new DataView(section.buffer, section.byteOffset, 64).getUint32(44, true);
+    const section = this.#at(shoff, 64, "section header 0 (e_phnum is PN_XNUM)");
+    const count = this.#view.getUint32(section + 44, true);
     if (count > MAX_PHNUM) {
       throw new ElfFormatError(
         `malformed: ${count} program headers (at most ${MAX_PHNUM} are read)`,
@@ -333,15 +346,17 @@ class Parser {
         `malformed: the dynamic segment is ${bytes} bytes (at most ${MAX_DYNAMIC_BYTES} are read)`,
       );
     }
-    const dynamic = this.#bytesAt(offset, bytes - (bytes % DYN_SIZE), "the dynamic segment");
-    const view = new DataView(dynamic.buffer, dynamic.byteOffset, dynamic.byteLength);
+    const length = bytes - (bytes % DYN_SIZE);
+    const dynamic = this.#at(offset, length, "the dynamic segment");
+    const view = this.#view;
     let strtab = -1;
     let strsz = -1;
     let soname = -1;
     let rpath = -1;
     let runpath = -1;
-    const needed: number[] = [];
-    for (let at = 0; at + DYN_SIZE <= dynamic.length; at += DYN_SIZE) {
+    const needed = this.#needed;
+    needed.length = 0;
+    for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
       // d_tag is signed, but every tag read here fits in the low 32 bits.
       const high = view.getUint32(at + 4, true);
       const tag = high === 0 ? view.getUint32(at, true) : -1;
@@ -362,40 +377,49 @@ class Parser {
     if (strsz === -1) throw new ElfFormatError("malformed: DT_STRSZ is missing");
     const tableOffset = fileOffset(loads, strtab, strsz);
     // Offsets into the table, then one read spanning them when they are close.
-    const wanted = [...needed, soname, rpath, runpath].filter((at) => at !== -1);
-    for (const at of wanted) {
+    let first = Infinity;
+    let last = -1;
+    const note = (at: number): void => {
+      if (at === -1) return;
       if (at >= strsz) {
         throw new ElfFormatError(
           `malformed: a dynamic string at ${at} lies beyond DT_STRSZ (${strsz})`,
         );
       }
-    }
-    const first = Math.min(...wanted);
-    const last = Math.max(...wanted);
-    const span = Math.min(strsz, last + MAX_STRING_BYTES) - first;
-    let window: Uint8Array | undefined;
-    let windowStart = 0;
+      if (at < first) first = at;
+      if (at > last) last = at;
+    };
+    for (const at of needed) note(at);
+    note(soname);
+    note(rpath);
+    note(runpath);
+    let window = -1;
+    let windowEnd = 0;
     if (last - first <= STRING_WINDOW) {
-      window = this.#bytesAt(tableOffset + first, span, "the dynamic string table", true);
-      windowStart = first;
+      const span = Math.min(strsz, last + MAX_STRING_BYTES) - first;
+      window = this.#at(tableOffset + first, span, "the dynamic string table", true);
+      windowEnd = this.#end;
     }
     const text = (at: number): string => {
-      let bytes: Uint8Array;
-      if (window !== undefined) {
-        bytes = window.subarray(at - windowStart);
+      let start: number;
+      let end: number;
+      if (window !== -1) {
+        start = window + (at - first);
+        end = windowEnd;
       } else {
         const length = Math.min(strsz - at, MAX_STRING_BYTES);
-        bytes = this.#bytesAt(tableOffset + at, length, "the dynamic string table", true);
+        start = this.#at(tableOffset + at, length, "the dynamic string table", true);
+        end = this.#end;
       }
-      const end = bytes.indexOf(0);
-      if (end === -1) {
+      const nul = this.#buffer.indexOf(0, start);
+      if (nul === -1 || nul >= end) {
         throw new ElfFormatError(
           `malformed: the dynamic string at ${at} has no terminating NUL within ${
             Math.min(strsz - at, MAX_STRING_BYTES)
           } bytes`,
         );
       }
-      return this.#decoder.decode(bytes.subarray(0, end));
+      return this.#string(start, nul);
     };
     for (const at of needed) elf.needed.push(text(at));
     if (soname !== -1) elf.soname = text(soname);
@@ -403,19 +427,46 @@ class Parser {
     if (runpath !== -1) elf.runpath = text(runpath);
   }
 
+  /** The text of `#buffer[start, end)`: ASCII without a decoder call (nearly every name), else UTF-8. */
+  #string(start: number, end: number): string {
+    const buffer = this.#buffer;
+    if (end - start <= ASCII_FAST_BYTES) {
+      let ascii = true;
+      for (let i = start; i < end; i++) {
+        if (buffer[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        return String.fromCharCode.apply(null, buffer.subarray(start, end) as unknown as number[]);
+      }
+    }
+    return this.#decoder.decode(buffer.subarray(start, end));
+  }
+
   /**
-   * `length` bytes at `offset`: a view of the head buffer when they lie in it,
-   * else read into the extra buffer (grown as needed, never beyond the bounds
-   * above). Throws naming `what` when the file ends first; with `partial`, a
-   * short read at the end of the file is returned as it is (strings).
+   * Makes `length` bytes at `offset` available in `#buffer` (the head buffer
+   * when they lie in it, else the extra buffer, grown as needed but never
+   * beyond the bounds above) and returns where they start there. Throws
+   * naming `what` when the file ends first; with `partial`, a short read at
+   * the end of the file is kept as it is (strings), `#end` telling how far.
    */
-  #bytesAt(offset: number, length: number, what: string, partial = false): Uint8Array {
-    if (offset + length <= this.#headLength) return this.#head.subarray(offset, offset + length);
+  #at(offset: number, length: number, what: string, partial = false): number {
+    if (offset + length <= this.#headLength) {
+      this.#buffer = this.#head;
+      this.#view = this.#headView;
+      this.#end = offset + length;
+      return offset;
+    }
     // Beyond any real file; file systems refuse such offsets (EINVAL) rather than read nothing.
     if (offset + length > MAX_FILE_BYTES) {
       throw new ElfFormatError(`out of range: ${what} at offset ${offset} lies beyond the file`);
     }
-    if (this.#extra.length < length) this.#extra = new Uint8Array(length);
+    if (this.#extra.length < length) {
+      this.#extra = new Uint8Array(length);
+      this.#extraView = new DataView(this.#extra.buffer);
+    }
     const got = this.#source.read(this.#extra, length, offset);
     if (got < length && !(partial && got > 0)) {
       throw new ElfFormatError(
@@ -424,7 +475,10 @@ class Parser {
           : `truncated: ${what} (${length} bytes at offset ${offset}) is cut off after ${got} bytes`,
       );
     }
-    return this.#extra.subarray(0, got);
+    this.#buffer = this.#extra;
+    this.#view = this.#extraView;
+    this.#end = got;
+    return 0;
   }
 }
 

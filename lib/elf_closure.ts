@@ -149,106 +149,180 @@ export function checkElfClosure(
   paths: readonly string[],
   options: ElfClosureOptions = {},
 ): ElfClosureReport {
-  const allow = (options.allowMissing ?? []).map((pattern) => {
-    if (pattern === "") {
-      throw new TypeError("An allowMissing glob is empty: give a soname or a glob");
-    }
-    return { pattern, regex: globToRegExp(pattern) };
-  });
-  using reader = openElfReader();
-  using resolver = new Resolver(reader);
-  const show = options.root === undefined
-    ? (path: string) => path
-    : (path: string) =>
-      path.startsWith(`${options.root}/`) ? path.slice(options.root!.length + 1) : path;
-  const limit = options.examples ?? 3;
+  using check = new ElfClosureCheck(options);
+  for (const path of paths) check.add(path);
+  return check.finish();
+}
 
-  const objects: LoadedObject[] = [];
-  const malformed: MalformedElf[] = [];
-  let gpuObjects = 0;
-  for (const path of paths) {
-    const object = resolver.objectAt(path);
-    if (object === undefined) continue;
-    if (typeof object === "string") malformed.push({ path: show(path), message: object });
-    else if (object.elf.machine === EM_AMDGPU) gpuObjects++;
-    else objects.push(object);
-  }
-  objects.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+/**
+ * {@linkcode checkElfClosure} one path at a time: each file is read when it
+ * is added (so the reads can go on while a walk finds more), and names are
+ * resolved by {@linkcode ElfClosureCheck.finish}. Dispose of it (`using`).
+ *
+ * @example Usage
+ * ```ts
+ * import { ElfClosureCheck } from "./elf_closure.ts";
+ *
+ * using check = new ElfClosureCheck({ allowMissing: ["libpython3*.so*"] });
+ * check.add(Deno.execPath());
+ * console.log(check.finish().unresolved);
+ * ```
+ */
+export class ElfClosureCheck implements Disposable {
+  #allow: { pattern: string; regex: RegExp }[];
+  /** Opened on first use: a check made only to validate options opens nothing. */
+  #opened: { reader: ElfReader; resolver: Resolver } | undefined;
+  #show: (path: string) => string;
+  #limit: number;
+  #objects: LoadedObject[] = [];
+  #malformed: MalformedElf[] = [];
+  #gpuObjects = 0;
 
-  const missingInterpreters = new Map<string, string[]>();
-  const executables: LoadedObject[] = [];
-  const interpreterDirs = new Set<string>();
-  for (const object of objects) {
-    const interpreter = object.elf.interpreter;
-    if (interpreter === undefined) continue;
-    if (resolver.isFile(interpreter)) {
-      executables.push(object);
-      interpreterDirs.add(normalize(dirname(interpreter)));
-    } else {
-      let users = missingInterpreters.get(interpreter);
-      if (users === undefined) missingInterpreters.set(interpreter, users = []);
-      users.push(object.path);
-    }
-  }
-  const libraryDefaults = [...interpreterDirs].sort();
-
-  // Roots: executables, then libraries no file needs by name, then what is left.
-  const named = new Set<string>();
-  for (const object of objects) for (const name of object.elf.needed) named.add(name);
-  const reached = new Set<LoadedObject>();
-  const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
-  const load = (root: LoadedObject, defaults: readonly string[]): void => {
-    for (const failure of resolver.load(root, defaults, reached)) {
-      let entry = unresolved.get(failure.name);
-      if (entry === undefined) unresolved.set(failure.name, entry = { needers: new Set() });
-      entry.needers.add(failure.path);
-      if (failure.passedOver !== undefined) entry.passedOver ??= failure.passedOver;
-    }
-  };
-  for (const executable of executables) {
-    load(executable, [normalize(dirname(executable.elf.interpreter!))]);
-  }
-  for (const object of objects) {
-    if (object.elf.interpreter !== undefined || reached.has(object)) continue;
-    if (named.has(basename(object.path)) || (object.elf.soname && named.has(object.elf.soname))) {
-      continue;
-    }
-    load(object, libraryDefaults);
-  }
-  for (const object of objects) {
-    if (object.elf.interpreter === undefined && !reached.has(object)) load(object, libraryDefaults);
+  /**
+   * Starts a check.
+   *
+   * @param options Globs of sonames allowed to be missing, and how to show paths.
+   * @throws {TypeError} When an `allowMissing` glob is empty.
+   */
+  constructor(options: ElfClosureOptions = {}) {
+    this.#allow = (options.allowMissing ?? []).map((pattern) => {
+      if (pattern === "") {
+        throw new TypeError("An allowMissing glob is empty: give a soname or a glob");
+      }
+      return { pattern, regex: globToRegExp(pattern) };
+    });
+    const root = options.root;
+    this.#show = root === undefined
+      ? (path) => path
+      : (path) => path.startsWith(`${root}/`) ? path.slice(root.length + 1) : path;
+    this.#limit = options.examples ?? 3;
   }
 
-  const neededBy = (files: Iterable<string>): NeededBy => {
-    const sorted = [...files].map(show).sort();
-    return { count: sorted.length, examples: sorted.slice(0, limit) };
-  };
-  const report: ElfClosureReport = {
-    files: objects.length + gpuObjects + malformed.length,
-    executables: executables.length +
-      [...missingInterpreters.values()].reduce((sum, users) => sum + users.length, 0),
-    malformed: malformed.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
-    missingInterpreters: [...missingInterpreters.keys()].sort().map((interpreter) => ({
-      interpreter,
-      ...neededBy(missingInterpreters.get(interpreter)!),
-    })),
-    unresolved: [],
-    allowed: [],
-  };
-  for (const soname of [...unresolved.keys()].sort()) {
-    const { needers, passedOver } = unresolved.get(soname)!;
-    const allowedBy = allow.find(({ regex }) => regex.test(soname));
-    if (allowedBy !== undefined) {
-      report.allowed.push({ soname, pattern: allowedBy.pattern, ...neededBy(needers) });
-    } else {
-      report.unresolved.push({
-        soname,
-        ...neededBy(needers),
-        ...(passedOver === undefined ? {} : { passedOver }),
-      });
-    }
+  /**
+   * Reads one file (ignored unless it is ELF).
+   *
+   * @param path The absolute path of a regular file.
+   */
+  add(path: string): void {
+    const object = this.#open().objectAt(path);
+    if (object === undefined) return;
+    if (typeof object === "string") {
+      this.#malformed.push({ path: this.#show(path), message: object });
+    } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
+    else this.#objects.push(object);
   }
-  return report;
+
+  /**
+   * Resolves what the files added need.
+   *
+   * @returns The findings, grouped.
+   */
+  finish(): ElfClosureReport {
+    const resolver = this.#open();
+    const show = this.#show;
+    const limit = this.#limit;
+    const allow = this.#allow;
+    const malformed = this.#malformed;
+    const gpuObjects = this.#gpuObjects;
+    const objects = this.#objects.toSorted((
+      a,
+      b,
+    ) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+
+    const missingInterpreters = new Map<string, string[]>();
+    const executables: LoadedObject[] = [];
+    const interpreters = new Set<string>();
+    for (const object of objects) {
+      const interpreter = object.elf.interpreter;
+      if (interpreter === undefined) continue;
+      if (resolver.isFile(interpreter)) {
+        executables.push(object);
+        interpreters.add(interpreter);
+      } else {
+        let users = missingInterpreters.get(interpreter);
+        if (users === undefined) missingInterpreters.set(interpreter, users = []);
+        users.push(object.path);
+      }
+    }
+    const libraryDefaults = resolver.intern(
+      [...new Set([...interpreters].map((path) => normalize(dirname(path))))].sort(),
+    );
+
+    // Roots: executables, then libraries no file needs by name, then what is left.
+    const named = new Set<string>();
+    for (const object of objects) for (const name of object.elf.needed) named.add(name);
+    const reached = new Set<LoadedObject>();
+    const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
+    const load = (root: LoadedObject, defaults: readonly string[]): void => {
+      for (const failure of resolver.load(root, defaults, reached)) {
+        let entry = unresolved.get(failure.name);
+        if (entry === undefined) unresolved.set(failure.name, entry = { needers: new Set() });
+        entry.needers.add(failure.path);
+        if (failure.passedOver !== undefined) entry.passedOver ??= failure.passedOver;
+      }
+    };
+    for (const executable of executables) {
+      load(executable, resolver.intern([normalize(dirname(executable.elf.interpreter!))]));
+    }
+    for (const object of objects) {
+      if (object.elf.interpreter !== undefined || reached.has(object)) continue;
+      if (named.has(basename(object.path)) || (object.elf.soname && named.has(object.elf.soname))) {
+        continue;
+      }
+      load(object, libraryDefaults);
+    }
+    for (const object of objects) {
+      if (object.elf.interpreter === undefined && !reached.has(object)) {
+        load(object, libraryDefaults);
+      }
+    }
+
+    const neededBy = (files: Iterable<string>): NeededBy => {
+      const sorted = [...files].map(show).sort();
+      return { count: sorted.length, examples: sorted.slice(0, limit) };
+    };
+    const report: ElfClosureReport = {
+      files: objects.length + gpuObjects + malformed.length,
+      executables: executables.length +
+        [...missingInterpreters.values()].reduce((sum, users) => sum + users.length, 0),
+      malformed: malformed.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+      missingInterpreters: [...missingInterpreters.keys()].sort().map((interpreter) => ({
+        interpreter,
+        ...neededBy(missingInterpreters.get(interpreter)!),
+      })),
+      unresolved: [],
+      allowed: [],
+    };
+    for (const soname of [...unresolved.keys()].sort()) {
+      const { needers, passedOver } = unresolved.get(soname)!;
+      const allowedBy = allow.find(({ regex }) => regex.test(soname));
+      if (allowedBy !== undefined) {
+        report.allowed.push({ soname, pattern: allowedBy.pattern, ...neededBy(needers) });
+      } else {
+        report.unresolved.push({
+          soname,
+          ...neededBy(needers),
+          ...(passedOver === undefined ? {} : { passedOver }),
+        });
+      }
+    }
+    return report;
+  }
+
+  #open(): Resolver {
+    if (this.#opened === undefined) {
+      const reader = openElfReader();
+      this.#opened = { reader, resolver: new Resolver(reader) };
+    }
+    return this.#opened.resolver;
+  }
+
+  /** Releases the readers. */
+  [Symbol.dispose](): void {
+    this.#opened?.resolver[Symbol.dispose]();
+    this.#opened?.reader[Symbol.dispose]();
+    this.#opened = undefined;
+  }
 }
 
 /** One ELF file with its search paths expanded. */
@@ -256,10 +330,15 @@ interface LoadedObject {
   path: string;
   elf: ElfFile;
   /** DT_RPATH folders, `$ORIGIN` expanded (empty when there is a DT_RUNPATH: glibc ignores them). */
-  rpath: string[];
+  rpath: readonly string[];
   /** DT_RUNPATH folders, or `undefined` when there is no DT_RUNPATH. */
-  runpath: string[] | undefined;
+  runpath: readonly string[] | undefined;
+  /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
+  memo?: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] };
 }
+
+const NO_CHAIN: readonly string[] = [];
+const NO_DIRS: readonly string[] = [];
 
 interface Failure {
   name: string;
@@ -283,6 +362,8 @@ class Resolver implements Disposable {
   #realPaths = new Map<string, string | undefined>();
   #files = new Map<string, boolean>();
   #lookups = new Map<string, Lookup>();
+  #expanded = new Map<string, string[]>();
+  #defaults = new Map<string, readonly string[]>();
 
   constructor(reader: ElfReader) {
     this.#reader = reader;
@@ -300,11 +381,11 @@ class Resolver implements Disposable {
           path,
           elf,
           rpath: elf.rpath === undefined || elf.runpath !== undefined
-            ? []
-            : expandSearchPath(elf.rpath, origin, elf.machine),
+            ? NO_DIRS
+            : this.#expand(elf.rpath, origin, elf.machine),
           runpath: elf.runpath === undefined
             ? undefined
-            : expandSearchPath(elf.runpath, origin, elf.machine),
+            : this.#expand(elf.runpath, origin, elf.machine),
         };
       }
     } catch (error) {
@@ -313,6 +394,28 @@ class Resolver implements Disposable {
     }
     this.#objects.set(path, result);
     return result;
+  }
+
+  /** expandSearchPath, once per search path and folder: files of one folder share it. */
+  #expand(searchPath: string, origin: string, machine: number): string[] {
+    const key = `${machine}\0${origin}\0${searchPath}`;
+    let dirs = this.#expanded.get(key);
+    if (dirs === undefined) {
+      dirs = expandSearchPath(searchPath, origin, machine);
+      this.#expanded.set(key, dirs);
+    }
+    return dirs;
+  }
+
+  /**
+   * One array for each list of default folders, so that searches made with
+   * equal defaults are recognised as the same (see `#needsOf`).
+   */
+  intern(dirs: readonly string[]): readonly string[] {
+    const key = dirs.join(":");
+    let known = this.#defaults.get(key);
+    if (known === undefined) this.#defaults.set(key, known = dirs);
+    return known;
   }
 
   isFile(path: string): boolean {
@@ -338,43 +441,61 @@ class Resolver implements Disposable {
     if (root.elf.soname !== undefined) loadedNames.add(root.elf.soname);
     const loaded = new Set<LoadedObject>([root]);
     reached.add(root);
-    const defaultsKey = defaults.join(":");
     // Each entry: an object and the DT_RPATH folders of its loading chain.
     const queue: { object: LoadedObject; chain: readonly string[] }[] = [{
       object: root,
-      chain: [],
+      chain: NO_CHAIN,
     }];
     for (let next = 0; next < queue.length; next++) {
       const { object, chain } = queue[next]!;
-      const dirs = object.runpath === undefined
-        ? [...object.rpath, ...chain, ...defaults]
-        : [...object.runpath, ...defaults];
+      const found = this.#needsOf(object, chain, defaults);
       const childChain = object.rpath.length === 0 ? chain : [...object.rpath, ...chain];
-      const key = `${object.elf.machine}\0${
-        object.runpath === undefined
-          ? [...object.rpath, ...chain].join(":")
-          : object.runpath.join(":")
-      }\0${defaultsKey}\0`;
-      for (const name of object.elf.needed) {
+      const needed = object.elf.needed;
+      for (let i = 0; i < needed.length; i++) {
+        const name = needed[i]!;
         if (loadedNames.has(name)) continue;
-        const found = this.#lookup(key, name, dirs, object.elf.machine);
-        if (!("elf" in found)) {
+        const lookup = found[i]!;
+        if (!("elf" in lookup)) {
           failures.push({
             name,
             path: object.path,
-            ...(found.passedOver === undefined ? {} : { passedOver: found.passedOver }),
+            ...(lookup.passedOver === undefined ? {} : { passedOver: lookup.passedOver }),
           });
           continue;
         }
         loadedNames.add(name);
-        if (found.elf.soname !== undefined) loadedNames.add(found.elf.soname);
-        if (loaded.has(found)) continue;
-        loaded.add(found);
-        reached.add(found);
-        queue.push({ object: found, chain: childChain });
+        if (lookup.elf.soname !== undefined) loadedNames.add(lookup.elf.soname);
+        if (loaded.has(lookup)) continue;
+        loaded.add(lookup);
+        reached.add(lookup);
+        queue.push({ object: lookup, chain: childChain });
       }
     }
     return failures;
+  }
+
+  /**
+   * Where each DT_NEEDED name of `object` is found with this chain and these
+   * defaults. The searches do not depend on what is loaded, so they are kept
+   * on the object for the last chain and defaults seen (nearly always the
+   * same arrays: most objects lend no DT_RPATH), and each search is shared
+   * by every object with the same search path.
+   */
+  #needsOf(object: LoadedObject, chain: readonly string[], defaults: readonly string[]): Lookup[] {
+    const memo = object.memo;
+    const inherits = object.runpath === undefined;
+    if (memo !== undefined && memo.defaults === defaults && (!inherits || memo.chain === chain)) {
+      return memo.found;
+    }
+    const dirs = inherits
+      ? [...object.rpath, ...chain, ...defaults]
+      : [...object.runpath!, ...defaults];
+    const key = `${object.elf.machine}\0${dirs.join(":")}\0`;
+    const found = object.elf.needed.map((name) =>
+      this.#lookup(key, name, dirs, object.elf.machine)
+    );
+    object.memo = { chain, defaults, found };
+    return found;
   }
 
   #lookup(key: string, name: string, dirs: readonly string[], machine: number): Lookup {
