@@ -118,7 +118,9 @@ while IFS= read -r -d '' file; do
   IFS= read -r -N 4 magic 2>/dev/null <"$file" || true
   if [[ $magic == '#!'* ]]; then
     scripts+=("$file")
-  elif [[ $magic == $'\x7fELF' && -n $patchelf ]]; then
+  elif [[ $magic == $'\x7fELF' && -n $patchelf && $file != *.co && $file != *.hsaco ]]; then
+    # GPU code objects (.co, .hsaco: thousands in the math libraries) are
+    # skipped by name, the rest by the header, without a patchelf run each.
     # e_ident: ELFCLASS64, little-endian; e_machine (bytes 18-19): EM_X86_64.
     read -r -a header < <(od -An -tu1 -N20 -w20 -v "$file") || true
     [[ ${header[4]-} == 2 && ${header[5]-} == 1 && ${header[18]-} == 62 && ${header[19]-} == 0 ]] &&
