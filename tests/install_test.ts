@@ -234,6 +234,11 @@ Deno.test({
       await copyElf(join(SYSTEM_LIBS, "libc.so.6"), join(tree, "lib/libc-copy.so.6"));
       const header = (await Deno.readFile("/bin/true")).subarray(0, 64);
       await Deno.writeFile(join(tree, "bin/truncated"), header, { mode: 0o755 });
+      // GPU code objects are ELF too, never handed to patchelf: by machine, by name.
+      const amdgpu = header.slice();
+      amdgpu[18] = 0xe0; // EM_AMDGPU
+      await Deno.writeFile(join(tree, "lib/kernel.bin"), amdgpu);
+      await Deno.writeFile(join(tree, "lib/kernels.co"), header);
       const { interpreter } = await glibcStandIn(dir);
       const out = join(dir, "out");
       const result = await install([
