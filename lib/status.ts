@@ -13,6 +13,7 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { type Channel, channelsIn, readChannel } from "./channels.ts";
 import { listIndex } from "./index_listing.ts";
 import { describeProbe, mirrorUrl, probeUrl, type UrlProbe } from "./mirror_check.ts";
@@ -119,7 +120,7 @@ export interface StatusReport {
 export async function flakeStatus(options: StatusOptions = {}): Promise<StatusReport> {
   const flake = options.flake ?? "flake.nix";
   const source = await Deno.readTextFile(flake);
-  const file = flake.split("/").at(-1) ?? flake;
+  const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
   const report: StatusReport = { flake, channels: [], gone: [], warnings: [] };
   const probeOptions = {
@@ -158,6 +159,15 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
       targets,
     };
     report.channels.push(status);
+    if (
+      channel === "nightly" && status.ageDays !== null &&
+      status.ageDays >= NIGHTLY_RETENTION_DAYS - 30 && pinned.length > 0
+    ) {
+      report.warnings.push(
+        `nightly ${registry.version} is ${status.ageDays} days old: AMD keeps nightlies for ` +
+          `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`,
+      );
+    }
     for (const t of targets) {
       const name = `${channel}.${t.target}`;
       if (t.gone) report.gone.push(name);
@@ -166,6 +176,9 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
   }
   return report;
 }
+
+// AMD's retention of nightly tarballs, as announced with ROCm 10.
+const NIGHTLY_RETENTION_DAYS = 120;
 
 function pinUrls(
   baseUrl: string | null,

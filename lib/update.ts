@@ -33,8 +33,8 @@
 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic_write.ts";
-import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import { acquireLock } from "./file_lock.ts";
+import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import {
   appendToList,
   applyEdits,
@@ -245,6 +245,10 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
   }
   if (options.version !== undefined) parseVersion(options.version);
   for (const version of options.skip ?? []) parseVersion(version);
+  // The channel's set is the registry (an explicit registry path wins).
+  if (options.channel !== undefined && options.registry === undefined) {
+    options = { ...options, registry: options.channel };
+  }
   if (options.dryRun) return await run(flake, jobs, options);
   await using _lock = await acquireLock(join(dirname(flake), `.${basename(flake)}.update-lock`), {
     purpose: `update "${flake}"`,
@@ -254,19 +258,18 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
-  const registry = options.registry ?? options.channel ?? "nightly";
-  const original = await Deno.readTextFile(flake);
+  const registry = options.registry ?? "nightly";
+  const source = await Deno.readTextFile(flake);
   const at = (name: string): string => `${registry}.${name}`;
-  // `--channel rc` on a flake without an rc set adds one, in the same rewrite.
+  // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
+  // the registry is read from, and edited in, `text`.
   const adding = options.channel !== undefined && isChannel(registry) &&
-    !channelsIn(original).includes(registry);
-  const source = adding && isChannel(registry)
-    ? addChannel(original, registry, { file })
-    : original;
-  requireChannel(source, registry, { file });
-  const mirrors = readStringList(source, at("mirrors"), { file }) ?? [];
+    !channelsIn(source).includes(registry);
+  const text = adding && isChannel(registry) ? addChannel(source, registry, { file }) : source;
+  requireChannel(text, registry, { file });
+  const mirrors = readStringList(text, at("mirrors"), { file }) ?? [];
   const skip = new Set([
-    ...readStringList(source, at("skip"), { file }) ?? [],
+    ...readStringList(text, at("skip"), { file }) ?? [],
     ...options.skip ?? [],
   ]);
   if (options.version !== undefined && skip.has(options.version) && !options.force) {
@@ -275,9 +278,9 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
         "pass --force to pin it anyway",
     );
   }
-  const oldBaseUrl = readBinding(source, at("baseUrl"), { file });
-  const oldVersion = readBinding(source, at("version"), { file });
-  const tracked = listAttrNames(source, at("srcHashes"), { file });
+  const oldBaseUrl = readBinding(text, at("baseUrl"), { file });
+  const oldVersion = readBinding(text, at("version"), { file });
+  const tracked = listAttrNames(text, at("srcHashes"), { file });
   for (const target of tracked) {
     if (!isValidFamily(target)) {
       throw new SyntaxError(
@@ -285,7 +288,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
       );
     }
   }
-  const oldHashes = new Map(tracked.map((t) => [t, readBinding(source, at(`srcHashes.${t}`))]));
+  const oldHashes = new Map(tracked.map((t) => [t, readBinding(text, at(`srcHashes.${t}`))]));
   const index = options.index ?? oldBaseUrl;
   if (index === null) {
     throw new TypeError(`Cannot update ${file}: ${at("baseUrl")} is null and no --index was given`);
@@ -369,7 +372,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   ];
   // Scalar values, then the versions added to the skip list: one rewrite.
   const rewrite = (): EditResult => {
-    const edited = applyEdits(source, edits(), editOptions);
+    const edited = applyEdits(text, edits(), editOptions);
     if ((options.skip ?? []).length === 0) return edited;
     const skipped = appendToList(edited.text, at("skip"), options.skip!, {
       file,
@@ -403,12 +406,12 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     });
   }
   // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== original) {
+  if (await Deno.readTextFile(flake) !== source) {
     throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
   }
   await writeFileAtomic(flake, edited.text);
   result.changes = edited.changes;
-  result.diff = unifiedDiff(original, edited.text, { path: file });
+  result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
   result.commitMessage = result.current
     ? null

@@ -2,7 +2,7 @@
 # the package and its output-structure test built from a small generated
 # tarball. Never a multi-GB download: nothing here depends on the real
 # packages' outputs (their store paths are only compared as strings) — except
-# the smoke-<isa> checks, which only a builder with that GPU runs.
+# the smoke-<isa> checks (nix/smoke.nix), which only a builder with that GPU runs.
 {
   pkgs,
   src,
@@ -34,11 +34,12 @@ let
       passAsFile = [ "summary" ];
     } ''cp "$summaryPath" "$out"'';
 
-  evalSystem =
-    settings:
+  evalSystemWith =
+    extraModule: settings:
     (nixosSystem {
       modules = [
         nixosModule
+        extraModule
         {
           nixpkgs.hostPlatform = "x86_64-linux";
           boot.loader.grub.enable = false;
@@ -52,6 +53,7 @@ let
       ]
       ;
     }).config;
+  evalSystem = evalSystemWith { };
 
   stub = runCommand "rocm-nightly-stub" { } "mkdir -p $out/opt/rocm/lib";
   withStub = evalSystem {
@@ -64,6 +66,10 @@ let
     enable = true;
     channel = "stable";
     target = "gfx1100";
+  };
+  withNixLd = evalSystemWith { programs.nix-ld.enable = true; } {
+    enable = true;
+    package = stub;
   };
   withOverride = hsaOverrideGfxVersion: evalSystem {
     enable = true;
@@ -102,25 +108,14 @@ let
         src = sampleTarball;
       });
 
-  # smoke-<isa>: the nightly package for that ISA must find a GPU agent of
-  # it. `rocm-<isa>` is a system feature only a builder with that GPU (and
-  # /dev/kfd, /dev/dri in its sandbox) declares, so nothing else builds it;
-  # `update --gate` runs it on a candidate flake before pinning a nightly.
+  # smoke-<isa> (nix/smoke.nix): the nightly package for that ISA, on a
+  # builder with that GPU.
   smokeCheck =
     channel: isa:
-    let
+    pkgs.callPackage ./smoke.nix {
       package = pkgs.rocmNightly.packageIn channel isa;
-    in
-    runCommand "rocm-${channel}-smoke-${isa}" { requiredSystemFeatures = [ "rocm-${isa}" ]; } ''
-      status=0
-      ${package}/bin/rocminfo > rocminfo.txt 2>&1 || status=$?
-      if [ "$status" != 0 ] || ! grep -Eq '^[[:space:]]*Name:[[:space:]]+${isa}([[:space:]]|$)' rocminfo.txt; then
-        cat rocminfo.txt
-        echo "smoke-${isa}: rocminfo of ${package.name} (exit $status) lists no ${isa} agent" >&2
-        exit 1
-      fi
-      cp rocminfo.txt "$out"
-    '';
+      inherit isa;
+    };
   smokeChecks = lib.listToAttrs (
     map (isa: lib.nameValuePair "smoke-${isa}" (smokeCheck "nightly" isa)) (
       lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
@@ -136,7 +131,10 @@ smokeChecks
       builtins.elem stub withStub.environment.systemPackages
     ) true)
     (expectEqual "the /opt/rocm tmpfiles rule" (builtins.elem "L+ /opt/rocm - - - - ${stub}/opt/rocm" withStub.systemd.tmpfiles.rules) true)
-    (expectEqual "ld.so.conf.d entry" withStub.environment.etc."ld.so.conf.d/rocm-nightly.conf".text "${stub}/opt/rocm/lib\n")
+    (expectEqual "no ld.so.conf.d entry (Nix's glibc never reads it)" (withStub.environment.etc ? "ld.so.conf.d/rocm-nightly.conf") false)
+    (expectEqual "no nix-ld libraries without nix-ld" (builtins.elem stub withStub.programs.nix-ld.libraries) false)
+    (expectEqual "nix-ld libraries with nix-ld" (builtins.elem stub withNixLd.programs.nix-ld.libraries) true)
+    (expectEqual "the OpenCL ICD package" (builtins.elem withDefault.services.rocm-nightly.package.openclIcd withDefault.hardware.graphics.extraPackages) true)
     (expectEqual "ROCM_PATH" withStub.environment.variables.ROCM_PATH "/opt/rocm")
     (expectEqual "HIP_PATH" withStub.environment.variables.HIP_PATH "/opt/rocm")
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)

@@ -92,9 +92,12 @@ async function main(args: string[]): Promise<number> {
   ) {
     throw new UsageError(`Invalid --jobs "${values.jobs}": use 1 to 64`);
   }
-  for (const version of [values.version, ...values.skip ?? []]) {
-    if (version !== undefined && !isValidVersion(version)) {
-      throw new UsageError(`Invalid version "${version}": not a TheRock version`);
+  if (values.version !== undefined && !isValidVersion(values.version)) {
+    throw new UsageError(`Invalid --version "${values.version}": not a TheRock version`);
+  }
+  for (const version of values.skip ?? []) {
+    if (!isValidVersion(version)) {
+      throw new UsageError(`Invalid --skip "${version}": not a TheRock version`);
     }
   }
   if (values.channel !== undefined && !isChannel(values.channel)) {

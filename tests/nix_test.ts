@@ -358,6 +358,104 @@ Deno.test({
 });
 
 Deno.test({
+  name: "module.nix channel option defaults to the overlay's channel and picks the package",
+  ignore: !ok,
+  fn: async () => {
+    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
+    const expr = `let
+      lib = {
+        mkOption = o: o;
+        mkEnableOption = d: { description = d; };
+        mkIf = c: v: if c then v else { };
+        literalExpression = t: t;
+        types = { str = "str"; package = "package"; };
+      };
+      pkgs.rocmNightly = {
+        defaultChannel = "stable";
+        defaultTarget = "gfx1151";
+        packageIn = channel: target: "\${channel}/\${target}";
+      };
+      module = import ${repoRoot}/nix/module.nix {
+        inherit lib pkgs;
+        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
+      };
+      options = module.options.services.rocm-nightly;
+    in { channel = options.channel.default; package = options.package.default; }`;
+    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
+  },
+});
+
+Deno.test({
+  name: "channels.nix serves an added rc channel and falls back to it for the default",
+  ignore: !ok,
+  fn: async () => {
+    const channels = `(import ${repoRoot}/nix/channels.nix {
+      channels = {
+        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
+          srcHashes = { gfx1151 = null; }; };
+        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
+          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
+      };
+      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
+    })`;
+    const value = await nixEval(`let c = ${channels}; in {
+      inherit (c) defaultChannel order defaultNotice;
+      rc = c.packageTargets."rocm-rc-gfx1151";
+      url = (c.resolveIn "rc" "gfx1151").url;
+    }`);
+    assert.deepEqual(value, {
+      defaultChannel: "rc",
+      order: ["nightly", "rc"],
+      defaultNotice:
+        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
+      rc: { channel: "rc", target: "gfx1151" },
+      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
+    });
+  },
+});
+
+Deno.test({
+  name: "smoke.nix passes when rocminfo lists the ISA's agent, fails otherwise, needs rocm-<isa>",
+  ignore: !ok,
+  fn: async () => {
+    // A package whose rocminfo prints one agent (or fails), and nixpkgs' runCommand in small.
+    const smoke = (agent: string, exit = 0): string =>
+      `let
+        system = "x86_64-linux";
+        runCommand = name: env: script: derivation (env // {
+          inherit name system; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin";
+        });
+        package = derivation {
+          name = "fake-rocm-${agent}-${exit}"; inherit system; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+          args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\necho \\"  Name:                    ${agent}\\"\\nexit ${exit}\\n' > $out/bin/rocminfo && chmod +x $out/bin/rocminfo" ];
+        };
+      in import ${repoRoot}/nix/smoke.nix { inherit runCommand package; isa = "gfx1151"; }`;
+    const build = (expr: string, features: string) =>
+      runNixBuild("nix-build", [
+        "--no-out-link",
+        ...["--option", "system-features", features],
+        "--expr",
+        expr,
+      ], { env });
+    const pass = await build(smoke("gfx1151"), "rocm-gfx1151");
+    assert.equal(pass.code, 0, pass.stderr);
+    assert.match(await Deno.readTextFile(pass.stdout.trim()), /Name: +gfx1151/);
+    const other = await build(smoke("gfx1100"), "rocm-gfx1151");
+    assert.notEqual(other.code, 0);
+    assert.match(
+      other.stderr,
+      /smoke-gfx1151: rocminfo of fake-rocm-gfx1100-0 \(exit 0\) lists no gfx1151 agent/,
+    );
+    const crashed = await build(smoke("gfx1151", 139), "rocm-gfx1151");
+    assert.match(crashed.stderr, /\(exit 139\) lists no gfx1151 agent/);
+    // Without the feature, Nix refuses to build it here at all.
+    const elsewhere = await build(smoke("gfx1151", 1), "kvm");
+    assert.notEqual(elsewhere.code, 0);
+    assert.match(elsewhere.stderr, /rocm-gfx1151/);
+  },
+});
+
+Deno.test({
   name: "resolve.nix puts the channel's mirrors after baseUrl and refuses a skipped version",
   ignore: !ok,
   fn: async () => {
@@ -492,6 +590,14 @@ const STUB_NIXPKGS = String.raw`{
               if builtins.isAttrs result then result // { override = _: result; } else result;
             runtimeShell = "/bin/sh";
             stdenv.cc.bintools.dynamicLinker = "/lib64/ld-linux-x86-64.so.2";
+            # Host library folders and interpreters package.nix hands install.sh.
+            stdenv.cc.cc.lib = drv "gcc-lib" "mkdir -p $out/lib";
+            gfortran.cc.lib = drv "gfortran-lib" "mkdir -p $out/lib";
+            ocl-icd = drv "ocl-icd" "mkdir -p $out/lib";
+            libtool.lib = drv "libtool-lib" "mkdir -p $out/lib";
+            python3 = let python = drv "python3" "mkdir -p $out/bin $out/lib"; in
+              python // { interpreter = "${"$"}{python}/bin/python3"; };
+            perl = drv "perl" "mkdir -p $out/bin";
             patchelf = drv "patchelf" "mkdir $out" // { meta.mainProgram = "patchelf"; };
             deno = drv "deno" "mkdir -p $out/bin && ln -s ${Deno.execPath()} $out/bin/deno"
               // { meta.mainProgram = "deno"; };
@@ -802,59 +908,119 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "module.nix channel option defaults to the overlay's channel and picks the package",
-  ignore: !ok,
-  fn: async () => {
-    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
-    const expr = `let
-      lib = {
-        mkOption = o: o;
-        mkEnableOption = d: { description = d; };
-        mkIf = c: v: if c then v else { };
-        literalExpression = t: t;
-        types = { str = "str"; package = "package"; };
-      };
-      pkgs.rocmNightly = {
-        defaultChannel = "stable";
-        defaultTarget = "gfx1151";
-        packageIn = channel: target: "\${channel}/\${target}";
-      };
-      module = import ${repoRoot}/nix/module.nix {
-        inherit lib pkgs;
-        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
-      };
-      options = module.options.services.rocm-nightly;
-    in { channel = options.channel.default; package = options.package.default; }`;
-    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
-  },
-});
+/**
+ * nix/module.nix applied to a stand-in of nixpkgs' module system: `lib` with
+ * the option and condition functions the module calls (mkIf and mkMerge kept
+ * as markers, then pushed down the way the module system does), `config`
+ * built from the module's own option defaults plus `settings`, and a stub
+ * package. Real NixOS semantics are CI's `nix flake check` (module-eval).
+ */
+function moduleEval(settings: string, nixLd: boolean): string {
+  return `let
+  lib = rec {
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
+    mkMerge = contents: { _type = "merge"; inherit contents; };
+    mkDefault = content: { _type = "override"; inherit content; };
+    mkForce = mkDefault;
+    mkOption = option: option;
+    mkEnableOption = description: { default = false; inherit description; };
+    literalExpression = text: { _type = "literalExpression"; inherit text; };
+    optional = condition: value: if condition then [ value ] else [ ];
+    optionals = condition: values: if condition then values else [ ];
+    optionalAttrs = condition: attrs: if condition then attrs else { };
+    optionalString = condition: text: if condition then text else "";
+    types = {
+      str = "str"; bool = "bool"; int = "int"; package = "package"; path = "path";
+      nullOr = t: "nullOr"; listOf = t: "listOf"; attrsOf = t: "attrsOf"; enum = values: "enum";
+    };
+  };
+  store = name: { type = "derivation"; inherit name; outPath = "/nix/store/${
+    "0".repeat(32)
+  }-\${name}"; };
+  withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
+  withoutIcd = store "rocm-user";
+  pkgs.rocmNightly = {
+    defaultTarget = "gfx1151";
+    defaultChannel = "nightly";
+    packageIn = _: _: withIcd;
+  };
+  module = import ${repoRoot}/nix/module.nix;
+  evaluate = config: module { inherit lib pkgs config; };
+  defaults = options: builtins.mapAttrs (_: option: option.default or null) options;
+  config = {
+    services.rocm-nightly = defaults (evaluate config).options.services.rocm-nightly // (${settings});
+    programs.nix-ld.enable = ${nixLd};
+  };
+  merge = a: b:
+    if a == null then b else if b == null then a
+    else if builtins.isList a then a ++ b
+    else if builtins.isAttrs a && !(a ? outPath) then
+      a // builtins.mapAttrs (name: value: if a ? \${name} then merge a.\${name} value else value) b
+    else b;
+  resolve = value:
+    if builtins.isAttrs value && value ? _type then
+      if value._type == "if" then (if value.condition then resolve value.content else null)
+      else if value._type == "merge" then builtins.foldl' merge null (map resolve value.contents)
+      else if value._type == "override" then resolve value.content
+      else value
+    else if builtins.isAttrs value && !(value ? outPath) then
+      let resolved = builtins.mapAttrs (_: resolve) value;
+      in builtins.removeAttrs resolved (builtins.filter (name: resolved.\${name} == null) (builtins.attrNames resolved))
+    else value;
+  result = resolve (evaluate config).config;
+in {
+  systemPackages = result.environment.systemPackages or [ ];
+  tmpfiles = result.systemd.tmpfiles.rules or [ ];
+  etc = builtins.attrNames (result.environment.etc or { });
+  nixLd = result.programs.nix-ld.libraries or null;
+  graphics = result.hardware.graphics.extraPackages or null;
+  variables = result.environment.variables or { };
+}`;
+}
 
 Deno.test({
-  name: "channels.nix serves an added rc channel and falls back to it for the default",
+  name:
+    "module.nix adds nix-ld libraries only with nix-ld, the OpenCL ICD package, no ld.so.conf.d",
   ignore: !ok,
-  fn: async () => {
-    const channels = `(import ${repoRoot}/nix/channels.nix {
-      channels = {
-        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
-          srcHashes = { gfx1151 = null; }; };
-        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
-          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
-      };
-      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
-    })`;
-    const value = await nixEval(`let c = ${channels}; in {
-      inherit (c) defaultChannel order defaultNotice;
-      rc = c.packageTargets."rocm-rc-gfx1151";
-      url = (c.resolveIn "rc" "gfx1151").url;
-    }`);
-    assert.deepEqual(value, {
-      defaultChannel: "rc",
-      order: ["nightly", "rc"],
-      defaultNotice:
-        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
-      rc: { channel: "rc", target: "gfx1151" },
-      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
+  fn: async (t) => {
+    const out = (name: string) => `/nix/store/${"0".repeat(32)}-${name}`;
+    const enabled = `{ enable = true; }`;
+    await t.step("nix-ld disabled: no nix-ld libraries; the ICD package; /opt/rocm", async () => {
+      const value = await nixEval(moduleEval(enabled, false)) as Record<string, unknown>;
+      assert.deepEqual(value, {
+        systemPackages: [out("rocm-stub")],
+        tmpfiles: [`L+ /opt/rocm - - - - ${out("rocm-stub")}/opt/rocm`],
+        etc: [],
+        nixLd: null,
+        graphics: [out("rocm-stub-opencl-icd")],
+        variables: { ROCM_PATH: "/opt/rocm", HIP_PATH: "/opt/rocm" },
+      });
+    });
+    await t.step("nix-ld enabled: the package is one of its libraries", async () => {
+      const value = await nixEval(moduleEval(enabled, true)) as Record<string, unknown>;
+      assert.deepEqual(value.nixLd, [out("rocm-stub")]);
+      assert.deepEqual(value.etc, []);
+    });
+    await t.step("a package without openclIcd adds nothing to hardware.graphics", async () => {
+      const value = await nixEval(
+        moduleEval(`{ enable = true; package = withoutIcd; }`, true),
+      ) as Record<string, unknown>;
+      assert.deepEqual(value.graphics, []);
+      assert.deepEqual(value.nixLd, [out("rocm-user")]);
+    });
+    await t.step("disabled: nothing at all", async () => {
+      const value = await nixEval(moduleEval(`{ enable = false; }`, true)) as Record<
+        string,
+        unknown
+      >;
+      assert.deepEqual(value, {
+        systemPackages: [],
+        tmpfiles: [],
+        etc: [],
+        nixLd: null,
+        graphics: null,
+        variables: {},
+      });
     });
   },
 });

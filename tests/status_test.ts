@@ -125,6 +125,13 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
       /^nightly 7.12.0a20260308 \(10 days old; newest in its index: 7.12.0a20260310\)\n {2}gfx1151: ok\n/,
     );
 
+    // Near AMD's 120-day retention, the nightly's age is a warning too.
+    const old = await flakeStatus({ flake, channels: ["nightly"], now: Date.UTC(2026, 5, 20) });
+    assert.ok(
+      old.warnings.some((w) => /^nightly 7.12.0a20260308 is 104 days old: AMD keeps/.test(w)),
+    );
+    assert.ok(!report.warnings.some((w) => w.includes("days old")));
+
     const result = await cli("--flake", flake, "--channel", "nightly");
     assert.equal(result.code, 0, result.stderr);
     assert.match(
