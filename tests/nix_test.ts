@@ -361,26 +361,20 @@ Deno.test({
   name: "module.nix channel option defaults to the overlay's channel and picks the package",
   ignore: !ok,
   fn: async () => {
-    // Just enough of nixpkgs' lib for the option declarations; config is given, not computed.
     const expr = `let
-      lib = {
-        mkOption = o: o;
-        mkEnableOption = d: { description = d; };
-        mkIf = c: v: if c then v else { };
-        literalExpression = t: t;
-        types = { str = "str"; package = "package"; };
-      };
-      pkgs.rocmNightly = {
-        defaultChannel = "stable";
-        defaultTarget = "gfx1151";
-        packageIn = channel: target: "\${channel}/\${target}";
-      };
-      module = import ${repoRoot}/nix/module.nix {
-        inherit lib pkgs;
-        config.services.rocm-nightly = { channel = "nightly"; target = "gfx1100"; };
-      };
-      options = module.options.services.rocm-nightly;
-    in { channel = options.channel.default; package = options.package.default; }`;
+      evaluate = settings: (import ${repoRoot}/tests/fixtures/module_eval.nix {
+        module = import ${repoRoot}/nix/module.nix;
+        inherit settings;
+        pkgs.rocmNightly = {
+          defaultChannel = "stable";
+          defaultTarget = "gfx1151";
+          packageIn = channel: target: { outPath = "\${channel}/\${target}"; };
+        };
+      }).cfg;
+    in {
+      channel = (evaluate { }).channel;
+      package = (evaluate { channel = "nightly"; target = "gfx1100"; }).package.outPath;
+    }`;
     assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
   },
 });
@@ -909,65 +903,28 @@ Deno.test({
 });
 
 /**
- * nix/module.nix applied to a stand-in of nixpkgs' module system: `lib` with
- * the option and condition functions the module calls (mkIf and mkMerge kept
- * as markers, then pushed down the way the module system does), `config`
- * built from the module's own option defaults plus `settings`, and a stub
- * package. Real NixOS semantics are CI's `nix flake check` (module-eval).
+ * nix/module.nix evaluated by the builtins-only stand-in for nixpkgs' module
+ * system (tests/fixtures/module_eval.nix, shared with tests/module_test.ts),
+ * with a stub package and nix-ld's `enable` as another module would set it.
+ * Real NixOS semantics are CI's `nix flake check` (module-eval).
  */
 function moduleEval(settings: string, nixLd: boolean): string {
   return `let
-  lib = rec {
-    mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkMerge = contents: { _type = "merge"; inherit contents; };
-    mkDefault = content: { _type = "override"; inherit content; };
-    mkForce = mkDefault;
-    mkOption = option: option;
-    mkEnableOption = description: { default = false; inherit description; };
-    literalExpression = text: { _type = "literalExpression"; inherit text; };
-    optional = condition: value: if condition then [ value ] else [ ];
-    optionals = condition: values: if condition then values else [ ];
-    optionalAttrs = condition: attrs: if condition then attrs else { };
-    optionalString = condition: text: if condition then text else "";
-    types = {
-      str = "str"; bool = "bool"; int = "int"; package = "package"; path = "path";
-      nullOr = t: "nullOr"; listOf = t: "listOf"; attrsOf = t: "attrsOf"; enum = values: "enum";
-    };
-  };
   store = name: { type = "derivation"; inherit name; outPath = "/nix/store/${
     "0".repeat(32)
   }-\${name}"; };
   withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
   withoutIcd = store "rocm-user";
-  pkgs.rocmNightly = {
-    defaultTarget = "gfx1151";
-    defaultChannel = "nightly";
-    packageIn = _: _: withIcd;
-  };
-  module = import ${repoRoot}/nix/module.nix;
-  evaluate = config: module { inherit lib pkgs config; };
-  defaults = options: builtins.mapAttrs (_: option: option.default or null) options;
-  config = {
-    services.rocm-nightly = defaults (evaluate config).options.services.rocm-nightly // (${settings});
-    programs.nix-ld.enable = ${nixLd};
-  };
-  merge = a: b:
-    if a == null then b else if b == null then a
-    else if builtins.isList a then a ++ b
-    else if builtins.isAttrs a && !(a ? outPath) then
-      a // builtins.mapAttrs (name: value: if a ? \${name} then merge a.\${name} value else value) b
-    else b;
-  resolve = value:
-    if builtins.isAttrs value && value ? _type then
-      if value._type == "if" then (if value.condition then resolve value.content else null)
-      else if value._type == "merge" then builtins.foldl' merge null (map resolve value.contents)
-      else if value._type == "override" then resolve value.content
-      else value
-    else if builtins.isAttrs value && !(value ? outPath) then
-      let resolved = builtins.mapAttrs (_: resolve) value;
-      in builtins.removeAttrs resolved (builtins.filter (name: resolved.\${name} == null) (builtins.attrNames resolved))
-    else value;
-  result = resolve (evaluate config).config;
+  result = (import ${repoRoot}/tests/fixtures/module_eval.nix {
+    module = import ${repoRoot}/nix/module.nix;
+    settings = ${settings};
+    pkgs.rocmNightly = {
+      defaultTarget = "gfx1151";
+      defaultChannel = "nightly";
+      packageIn = _: _: withIcd;
+    };
+    otherConfig.programs.nix-ld.enable = ${nixLd};
+  }).definitions;
 in {
   systemPackages = result.environment.systemPackages or [ ];
   tmpfiles = result.systemd.tmpfiles.rules or [ ];
