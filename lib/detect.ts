@@ -34,7 +34,9 @@ import {
 } from "./targets.ts";
 
 /** What detect reads of a channel of the registry. */
-export type PinnedChannel = Pick<ChannelRegistry, "channel" | "version" | "srcHashes">;
+export type PinnedChannel =
+  & Pick<ChannelRegistry, "channel" | "version" | "srcHashes">
+  & Partial<Pick<ChannelRegistry, "skip">>;
 
 /** The channels whose package names are listed when no registry is readable. */
 export const DEFAULT_CHANNELS: readonly string[] = ["nightly", "stable"];
@@ -72,8 +74,11 @@ export interface Installation {
   hsaOverrideGfxVersion: string | null;
   /** The package on each channel. */
   packages: ChannelPackage[];
-  /** The flake's image attribute, e.g. `"docker-gfx1151"`. */
-  image: string;
+  /**
+   * The flake's image attribute, e.g. `"docker-gfx1151"`; `null` when the
+   * channel the images are built from pins no family of the chain.
+   */
+  image: string | null;
   /** A NixOS configuration snippet. */
   nixos: string;
 }
@@ -121,6 +126,12 @@ export interface Detection {
   unknown: UnknownGpu[];
   /** The registry's channels, or `null` when none was read. */
   channels: string[] | null;
+  /**
+   * The channel the flake builds its images (and `packages.default`) from:
+   * the first that pins the table's default target, as nix/channels.nix
+   * chooses; `null` when no registry was read.
+   */
+  imageChannel: string | null;
   /** Things the reader should know (why pin status is missing, …). */
   notes: string[];
 }
@@ -160,6 +171,7 @@ export interface RecommendOptions {
  */
 export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}): Detection {
   const channels = options.channels ?? null;
+  const imageChannel = channels === null ? null : defaultChannelOf(channels);
   const detected: DetectedGpu[] = gpus.map((gpu) => ({ ...gpu, isa: isaOrNull(gpu) }));
   const unknown: UnknownGpu[] = [];
   const byIsa = new Map<string, number[]>();
@@ -178,7 +190,7 @@ export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}
       nodes,
       products: Object.hasOwn(targetTable.isas, isa) ? targetTable.isas[isa]!.products : [],
       supported,
-      ...installation(target, supported ? null : hsaOverrideOfIsa(target), channels),
+      ...installation(target, supported ? null : hsaOverrideOfIsa(target), channels, imageChannel),
     };
   });
   const notes: string[] = [];
@@ -187,8 +199,9 @@ export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}
   if (targets.length > 1) {
     const chains = targets.map(candidateFamilies);
     const family = chains[0]!.find((f) => chains.every((chain) => chain.includes(f)));
-    if (family !== undefined) common = { serves: targets, ...installation(family, null, channels) };
-    else notes.push(`No one family serves ${targets.join(" and ")}: install one per target`);
+    if (family !== undefined) {
+      common = { serves: targets, ...installation(family, null, channels, imageChannel) };
+    } else notes.push(`No one family serves ${targets.join(" and ")}: install one per target`);
     if (recommendations.some((r) => r.hsaOverrideGfxVersion !== null)) {
       notes.push(
         "HSA_OVERRIDE_GFX_VERSION applies to every GPU a program sees: with GPUs of other ISAs, " +
@@ -214,6 +227,7 @@ export function recommendPackages(gpus: KfdGpu[], options: RecommendOptions = {}
     common,
     unknown,
     channels: channels?.map((c) => c.channel) ?? null,
+    imageChannel,
     notes,
   };
 }
@@ -314,14 +328,14 @@ export function formatDetection(detection: Detection): string {
           `as ${r.target} with HSA_OVERRIDE_GFX_VERSION=${r.hsaOverrideGfxVersion}`,
       );
     }
-    lines.push(...formatInstallation(r));
+    lines.push(...formatInstallation(r, detection.imageChannel));
   }
   if (detection.common !== null) {
     const c = detection.common;
     lines.push(
       "",
       `One package for all (${c.serves.join(", ")}): ${c.target}`,
-      ...formatInstallation(c),
+      ...formatInstallation(c, detection.imageChannel),
     );
   }
   for (const gpu of detection.unknown) lines.push("", `GPU node ${gpu.node}: ${unknownText(gpu)}`);
@@ -355,7 +369,7 @@ function unknownText(gpu: UnknownGpu): string {
   return `${what}; please report it with the output of \`cat /sys/class/kfd/kfd/topology/nodes/${gpu.node}/properties\``;
 }
 
-function formatInstallation(i: Installation): string[] {
+function formatInstallation(i: Installation, imageChannel: string | null): string[] {
   const width = Math.max(6, ...i.packages.map((p) => p.channel.length + 1));
   const pad = (label: string): string => `  ${label.padEnd(width)} `;
   const lines = i.packages.map((p) => {
@@ -369,7 +383,11 @@ function formatInstallation(i: Installation): string[] {
     }
     return `${pad(`${p.channel}:`)}${p.package}${p.version === null ? "" : ` (${p.version})`}`;
   });
-  lines.push(`${pad("image:")}${i.image}`, `${pad("NixOS:")}${i.nixos}`);
+  const image = i.image ??
+    `none: the flake's images come from the ${imageChannel} channel, which pins none of ${
+      i.packages[0]!.chain.join(", ")
+    }`;
+  lines.push(`${pad("image:")}${image}`, `${pad("NixOS:")}${i.nixos}`);
   return lines;
 }
 
@@ -377,6 +395,7 @@ function installation(
   target: string,
   hsaOverrideGfxVersion: string | null,
   channels: PinnedChannel[] | null,
+  imageChannel: string | null,
 ): Installation {
   const chain = candidateFamilies(target);
   const packages: ChannelPackage[] = channels === null
@@ -400,7 +419,9 @@ function installation(
       };
     });
   const serving = packages.find((p) => p.pinned === true);
-  const image = `docker-${serving?.family ?? currentFamilyName(chain[0]!)}`;
+  const imageFamily = imageChannel === null
+    ? currentFamilyName(chain[0]!)
+    : packages.find((p) => p.channel === imageChannel)?.family ?? null;
   const settings = [
     "enable = true;",
     `target = "${target}";`,
@@ -417,9 +438,19 @@ function installation(
     target,
     hsaOverrideGfxVersion,
     packages,
-    image,
+    image: imageFamily === null ? null : `docker-${imageFamily}`,
     nixos: `services.rocm-nightly = { ${settings.join(" ")} };`,
   };
+}
+
+// nix/channels.nix's choice: the first channel (nightly, stable, rc) whose
+// pinned version is not skipped and that serves the default target.
+function defaultChannelOf(channels: PinnedChannel[]): string | null {
+  const chain = candidateFamilies(targetTable.defaultTarget);
+  const serves = (c: PinnedChannel): boolean =>
+    !(c.version !== null && (c.skip ?? []).includes(c.version)) &&
+    chain.some((f) => typeof c.srcHashes[f] === "string");
+  return (channels.find(serves) ?? channels[0])?.channel ?? null;
 }
 
 function isaOrNull(gpu: KfdGpu): string | null {

@@ -263,7 +263,9 @@ Deno.test("detect: RX 7900 XTX (gfx1100) follows the fallback chain on every cha
       ["nightly", null, false],
       ["stable", "rocm-stable-gfx110X-all", true],
     ]);
-    assert.equal(r!.image, "docker-gfx110X-all");
+    // Images come from the channel that pins the default target (gfx1151): the nightly.
+    assert.equal(json.imageChannel, "nightly");
+    assert.equal(r!.image, null);
     assert.equal(
       r!.nixos,
       'services.rocm-nightly = { enable = true; target = "gfx1100"; channel = "stable"; };',
@@ -295,7 +297,10 @@ Deno.test("detect: eight MI300X (gfx942) are one recommendation for eight nodes"
       result.stdout,
       /^ {2}nightly: no pinned tarball \(tried gfx94X-dcgpu, multiarch\)$/m,
     );
-    assert.match(result.stdout, /^ {2}image: +docker-gfx94X-dcgpu$/m);
+    assert.match(
+      result.stdout,
+      /^ {2}image: +none: the flake's images come from the nightly channel, which pins none of gfx94X-dcgpu, multiarch$/m,
+    );
     assert.match(result.stdout, /target = "gfx942"; \};$/m);
     assert.doesNotMatch(result.stdout, /One package for all/);
     const json = await detectJson(dir, "--sysfs", "sys");
@@ -625,3 +630,40 @@ Deno.test({
     );
   },
 });
+
+Deno.test("recommendPackages() takes images from the channel the flake defaults to, skip lists included", () => {
+  const gpu = { ...RX_7900_XTX_GPU };
+  const nightly = { channel: "nightly" as const, version: "1.0.0a1", srcHashes: { gfx1151: HASH } };
+  const stable = {
+    channel: "stable" as const,
+    version: "1.0.0",
+    srcHashes: { gfx1151: HASH, "gfx110X-all": HASH },
+  };
+  const pinned = recommendPackages([gpu], { channels: [nightly, stable] });
+  assert.equal(pinned.imageChannel, "nightly");
+  assert.equal(pinned.recommendations[0]!.image, null);
+  // A skipped nightly pin serves nothing: the flake falls back to stable, and so do its images.
+  const skipped = recommendPackages([gpu], {
+    channels: [{ ...nightly, skip: ["1.0.0a1"] }, stable],
+  });
+  assert.equal(skipped.imageChannel, "stable");
+  assert.equal(skipped.recommendations[0]!.image, "docker-gfx110X-all");
+  // No channel serves the default target: the first channel, as nix/channels.nix does.
+  const none = recommendPackages([gpu], {
+    channels: [{ ...nightly, srcHashes: {} }, { ...stable, srcHashes: { "gfx110X-all": HASH } }],
+  });
+  assert.equal(none.imageChannel, "nightly");
+});
+
+const RX_7900_XTX_GPU: KfdGpu = {
+  node: 1,
+  name: "",
+  gfxTargetVersion: 110000,
+  simdCount: 192,
+  vendorId: 4098,
+  deviceId: 0x744c,
+  drmRenderMinor: 128,
+  uniqueId: null,
+  locationId: null,
+  pci: null,
+};
