@@ -16,6 +16,9 @@
  *   resolves it; the NixOS snippet names the first channel that serves it.
  *   Without a readable registry the chain's package names are listed without
  *   pin status.
+ * - The image is `docker-<family>` on the channel the flake builds images
+ *   from: the first (nightly, stable, rc) that pins the table's default
+ *   target, as nix/channels.nix chooses its default channel.
  * - With GPUs of several targets, the one package serving them all is the
  *   first family that is on every target's chain (usually multiarch).
  *
