@@ -174,7 +174,8 @@ class TransientError extends Error {
   override name = "TransientError";
 }
 
-const DEFAULT_MAX_BYTES = 32 * 1024 ** 3;
+/** The largest download (or local input) accepted by default: 32 GiB. */
+export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
 /** Bytes gathered before each write: few syscalls, little memory. */
 const BLOCK_SIZE = 1024 * 1024;
 /** The most one read of the body takes from the connection. */

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { onCleanup } from "./cleanup.ts";
+
 /** Thrown when another running process holds the lock. */
 export class LockHeldError extends Error {
   /** The lock file. */
@@ -119,10 +121,13 @@ async function publish(path: string, content: Uint8Array): Promise<boolean> {
 
 function held(path: string): FileLock {
   let released = false;
+  // Removed if a signal ends the process while the lock is held.
+  const cleanup = onCleanup(() => Deno.removeSync(path));
   const release = async (): Promise<void> => {
     if (released) return;
     released = true;
     await Deno.remove(path).catch(() => {});
+    cleanup[Symbol.dispose]();
   };
   return { path, release, [Symbol.asyncDispose]: release };
 }
