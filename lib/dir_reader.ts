@@ -18,6 +18,12 @@ export type EntryKind = "file" | "directory" | "symlink" | "other";
 /** Receives one directory entry: its name (never "." or "..") and kind. */
 export type EntryVisitor = (name: string, kind: EntryKind) => void;
 
+/** A path Deno's file APIs can use for a path {@linkcode DirectoryReader.read} built. */
+export interface ResolvedPath extends Disposable {
+  /** The path itself, or `/proc/self/fd/<n>` for a name that is not UTF-8. */
+  readonly path: string;
+}
+
 /** Lists directories; dispose of it (`using`) to release the C library. */
 export interface DirectoryReader extends Disposable {
   /** How entries are read: `"getdents64"` or `"Deno.readDirSync"`. */
@@ -26,9 +32,48 @@ export interface DirectoryReader extends Disposable {
    * Calls `visit` for each entry of `dir`. Throws Deno's error (e.g.
    * `Deno.errors.NotFound`, `Deno.errors.PermissionDenied`) when `dir` cannot
    * be listed.
+   *
+   * With getdents64, a name that is not UTF-8 (Nix allows any bytes but "/"
+   * and NUL) keeps its bytes: each byte that is not part of valid UTF-8
+   * becomes a lone surrogate U+DC80–U+DCFF (as Python's "surrogateescape"),
+   * so the name can be given back to `read` and `resolve`, and
+   * {@linkcode escapeName} shows it. `Deno.readDirSync` decodes such names
+   * lossily, with U+FFFD.
    */
   read(dir: string, visit: EntryVisitor): void;
+  /**
+   * A path Deno's APIs (stat, open) can use for `path`, a path built from
+   * names that `read` gave: `path` itself when it is text, else the
+   * `/proc/self/fd` path of the file opened by its bytes (following
+   * symlinks), until disposed. Throws `Deno.errors.NotFound` or
+   * `Deno.errors.FilesystemLoop` for a dangling or looping link.
+   */
+  resolve(path: string): ResolvedPath;
 }
+
+/**
+ * A name from {@linkcode DirectoryReader.read} for people: bytes that are not
+ * UTF-8 are shown as `\xNN`, everything else as it is.
+ *
+ * @example Usage
+ * ```ts
+ * import { escapeName } from "./dir_reader.ts";
+ * escapeName("caf\udce9"); // "caf\\xe9"
+ * ```
+ *
+ * @param name A name or path.
+ * @returns The name with each escaped byte written `\xNN`.
+ */
+export function escapeName(name: string): string {
+  return name.replace(
+    ESCAPED,
+    (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** A lone surrogate standing for a byte (never produced by decoding valid UTF-8). */
+const ESCAPED = /[\udc80-\udcff]/g;
+const HAS_ESCAPED = /[\udc80-\udcff]/;
 
 /**
  * A directory reader: getdents64 when the `ffi` permission is granted on
@@ -47,9 +92,15 @@ export function openDirectoryReader(): DirectoryReader {
   return (ffiGranted ? openGetdentsReader() : undefined) ?? denoReader();
 }
 
+const IDENTITY: (path: string) => ResolvedPath = (path) => ({
+  path,
+  [Symbol.dispose](): void {},
+});
+
 function denoReader(): DirectoryReader {
   return {
     method: "Deno.readDirSync",
+    resolve: IDENTITY,
     read(dir: string, visit: EntryVisitor): void {
       for (const entry of Deno.readDirSync(dir)) {
         visit(
@@ -73,7 +124,16 @@ const GLIBC_SYMBOLS = {
   dirfd: { parameters: ["pointer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   closedir: { parameters: ["pointer"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
 } as const;
+
+// <fcntl.h> on Linux: O_PATH opens the object (following links) without reading it.
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+const ENOENT = 2;
+const ELOOP = 40;
 
 // d_type values of <dirent.h>.
 const DT_UNKNOWN = 0;
@@ -98,7 +158,11 @@ function openGetdentsReader(): DirectoryReader | undefined {
   } catch {
     return undefined; // not glibc (musl, say), or getdents64 missing (glibc < 2.30)
   }
-  const { opendir, dirfd, getdents64, closedir } = glibc.symbols;
+  const { opendir, dirfd, getdents64, closedir, open, close } = glibc.symbols;
+  const errno = (): number => {
+    const at = glibc.symbols.__errno_location();
+    return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
+  };
   const buffer = new Uint8Array(BUFFER_BYTES);
   const view = new DataView(buffer.buffer);
   const encoder = new TextEncoder();
@@ -106,11 +170,24 @@ function openGetdentsReader(): DirectoryReader | undefined {
   // windows-1252): each name is then a cheap slice. A name with a byte above
   // 0x7f is decoded again as UTF-8 on its own.
   const bytewise = new TextDecoder("latin1");
-  const utf8 = new TextDecoder();
   return {
     method: "getdents64",
+    resolve(path: string): ResolvedPath {
+      if (!HAS_ESCAPED.test(path)) return IDENTITY(path);
+      const fd = open(encodeName(`${path}\0`, encoder), O_PATH | O_CLOEXEC);
+      if (fd < 0) {
+        const code = errno();
+        const shown = escapeName(path);
+        if (code === ENOENT) throw new Deno.errors.NotFound(`no such file: "${shown}"`);
+        if (code === ELOOP) {
+          throw new Deno.errors.FilesystemLoop(`too many levels of symbolic links: "${shown}"`);
+        }
+        throw new Error(`cannot open "${shown}": errno ${code}`);
+      }
+      return { path: `/proc/self/fd/${fd}`, [Symbol.dispose]: () => void close(fd) };
+    },
     read(dir: string, visit: EntryVisitor): void {
-      const handle = opendir(encoder.encode(`${dir}\0`));
+      const handle = opendir(encodeName(`${dir}\0`, encoder));
       // Let Deno name the failure (NotFound, PermissionDenied, NotADirectory…).
       if (handle === null) return denoReader().read(dir, visit);
       try {
@@ -128,7 +205,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
             const start = offset + NAME_OFFSET;
             const end = buffer.indexOf(0, start);
             let name = text.slice(start, end);
-            if (NON_ASCII.test(name)) name = utf8.decode(buffer.subarray(start, end));
+            if (NON_ASCII.test(name)) name = decodeName(buffer.subarray(start, end));
             if (name === "." || name === "..") continue;
             const type = buffer[offset + TYPE_OFFSET];
             visit(
@@ -140,7 +217,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
                 : type === DT_LNK
                 ? "symlink"
                 : type === DT_UNKNOWN
-                ? kindByLstat(`${dir}/${name}`)
+                ? kindByLstat(this.resolve(`${dir}/${name}`))
                 : "other",
             );
           }
@@ -155,9 +232,58 @@ function openGetdentsReader(): DirectoryReader | undefined {
   };
 }
 
-/** For file systems whose readdir does not fill in d_type. */
-function kindByLstat(path: string): EntryKind {
-  const info = Deno.lstatSync(path);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** UTF-8, with each byte outside a valid sequence as U+DC80–U+DCFF (see `read`). */
+function decodeName(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    let name = "";
+    for (let i = 0; i < bytes.length;) {
+      const b = bytes[i]!;
+      const length = b < 0x80 ? 1 : b >> 5 === 6 ? 2 : b >> 4 === 14 ? 3 : b >> 3 === 30 ? 4 : 0;
+      try {
+        if (length === 0 || i + length > bytes.length) throw new RangeError();
+        name += utf8.decode(bytes.subarray(i, i + length));
+        i += length;
+      } catch {
+        name += String.fromCharCode(0xdc00 + b);
+        i++;
+      }
+    }
+    return name;
+  }
+}
+
+/** The bytes of a name {@linkcode decodeName} made. */
+function encodeName(name: string, encoder: TextEncoder): Uint8Array {
+  if (!HAS_ESCAPED.test(name)) return encoder.encode(name);
+  const parts = name.split(/([\udc80-\udcff])/);
+  const chunks = parts.map((part) =>
+    part.length === 1 && HAS_ESCAPED.test(part)
+      ? Uint8Array.of(part.charCodeAt(0) - 0xdc00)
+      : encoder.encode(part)
+  );
+  const bytes = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * For file systems whose readdir does not fill in d_type. A resolved path of
+ * a name that is not UTF-8 follows symlinks: such an entry counts as what it
+ * leads to.
+ */
+function kindByLstat(resolved: ResolvedPath): EntryKind {
+  using _resolved = resolved;
+  const info = resolved.path.startsWith("/proc/self/fd/")
+    ? Deno.statSync(resolved.path)
+    : Deno.lstatSync(resolved.path);
   return info.isFile
     ? "file"
     : info.isDirectory

@@ -8,6 +8,7 @@
  */
 
 import { writeFileAtomic } from "./atomic_write.ts";
+import { describeKind } from "./hasher.ts";
 
 /** A flake file as read by {@linkcode readFlakeFile}. */
 export interface FlakeFile {
@@ -43,6 +44,9 @@ export async function readFlakeFile(path: string): Promise<FlakeFile> {
   let bytes: Uint8Array;
   try {
     realPath = await Deno.realPath(path);
+    // A FIFO would block the read forever, a device might never end it.
+    const info = await Deno.stat(realPath);
+    if (!info.isFile) throw new Error(`it is ${describeKind(info)}, not a file`);
     bytes = await Deno.readFile(realPath);
   } catch (error) {
     throw new Error(`Cannot read "${path}": ${(error as Error).message}`);
