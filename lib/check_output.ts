@@ -232,8 +232,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
   for (const link of walk.symlinks) {
     try {
-      using resolved = reader.resolve(link);
-      Deno.statSync(resolved.path);
+      reader.follow(link);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.FilesystemLoop)) {
         // Too long a path, say: not a dangling link, but not checked either.
@@ -255,7 +254,11 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   for (const [entry, kind] of listDir(`${root}/bin`, reader)) {
     const path = `${root}/bin/${entry}`;
     counts.wrappers++;
-    const target = wrapperTarget(path, kind, reader);
+    if (cannotOpen(path)) {
+      fail("unreadable", `"bin/${entry}" ${NOT_UTF8}`, `bin/${entry}`);
+      continue;
+    }
+    const target = wrapperTarget(path, kind);
     if (typeof target === "object") {
       fail("wrapper", `"bin/${entry}" ${target.problem}`, `bin/${entry}`);
       continue;
@@ -263,9 +266,8 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     let real: string | undefined;
     let info: Deno.FileInfo | undefined;
     try {
-      using resolved = reader.resolve(target);
-      real = Deno.realPathSync(resolved.path);
-      info = Deno.statSync(resolved.path);
+      real = Deno.realPathSync(target);
+      info = Deno.statSync(real);
     } catch {
       real = undefined;
     }
@@ -279,7 +281,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
         `"bin/${entry}" execs "${rel(real)}", which is not executable`,
         `bin/${entry}`,
       );
-    } else if (!isExecutable(path, reader)) {
+    } else if (!isExecutable(path)) {
       fail("wrapper", `"bin/${entry}" is not executable`, `bin/${entry}`);
     } else {
       executables++;
@@ -289,11 +291,14 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
 
   // 4. ELF executables: their interpreter must exist.
   for (const path of walk.candidates) {
+    if (cannotOpen(path)) {
+      fail("unreadable", `"${rel(path)}" ${NOT_UTF8}`, rel(path));
+      continue;
+    }
     let interpreter: string | undefined;
     try {
-      using resolved = reader.resolve(path);
-      if (((Deno.statSync(resolved.path).mode ?? 0) & 0o111) === 0) continue;
-      interpreter = readElfInterpreter(resolved.path);
+      if (((Deno.lstatSync(path).mode ?? 0) & 0o111) === 0) continue;
+      interpreter = readElfInterpreter(path);
     } catch (error) {
       fail("elf-interpreter", `"${rel(path)}": ${describe(error)}`, rel(path));
       continue;
@@ -413,6 +418,13 @@ function walkTree(
         });
       } else if (kind === "symlink") {
         symlinks.push(`${dir}/${name}`);
+      } else if (kind === "undecodable") {
+        unreadable.push({
+          path: `${dir}/${name}`,
+          error: new Error(
+            "its name is not UTF-8 (shown with U+FFFD); run with --allow-ffi to check it",
+          ),
+        });
       }
     };
     try {
@@ -473,17 +485,12 @@ function kernelMatcher(isas: readonly string[]): (name: string) => number {
  * the quoted path of its `exec "…" "$@"` line when it is a script, or a
  * problem description.
  */
-function wrapperTarget(
-  path: string,
-  kind: EntryKind,
-  reader: DirectoryReader,
-): string | { problem: string } {
+function wrapperTarget(path: string, kind: EntryKind): string | { problem: string } {
   if (kind === "symlink") return path;
   if (kind !== "file") return { problem: "is not a file" };
   let head: Uint8Array;
   try {
-    using resolved = reader.resolve(path);
-    head = readStart(resolved.path, 65536);
+    head = readStart(path, 65536);
   } catch (error) {
     return { problem: `cannot be read: ${describe(error)}` };
   }
@@ -588,16 +595,22 @@ function isFile(path: string): boolean {
   return statOrUndefined(path)?.isFile ?? false;
 }
 
-function isExecutable(path: string, reader: DirectoryReader): boolean {
-  let info: Deno.FileInfo | undefined;
-  try {
-    using resolved = reader.resolve(path);
-    info = Deno.statSync(resolved.path);
-  } catch {
-    info = undefined;
-  }
+function isExecutable(path: string): boolean {
+  const info = statOrUndefined(path);
   return info !== undefined && info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
 }
+
+/**
+ * Whether `path` holds a name that is not UTF-8 (its bytes kept by the
+ * reader, see lib/dir_reader.ts): Deno's file APIs take only text, so such a
+ * file can be listed and its links followed, but not opened and read.
+ */
+function cannotOpen(path: string): boolean {
+  return escapeName(path) !== path;
+}
+
+const NOT_UTF8 = "cannot be opened to check it: its name is not UTF-8, which Deno's file APIs " +
+  "cannot open (rename it)";
 
 function listDir(path: string, reader: DirectoryReader): [string, EntryKind][] {
   const entries: [string, EntryKind][] = [];

@@ -12,17 +12,16 @@
  * @module
  */
 
-/** What a directory entry is, without following symlinks. */
-export type EntryKind = "file" | "directory" | "symlink" | "other";
+/**
+ * What a directory entry is, without following symlinks. `"undecodable"`:
+ * a name that is not UTF-8, which `Deno.readDirSync` reports lossily (with
+ * U+FFFD), so the entry cannot be reached by its name (getdents64 never
+ * reports it: it keeps the bytes).
+ */
+export type EntryKind = "file" | "directory" | "symlink" | "other" | "undecodable";
 
 /** Receives one directory entry: its name (never "." or "..") and kind. */
 export type EntryVisitor = (name: string, kind: EntryKind) => void;
-
-/** A path Deno's file APIs can use for a path {@linkcode DirectoryReader.read} built. */
-export interface ResolvedPath extends Disposable {
-  /** The path itself, or `/proc/self/fd/<n>` for a name that is not UTF-8. */
-  readonly path: string;
-}
 
 /** Lists directories; dispose of it (`using`) to release the C library. */
 export interface DirectoryReader extends Disposable {
@@ -36,19 +35,18 @@ export interface DirectoryReader extends Disposable {
    * With getdents64, a name that is not UTF-8 (Nix allows any bytes but "/"
    * and NUL) keeps its bytes: each byte that is not part of valid UTF-8
    * becomes a lone surrogate U+DC80–U+DCFF (as Python's "surrogateescape"),
-   * so the name can be given back to `read` and `resolve`, and
-   * {@linkcode escapeName} shows it. `Deno.readDirSync` decodes such names
-   * lossily, with U+FFFD.
+   * so the name can be given back to `read` and `follow`, and
+   * {@linkcode escapeName} shows it (Deno's own file APIs cannot open it).
+   * `Deno.readDirSync` decodes such names lossily, with U+FFFD, and reports
+   * the entry as `"undecodable"`.
    */
   read(dir: string, visit: EntryVisitor): void;
   /**
-   * A path Deno's APIs (stat, open) can use for `path`, a path built from
-   * names that `read` gave: `path` itself when it is text, else the
-   * `/proc/self/fd` path of the file opened by its bytes (following
-   * symlinks), until disposed. Throws `Deno.errors.NotFound` or
-   * `Deno.errors.FilesystemLoop` for a dangling or looping link.
+   * Follows `path` (a path built from names `read` gave) through symlinks,
+   * by its bytes, and throws `Deno.errors.NotFound` or
+   * `Deno.errors.FilesystemLoop` when it leads nowhere.
    */
-  resolve(path: string): ResolvedPath;
+  follow(path: string): void;
 }
 
 /**
@@ -92,20 +90,28 @@ export function openDirectoryReader(): DirectoryReader {
   return (ffiGranted ? openGetdentsReader() : undefined) ?? denoReader();
 }
 
-const IDENTITY: (path: string) => ResolvedPath = (path) => ({
-  path,
-  [Symbol.dispose](): void {},
-});
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function denoReader(): DirectoryReader {
   return {
     method: "Deno.readDirSync",
-    resolve: IDENTITY,
+    follow(path: string): void {
+      Deno.statSync(path);
+    },
     read(dir: string, visit: EntryVisitor): void {
       for (const entry of Deno.readDirSync(dir)) {
         visit(
           entry.name,
-          entry.isFile
+          entry.name.includes("\ufffd") && !exists(`${dir}/${entry.name}`)
+            ? "undecodable"
+            : entry.isFile
             ? "file"
             : entry.isDirectory
             ? "directory"
@@ -172,8 +178,8 @@ function openGetdentsReader(): DirectoryReader | undefined {
   const bytewise = new TextDecoder("latin1");
   return {
     method: "getdents64",
-    resolve(path: string): ResolvedPath {
-      if (!HAS_ESCAPED.test(path)) return IDENTITY(path);
+    follow(path: string): void {
+      if (!HAS_ESCAPED.test(path)) return void Deno.statSync(path);
       const fd = open(encodeName(`${path}\0`, encoder), O_PATH | O_CLOEXEC);
       if (fd < 0) {
         const code = errno();
@@ -184,7 +190,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
         }
         throw new Error(`cannot open "${shown}": errno ${code}`);
       }
-      return { path: `/proc/self/fd/${fd}`, [Symbol.dispose]: () => void close(fd) };
+      close(fd);
     },
     read(dir: string, visit: EntryVisitor): void {
       const handle = opendir(encodeName(`${dir}\0`, encoder));
@@ -217,7 +223,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
                 : type === DT_LNK
                 ? "symlink"
                 : type === DT_UNKNOWN
-                ? kindByLstat(this.resolve(`${dir}/${name}`))
+                ? kindByLstat(`${dir}/${name}`)
                 : "other",
             );
           }
@@ -274,16 +280,10 @@ function encodeName(name: string, encoder: TextEncoder): Uint8Array {
   return bytes;
 }
 
-/**
- * For file systems whose readdir does not fill in d_type. A resolved path of
- * a name that is not UTF-8 follows symlinks: such an entry counts as what it
- * leads to.
- */
-function kindByLstat(resolved: ResolvedPath): EntryKind {
-  using _resolved = resolved;
-  const info = resolved.path.startsWith("/proc/self/fd/")
-    ? Deno.statSync(resolved.path)
-    : Deno.lstatSync(resolved.path);
+/** For file systems whose readdir does not fill in d_type. */
+function kindByLstat(path: string): EntryKind {
+  if (HAS_ESCAPED.test(path)) return "undecodable";
+  const info = Deno.lstatSync(path);
   return info.isFile
     ? "file"
     : info.isDirectory

@@ -11,12 +11,14 @@ import { deepEqual } from "node:assert/strict";
 import { type FaultClass, registerClasses } from "./_harness.ts";
 import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
+import { NAME_CASES } from "./names.ts";
 import { repoRoot } from "../_tools.ts";
 
 export const CLASSES: FaultClass[] = [
   { title: "HTTP framing and status oddities", cases: HTTP_CASES },
   { title: "Redirects to disallowed schemes and hosts", cases: REDIRECT_CASES },
   { title: "Odd files where a regular file is expected", cases: FILE_CASES },
+  { title: "Bytes that are not UTF-8, in flake.nix and in file names", cases: NAME_CASES },
 ];
 
 registerClasses(CLASSES);

@@ -131,6 +131,62 @@ export const FILE_CASES: FaultCase[] = [
       }),
   })),
   {
+    name: "check-output: a folder under share/licenses deeper than PATH_MAX is a finding, the rest kept (#14.8)",
+    run: () =>
+      inTempDir(async (dir) => {
+        const out = `${dir}/out`;
+        await Deno.mkdir(`${out}/share/licenses`, { recursive: true });
+        // 20 levels of 250-character names: 5,000 bytes, past PATH_MAX (4,096).
+        const deep = await new Deno.Command("bash", {
+          args: ["-c", `cd "$1" && for i in $(seq 20); do mkdir "$2" && cd "$2" || exit 1; done && echo x > f`, "bash", `${out}/share/licenses`, "d".repeat(250)],
+        }).output();
+        equal(deep.success, true);
+        const result = await runScript("check-output", ["--json", out], { timeoutMs: 15_000 });
+        equal(result.code, 1, result.stderr);
+        equal(result.stderr, "");
+        const report = JSON.parse(result.stdout) as { failures: { check: string; message: string }[] };
+        const unreadable = report.failures.filter((f) => f.check === "unreadable");
+        equal(unreadable.length, 1, JSON.stringify(report.failures));
+        match(unreadable[0]!.message, /cannot be listed: .*(too long|File name)/i);
+        for (const check of ["opt-rocm", "bin", "setup-hook", "licenses"]) {
+          equal(report.failures.some((f) => f.check === check), true, `${check} still reported`);
+        }
+        await Deno.remove(result.tmpdir, { recursive: true });
+      }),
+  },
+  {
+    name: "check-output: a folder under share/licenses it may not list is a finding, the rest kept (#14.8)",
+    run: () =>
+      inTempDir(async (dir) => {
+        // root lists everything: run as nobody, for whom a mode-0 folder is closed.
+        await Deno.chmod(dir, 0o755);
+        const out = `${dir}/out`;
+        await Deno.mkdir(`${out}/share/licenses/closed`, { recursive: true });
+        await Deno.writeTextFile(`${out}/share/licenses/closed/LICENSE`, "MIT\n");
+        await Deno.chmod(`${out}/share/licenses/closed`, 0);
+        const denoDir = `${dir}/deno-dir`;
+        await Deno.mkdir(denoDir, { mode: 0o777 });
+        await Deno.chmod(denoDir, 0o777);
+        const { repoRoot } = await import("../_tools.ts");
+        const child = await new Deno.Command("setpriv", {
+          args: ["--reuid=65534", "--regid=65534", "--clear-groups", Deno.execPath(), "run", "--allow-read", "--allow-ffi", `${repoRoot}/scripts/check-output.ts`, "--json", out],
+          env: { DENO_DIR: denoDir, HOME: denoDir },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const stdout = new TextDecoder().decode(child.stdout);
+        equal(child.code, 1, new TextDecoder().decode(child.stderr));
+        const report = JSON.parse(stdout) as { failures: { check: string; path?: string; message: string }[] };
+        const unreadable = report.failures.filter((f) => f.check === "unreadable");
+        equal(unreadable.length, 1, JSON.stringify(report.failures));
+        equal(unreadable[0]!.path, "share/licenses/closed");
+        for (const check of ["opt-rocm", "bin", "setup-hook", "licenses"]) {
+          equal(report.failures.some((f) => f.check === check), true, `${check} still reported`);
+        }
+        await Deno.chmod(`${out}/share/licenses/closed`, 0o755);
+      }),
+  },
+  {
     name: "update: a symlinked flake.nix keeps the link and gets its target rewritten (#14.2)",
     run: () =>
       inTempDir(async (dir) => {
