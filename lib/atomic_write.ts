@@ -10,7 +10,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { onCleanup, removeDeadTemporaries, temporaryName } from "./cleanup.ts";
+import { holdTemporary, onCleanup, removeDeadTemporaries, temporaryName } from "./cleanup.ts";
 import { describeKind } from "./hasher.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
@@ -80,6 +80,7 @@ export class AtomicFile {
     await removeDeadTemporaries(dir);
     const tempPath = join(dir, temporaryName(basename(path)));
     const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o600 });
+    await holdTemporary(file);
     return new AtomicFile(path, tempPath, file, mode);
   }
 

@@ -6,9 +6,10 @@
  * signal ends a script (lib/cli.ts), whatever is still registered is
  * removed before the process exits.
  *
- * SIGKILL cannot be caught. For it the names carry the owner's PID (see
- * {@linkcode temporaryName}), so the next run of any script in that folder
- * removes leftovers whose owner is dead ({@linkcode removeDeadTemporaries}).
+ * SIGKILL cannot be caught. For it each temporary is flock(2)ed by its
+ * owner while alive (see {@linkcode temporaryName}), so the next run of a
+ * script in that folder removes leftovers whose owner is gone
+ * ({@linkcode removeDeadTemporaries}).
  *
  * Built-ins only: check-output and image run inside the Nix build sandbox.
  *
@@ -65,9 +66,12 @@ export function runCleanups(): void {
 }
 
 /**
- * A name for a temporary file beside `name`: `.<name>.<pid>-<random>.tmp`.
- * Hidden, and carrying the PID of its owner so that a leftover of a killed
- * process can be told from one still being written.
+ * A name for a temporary file beside `name`: `.<name>.<pid>-<random>.tmp`,
+ * hidden, and naming its owner for people. Its owner holds an exclusive
+ * flock(2) on it while it lives ({@linkcode holdTemporary}), which the kernel
+ * drops when the owner dies, even by SIGKILL: that is how
+ * {@linkcode removeDeadTemporaries} tells a leftover from a file being
+ * written (Deno's permissions keep /proc out of reach of these scripts).
  *
  * @example Usage
  * ```ts
@@ -83,14 +87,34 @@ export function temporaryName(name: string): string {
   return `.${name}.${Deno.pid}-${random}.tmp`;
 }
 
+/**
+ * Marks an open temporary as alive: an exclusive flock(2) on it, held until
+ * the file is closed or the process ends.
+ *
+ * @example Usage
+ * ```ts
+ * import { holdTemporary } from "./cleanup.ts";
+ * const path = await Deno.makeTempFile();
+ * using file = await Deno.open(path, { write: true });
+ * await holdTemporary(file);
+ * ```
+ *
+ * @param file The open temporary.
+ */
+export async function holdTemporary(file: Deno.FsFile): Promise<void> {
+  await file.tryLock(true);
+}
+
 /** `.<name>.<pid>-<random>.tmp` files, and `prefetch-<pid>-…` folders (`.prefetch-` beside a file). */
-const TEMPORARY = /^(?:\..+\.(\d+)-[0-9a-z]+\.tmp|\.?prefetch-(\d+)-\w+)$/;
+const TEMPORARY = /^(?:\..+\.\d+-[0-9a-z]+\.tmp|\.?prefetch-\d+-\w+)$/;
+/** A folder younger than this may not hold its locked file yet. */
+const FOLDER_GRACE_MS = 60_000;
 
 /**
  * Removes the temporaries of {@linkcode temporaryName} in `dir` whose owner
- * no longer runs, and the `prefetch-<pid>-…` folders of lib/prefetch.ts and
- * lib/nix_store.ts: what a SIGKILL left behind. Nothing is removed where
- * liveness cannot be told (no `/proc`).
+ * is gone (no flock held on them), and the `prefetch-<pid>-…` folders of
+ * lib/prefetch.ts and lib/nix_store.ts that are over a minute old and hold
+ * no locked file: what a SIGKILL left behind.
  *
  * @example Usage
  * ```ts
@@ -102,23 +126,39 @@ const TEMPORARY = /^(?:\..+\.(\d+)-[0-9a-z]+\.tmp|\.?prefetch-(\d+)-\w+)$/;
  * @returns How many leftovers were removed.
  */
 export async function removeDeadTemporaries(dir: string): Promise<number> {
-  if (!await exists("/proc/self")) return 0;
   let removed = 0;
   try {
     for await (const entry of Deno.readDir(dir)) {
-      const match = TEMPORARY.exec(entry.name);
-      const pid = match?.[1] ?? match?.[2];
-      if (pid === undefined || Number(pid) === Deno.pid || await exists(`/proc/${pid}`)) continue;
-      if (!(match?.[1] === undefined ? entry.isDirectory : entry.isFile)) continue;
-      await Deno.remove(`${dir}/${entry.name}`, { recursive: true }).then(
-        () => removed++,
-        () => {},
-      );
+      if (!TEMPORARY.test(entry.name)) continue;
+      const path = `${dir}/${entry.name}`;
+      const dead = entry.isFile
+        ? await unlocked(path)
+        : entry.isDirectory && await abandonedFolder(path);
+      if (dead) await Deno.remove(path, { recursive: true }).then(() => removed++, () => {});
     }
   } catch {
     // an unreadable folder holds nothing we can sweep
   }
   return removed;
+}
+
+/** Whether no process holds a flock on `path` (its owner is gone). */
+async function unlocked(path: string): Promise<boolean> {
+  try {
+    using file = await Deno.open(path, { read: true });
+    return await file.tryLock(true);
+  } catch {
+    return false;
+  }
+}
+
+async function abandonedFolder(path: string): Promise<boolean> {
+  const info = await Deno.lstat(path);
+  if (Date.now() - (info.mtime?.getTime() ?? Date.now()) < FOLDER_GRACE_MS) return false;
+  for await (const entry of Deno.readDir(path)) {
+    if (entry.isFile && !await unlocked(`${path}/${entry.name}`)) return false;
+  }
+  return true;
 }
 
 /**
@@ -141,13 +181,4 @@ export async function makeTemporaryFolder(dir?: string): Promise<string> {
   const made = await Deno.makeTempDir(dir === undefined ? { prefix } : { dir, prefix });
   await removeDeadTemporaries(made.slice(0, made.lastIndexOf("/")) || "/");
   return made;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -9,7 +9,7 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "./atomic_write.ts";
-import { makeTemporaryFolder, onCleanup } from "./cleanup.ts";
+import { holdTemporary, makeTemporaryFolder, onCleanup } from "./cleanup.ts";
 import {
   checkUrlAllowed,
   DEFAULT_MAX_BYTES,
@@ -470,6 +470,7 @@ class Sink {
       sink.#cleanup = onCleanup(() => Deno.removeSync(tempDir, { recursive: true }));
       sink.file = `${tempDir}/${name}`;
       const plain = await Deno.open(sink.file, { write: true, createNew: true });
+      await holdTemporary(plain);
       sink.#plain = plain;
       sink.writer = {
         write: async (chunk) => {

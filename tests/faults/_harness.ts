@@ -28,6 +28,8 @@ export interface FaultClass {
   title: string;
   /** Its cases. */
   cases: FaultCase[];
+  /** Removes what the cases shared, once they have all run. */
+  cleanup?: () => Promise<void>;
 }
 
 /** The result of {@linkcode runScript}. */
@@ -75,7 +77,13 @@ export async function runScript(
 ): Promise<ScriptResult> {
   const tmpdir = await Deno.makeTempDir({ prefix: "fault-tmp-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...shebangPermissions(script), `${repoRoot}/scripts/${script}.ts`, ...args],
+    args: [
+      "run",
+      "--quiet",
+      ...shebangPermissions(script),
+      `${repoRoot}/scripts/${script}.ts`,
+      ...args,
+    ],
     env: { ...nixEnv(), TMPDIR: tmpdir, NO_COLOR: "1", ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -98,7 +106,9 @@ export async function runScript(
     : options.signal.when(child.pid).then(() => child.kill(options.signal!.name));
   try {
     const [output] = await Promise.all([child.output(), signalled.catch(() => {})]);
-    if (timedOut) throw new Error(`${script} ${args.join(" ")}: still running after ${timeoutMs} ms`);
+    if (timedOut) {
+      throw new Error(`${script} ${args.join(" ")}: still running after ${timeoutMs} ms`);
+    }
     return {
       code: output.code,
       signal: output.signal,
@@ -127,9 +137,14 @@ export interface CleanFailure {
  * Asserts README's promise for a failed (or interrupted) run, and removes the
  * child's TMPDIR.
  */
-export async function assertFailedCleanly(result: ScriptResult, promise: CleanFailure): Promise<void> {
+export async function assertFailedCleanly(
+  result: ScriptResult,
+  promise: CleanFailure,
+): Promise<void> {
   try {
-    const context = `stderr: ${JSON.stringify(result.stderr)}, stdout: ${JSON.stringify(result.stdout)}`;
+    const context = `stderr: ${JSON.stringify(result.stderr)}, stdout: ${
+      JSON.stringify(result.stdout)
+    }`;
     equal(result.code, promise.code, `exit code (${context})`);
     equal(result.stdout, "", "nothing on stdout");
     const lines = result.stderr.split("\n").filter((line) => line !== "");
@@ -196,17 +211,36 @@ function digest(bytes: Uint8Array): string {
   return `${bytes.length}:${hash.toString(16)}`;
 }
 
-/** Polls `predicate` every 5 ms until it holds, at most `timeoutMs`. */
+/** Polls `predicate` every `everyMs` (default 5 ms) until it holds, at most `timeoutMs`. */
 export async function waitUntil(
   predicate: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 15_000,
+  everyMs = 5,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/** A value made once, on first use, by `make` in a shared folder that `dispose` removes. */
+export function shared<T>(
+  make: (dir: string) => Promise<T>,
+): { get(): Promise<T>; dispose(): Promise<void> } {
+  let dir: string | undefined;
+  let value: Promise<T> | undefined;
+  return {
+    get: () =>
+      value ??= (async () => {
+        dir = await Deno.makeTempDir({ prefix: "fault-shared-" });
+        return await make(dir);
+      })(),
+    dispose: async () => {
+      if (dir !== undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
 /** The SRI sha256 of some bytes. */
@@ -226,9 +260,10 @@ export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> 
 
 /** Runs each class's cases as steps of one test, a few at a time. */
 export function registerClasses(classes: FaultClass[]): void {
-  for (const { title, cases } of classes) {
+  for (const { title, cases, cleanup } of classes) {
     Deno.test(`fault suite: ${title}`, async (t) => {
       const failures: string[] = [];
+      await using _shared = { [Symbol.asyncDispose]: async () => await cleanup?.() };
       await pool(cases, 3, async (c) => {
         const ok = await t.step({
           name: c.name,

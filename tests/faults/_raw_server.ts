@@ -113,7 +113,9 @@ async function readHead(conn: Deno.Conn): Promise<RawRequest | undefined> {
       const headers: Record<string, string> = {};
       for (const header of rest) {
         const colon = header.indexOf(":");
-        if (colon > 0) headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+        if (colon > 0) {
+          headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+        }
       }
       return { path: (line.split(" ")[1] ?? "/").split("?")[0]!, headers };
     }

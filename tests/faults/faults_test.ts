@@ -12,6 +12,7 @@ import { type FaultClass, registerClasses } from "./_harness.ts";
 import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { NAME_CASES } from "./names.ts";
+import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { repoRoot } from "../_tools.ts";
 
 export const CLASSES: FaultClass[] = [
@@ -19,6 +20,11 @@ export const CLASSES: FaultClass[] = [
   { title: "Redirects to disallowed schemes and hosts", cases: REDIRECT_CASES },
   { title: "Odd files where a regular file is expected", cases: FILE_CASES },
   { title: "Bytes that are not UTF-8, in flake.nix and in file names", cases: NAME_CASES },
+  {
+    title: "SIGTERM, SIGHUP and SIGINT at every stage",
+    cases: SIGNAL_CASES,
+    cleanup: disposeSignalFixtures,
+  },
 ];
 
 registerClasses(CLASSES);

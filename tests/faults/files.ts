@@ -36,10 +36,22 @@ async function makeSocket(path: string, dir: string): Promise<void> {
 export const KINDS: Kind[] = [
   { name: "a FIFO", make: mkfifo, refusal: /FIFO/ },
   { name: "a socket", make: makeSocket, refusal: /socket/ },
-  { name: "/dev/null (a symlink to it)", make: (p) => Deno.symlink("/dev/null", p), refusal: /character device/ },
-  { name: "a symlink to /dev/zero", make: (p) => Deno.symlink("/dev/zero", p), refusal: /character device/ },
+  {
+    name: "/dev/null (a symlink to it)",
+    make: (p) => Deno.symlink("/dev/null", p),
+    refusal: /character device/,
+  },
+  {
+    name: "a symlink to /dev/zero",
+    make: (p) => Deno.symlink("/dev/zero", p),
+    refusal: /character device/,
+  },
   { name: "a directory", make: (p) => Deno.mkdir(p), refusal: /directory/ },
-  { name: "a dangling symlink", make: (p) => Deno.symlink("nowhere", p), refusal: /No such file|not found|no such/i },
+  {
+    name: "a dangling symlink",
+    make: (p) => Deno.symlink("nowhere", p),
+    refusal: /No such file|not found|no such/i,
+  },
   { name: "a looping symlink", make: (p) => Deno.symlink(p, p), refusal: /symbolic links|loop/i },
 ];
 
@@ -121,7 +133,9 @@ export const FILE_CASES: FaultCase[] = [
         const result = await runScript("check-output", ["--json", out], { timeoutMs: 15_000 });
         equal(result.code, 1, result.stderr);
         equal(result.stderr, "");
-        const report = JSON.parse(result.stdout) as { failures: { check: string; message: string }[] };
+        const report = JSON.parse(result.stdout) as {
+          failures: { check: string; message: string }[];
+        };
         const hook = report.failures.filter((f) => f.check === "setup-hook");
         equal(hook.length, 1, JSON.stringify(hook));
         match(hook[0]!.message, kind.name.includes("dangling") ? /missing/ : kind.refusal);
@@ -131,20 +145,29 @@ export const FILE_CASES: FaultCase[] = [
       }),
   })),
   {
-    name: "check-output: a folder under share/licenses deeper than PATH_MAX is a finding, the rest kept (#14.8)",
+    name:
+      "check-output: a folder under share/licenses deeper than PATH_MAX is a finding, the rest kept (#14.8)",
     run: () =>
       inTempDir(async (dir) => {
         const out = `${dir}/out`;
         await Deno.mkdir(`${out}/share/licenses`, { recursive: true });
         // 20 levels of 250-character names: 5,000 bytes, past PATH_MAX (4,096).
         const deep = await new Deno.Command("bash", {
-          args: ["-c", `cd "$1" && for i in $(seq 20); do mkdir "$2" && cd "$2" || exit 1; done && echo x > f`, "bash", `${out}/share/licenses`, "d".repeat(250)],
+          args: [
+            "-c",
+            `cd "$1" && for i in $(seq 20); do mkdir "$2" && cd "$2" || exit 1; done && echo x > f`,
+            "bash",
+            `${out}/share/licenses`,
+            "d".repeat(250),
+          ],
         }).output();
         equal(deep.success, true);
         const result = await runScript("check-output", ["--json", out], { timeoutMs: 15_000 });
         equal(result.code, 1, result.stderr);
         equal(result.stderr, "");
-        const report = JSON.parse(result.stdout) as { failures: { check: string; message: string }[] };
+        const report = JSON.parse(result.stdout) as {
+          failures: { check: string; message: string }[];
+        };
         const unreadable = report.failures.filter((f) => f.check === "unreadable");
         equal(unreadable.length, 1, JSON.stringify(report.failures));
         match(unreadable[0]!.message, /cannot be listed: .*(too long|File name)/i);
@@ -155,7 +178,8 @@ export const FILE_CASES: FaultCase[] = [
       }),
   },
   {
-    name: "check-output: a folder under share/licenses it may not list is a finding, the rest kept (#14.8)",
+    name:
+      "check-output: a folder under share/licenses it may not list is a finding, the rest kept (#14.8)",
     run: () =>
       inTempDir(async (dir) => {
         // root lists everything: run as nobody, for whom a mode-0 folder is closed.
@@ -169,14 +193,27 @@ export const FILE_CASES: FaultCase[] = [
         await Deno.chmod(denoDir, 0o777);
         const { repoRoot } = await import("../_tools.ts");
         const child = await new Deno.Command("setpriv", {
-          args: ["--reuid=65534", "--regid=65534", "--clear-groups", Deno.execPath(), "run", "--allow-read", "--allow-ffi", `${repoRoot}/scripts/check-output.ts`, "--json", out],
+          args: [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            Deno.execPath(),
+            "run",
+            "--allow-read",
+            "--allow-ffi",
+            `${repoRoot}/scripts/check-output.ts`,
+            "--json",
+            out,
+          ],
           env: { DENO_DIR: denoDir, HOME: denoDir },
           stdout: "piped",
           stderr: "piped",
         }).output();
         const stdout = new TextDecoder().decode(child.stdout);
         equal(child.code, 1, new TextDecoder().decode(child.stderr));
-        const report = JSON.parse(stdout) as { failures: { check: string; path?: string; message: string }[] };
+        const report = JSON.parse(stdout) as {
+          failures: { check: string; path?: string; message: string }[];
+        };
         const unreadable = report.failures.filter((f) => f.check === "unreadable");
         equal(unreadable.length, 1, JSON.stringify(report.failures));
         equal(unreadable[0]!.path, "share/licenses/closed");

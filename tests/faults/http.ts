@@ -8,8 +8,15 @@
  */
 
 import { equal } from "node:assert/strict";
-import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot, sriOf } from "./_harness.ts";
-import { startRawServer, type RawReply } from "./_raw_server.ts";
+import {
+  assertFailedCleanly,
+  type FaultCase,
+  inTempDir,
+  runScript,
+  snapshot,
+  sriOf,
+} from "./_harness.ts";
+import { type RawReply, startRawServer } from "./_raw_server.ts";
 import { indexAndTarball, ok, registry, uniqueBytes } from "./_fixtures.ts";
 
 const SIZE = 204800;
@@ -57,7 +64,10 @@ const partial = (range: string, length: number, bytes: Uint8Array): RawReply => 
 });
 
 /** Resumable oddities: the first answer is cut short, the retry is odd; the result must be exact. */
-function prefetchRecovers(name: string, retry: (body: Uint8Array, from: number) => RawReply): FaultCase {
+function prefetchRecovers(
+  name: string,
+  retry: (body: Uint8Array, from: number) => RawReply,
+): FaultCase {
   return {
     name: `prefetch: ${name}`,
     run: () =>
@@ -69,13 +79,19 @@ function prefetchRecovers(name: string, retry: (body: Uint8Array, from: number) 
           const from = Number(/bytes=(\d+)-/.exec(request.headers["range"] ?? "")?.[1] ?? 0);
           if (count === 1) {
             return {
-              head: head("200 OK", [`Content-Length: ${SIZE}`, "ETag: \"v1\""]),
+              head: head("200 OK", [`Content-Length: ${SIZE}`, 'ETag: "v1"']),
               body: body.subarray(0, 1000),
             };
           }
           return from > 0 ? retry(body, from) : ok(body);
         });
-        const result = await runScript("prefetch", ["--retries", "3", "-o", `${dir}/out.bin`, `${server.origin}/f`]);
+        const result = await runScript("prefetch", [
+          "--retries",
+          "3",
+          "-o",
+          `${dir}/out.bin`,
+          `${server.origin}/f`,
+        ]);
         equal(result.code, 0, result.stderr);
         equal(result.stdout.trim(), sriOf(body));
         equal(sriOf(await Deno.readFile(`${dir}/out.bin`)), sriOf(body));
@@ -128,7 +144,10 @@ export const HTTP_CASES: FaultCase[] = [
   ),
   prefetchRefuses(
     "a Content-Encoding that was not asked for",
-    (body) => ({ head: head("200 OK", [`Content-Length: ${SIZE}`, "Content-Encoding: gzip"]), body }),
+    (body) => ({
+      head: head("200 OK", [`Content-Length: ${SIZE}`, "Content-Encoding: gzip"]),
+      body,
+    }),
     /Content-Encoding "gzip"/,
   ),
   prefetchRefuses(
@@ -136,10 +155,26 @@ export const HTTP_CASES: FaultCase[] = [
     (body) => ({ head: "ICY 200 OK", body }),
     /Cannot download/,
   ),
-  prefetchRefuses("404", () => ({ head: head("404 Not Found", ["Content-Length: 0"]) }), /HTTP 404/),
-  prefetchRefuses("500 until the retries run out", () => ({ head: head("500 Oops", ["Content-Length: 0"]) }), /HTTP 500/),
-  prefetchRefuses("a redirect without Location", () => ({ head: head("302 Found", ["Content-Length: 0"]) }), /without a Location/),
-  prefetchRefuses("a redirect loop", () => ({ head: head("302 Found", ["Location: /file.bin", "Content-Length: 0"]) }), /more than 10 redirects/),
+  prefetchRefuses(
+    "404",
+    () => ({ head: head("404 Not Found", ["Content-Length: 0"]) }),
+    /HTTP 404/,
+  ),
+  prefetchRefuses(
+    "500 until the retries run out",
+    () => ({ head: head("500 Oops", ["Content-Length: 0"]) }),
+    /HTTP 500/,
+  ),
+  prefetchRefuses(
+    "a redirect without Location",
+    () => ({ head: head("302 Found", ["Content-Length: 0"]) }),
+    /without a Location/,
+  ),
+  prefetchRefuses(
+    "a redirect loop",
+    () => ({ head: head("302 Found", ["Location: /file.bin", "Content-Length: 0"]) }),
+    /more than 10 redirects/,
+  ),
   {
     name: "prefetch: a body larger than --max-bytes (announced by Content-Length)",
     run: () =>
@@ -161,10 +196,19 @@ export const HTTP_CASES: FaultCase[] = [
         });
       }),
   },
-  prefetchRecovers("a resume answered 206 with a Content-Range that starts at 0", (body) =>
-    partial(`bytes 0-${SIZE - 1}/${SIZE}`, SIZE, body)),
-  prefetchRecovers("a resume answered 206 with another total", (body, from) =>
-    partial(`bytes ${from}-${SIZE + 9}/${SIZE + 10}`, SIZE + 10 - from, new Uint8Array(SIZE + 10).fill(1).subarray(from))),
+  prefetchRecovers(
+    "a resume answered 206 with a Content-Range that starts at 0",
+    (body) => partial(`bytes 0-${SIZE - 1}/${SIZE}`, SIZE, body),
+  ),
+  prefetchRecovers(
+    "a resume answered 206 with another total",
+    (body, from) =>
+      partial(
+        `bytes ${from}-${SIZE + 9}/${SIZE + 10}`,
+        SIZE + 10 - from,
+        new Uint8Array(SIZE + 10).fill(1).subarray(from),
+      ),
+  ),
   prefetchRecovers("a resume answered 200 with the whole file", (body) => ok(body)),
 ];
 /** Redirect targets that must be refused before anything is sent to them. */
@@ -181,7 +225,9 @@ export const REDIRECT_CASES: FaultCase[] = [
   ...DISALLOWED.map((location) =>
     prefetchRefuses(
       `a redirect to ${location}`,
-      () => ({ head: head("301 Moved Permanently", [`Location: ${location}`, "Content-Length: 0"]) }),
+      () => ({
+        head: head("301 Moved Permanently", [`Location: ${location}`, "Content-Length: 0"]),
+      }),
       /plain http is only allowed for loopback|unsupported scheme/,
     )
   ),
@@ -213,7 +259,11 @@ export const REDIRECT_CASES: FaultCase[] = [
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${server.origin}/tarball/`));
         const before = snapshot(dir);
         const result = await runScript("update", ["--flake", `${dir}/flake.nix`]);
-        await assertFailedCleanly(result, { code: 1, stderr: /more than 10 redirects/, unchanged: [before] });
+        await assertFailedCleanly(result, {
+          code: 1,
+          stderr: /more than 10 redirects/,
+          unchanged: [before],
+        });
         equal(server.requests.length, 11);
       }),
   },
@@ -222,11 +272,17 @@ export const REDIRECT_CASES: FaultCase[] = [
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(SIZE);
-        await using server = startRawServer(indexAndTarball(() => partial(`bytes 0-999/${SIZE}`, 1000, body)));
+        await using server = startRawServer(
+          indexAndTarball(() => partial(`bytes 0-999/${SIZE}`, 1000, body)),
+        );
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${server.origin}/tarball/`));
         const before = snapshot(dir);
         const result = await runScript("update", ["--flake", `${dir}/flake.nix`, "--add-to-store"]);
-        await assertFailedCleanly(result, { code: 1, stderr: /not all of it/, unchanged: [before] });
+        await assertFailedCleanly(result, {
+          code: 1,
+          stderr: /not all of it/,
+          unchanged: [before],
+        });
       }),
   },
 ];

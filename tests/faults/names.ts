@@ -23,7 +23,10 @@ const FLAKE_BYTES: { name: string; bytes: number[]; where: "comment" | "string" 
 
 function flakeWith(bytes: number[], where: "comment" | "string"): Uint8Array {
   const text = registry("http://127.0.0.1:9/tarball/", where === "comment" ? " by @@" : "")
-    .replace("srcHashes = {", where === "string" ? 'description = "@@";\n    srcHashes = {' : "srcHashes = {");
+    .replace(
+      "srcHashes = {",
+      where === "string" ? 'description = "@@";\n    srcHashes = {' : "srcHashes = {",
+    );
   const [before, after] = text.split("@@") as [string, string];
   return Uint8Array.from([...encoder.encode(before), ...bytes, ...encoder.encode(after)]);
 }
@@ -74,7 +77,11 @@ export const NAME_CASES: FaultCase[] = [
           await Deno.writeFile(`${dir}/flake.nix`, flakeWith(bytes, where));
           const before = snapshot(dir);
           const result = await runScript("update", ["--flake", `${dir}/flake.nix`]);
-          await assertFailedCleanly(result, { code: 1, stderr: /is not UTF-8 \(byte 0x/, unchanged: [before] });
+          await assertFailedCleanly(result, {
+            code: 1,
+            stderr: /is not UTF-8 \(byte 0x/,
+            unchanged: [before],
+          });
         }),
     },
     {
@@ -89,7 +96,11 @@ export const NAME_CASES: FaultCase[] = [
             "--set",
             "nightly.version=7.12.0a20260310",
           ]);
-          await assertFailedCleanly(result, { code: 1, stderr: /is not UTF-8 \(byte 0x/, unchanged: [before] });
+          await assertFailedCleanly(result, {
+            code: 1,
+            stderr: /is not UTF-8 \(byte 0x/,
+            unchanged: [before],
+          });
         }),
     },
   ]),
@@ -112,7 +123,12 @@ export const NAME_CASES: FaultCase[] = [
       inTempDir(async (dir) => {
         const out = await goodOutput(dir);
         await writeOddNames(`${out}/share`);
-        const made = await run("sh", ["-c", `ln -s nowhere "$1/share/gone$(printf '\\351')"`, "sh", out]);
+        const made = await run("sh", [
+          "-c",
+          `ln -s nowhere "$1/share/gone$(printf '\\351')"`,
+          "sh",
+          out,
+        ]);
         equal(made.code, 0);
         const result = await runScript("check-output", ["--json", out]);
         const report = JSON.parse(result.stdout) as Report;
@@ -124,7 +140,7 @@ export const NAME_CASES: FaultCase[] = [
       }),
   },
   {
-    name: "check-output without --allow-ffi: such names are explicit findings, never \"dangling\"",
+    name: 'check-output without --allow-ffi: such names are explicit findings, never "dangling"',
     run: () =>
       inTempDir(async (dir) => {
         const out = await goodOutput(dir);
@@ -138,12 +154,17 @@ export const NAME_CASES: FaultCase[] = [
         ]);
         const report = JSON.parse(result.stdout) as Report;
         equal(result.code, 1);
-        equal(report.failures.every((f) => f.check === "unreadable"), true, JSON.stringify(report.failures));
+        equal(
+          report.failures.every((f) => f.check === "unreadable"),
+          true,
+          JSON.stringify(report.failures),
+        );
         for (const failure of report.failures) match(failure.message, /not UTF-8.*--allow-ffi/);
       }),
   },
   {
-    name: "image: a store path with a name that is not UTF-8 is refused in one line, nothing written",
+    name:
+      "image: a store path with a name that is not UTF-8 is refused in one line, nothing written",
     run: () =>
       inTempDir(async (dir) => {
         const tree = `${dir}/odd-names`;
