@@ -239,6 +239,8 @@ export function shared<T>(
       })(),
     dispose: async () => {
       if (dir !== undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      dir = undefined;
+      value = undefined;
     },
   };
 }

@@ -82,15 +82,20 @@ async function stallingNixStore(dir: string): Promise<{ path: string; marker: st
   return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
 }
 
-/** 128 MiB: writing its archive takes long enough for the signal to land mid-write. */
-const BIG_CLOSURE = shared((dir) => makeBigClosure(dir, 128 * 1024 * 1024));
+/** 64 MiB: writing its archive takes long enough for the signal to land mid-write. */
+const BIG_CLOSURE = shared((dir) => makeBigClosure(dir, 64 * 1024 * 1024));
 
-/** One folder of 100,000 empty files: listing it keeps check-output walking for a while. */
+/** The closure file of a 64 MiB store path (shared; see disposeSignalFixtures). */
+export function bigClosure(): Promise<string> {
+  return BIG_CLOSURE.get();
+}
+
+/** One folder of 60,000 empty files: listing it keeps check-output walking for a while. */
 const BIG_OUTPUT = shared(async (dir) => {
   const out = `${dir}/out`;
   const made = await run("bash", [
     "-c",
-    `mkdir -p "$1/many" && cd "$1/many" && seq 100000 | xargs touch`,
+    `mkdir -p "$1/many" && cd "$1/many" && seq 60000 | xargs touch`,
     "bash",
     out,
   ]);
@@ -198,8 +203,8 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
       name: `${sig} while rewrite writes flake.nix`,
       run: () =>
         inTempDir(async (dir) => {
-          // 16 MiB of comment: the atomic write takes long enough to be caught in the act.
-          const padding = `# ${"x".repeat(1022)}\n`.repeat(16 * 1024);
+          // 8 MiB of comment: the atomic write takes long enough to be caught in the act.
+          const padding = `# ${"x".repeat(1022)}\n`.repeat(8 * 1024);
           const original = padding + registry("https://example.com/tarball/");
           await untilCaught(async () => {
             await Deno.writeTextFile(`${dir}/flake.nix`, original);
