@@ -202,7 +202,7 @@ export const HTTP_CASES: FaultCase[] = [
   ),
   prefetchRecovers(
     "a resume answered 206 with another total",
-    (body, from) =>
+    (_body, from) =>
       partial(
         `bytes ${from}-${SIZE + 9}/${SIZE + 10}`,
         SIZE + 10 - from,
