@@ -76,7 +76,7 @@ async function stallingNixStore(dir: string): Promise<{ path: string; marker: st
   const marker = `${dir}/added`;
   await Deno.writeTextFile(
     `${bin}/nix-store`,
-    `#!/bin/sh\n"${real}" "$@" || exit $?\nif [ "$1" = --add-fixed ]; then : > "${marker}"; exec sleep 30; fi\n`,
+    `#!/bin/sh\n"${real}" "$@" || exit $?\nif [ "$1" = --add-fixed ]; then : > "${marker}"; exec sleep 30 </dev/null >/dev/null 2>&1; fi\n`,
   );
   await Deno.chmod(`${bin}/nix-store`, 0o755);
   return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
