@@ -32,11 +32,11 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** The signals a script handles, with their numbers on Linux. */
-const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
-
 /** A signal a script handles: SIGINT (Ctrl-C), SIGTERM or SIGHUP. */
-export type HandledSignal = keyof typeof SIGNALS;
+export type HandledSignal = "SIGHUP" | "SIGINT" | "SIGTERM";
+
+/** The signals a script handles, with their numbers on Linux. */
+const SIGNALS: Record<HandledSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /**
  * A signal (Ctrl-C by default) interrupted the script: it exits with code
