@@ -132,7 +132,7 @@ export async function removeDeadTemporaries(dir: string): Promise<number> {
       if (!TEMPORARY.test(entry.name)) continue;
       const path = `${dir}/${entry.name}`;
       const dead = entry.isFile
-        ? await unlocked(path)
+        ? await ownerGone(path)
         : entry.isDirectory && await abandonedFolder(path);
       if (dead) await Deno.remove(path, { recursive: true }).then(() => removed++, () => {});
     }
@@ -142,8 +142,20 @@ export async function removeDeadTemporaries(dir: string): Promise<number> {
   return removed;
 }
 
-/** Whether no process holds a flock on `path` (its owner is gone). */
-async function unlocked(path: string): Promise<boolean> {
+/**
+ * Whether no process holds a flock(2) on `path`: the owner of a temporary
+ * (or of a lock file) is gone.
+ *
+ * @example Usage
+ * ```ts
+ * import { ownerGone } from "./cleanup.ts";
+ * await ownerGone(await Deno.makeTempFile()); // true: nobody holds it
+ * ```
+ *
+ * @param path The file.
+ * @returns `false` while its owner lives, or when it cannot be opened.
+ */
+export async function ownerGone(path: string): Promise<boolean> {
   try {
     using file = await Deno.open(path, { read: true });
     return await file.tryLock(true);
@@ -156,7 +168,7 @@ async function abandonedFolder(path: string): Promise<boolean> {
   const info = await Deno.lstat(path);
   if (Date.now() - (info.mtime?.getTime() ?? Date.now()) < FOLDER_GRACE_MS) return false;
   for await (const entry of Deno.readDir(path)) {
-    if (entry.isFile && !await unlocked(`${path}/${entry.name}`)) return false;
+    if (entry.isFile && !await ownerGone(`${path}/${entry.name}`)) return false;
   }
   return true;
 }
