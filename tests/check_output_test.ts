@@ -4,13 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import {
-  copyElf,
-  gccRuntime,
-  glibcStandIn,
-  goodOutput,
-  writeTheRockShapedTree,
-} from "./_elf_fixtures.ts";
+import { gccRuntime, glibcStandIn, goodOutput, writeTheRockShapedTree } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools(
