@@ -17,6 +17,35 @@
  */
 
 const registered = new Set<() => void>();
+const interruptController = new AbortController();
+
+/**
+ * Aborted, with an error saying which signal, when a signal interrupts the
+ * process (lib/cli.ts). Work that commits (the rename of an atomic write)
+ * checks it just before, so a signal that came first leaves the old file.
+ *
+ * @example Usage
+ * ```ts
+ * import { interruption } from "./cleanup.ts";
+ * interruption.throwIfAborted(); // throws once a signal came
+ * ```
+ */
+export const interruption: AbortSignal = interruptController.signal;
+
+/**
+ * Marks the process as interrupted: aborts {@linkcode interruption} (once).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { interrupt } from "./cleanup.ts";
+ * interrupt(new Error("Interrupted by SIGTERM"));
+ * ```
+ *
+ * @param reason Why, as the error work will throw.
+ */
+export function interrupt(reason: Error): void {
+  if (!interruption.aborted) interruptController.abort(reason);
+}
 
 /**
  * Registers `remove`, which deletes one temporary synchronously, to run if
