@@ -125,6 +125,11 @@ export interface PrefetchResult {
   path?: string;
   /** The store path, when added to the store. */
   storePath: string | null;
+  /**
+   * Whether this prefetch made the store path (it was not valid before), so
+   * that a caller whose larger job fails can take it out again.
+   */
+  addedToStore?: boolean;
 }
 
 /**
@@ -286,6 +291,7 @@ export async function prefetch(
     }
     options.signal?.throwIfAborted();
     await sink.commit();
+    const addedToStore = added !== undefined;
     added = undefined;
     return {
       name,
@@ -293,6 +299,7 @@ export async function prefetch(
       hash,
       ...(where.kind === "url" ? { url: source } : { path: source }),
       storePath,
+      ...(addedToStore ? { addedToStore } : {}),
     };
   } finally {
     if (added !== undefined) await deleteStorePath(added);
