@@ -105,9 +105,11 @@ export async function runScript(
       // exited, but something it started still holds its output open
     }
   }, timeoutMs);
-  const signalled = options.signal === undefined
-    ? Promise.resolve()
-    : options.signal.when(child.pid).then(() => child.kill(options.signal!.name));
+  // The wait for the moment ends when the child does: it may finish first.
+  const signalled = options.signal === undefined ? Promise.resolve() : Promise.race([
+    options.signal.when(child.pid).then(() => child.kill(options.signal!.name)),
+    child.status.then(() => {}),
+  ]);
   try {
     const [output] = await Promise.all([child.output(), signalled.catch(() => {})]);
     if (timedOut) {

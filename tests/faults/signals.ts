@@ -338,6 +338,38 @@ function holdsFolderBelow(pid: number, folder: string): boolean {
 export const SIGNAL_CASES: FaultCase[] = [
   ...SIGNALS.flatMap((signal) => [...stages(signal), checkOutputCase(signal)]),
   {
+    name: "SIGTERM while image writes an OCI layout",
+    run: () =>
+      inTempDir(async (dir) => {
+        const closure = await BIG_CLOSURE.get();
+        await Deno.mkdir(`${dir}/images`);
+        const before = snapshot(`${dir}/images`);
+        await untilCaught(async () => {
+          const result = await runScript("image", [
+            ...["--closure", closure, "--name", "big", "--format", "oci"],
+            ...["--output", `${dir}/images/big`],
+          ], {
+            signal: {
+              name: "SIGTERM",
+              when: () =>
+                waitUntil(() => hasTemporary(`${dir}/images`, "big"), "the layout", 30_000, 1),
+            },
+          });
+          if (result.code === 0) {
+            await Deno.remove(`${dir}/images/big`, { recursive: true });
+            await Deno.remove(result.tmpdir, { recursive: true });
+            return false;
+          }
+          await assertFailedCleanly(result, {
+            code: 143,
+            stderr: INTERRUPTED("SIGTERM"),
+            unchanged: [before],
+          });
+          return true;
+        });
+      }),
+  },
+  {
     name: "SIGKILL mid-download: the next run in that folder sweeps the leftover temporary",
     run: () =>
       inTempDir(async (dir) => {
