@@ -111,7 +111,10 @@ export async function disposeSignalFixtures(): Promise<void> {
 
 function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
   const { name: sig, code } = signal;
-  const at = (when: (pid: number) => Promise<void>) => ({ name: sig as Deno.Signal, when });
+  const at = (when: (pid: number, exited: AbortSignal) => Promise<void>) => ({
+    name: sig as Deno.Signal,
+    when,
+  });
   return [
     {
       name: `${sig} while update lists the index`,
@@ -190,7 +193,9 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             `${server.origin}/f`,
           ], {
             env: { PATH: fake.path },
-            signal: at(() => waitUntil(() => exists(fake.marker), "nix-store --add-fixed")),
+            signal: at((_, exited) =>
+              waitUntil(() => exists(fake.marker), "nix-store --add-fixed", 15_000, 5, exited)
+            ),
           });
           await assertFailedCleanly(result, {
             code,
@@ -212,8 +217,8 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             const result = await runScript("rewrite", [
               ...["--file", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
             ], {
-              signal: at(() =>
-                waitUntil(() => hasTemporary(dir, "flake.nix"), "the temporary", 30_000, 1)
+              signal: at((_, exited) =>
+                waitUntil(() => hasTemporary(dir, "flake.nix"), "the temporary", 30_000, 1, exited)
               ),
             });
             if (result.code === 0) {
@@ -245,8 +250,14 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             const result = await runScript("image", [
               ...["--closure", closure, "--name", "big", "--output", `${dir}/images/big.tar`],
             ], {
-              signal: at(() =>
-                waitUntil(() => hasTemporary(`${dir}/images`, "big.tar"), "the archive", 30_000, 1)
+              signal: at((_, exited) =>
+                waitUntil(
+                  () => hasTemporary(`${dir}/images`, "big.tar"),
+                  "the archive",
+                  30_000,
+                  1,
+                  exited,
+                )
               ),
             });
             if (result.code === 0) {
@@ -297,7 +308,7 @@ function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
           signal: {
             name: signal.name,
             // Mid-walk: the walk holds a folder of the output open.
-            when: (pid) => watchFor(() => holdsFolderBelow(pid, out), 20_000),
+            when: (pid, exited) => watchFor(() => holdsFolderBelow(pid, out), 20_000, exited),
           },
         });
         await Deno.remove(result.tmpdir, { recursive: true });
@@ -315,9 +326,13 @@ function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
  * `timeoutMs`: a walk of a folder is over in microseconds. Resolves either
  * way; the caller tells a missed walk by its outcome.
  */
-async function watchFor(predicate: () => boolean, timeoutMs: number): Promise<void> {
+async function watchFor(
+  predicate: () => boolean,
+  timeoutMs: number,
+  stop: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stop.aborted) {
     for (let i = 0; i < 50; i++) if (predicate()) return;
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
@@ -351,8 +366,14 @@ export const SIGNAL_CASES: FaultCase[] = [
           ], {
             signal: {
               name: "SIGTERM",
-              when: () =>
-                waitUntil(() => hasTemporary(`${dir}/images`, "big"), "the layout", 30_000, 1),
+              when: (_, exited) =>
+                waitUntil(
+                  () => hasTemporary(`${dir}/images`, "big"),
+                  "the layout",
+                  30_000,
+                  1,
+                  exited,
+                ),
             },
           });
           if (result.code === 0) {
