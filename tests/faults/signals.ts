@@ -239,42 +239,47 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           });
         }),
     },
-    {
-      name: `${sig} while image writes an archive`,
-      run: () =>
-        inTempDir(async (dir) => {
-          const closure = await BIG_CLOSURE.get();
-          await Deno.mkdir(`${dir}/images`);
-          const before = snapshot(`${dir}/images`);
-          await untilCaught(async () => {
-            const result = await runScript("image", [
-              ...["--closure", closure, "--name", "big", "--output", `${dir}/images/big.tar`],
-            ], {
-              signal: at((_, exited) =>
-                waitUntil(
-                  () => hasTemporary(`${dir}/images`, "big.tar"),
-                  "the archive",
-                  30_000,
-                  1,
-                  exited,
-                )
-              ),
-            });
-            if (result.code === 0) {
-              await Deno.remove(`${dir}/images/big.tar`);
-              await Deno.remove(result.tmpdir, { recursive: true });
-              return false;
-            }
-            await assertFailedCleanly(result, {
-              code,
-              stderr: INTERRUPTED(sig),
-              unchanged: [before],
-            });
-            return true;
-          });
-        }),
-    },
+    imageCase(signal, "docker-archive"),
   ];
+}
+
+/** A signal while image writes a docker archive (a file) or an OCI layout (a folder). */
+function imageCase(signal: (typeof SIGNALS)[number], format: "docker-archive" | "oci"): FaultCase {
+  const { name: sig, code } = signal;
+  const output = format === "oci" ? "big" : "big.tar";
+  return {
+    name: `${sig} while image writes ${format === "oci" ? "an OCI layout" : "an archive"}`,
+    run: () =>
+      inTempDir(async (dir) => {
+        const closure = await BIG_CLOSURE.get();
+        const images = `${dir}/images`;
+        await Deno.mkdir(images);
+        const before = snapshot(images);
+        await untilCaught(async () => {
+          const result = await runScript("image", [
+            ...["--closure", closure, "--name", "big", "--format", format],
+            ...["--output", `${images}/${output}`],
+          ], {
+            signal: {
+              name: sig,
+              when: (_, exited) =>
+                waitUntil(() => hasTemporary(images, output), "the image", 30_000, 1, exited),
+            },
+          });
+          if (result.code === 0) {
+            await Deno.remove(`${images}/${output}`, { recursive: true });
+            await Deno.remove(result.tmpdir, { recursive: true });
+            return false;
+          }
+          await assertFailedCleanly(result, {
+            code,
+            stderr: INTERRUPTED(sig),
+            unchanged: [before],
+          });
+          return true;
+        });
+      }),
+  };
 }
 
 /**
@@ -352,44 +357,7 @@ function holdsFolderBelow(pid: number, folder: string): boolean {
 
 export const SIGNAL_CASES: FaultCase[] = [
   ...SIGNALS.flatMap((signal) => [...stages(signal), checkOutputCase(signal)]),
-  {
-    name: "SIGTERM while image writes an OCI layout",
-    run: () =>
-      inTempDir(async (dir) => {
-        const closure = await BIG_CLOSURE.get();
-        await Deno.mkdir(`${dir}/images`);
-        const before = snapshot(`${dir}/images`);
-        await untilCaught(async () => {
-          const result = await runScript("image", [
-            ...["--closure", closure, "--name", "big", "--format", "oci"],
-            ...["--output", `${dir}/images/big`],
-          ], {
-            signal: {
-              name: "SIGTERM",
-              when: (_, exited) =>
-                waitUntil(
-                  () => hasTemporary(`${dir}/images`, "big"),
-                  "the layout",
-                  30_000,
-                  1,
-                  exited,
-                ),
-            },
-          });
-          if (result.code === 0) {
-            await Deno.remove(`${dir}/images/big`, { recursive: true });
-            await Deno.remove(result.tmpdir, { recursive: true });
-            return false;
-          }
-          await assertFailedCleanly(result, {
-            code: 143,
-            stderr: INTERRUPTED("SIGTERM"),
-            unchanged: [before],
-          });
-          return true;
-        });
-      }),
-  },
+  imageCase(SIGNALS[0], "oci"),
   {
     name: "SIGKILL mid-download: the next run in that folder sweeps the leftover temporary",
     run: () =>
