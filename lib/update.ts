@@ -32,7 +32,6 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
 import { acquireLock } from "./file_lock.ts";
 import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import {
@@ -45,9 +44,11 @@ import {
   readBinding,
   readStringList,
 } from "./flake_edit.ts";
+import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "./flake_file.ts";
 import { formatHash } from "./hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "./index_listing.ts";
 import { checkMirrors } from "./mirror_check.ts";
+import { deleteStorePath } from "./nix_store.ts";
 import { prefetch } from "./prefetch.ts";
 import { chooseRelease, type HeldBack } from "./release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "./tarball_name.ts";
@@ -259,7 +260,8 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
   const registry = options.registry ?? "nightly";
-  const source = await Deno.readTextFile(flake);
+  const flakeFile = await readFlakeFile(flake);
+  const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
   // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
   // the registry is read from, and edited in, `text`.
@@ -389,27 +391,35 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     return result;
   }
 
-  await fetchAll(toFetch, jobs, options);
-  const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
-    if (mirrors.length === 0 || update.size === undefined) return [];
-    const found = await checkMirrors(entry.name, update.size, mirrors, {
-      allowHttp: options.allowHttp ?? false,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    return found.map((warning) => `${update.target}: ${warning}`);
-  }));
-  result.warnings.push(...mirrorWarnings.flat());
-  const edited = rewrite();
-  if (options.gate !== undefined && edited.changes.length > 0) {
-    result.gate = await runGate(flake, edited.text, options.gate, {
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+  // Store paths this run made: a run that fails takes them out again.
+  const added: string[] = [];
+  let edited: EditResult;
+  try {
+    await fetchAll(toFetch, jobs, options, added);
+    const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+      if (mirrors.length === 0 || update.size === undefined) return [];
+      const found = await checkMirrors(entry.name, update.size, mirrors, {
+        allowHttp: options.allowHttp ?? false,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      return found.map((warning) => `${update.target}: ${warning}`);
+    }));
+    result.warnings.push(...mirrorWarnings.flat());
+    edited = rewrite();
+    if (options.gate !== undefined && edited.changes.length > 0) {
+      result.gate = await runGate(flake, edited.text, options.gate, {
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    }
+    // The downloads take minutes: refuse to overwrite edits made meanwhile.
+    if (!await flakeUnchanged(flakeFile)) {
+      throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
+    }
+    await writeFlakeFile(flakeFile, edited.text);
+  } catch (error) {
+    for (const path of added) await deleteStorePath(path);
+    throw error;
   }
-  // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== source) {
-    throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
-  }
-  await writeFileAtomic(flake, edited.text);
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
@@ -567,6 +577,7 @@ async function fetchAll(
   work: { update: TargetUpdate; entry: IndexEntry }[],
   jobs: number,
   options: UpdateOptions,
+  added: string[],
 ): Promise<void> {
   const controller = new AbortController();
   const signal = options.signal === undefined
@@ -591,6 +602,7 @@ async function fetchAll(
         update.newHash = formatHash(fetched.hash, "sri");
         update.size = fetched.size;
         if (fetched.storePath !== null) update.storePath = fetched.storePath;
+        if (fetched.addedToStore && fetched.storePath !== null) added.push(fetched.storePath);
         options.onDone?.(update.target, update.newHash);
       } catch (error) {
         // The first failure stops the other downloads: the flake will not be written.

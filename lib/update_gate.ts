@@ -11,6 +11,7 @@
  */
 
 import { basename, dirname, join, resolve } from "node:path";
+import { holdTemporary, makeTemporaryFolder, onCleanup } from "./cleanup.ts";
 
 /** Options for {@linkcode runGate}. */
 export interface GateOptions {
@@ -77,8 +78,15 @@ export async function runGate(
   options: GateOptions = {},
 ): Promise<string[]> {
   const folder = dirname(resolve(flake));
-  const copy = await Deno.makeTempDir({ prefix: "rocm-nightly-gate-" });
+  // A temporary folder like prefetch's: removed on a signal (lib/cleanup.ts),
+  // and swept by a later run after a SIGKILL, once its owner file is unlocked.
+  const temporary = await makeTemporaryFolder();
+  using _cleanup = onCleanup(() => Deno.removeSync(temporary, { recursive: true }));
+  const copy = join(temporary, "flake");
   try {
+    using owner = await Deno.open(join(temporary, "owner"), { write: true, createNew: true });
+    await holdTemporary(owner);
+    await Deno.mkdir(copy);
     // The update's own lock file stays out too.
     await copyTree(folder, copy, new Set([".git", `.${basename(flake)}.update-lock`]));
     // A new file: were the copied flake.nix a symlink, writing through it
@@ -120,7 +128,7 @@ export async function runGate(
       options.signal?.removeEventListener("abort", kill);
     }
   } finally {
-    await Deno.remove(copy, { recursive: true });
+    await Deno.remove(temporary, { recursive: true });
   }
 }
 
