@@ -12,7 +12,8 @@ import { AtomicFile } from "./atomic_write.ts";
 import { checkUrlAllowed, download, type DownloadWriter, type RetryInfo } from "./download.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
-import { addToStore, checkStoreName } from "./nix_store.ts";
+import { checkStoreName, fixedOutputPath } from "./nix_store.ts";
+import { StoreStream } from "./nix_daemon.ts";
 
 /** Options for {@linkcode prefetch}. */
 export interface PrefetchOptions {
@@ -96,6 +97,12 @@ export interface PrefetchOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The most connections for a download (see lib/download.ts).
+   *
+   * @default {8 for files ≥ 256 MiB whose server accepts ranges, else 1}
+   */
+  connections?: number;
 }
 
 /** The result of {@linkcode prefetch}. */
@@ -232,9 +239,10 @@ export async function prefetch(
   const algorithm = options.algorithm ?? options.expect?.algorithm ?? "sha256";
   const name = options.name ?? defaultName(source);
 
-  // A local file is added to the store as it is; other sources need a copy.
-  const storeCopy = options.addToStore === true && where.kind !== "file";
-  const sink = await Sink.open(name, { output: options.output, storeCopy });
+  const sink = await Sink.open(name, {
+    output: options.output,
+    store: options.addToStore === true ? algorithm : undefined,
+  });
   try {
     let hash: Hash;
     let size: number;
@@ -251,6 +259,7 @@ export async function prefetch(
           "onProgress",
           "onRetry",
           "signal",
+          "connections",
         ]),
       }));
     } else {
@@ -259,11 +268,7 @@ export async function prefetch(
     if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
       throw new HashMismatchError(source, { expected: options.expect, actual: hash });
     }
-    let storePath: string | null = null;
-    if (options.addToStore) {
-      storePath = await addToStore(where.kind === "file" ? where.path : sink.file!, hash, { name });
-    }
-    await sink.commit();
+    const storePath = await sink.commit(fixedOutputPath(name, hash));
     return {
       name,
       size,
@@ -391,73 +396,82 @@ async function readLocal(
 }
 
 /**
- * Where the bytes are kept while they are read: the `output` file (under a
- * temporary name until commit), or, for the store alone, a file named `name`
- * in a temporary folder (nix-store names the path after the file). With
- * neither, the bytes are only hashed and kept nowhere: resuming a download
- * needs no partial file, since the hash state covers exactly the bytes
- * received and the Range request continues after them.
+ * Where the bytes go while they are read: the `output` file (under a
+ * temporary name until commit) and/or the Nix store, streamed to the daemon
+ * as they arrive (registered only at commit, so a failed run adds nothing).
+ * With neither, the bytes are only hashed and kept nowhere: resuming a
+ * download needs no partial file, since the hash state covers exactly the
+ * bytes received and the Range request continues after them.
  */
 class Sink {
   writer: DownloadWriter | undefined;
-  /** The file holding the bytes, for nix-store. */
-  file: string | undefined;
   #atomic: AtomicFile | undefined;
-  #tempDir: string | undefined;
-  #plain: Deno.FsFile | undefined;
+  #store: StoreStream | undefined;
 
   static async open(
     name: string,
-    options: { output: string | undefined; storeCopy: boolean },
+    options: { output: string | undefined; store: HashAlgorithm | undefined },
   ): Promise<Sink> {
     const sink = new Sink();
-    if (options.output !== undefined) {
-      const output = options.output;
+    const { output, store } = options;
+    const openOutput = async (): Promise<void> => {
+      if (output === undefined) return;
       try {
         sink.#atomic = await AtomicFile.create(output);
       } catch (error) {
         throw new Error(`Cannot write "${output}": ${(error as Error).message}`);
       }
-      sink.file = sink.#atomic.tempPath;
-      sink.writer = {
-        write: (chunk) => sink.#atomic!.write(chunk),
-        truncate: async () => {
-          await sink.#atomic!.abort();
-          sink.#atomic = await AtomicFile.create(output);
-          sink.file = sink.#atomic.tempPath;
-        },
-      };
-    } else if (options.storeCopy) {
-      sink.#tempDir = await Deno.makeTempDir({ prefix: "prefetch-" });
-      sink.file = `${sink.#tempDir}/${name}`;
-      const plain = await Deno.open(sink.file, { write: true, createNew: true });
-      sink.#plain = plain;
-      sink.writer = {
-        write: async (chunk) => {
-          let offset = 0;
-          while (offset < chunk.length) offset += await plain.write(chunk.subarray(offset));
-        },
-        truncate: async () => {
-          await plain.truncate(0);
-          await plain.seek(0, Deno.SeekMode.Start);
-        },
-      };
+    };
+    const openStore = async (): Promise<void> => {
+      if (store !== undefined) sink.#store = await StoreStream.open(name, store);
+    };
+    await openOutput();
+    try {
+      await openStore();
+    } catch (error) {
+      await sink.abort();
+      throw error;
     }
+    if (output === undefined && store === undefined) return sink;
+    sink.writer = {
+      write: async (chunk) => {
+        await Promise.all([sink.#atomic?.write(chunk), sink.#store?.write(chunk)]);
+      },
+      truncate: async () => {
+        await sink.abort();
+        await openOutput();
+        await openStore();
+      },
+    };
     return sink;
   }
 
-  async commit(): Promise<void> {
+  /**
+   * Registers the store path (checked against `storePath`, the path the
+   * hash gives) and renames the output into place.
+   *
+   * @returns The store path, or `null` when not adding to the store.
+   */
+  async commit(storePath: string): Promise<string | null> {
+    let added: string | null = null;
+    if (this.#store !== undefined) {
+      const result = await this.#store.finish();
+      this.#store = undefined;
+      if (result.path !== storePath) {
+        throw new Error(
+          `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
+        );
+      }
+      added = result.path;
+    }
     await this.#atomic?.commit();
+    return added;
   }
 
   async abort(): Promise<void> {
     await this.#atomic?.abort();
-    this.#plain?.close();
-    this.#plain = undefined;
-    if (this.#tempDir !== undefined) {
-      await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
-      this.#tempDir = undefined;
-    }
+    await this.#store?.abort();
+    this.#store = undefined;
   }
 }
 
