@@ -24,6 +24,11 @@ export interface BlockWriter {
   write(chunk: Uint8Array): Promise<void>;
   /** Discards everything written so far. */
   truncate(): Promise<void>;
+  /**
+   * For a writer that hashes the bytes itself (the Nix store does): the
+   * digest of everything written. The pipeline then hashes nothing.
+   */
+  digest?: () => Promise<Hash>;
 }
 
 /** Options for {@linkcode BlockPipeline}. */
@@ -49,7 +54,7 @@ export interface BlockPipelineOptions {
   /**
    * The size of each block in bytes.
    *
-   * @default {4194304 (4 MiB)}
+   * @default {4194304 (4 MiB; lib/download.ts uses 2 MiB)}
    */
   blockSize?: number;
 }
@@ -88,7 +93,7 @@ export class BlockPipeline implements Disposable {
   #digested: ((digest: Uint8Array) => void) | undefined;
   #error: unknown;
   #size = 0;
-  #worker: Worker;
+  #worker: Worker | undefined;
 
   /**
    * Starts the hashing thread.
@@ -103,13 +108,25 @@ export class BlockPipeline implements Disposable {
     this.blockSize = options.blockSize ?? 4 * 1024 * 1024;
     this.#maxBlocks = Math.max(2, options.blocks ?? 4);
     this.#writer = options.writer;
-    this.#worker = new Worker(new URL("./_hash_worker.ts", import.meta.url), { type: "module" });
-    this.#worker.onmessage = (event: MessageEvent): void => this.#onMessage(event.data);
-    this.#worker.onerror = (event: ErrorEvent): void => {
+    if (this.#writer?.digest !== undefined) return;
+    const worker = new Worker(new URL("./_hash_worker.ts", import.meta.url), { type: "module" });
+    worker.onmessage = (event: MessageEvent): void => this.#onMessage(event.data);
+    worker.onerror = (event: ErrorEvent): void => {
       event.preventDefault();
       this.#fail(new Error(`The hashing thread failed: ${event.message}`));
     };
-    this.#worker.postMessage({ start: this.algorithm });
+    worker.postMessage({ start: this.algorithm });
+    this.#worker = worker;
+  }
+
+  /** The most blocks in memory at once (lowering it takes effect as blocks come back). */
+  get blocks(): number {
+    return this.#maxBlocks;
+  }
+
+  set blocks(count: number) {
+    this.#maxBlocks = Math.max(2, count);
+    this.#wake();
   }
 
   /** The number of bytes pushed so far (they will be written and hashed, in order). */
@@ -128,6 +145,11 @@ export class BlockPipeline implements Disposable {
     for (;;) {
       this.#throwIfFailed();
       signal?.throwIfAborted();
+      if (this.#allocated > this.#maxBlocks && this.#free.length > 0) {
+        this.#free.pop();
+        this.#allocated--;
+        continue;
+      }
       const block = this.#free.pop();
       if (block !== undefined) return block;
       if (this.#allocated < this.#maxBlocks) {
@@ -193,25 +215,32 @@ export class BlockPipeline implements Disposable {
    */
   async digest(): Promise<Hash> {
     await this.flush();
+    const worker = this.#worker;
+    if (worker === undefined) {
+      this.#size = 0;
+      return await this.#writer!.digest!();
+    }
     const digest = await new Promise<Uint8Array>((resolve) => {
       this.#digested = resolve;
-      this.#worker.postMessage({ digest: true });
+      worker.postMessage({ digest: true });
     });
     this.#throwIfFailed();
-    this.#worker.postMessage({ start: this.algorithm });
+    worker.postMessage({ start: this.algorithm });
     this.#size = 0;
     return { algorithm: this.algorithm, digest };
   }
 
   /** Discards what was pushed: the hash starts over and the writer is truncated. */
   async reset(): Promise<void> {
-    await this.digest();
+    await this.flush();
+    if (this.#worker !== undefined) await this.digest();
+    this.#size = 0;
     await this.#writer?.truncate();
   }
 
   /** Stops the hashing thread. */
   close(): void {
-    this.#worker.terminate();
+    this.#worker?.terminate();
     this.#fail(new Error("The block pipeline is closed"));
   }
 
@@ -229,8 +258,12 @@ export class BlockPipeline implements Disposable {
         this.#fail(error);
         return;
       }
-      this.#inFlight++;
       const buffer = bytes.buffer as ArrayBuffer;
+      if (this.#worker === undefined) {
+        this.release(buffer);
+        continue;
+      }
+      this.#inFlight++;
       this.#worker.postMessage({ buffer, length: bytes.length }, [buffer]);
     }
   }

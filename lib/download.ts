@@ -23,6 +23,12 @@ export interface DownloadWriter {
   write(chunk: Uint8Array): Promise<void>;
   /** Discards everything written so far. */
   truncate(): Promise<void>;
+  /**
+   * For a writer that hashes the bytes itself (the Nix store does): the
+   * digest of everything written, which {@linkcode download} then returns
+   * instead of hashing the bytes a second time.
+   */
+  digest?: () => Promise<Hash>;
 }
 
 /** Progress of a download. */
@@ -130,7 +136,7 @@ export interface DownloadOptions {
   /**
    * The size of each range (and of each buffer), in bytes.
    *
-   * @default {4194304 (4 MiB)}
+   * @default {2097152 (2 MiB)}
    */
   rangeSize?: number;
   /**
@@ -207,7 +213,7 @@ class RangesRefusedError extends Error {
 
 const DEFAULT_MAX_BYTES = 32 * 1024 ** 3;
 /** The block (and range) size: few syscalls and messages, little memory. */
-const BLOCK_SIZE = 4 * 1024 * 1024;
+const BLOCK_SIZE = 2 * 1024 * 1024;
 /** Blocks in flight on one connection: receiving, writing, hashing. */
 const SEQUENTIAL_BLOCKS = 4;
 /** The most one read of the body takes from the connection. */
@@ -264,15 +270,15 @@ function isLoopbackHost(hostname: string): boolean {
  *
  * With several connections (`connections`, by default 8 for files of
  * 256 MiB or more whose server sends `Accept-Ranges: bytes`), the file is
- * fetched as 4 MiB ranges, each retried and resumed on its own, and hashed
+ * fetched as 2 MiB ranges, each retried and resumed on its own, and hashed
  * in order as the contiguous prefix completes. Every range must be exactly
  * the one asked for, of the same length and validator (ETag or
  * Last-Modified) as the first response; otherwise the download starts over
  * on one connection, so bytes of two versions are never mixed.
  *
- * Bytes are hashed on a worker thread. Memory: at most
- * `(connections + 2) × 4 MiB` of buffers (16 MiB on one connection),
- * whatever the size.
+ * Bytes are hashed on a worker thread (unless the writer hashes them).
+ * Memory: at most `(connections + 2) × 2 MiB` of buffers (8 MiB on one
+ * connection), whatever the size.
  *
  * @example Usage
  * ```ts ignore
@@ -329,7 +335,7 @@ export async function download(
     ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
     ...(options.writer === undefined ? {} : { writer: options.writer }),
     blockSize: rangeSize,
-    blocks: Math.max(SEQUENTIAL_BLOCKS, most + 2),
+    blocks: SEQUENTIAL_BLOCKS,
   });
   const job: Job = {
     start,
@@ -507,7 +513,12 @@ async function runAttempt(job: Job): Promise<void> {
   control.arm("data");
   if (connections > 1) {
     // This response supplies the first range; the rest come in parallel.
-    await downloadRanges(job, response.body, connections, control);
+    pipeline.blocks = connections + 2;
+    try {
+      await downloadRanges(job, response.body, connections, control);
+    } finally {
+      pipeline.blocks = SEQUENTIAL_BLOCKS;
+    }
     return;
   }
   await readBody(response.body, pipeline, {

@@ -232,7 +232,9 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
  */
 class ConnectionReader {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(MAX_HEAD_BYTES);
+  // Grows up to MAX_HEAD_BYTES only for a head that needs it: a parallel
+  // download opens thousands of connections.
+  #buffer = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
 
@@ -276,6 +278,11 @@ class ConnectionReader {
         searched -= this.#start;
         this.#end -= this.#start;
         this.#start = 0;
+      }
+      if (this.#end === this.#buffer.length) {
+        const grown = new Uint8Array(Math.min(this.#buffer.length * 2, MAX_HEAD_BYTES));
+        grown.set(this.#buffer.subarray(0, this.#end));
+        this.#buffer = grown;
       }
       const n = await readConnection(this.#conn, this.#buffer.subarray(this.#end));
       if (n === 0) {

@@ -10,10 +10,10 @@ import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "./atomic_write.ts";
 import { checkUrlAllowed, download, type DownloadWriter, type RetryInfo } from "./download.ts";
-import { formatHash, type Hash, type HashAlgorithm, hashEquals } from "./hash.ts";
+import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
 import { checkStoreName, fixedOutputPath } from "./nix_store.ts";
-import { StoreStream } from "./nix_daemon.ts";
+import { type StoreAddResult, StoreStream } from "./nix_daemon.ts";
 
 /** Options for {@linkcode prefetch}. */
 export interface PrefetchOptions {
@@ -242,6 +242,9 @@ export async function prefetch(
   const sink = await Sink.open(name, {
     output: options.output,
     store: options.addToStore === true ? algorithm : undefined,
+    // Without an expected hash, nothing can make the store add fail after
+    // the last byte: the daemon's hash is the file's (one SHA-256 pass less).
+    storeHashes: options.expect === undefined && where.kind === "url",
   });
   try {
     let hash: Hash;
@@ -407,10 +410,16 @@ class Sink {
   writer: DownloadWriter | undefined;
   #atomic: AtomicFile | undefined;
   #store: StoreStream | undefined;
+  #added: StoreAddResult | undefined;
 
   static async open(
     name: string,
-    options: { output: string | undefined; store: HashAlgorithm | undefined },
+    options: {
+      output: string | undefined;
+      store: HashAlgorithm | undefined;
+      /** Whether the store's hash is the result (the bytes are not hashed here). */
+      storeHashes: boolean;
+    },
   ): Promise<Sink> {
     const sink = new Sink();
     const { output, store } = options;
@@ -443,6 +452,13 @@ class Sink {
         await openStore();
       },
     };
+    if (store !== undefined && options.storeHashes) {
+      sink.writer.digest = async () => {
+        sink.#added = await sink.#store!.finish();
+        sink.#store = undefined;
+        return parseHash(sink.#added.ca.replace(/^fixed:/, ""));
+      };
+    }
     return sink;
   }
 
@@ -455,8 +471,11 @@ class Sink {
   async commit(storePath: string): Promise<string | null> {
     let added: string | null = null;
     if (this.#store !== undefined) {
-      const result = await this.#store.finish();
+      this.#added = await this.#store.finish();
       this.#store = undefined;
+    }
+    const result = this.#added;
+    if (result !== undefined) {
       if (result.path !== storePath) {
         throw new Error(
           `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
