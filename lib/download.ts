@@ -211,7 +211,8 @@ class RangesRefusedError extends Error {
   override name = "RangesRefusedError";
 }
 
-const DEFAULT_MAX_BYTES = 32 * 1024 ** 3;
+/** The largest download (or local input) accepted by default: 32 GiB. */
+export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
 /** The block (and range) size: few syscalls and messages, little memory. */
 const BLOCK_SIZE = 2 * 1024 * 1024;
 /** Blocks in flight on one connection: receiving, writing, hashing. */
@@ -495,7 +496,7 @@ async function runAttempt(job: Job): Promise<void> {
     job.total = undefined;
     await pipeline.reset();
   }
-  const length = checkBody(response, job);
+  const length = checkBody(response, job, resumeFrom === 0);
   const expectedEnd = length === undefined ? undefined : resumeFrom + length;
   if (resumeFrom === 0) {
     job.total = expectedEnd;
@@ -542,13 +543,21 @@ async function runAttempt(job: Job): Promise<void> {
 
 /**
  * Checks what every response must satisfy before its body is read — an
- * ordinary status, no content coding — and returns its Content-Length.
- * Both the single-connection path and each range go through it.
+ * ordinary status, a 206 to a request for the `whole` file only when it is
+ * all of it, no content coding — and returns its Content-Length. Both the
+ * single-connection path and each range go through it.
  */
-function checkBody(response: Response, job: Job): number | undefined {
+function checkBody(response: Response, job: Job, whole: boolean): number | undefined {
   if (response.status !== 200 && response.status !== 206) {
     response.body?.cancel().catch(() => {});
     throw new HttpStatusError(job.finalUrl, response);
+  }
+  if (whole && response.status === 206) {
+    const problem = partialAsWhole(response);
+    if (problem !== undefined) {
+      response.body?.cancel().catch(() => {});
+      throw new Error(`Cannot download "${job.start}": ${problem}`);
+    }
   }
   const encoding = response.headers.get("content-encoding");
   if (encoding !== null && encoding.toLowerCase() !== "identity") {
@@ -795,7 +804,7 @@ function checkRange(response: Response, job: Job, first: number, last: number): 
       `Cannot download "${job.finalUrl}": the server answered a range with HTTP ${response.status}`,
     );
   }
-  const length = checkBody(response, job);
+  const length = checkBody(response, job, false);
   const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
   const validator = validatorOf(response.headers);
   const changed = match === null || Number(match[1]) !== first || Number(match[2]) !== last ||
@@ -985,6 +994,28 @@ function rangeHonoured(response: Response, from: number, total: number | undefin
   if (total !== undefined && size !== String(total)) return false;
   const length = parseLength(response.headers.get("content-length"));
   return length === undefined || length === Number(last) - from + 1;
+}
+
+/**
+ * Why a 206 answer to a request for the whole file (no `Range`) is not the
+ * whole file, or `undefined` when it is: only `Content-Range: bytes 0-(N-1)/N`
+ * with a Content-Length of N (or none) covers every byte. Nix's fetchurl
+ * accepts any 206 body, so a fragment taken here would be pinned and would
+ * "verify" forever after.
+ */
+function partialAsWhole(response: Response): string | undefined {
+  const range = response.headers.get("content-range") ?? "";
+  const match = /^bytes 0-(\d+)\/(\d+)$/.exec(range);
+  const detail = `the server answered 206 (Partial Content) with Content-Range "${range}" ` +
+    `to a request for the whole file`;
+  if (match === null || Number(match[1]) + 1 !== Number(match[2])) {
+    return `${detail}, which is not all of it`;
+  }
+  const length = parseLength(response.headers.get("content-length"));
+  if (length !== undefined && length !== Number(match[2])) {
+    return `${detail}, but Content-Length is ${length}`;
+  }
+  return undefined;
 }
 
 function validatorOf(headers: Headers): string | undefined {

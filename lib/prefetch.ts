@@ -9,11 +9,17 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "./atomic_write.ts";
-import { checkUrlAllowed, download, type DownloadWriter, type RetryInfo } from "./download.ts";
+import {
+  checkUrlAllowed,
+  DEFAULT_MAX_BYTES,
+  download,
+  type DownloadWriter,
+  type RetryInfo,
+} from "./download.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
-import { checkStoreName, fixedOutputPath } from "./nix_store.ts";
 import { type StoreAddResult, StoreStream } from "./nix_daemon.ts";
+import { checkStoreName, deleteStorePath, fixedOutputPath, isValidStorePath } from "./nix_store.ts";
 
 /** Options for {@linkcode prefetch}. */
 export interface PrefetchOptions {
@@ -242,10 +248,13 @@ export async function prefetch(
   const sink = await Sink.open(name, {
     output: options.output,
     store: options.addToStore === true ? algorithm : undefined,
-    // Without an expected hash, nothing can make the store add fail after
-    // the last byte: the daemon's hash is the file's (one SHA-256 pass less).
-    storeHashes: options.expect === undefined && where.kind === "url",
+    // With nothing left to check after the last byte (no expected hash, no
+    // output to commit), the daemon's hash is the file's: one SHA-256 pass
+    // less, and the path is registered as the download ends.
+    storeHashes: options.expect === undefined && options.output === undefined &&
+      where.kind === "url",
   });
+  let added: string | undefined;
   try {
     let hash: Hash;
     let size: number;
@@ -271,7 +280,18 @@ export async function prefetch(
     if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
       throw new HashMismatchError(source, { expected: options.expect, actual: hash });
     }
-    const storePath = await sink.commit(fixedOutputPath(name, hash));
+    let storePath: string | null = null;
+    if (options.addToStore) {
+      const expected = fixedOutputPath(name, hash);
+      // Registered already when the store hashed the bytes (nothing can fail since).
+      const existed = sink.registered || await isValidStorePath(expected);
+      storePath = await sink.finishStore(expected);
+      // A run that fails after this point must not leave the path it added.
+      if (!existed) added = storePath;
+    }
+    options.signal?.throwIfAborted();
+    await sink.commit();
+    added = undefined;
     return {
       name,
       size,
@@ -280,6 +300,7 @@ export async function prefetch(
       storePath,
     };
   } finally {
+    if (added !== undefined) await deleteStorePath(added);
     await sink.abort();
   }
 }
@@ -372,27 +393,40 @@ async function readLocal(
   const label = where.kind === "file" ? where.path : "stdin";
   let file: Deno.FsFile | undefined;
   let total: number | undefined;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (where.kind === "file") {
     try {
       file = await openRegularFile(where.path);
       total = (await file.stat()).size;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
-        throw new Error(`Cannot read "${label}": ${error.message}`);
-      }
-      throw error;
+      const message = (error as Error).message;
+      throw new Error(
+        message.startsWith("Cannot ") ? message : `Cannot read "${label}": ${message}`,
+      );
+    }
+    if (total > maxBytes) {
+      file.close();
+      throw new RangeError(
+        `Cannot read "${label}": its size, ${total} bytes, exceeds the limit of ${maxBytes} bytes (raise it with --max-bytes)`,
+      );
     }
   }
   try {
     const writer = sink.writer;
     return await hashReader(file ?? Deno.stdin, {
       algorithm,
+      maxBytes,
       ...(writer === undefined ? {} : { onBlock: (block: Uint8Array) => writer.write(block) }),
       ...(options.onProgress === undefined
         ? {}
         : { onProgress: (received: number) => options.onProgress?.({ received, total }) }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new RangeError(`Cannot read "${label}": ${error.message}`);
+    }
+    throw error;
   } finally {
     file?.close();
   }
@@ -462,29 +496,34 @@ class Sink {
     return sink;
   }
 
+  /** Whether the store registered the path already (it hashed the bytes). */
+  get registered(): boolean {
+    return this.#added !== undefined;
+  }
+
   /**
-   * Registers the store path (checked against `storePath`, the path the
-   * hash gives) and renames the output into place.
+   * Registers the store path, checked against `storePath`, the path the
+   * hash gives.
    *
-   * @returns The store path, or `null` when not adding to the store.
+   * @returns The store path.
    */
-  async commit(storePath: string): Promise<string | null> {
-    let added: string | null = null;
+  async finishStore(storePath: string): Promise<string> {
     if (this.#store !== undefined) {
       this.#added = await this.#store.finish();
       this.#store = undefined;
     }
-    const result = this.#added;
-    if (result !== undefined) {
-      if (result.path !== storePath) {
-        throw new Error(
-          `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
-        );
-      }
-      added = result.path;
+    const result = this.#added!;
+    if (result.path !== storePath) {
+      throw new Error(
+        `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
+      );
     }
+    return result.path;
+  }
+
+  /** Renames the output into place. */
+  async commit(): Promise<void> {
     await this.#atomic?.commit();
-    return added;
   }
 
   async abort(): Promise<void> {

@@ -25,7 +25,6 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
 import { acquireLock } from "./file_lock.ts";
 import {
   applyEdits,
@@ -34,6 +33,7 @@ import {
   listAttrNames,
   readBinding,
 } from "./flake_edit.ts";
+import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "./flake_file.ts";
 import { formatHash } from "./hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "./index_listing.ts";
 import { prefetch } from "./prefetch.ts";
@@ -218,7 +218,8 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
   const registry = options.registry ?? "nightly";
-  const source = await Deno.readTextFile(flake);
+  const flakeFile = await readFlakeFile(flake);
+  const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
   const oldBaseUrl = readBinding(source, at("baseUrl"), { file });
   const oldVersion = readBinding(source, at("version"), { file });
@@ -317,10 +318,10 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   await fetchAll(toFetch, jobs, options);
   const edited = applyEdits(source, edits(), editOptions);
   // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== source) {
+  if (!await flakeUnchanged(flakeFile)) {
     throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
   }
-  await writeFileAtomic(flake, edited.text);
+  await writeFlakeFile(flakeFile, edited.text);
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
 /**
  * `prefetch`: hash a URL, file or stdin in one pass at the speed of the CPU's
  * SHA-256, optionally keeping the bytes and seeding the Nix store exactly as

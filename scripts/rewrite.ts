@@ -8,8 +8,8 @@
 
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli.ts";
-import { writeFileAtomic } from "../lib/atomic_write.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake_edit.ts";
+import { readFlakeFile, writeFlakeFile } from "../lib/flake_file.ts";
 import { unifiedDiff } from "../lib/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
@@ -100,14 +100,8 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const file = options.file;
-  let source: string;
-  try {
-    // fatal: a file that is not UTF-8 is refused rather than rewritten with U+FFFD.
-    source = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
-      .decode(await Deno.readFile(file));
-  } catch (error) {
-    throw new Error(`Cannot read "${file}": ${(error as Error).message}`);
-  }
+  const flake = await readFlakeFile(file);
+  const source = flake.text;
   let result;
   try {
     result = applyEdits(source, options.edits, { file, addMissing: options.add });
@@ -116,14 +110,7 @@ async function main(args: string[]): Promise<number> {
   }
   const { text, changes } = result;
   const write = changes.length > 0 && !options["dry-run"] && !options.check;
-  if (write) {
-    try {
-      // Through a symlink to its target, so the link stays a link.
-      await writeFileAtomic(await Deno.realPath(file), text);
-    } catch (error) {
-      throw new Error(`Cannot write "${file}": ${(error as Error).message}`);
-    }
-  }
+  if (write) await writeFlakeFile(flake, text);
 
   if (options.json) {
     const list = changes.map((c) => ({
