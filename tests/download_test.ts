@@ -2,22 +2,9 @@ import assert from "node:assert/strict";
 import { download, type DownloadOptions, type DownloadWriter } from "../lib/download.ts";
 import { formatHash } from "../lib/hash.ts";
 import { type FileServer, type Route, startFileServer } from "./_server.ts";
+import { randomBytes, sha256Sri } from "./_tools.ts";
 
 const RANGE = 64 * 1024;
-
-function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65536, size)));
-  }
-  return bytes;
-}
-
-/** The SRI hash computed independently of lib/ (WebCrypto). */
-async function sri(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return `sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`;
-}
 
 /** A writer that keeps the bytes in memory, as a file would hold them. */
 function memoryWriter(): DownloadWriter & { bytes: () => Uint8Array; truncations: number } {
@@ -68,7 +55,7 @@ function ok<T>(result: T | Error): T {
 }
 
 const BODY = randomBytes(20 * RANGE + 123);
-const BODY_SRI = await sri(BODY);
+const BODY_SRI = await sha256Sri(BODY);
 const ranges = (server: FileServer): (string | undefined)[] =>
   server.requests.map((r) => r.headers["range"]);
 
@@ -122,7 +109,7 @@ Deno.test("download() never mixes two versions: a new ETag mid-download starts o
     headers: { ETag: '"v1"' },
     changeAfter: { after: 6, body: next, headers: { ETag: '"v2"' } },
   }, { writer });
-  assert.equal(formatHash(ok(result).hash, "sri"), await sri(next));
+  assert.equal(formatHash(ok(result).hash, "sri"), await sha256Sri(next));
   assert.deepEqual(writer.bytes(), next);
 });
 
@@ -132,7 +119,7 @@ Deno.test("download() starts over when the length changes mid-download", async (
     body: BODY,
     changeAfter: { after: 6, body: next },
   });
-  assert.equal(formatHash(ok(result).hash, "sri"), await sri(next));
+  assert.equal(formatHash(ok(result).hash, "sri"), await sha256Sri(next));
   assert.equal(ok(result).size, next.length);
 });
 

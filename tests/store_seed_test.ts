@@ -13,7 +13,16 @@ import { join } from "node:path";
 import { parseHash } from "../lib/hash.ts";
 import { fixedOutputPath } from "../lib/nix_store.ts";
 import { startFileServer } from "./_server.ts";
-import { nixEnv, repoRoot, requireTools, run, runNixBuild, withTempDir } from "./_tools.ts";
+import {
+  nixEnv,
+  randomBytes,
+  repoRoot,
+  requireTools,
+  run,
+  runNixBuild,
+  sha256Sri,
+  withTempDir,
+} from "./_tools.ts";
 
 const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
 const PERMISSIONS = (await Deno.readTextFile(SCRIPT)).split("\n")[0]!
@@ -24,19 +33,6 @@ const nix = await requireTools(
   "nix-build",
   "nix-daemon",
 );
-
-function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65536, size)));
-  }
-  return bytes;
-}
-
-async function sri(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return `sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`;
-}
 
 /**
  * Runs `nix-daemon` on a socket in `dir` until `fn` settles; `fn` gets the
@@ -85,7 +81,7 @@ async function seedAndBuild(
   afterSeed: () => Promise<void> = () => Promise.resolve(),
 ): Promise<void> {
   const body = randomBytes(10 * 1024 * 1024 + 17);
-  const expected = await sri(body);
+  const expected = await sha256Sri(body);
   const storePath = fixedOutputPath("rocm-seed.tar.gz", parseHash(expected));
   const server = startFileServer({ routes: { "/d/rocm-seed.tar.gz": { body } } });
   const url = server.url("/d/rocm-seed.tar.gz");
@@ -149,7 +145,7 @@ Deno.test({
   ignore: !nix,
   fn: async () => {
     const body = randomBytes(3 * 1024 * 1024);
-    const storePath = fixedOutputPath("half.bin", parseHash(await sri(body)));
+    const storePath = fixedOutputPath("half.bin", parseHash(await sha256Sri(body)));
     await using server = startFileServer({
       routes: { "/half.bin": { body, resetAfter: 2 * 1024 * 1024 } },
     });
