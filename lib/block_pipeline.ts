@@ -54,7 +54,7 @@ export interface BlockPipelineOptions {
   /**
    * The size of each block in bytes.
    *
-   * @default {4194304 (4 MiB; lib/download.ts uses 2 MiB)}
+   * @default {4194304 (4 MiB)}
    */
   blockSize?: number;
 }

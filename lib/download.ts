@@ -130,13 +130,13 @@ export interface DownloadOptions {
    * unset, only files of 256 MiB or more are, over
    * {@linkcode DEFAULT_CONNECTIONS}. Memory: `(connections + 2) × rangeSize`.
    *
-   * @default {8 for files ≥ 256 MiB, else 1}
+   * @default {4 for files ≥ 256 MiB, else 1}
    */
   connections?: number;
   /**
    * The size of each range (and of each buffer), in bytes.
    *
-   * @default {2097152 (2 MiB)}
+   * @default {4194304 (4 MiB)}
    */
   rangeSize?: number;
   /**
@@ -214,7 +214,7 @@ class RangesRefusedError extends Error {
 /** The largest download (or local input) accepted by default: 32 GiB. */
 export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
 /** The block (and range) size: few syscalls and messages, little memory. */
-const BLOCK_SIZE = 2 * 1024 * 1024;
+const BLOCK_SIZE = 4 * 1024 * 1024;
 /** Blocks in flight on one connection: receiving, writing, hashing. */
 const SEQUENTIAL_BLOCKS = 4;
 /** The most one read of the body takes from the connection. */
@@ -226,7 +226,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * {@linkcode PARALLEL_MIN_BYTES} whose server accepts ranges (measured with
  * `deno task bench download`).
  */
-export const DEFAULT_CONNECTIONS = 8;
+export const DEFAULT_CONNECTIONS = 4;
 /** Smaller files take one connection unless `connections` asks for more. */
 const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
 const MAX_CONNECTIONS = 64;
@@ -269,16 +269,16 @@ function isLoopbackHost(hostname: string): boolean {
  * answered with exactly that range, else starts over from byte 0. A name
  * that does not resolve is not retried.
  *
- * With several connections (`connections`, by default 8 for files of
+ * With several connections (`connections`, by default 4 for files of
  * 256 MiB or more whose server sends `Accept-Ranges: bytes`), the file is
- * fetched as 2 MiB ranges, each retried and resumed on its own, and hashed
+ * fetched as 4 MiB ranges, each retried and resumed on its own, and hashed
  * in order as the contiguous prefix completes. Every range must be exactly
  * the one asked for, of the same length and validator (ETag or
  * Last-Modified) as the first response; otherwise the download starts over
  * on one connection, so bytes of two versions are never mixed.
  *
  * Bytes are hashed on a worker thread (unless the writer hashes them).
- * Memory: at most `(connections + 2) × 2 MiB` of buffers (8 MiB on one
+ * Memory: at most `(connections + 2) × 4 MiB` of buffers (16 MiB on one
  * connection), whatever the size.
  *
  * @example Usage

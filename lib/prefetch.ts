@@ -106,7 +106,7 @@ export interface PrefetchOptions {
   /**
    * The most connections for a download (see lib/download.ts).
    *
-   * @default {8 for files ≥ 256 MiB whose server accepts ranges, else 1}
+   * @default {4 for files ≥ 256 MiB whose server accepts ranges, else 1}
    */
   connections?: number;
 }

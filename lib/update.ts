@@ -112,7 +112,7 @@ export interface UpdateOptions {
   /**
    * Connections per tarball download (see lib/download.ts).
    *
-   * @default {8 for tarballs ≥ 256 MiB whose server accepts ranges, else 1}
+   * @default {4 for tarballs ≥ 256 MiB whose server accepts ranges, else 1}
    */
   connections?: number;
   /** Called when a tarball download starts. */

@@ -37,9 +37,9 @@ Options:
   --retries N           retries of a transient download failure (default: 5)
   --timeout SECONDS     give up an attempt after this long without data (default: 60)
   --max-bytes SIZE      refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)
-  --connections N       fetch in 2 MiB ranges over up to N connections when the server
-                        accepts ranges (default: 8 for files of 256 MiB or more, else 1);
-                        memory: about 64 MiB + (N + 2) x 2 MiB, whatever the size
+  --connections N       fetch in 4 MiB ranges over up to N connections when the server
+                        accepts ranges (default: 4 for files of 256 MiB or more, else 1);
+                        memory: about 64 MiB + (N + 2) x 4 MiB, whatever the size
   --allow-http          allow plain http to any host
   -h, --help            show this help
 

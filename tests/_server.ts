@@ -321,15 +321,16 @@ async function respond(
   const began = performance.now();
   let sent = 0;
   for await (const chunk of bodyChunks(route.body, start, length)) {
-    await write(chunk);
-    sent += chunk.length;
-    if (route.chunkDelayMs) await delay(route.chunkDelayMs, closed);
-    if (route.bytesPerSecond) {
-      // Sleep until this connection is back under its rate.
-      const due = began + (sent / route.bytesPerSecond) * 1000;
-      const wait = due - performance.now();
+    if (!route.bytesPerSecond) await write(chunk);
+    // Throttled: 64 KiB at a time, each sent no sooner than the rate allows.
+    for (let at = 0; route.bytesPerSecond && at < chunk.length; at += CHUNK) {
+      const wait = began + (sent / route.bytesPerSecond) * 1000 - performance.now();
       if (wait > 1) await delay(wait, closed);
+      const piece = chunk.subarray(at, at + CHUNK);
+      await write(piece);
+      sent += piece.length;
     }
+    if (route.chunkDelayMs) await delay(route.chunkDelayMs, closed);
   }
   if (faulty && route.trailingBytes !== undefined) await write(new Uint8Array(route.trailingBytes));
   if (faulty && route.stallAfter !== undefined) await closed;
