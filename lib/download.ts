@@ -397,15 +397,16 @@ async function withRetries(
   what: string,
   received: () => number,
   attempt: () => Promise<void>,
+  signal: AbortSignal | undefined = job.options.signal,
 ): Promise<void> {
   const { options } = job;
   const attempts = options.retries + 1;
   for (let number = 1;; number++) {
-    options.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     try {
       return await attempt();
     } catch (error) {
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
       const retryable = error instanceof TransientError ||
         (error instanceof HttpStatusError && isRetriedStatus(error.status));
       if (!retryable || number >= attempts) {
@@ -427,7 +428,7 @@ async function withRetries(
         received: received(),
         delayMs,
       });
-      await sleep(delayMs, options.signal);
+      await sleep(delayMs, signal);
     }
   }
 }
@@ -445,6 +446,7 @@ class AttemptControl implements Disposable {
     this.#url = url;
     this.#timeoutMs = options.timeoutMs;
     this.#signal = options.signal;
+    if (this.#signal?.aborted) this.#onAbort();
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
@@ -757,7 +759,7 @@ async function downloadRanges(
         } finally {
           if (whole) headControl.disarm();
         }
-      });
+      }, signal);
     } catch (error) {
       // Its own retries are spent: the download fails (the whole is not retried again).
       if (error instanceof TransientError) throw new Error(error.message);

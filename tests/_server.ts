@@ -163,6 +163,9 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     let route = options.routes?.[request.path];
     if (route === undefined && options.root !== undefined) {
       route = await routeFromRoot(options.root, request.path);
+      if (route !== undefined && options.bytesPerSecond !== undefined) {
+        route.bytesPerSecond = options.bytesPerSecond;
+      }
     }
     if (route === undefined) route = { status: 404 };
     if (route.changeAfter !== undefined && seen > route.changeAfter.after) {

@@ -176,3 +176,17 @@ Deno.test("download() still retries a refused connection", async () => {
   assert.equal(calls, 3);
   assert.equal(retried.length, 2);
 });
+
+Deno.test("download() fails when a range keeps failing, and stops the other connections", async () => {
+  const started = performance.now();
+  const { server, result } = await fetchRoute(
+    { body: BODY, serverError: true, faultAfter: 2 },
+    { retries: 2, retryDelayMs: 200 },
+  );
+  assert.ok(result instanceof Error);
+  assert.match(result.message, /HTTP 500.*\(after 3 attempts\)/);
+  // Each of the 4 connections makes at most 3 attempts at the range it holds
+  // (plus one more in flight when the first gives up), then takes no other.
+  assert.ok(server.requests.length <= 2 + 4 * 3 + 4, `${server.requests.length} requests`);
+  assert.ok(performance.now() - started < 5000);
+});
