@@ -10,7 +10,13 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { holdTemporary, onCleanup, removeDeadTemporaries, temporaryName } from "./cleanup.ts";
+import {
+  holdTemporary,
+  interruption,
+  onCleanup,
+  removeDeadTemporaries,
+  temporaryName,
+} from "./cleanup.ts";
 import { describeKind } from "./hasher.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
@@ -91,6 +97,7 @@ export class AtomicFile {
    */
   async write(chunk: Uint8Array): Promise<void> {
     const file = this.#open();
+    interruption.throwIfAborted();
     let offset = 0;
     while (offset < chunk.length) {
       offset += await file.write(chunk.subarray(offset));
@@ -104,6 +111,8 @@ export class AtomicFile {
     file.close();
     this.#file = undefined;
     await Deno.chmod(this.tempPath, this.#mode);
+    // The commit point: a signal that came before it leaves the old file.
+    interruption.throwIfAborted();
     await Deno.rename(this.tempPath, this.path);
     this.#done = true;
     this.#cleanup[Symbol.dispose]();

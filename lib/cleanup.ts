@@ -17,6 +17,35 @@
  */
 
 const registered = new Set<() => void>();
+const interruptController = new AbortController();
+
+/**
+ * Aborted, with an error saying which signal, when a signal interrupts the
+ * process (lib/cli.ts). Work that commits (the rename of an atomic write)
+ * checks it just before, so a signal that came first leaves the old file.
+ *
+ * @example Usage
+ * ```ts
+ * import { interruption } from "./cleanup.ts";
+ * interruption.throwIfAborted(); // throws once a signal came
+ * ```
+ */
+export const interruption: AbortSignal = interruptController.signal;
+
+/**
+ * Marks the process as interrupted: aborts {@linkcode interruption} (once).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { interrupt } from "./cleanup.ts";
+ * interrupt(new Error("Interrupted by SIGTERM"));
+ * ```
+ *
+ * @param reason Why, as the error work will throw.
+ */
+export function interrupt(reason: Error): void {
+  if (!interruption.aborted) interruptController.abort(reason);
+}
 
 /**
  * Registers `remove`, which deletes one temporary synchronously, to run if
@@ -132,7 +161,7 @@ export async function removeDeadTemporaries(dir: string): Promise<number> {
       if (!TEMPORARY.test(entry.name)) continue;
       const path = `${dir}/${entry.name}`;
       const dead = entry.isFile
-        ? await unlocked(path)
+        ? await ownerGone(path)
         : entry.isDirectory && await abandonedFolder(path);
       if (dead) await Deno.remove(path, { recursive: true }).then(() => removed++, () => {});
     }
@@ -142,8 +171,20 @@ export async function removeDeadTemporaries(dir: string): Promise<number> {
   return removed;
 }
 
-/** Whether no process holds a flock on `path` (its owner is gone). */
-async function unlocked(path: string): Promise<boolean> {
+/**
+ * Whether no process holds a flock(2) on `path`: the owner of a temporary
+ * (or of a lock file) is gone.
+ *
+ * @example Usage
+ * ```ts
+ * import { ownerGone } from "./cleanup.ts";
+ * await ownerGone(await Deno.makeTempFile()); // true: nobody holds it
+ * ```
+ *
+ * @param path The file.
+ * @returns `false` while its owner lives, or when it cannot be opened.
+ */
+export async function ownerGone(path: string): Promise<boolean> {
   try {
     using file = await Deno.open(path, { read: true });
     return await file.tryLock(true);
@@ -156,7 +197,7 @@ async function abandonedFolder(path: string): Promise<boolean> {
   const info = await Deno.lstat(path);
   if (Date.now() - (info.mtime?.getTime() ?? Date.now()) < FOLDER_GRACE_MS) return false;
   for await (const entry of Deno.readDir(path)) {
-    if (entry.isFile && !await unlocked(`${path}/${entry.name}`)) return false;
+    if (entry.isFile && !await ownerGone(`${path}/${entry.name}`)) return false;
   }
   return true;
 }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { runCleanups } from "./cleanup.ts";
+import { interrupt, interruption, runCleanups } from "./cleanup.ts";
 
 /**
  * A mistake on the command line: the script exits with code 2.
@@ -32,11 +32,11 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** The signals a script handles, with their numbers on Linux. */
-const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
-
 /** A signal a script handles: SIGINT (Ctrl-C), SIGTERM or SIGHUP. */
-export type HandledSignal = keyof typeof SIGNALS;
+export type HandledSignal = "SIGHUP" | "SIGINT" | "SIGTERM";
+
+/** The signals a script handles, with their numbers on Linux. */
+const SIGNALS: Record<HandledSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /**
  * A signal (Ctrl-C by default) interrupted the script: it exits with code
@@ -112,10 +112,10 @@ export async function runMain(
 ): Promise<never> {
   if (options.handleSignals ?? true) listenForSignals();
   const stopped = new Promise<never>((_, reject) => {
-    // Work that was handed the abort gets a bounded time to unwind; work
-    // that was not has nothing to unwind: its temporaries are removed below.
+    // The work gets a bounded time to unwind (an atomic write refuses to
+    // commit once interrupted); then its temporaries are removed below.
     interrupts.addEventListener("abort", () => {
-      setTimeout(() => reject(interrupts.reason), abortable ? CLEANUP_BOUND_MS : 0);
+      setTimeout(() => reject(interrupts.reason), CLEANUP_BOUND_MS);
     }, { once: true });
   });
   stopped.catch(() => {});
@@ -130,10 +130,9 @@ export async function runMain(
     console.error(`${name}: ${message.split("\n")[0]}`);
     code = exitCodeOf(reason);
   }
-  if (interrupts.aborted) {
-    runCleanups();
-    code = exitCodeOf(interrupts.reason);
-  }
+  // Work that finished despite the signal (it came after the commit) keeps
+  // its exit code: its result stands, and was printed.
+  if (interrupts.aborted) runCleanups();
   Deno.exit(code);
 }
 
@@ -153,12 +152,9 @@ export interface RunMainOptions {
 /** How long a signalled script waits for its work to unwind before it exits anyway. */
 const CLEANUP_BOUND_MS = 5000;
 
-const interruptController = new AbortController();
 /** Aborted with an {@linkcode InterruptedError} by the first handled signal. */
-const interrupts: AbortSignal = interruptController.signal;
+const interrupts: AbortSignal = interruption;
 let listening = false;
-/** Whether some work was handed the interrupt (through abortOnInterrupt). */
-let abortable = false;
 
 /** Installs the listeners for SIGINT, SIGTERM and SIGHUP, once. */
 function listenForSignals(): void {
@@ -166,7 +162,7 @@ function listenForSignals(): void {
   listening = true;
   for (const signal of Object.keys(SIGNALS) as HandledSignal[]) {
     Deno.addSignalListener(signal, () => {
-      if (!interrupts.aborted) interruptController.abort(new InterruptedError(signal));
+      interrupt(new InterruptedError(signal));
     });
   }
 }
@@ -190,7 +186,6 @@ function listenForSignals(): void {
  */
 export function abortOnInterrupt(controller: AbortController): Disposable {
   listenForSignals();
-  abortable = true;
   const interrupt = (): void => controller.abort(interrupts.reason);
   if (interrupts.aborted) interrupt();
   interrupts.addEventListener("abort", interrupt, { once: true });

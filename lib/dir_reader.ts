@@ -262,6 +262,24 @@ function decodeName(bytes: Uint8Array): string {
   }
 }
 
+/**
+ * The bytes of a path built from names {@linkcode DirectoryReader.read}
+ * gave: UTF-8, with each lone surrogate U+DC80–U+DCFF as the byte it stands
+ * for. What a C call (open(2)) must get for a name that is not UTF-8.
+ *
+ * @example Usage
+ * ```ts
+ * import { nameBytes } from "./dir_reader.ts";
+ * nameBytes("caf\udce9"); // Uint8Array [0x63, 0x61, 0x66, 0xe9]
+ * ```
+ *
+ * @param name A name or path.
+ * @returns Its bytes.
+ */
+export function nameBytes(name: string): Uint8Array {
+  return encodeName(name, new TextEncoder());
+}
+
 /** The bytes of a name {@linkcode decodeName} made. */
 function encodeName(name: string, encoder: TextEncoder): Uint8Array {
   if (!HAS_ESCAPED.test(name)) return encoder.encode(name);

@@ -10,7 +10,7 @@
  */
 
 import { basename, dirname } from "node:path";
-import { holdTemporary, onCleanup, temporaryName } from "./cleanup.ts";
+import { holdTemporary, onCleanup, ownerGone, temporaryName } from "./cleanup.ts";
 
 /** Thrown when another running process holds the lock. */
 export class LockHeldError extends Error {
@@ -162,15 +162,5 @@ async function readHolder(path: string): Promise<{ pid: number | undefined; stal
   // A lock naming no holder was not written by acquireLock (which publishes
   // it whole); it only counts as stale once it is old.
   if (pid === undefined) return { pid, stale: age > 60_000 };
-  return { pid, stale: await unlocked(path) };
-}
-
-/** Whether no process holds the lock's flock: its holder is gone. */
-async function unlocked(path: string): Promise<boolean> {
-  try {
-    using file = await Deno.open(path, { read: true });
-    return await file.tryLock(true);
-  } catch {
-    return false;
-  }
+  return { pid, stale: await ownerGone(path) };
 }

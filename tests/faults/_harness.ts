@@ -95,11 +95,15 @@ export async function runScript(
     await writer.write(options.stdin).catch(() => {});
     await writer.close().catch(() => {});
   }
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 60_000;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill("SIGKILL");
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited, but something it started still holds its output open
+    }
   }, timeoutMs);
   const signalled = options.signal === undefined
     ? Promise.resolve()
@@ -239,6 +243,8 @@ export function shared<T>(
       })(),
     dispose: async () => {
       if (dir !== undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      dir = undefined;
+      value = undefined;
     },
   };
 }
@@ -267,7 +273,7 @@ export function registerClasses(classes: FaultClass[]): void {
       await pool(cases, 3, async (c) => {
         const ok = await t.step({
           name: c.name,
-          fn: () => bounded(c.run(), 60_000, c.name),
+          fn: () => bounded(c.run(), 120_000, c.name),
           sanitizeOps: false,
           sanitizeResources: false,
           sanitizeExit: false,

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { type LoggedRequest, readRequest } from "../_server.ts";
+
 /** What one request gets. */
 export interface RawReply {
   /** The status line and headers, without the final blank line ("HTTP/1.1 200 OK\r\nX: y"). */
@@ -17,10 +19,7 @@ export interface RawReply {
 }
 
 /** A request as seen. */
-export interface RawRequest {
-  path: string;
-  headers: Record<string, string>;
-}
+export type RawRequest = LoggedRequest;
 
 /** A running raw server. */
 export interface RawServer extends AsyncDisposable {
@@ -61,7 +60,7 @@ export function startRawServer(reply: (request: RawRequest) => RawReply): RawSer
   })().catch(() => {});
 
   async function handle(conn: Deno.Conn): Promise<void> {
-    const request = await readHead(conn);
+    const request = await readRequest(conn);
     if (request === undefined) return;
     requests.push(request);
     const answer = reply(request);
@@ -97,28 +96,4 @@ export function startRawServer(reply: (request: RawRequest) => RawReply): RawSer
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
-}
-
-async function readHead(conn: Deno.Conn): Promise<RawRequest | undefined> {
-  const buffer = new Uint8Array(16 * 1024);
-  let length = 0;
-  for (;;) {
-    const n = await conn.read(buffer.subarray(length));
-    if (n === null) return undefined;
-    length += n;
-    const text = new TextDecoder().decode(buffer.subarray(0, length));
-    const end = text.indexOf("\r\n\r\n");
-    if (end >= 0) {
-      const [line = "", ...rest] = text.slice(0, end).split("\r\n");
-      const headers: Record<string, string> = {};
-      for (const header of rest) {
-        const colon = header.indexOf(":");
-        if (colon > 0) {
-          headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
-        }
-      }
-      return { path: (line.split(" ")[1] ?? "/").split("?")[0]!, headers };
-    }
-    if (length === buffer.length) return undefined;
-  }
 }

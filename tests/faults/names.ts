@@ -9,6 +9,7 @@
 import { equal, match } from "node:assert/strict";
 import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } from "./_harness.ts";
 import { registry } from "./_fixtures.ts";
+import { goodOutput } from "../_elf_fixtures.ts";
 import { nixEnv, repoRoot, run } from "../_tools.ts";
 
 const encoder = new TextEncoder();
@@ -45,22 +46,6 @@ async function writeOddNames(root: string): Promise<void> {
   `;
   const result = await run("sh", ["-c", script, "sh", root]);
   equal(result.code, 0, result.stderr);
-}
-
-/** The sample package output check_output_test builds, via nix/install.sh. */
-async function goodOutput(dir: string): Promise<string> {
-  const { writeSampleRocmTree } = await import("../../lib/sample_rocm.ts");
-  const tree = `${dir}/tree`;
-  await writeSampleRocmTree(tree, { isas: ["gfx1151"] });
-  await Deno.copyFile("/bin/true", `${tree}/bin/true-elf`);
-  await Deno.chmod(`${tree}/bin/true-elf`, 0o755);
-  const out = `${dir}/out`;
-  const result = await run("bash", [
-    `${repoRoot}/nix/install.sh`,
-    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-  ]);
-  equal(result.code, 0, result.stderr);
-  return out;
 }
 
 interface Report {
@@ -110,11 +95,24 @@ export const NAME_CASES: FaultCase[] = [
       inTempDir(async (dir) => {
         const out = await goodOutput(dir);
         await writeOddNames(`${out}/share`);
-        const result = await runScript("check-output", ["--json", out]);
-        const report = JSON.parse(result.stdout) as Report;
-        equal(result.code, 0, JSON.stringify(report.failures));
-        equal(report.ok, true);
-        await Deno.remove(result.tmpdir, { recursive: true });
+        const elfFiles = async (): Promise<number> => {
+          const result = await runScript("check-output", ["--json", out]);
+          await Deno.remove(result.tmpdir, { recursive: true });
+          const report = JSON.parse(result.stdout) as Report & { counts: { elfFiles: number } };
+          equal(result.code, 0, JSON.stringify(report.failures));
+          equal(report.ok, true);
+          return report.counts.elfFiles;
+        };
+        const before = await elfFiles();
+        // An ELF library named so: the ELF reader opens it by its bytes and checks it.
+        const copied = await run("sh", [
+          "-c",
+          `cp "$1/opt/rocm/lib/libfence.so.1" "$1/opt/rocm/lib/libf$(printf '\\351').so"`,
+          "sh",
+          out,
+        ]);
+        equal(copied.code, 0, copied.stderr);
+        equal(await elfFiles(), before + 1, "the library named in Latin-1 was read");
       }),
   },
   {

@@ -88,15 +88,20 @@ exec "${real}" "$@"
   return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
 }
 
-/** 128 MiB: writing its archive takes long enough for the signal to land mid-write. */
-const BIG_CLOSURE = shared((dir) => makeBigClosure(dir, 128 * 1024 * 1024));
+/** 64 MiB: writing its archive takes long enough for the signal to land mid-write. */
+const BIG_CLOSURE = shared((dir) => makeBigClosure(dir, 64 * 1024 * 1024));
 
-/** One folder of 100,000 empty files: listing it keeps check-output walking for a while. */
+/** The closure file of a 64 MiB store path (shared; see disposeSignalFixtures). */
+export function bigClosure(): Promise<string> {
+  return BIG_CLOSURE.get();
+}
+
+/** 1,500 folders of 40 empty files: long enough a walk for the signal to land inside it. */
 const BIG_OUTPUT = shared(async (dir) => {
   const out = `${dir}/out`;
   const made = await run("bash", [
     "-c",
-    `mkdir -p "$1/many" && cd "$1/many" && seq 100000 | xargs touch`,
+    `mkdir -p "$1" && cd "$1" && mkdir {1..1500} && printf '%s\\n' {1..1500}/{1..40} | xargs touch`,
     "bash",
     out,
   ]);
@@ -212,8 +217,8 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
       name: `${sig} while rewrite writes flake.nix`,
       run: () =>
         inTempDir(async (dir) => {
-          // 16 MiB of comment: the atomic write takes long enough to be caught in the act.
-          const padding = `# ${"x".repeat(1022)}\n`.repeat(16 * 1024);
+          // 8 MiB of comment: the atomic write takes long enough to be caught in the act.
+          const padding = `# ${"x".repeat(1022)}\n`.repeat(8 * 1024);
           const original = padding + registry("https://example.com/tarball/");
           await untilCaught(async () => {
             await Deno.writeTextFile(`${dir}/flake.nix`, original);
@@ -299,22 +304,38 @@ function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
   return {
     name:
       `${signal.name} while check-output walks an output (killed by the signal, nothing printed)`,
-    run: () =>
-      (async () => {
-        const out = await BIG_OUTPUT.get();
+    run: async () => {
+      const out = await BIG_OUTPUT.get();
+      await untilCaught(async () => {
         const result = await runScript("check-output", [out], {
           signal: {
             name: signal.name,
             // Mid-walk: the walk holds a folder of the output open.
-            when: (pid) => waitUntil(() => holdsFolderBelow(pid, out), "the walk", 20_000, 1),
+            when: (pid) => watchFor(() => holdsFolderBelow(pid, out), 20_000),
           },
         });
+        await Deno.remove(result.tmpdir, { recursive: true });
+        if (result.signal === null) return false; // the walk ended before it was seen
         equal(result.signal, signal.name, `ended by ${signal.name}: ${JSON.stringify(result)}`);
         equal(result.stdout, "", "no report");
-        equal([...Deno.readDirSync(result.tmpdir)].length, 0);
-        await Deno.remove(result.tmpdir, { recursive: true });
-      })(),
+        return true;
+      });
+    },
   };
+}
+
+/**
+ * Polls `predicate` as fast as it can (50 checks between yields), at most
+ * `timeoutMs`: a walk of a folder is over in microseconds. Resolves either
+ * way; the caller tells a missed walk by its outcome.
+ */
+async function watchFor(predicate: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (let i = 0; i < 50; i++) if (predicate()) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  throw new Error("never seen");
 }
 
 function holdsFolderBelow(pid: number, folder: string): boolean {
