@@ -8,6 +8,7 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/block_pipeline.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
 export * from "./lib/cleanup.ts";
@@ -27,6 +28,7 @@ export * from "./lib/index_listing.ts";
 export * from "./lib/isa_files.ts";
 export * from "./lib/layers.ts";
 export * from "./lib/nix32.ts";
+export * from "./lib/nix_daemon.ts";
 export * from "./lib/nix_store.ts";
 export * from "./lib/oci.ts";
 export * from "./lib/prefetch.ts";
