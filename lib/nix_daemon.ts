@@ -44,6 +44,8 @@ export interface StoreAddResult {
   narHash: string;
   /** The size of the NAR serialisation. */
   narSize: number;
+  /** When the path was registered (Unix seconds): before this addition if it was valid already. */
+  registrationTime: number;
   /** The content address, e.g. `fixed:sha256:…`. */
   ca: string;
 }
@@ -164,13 +166,13 @@ export class StoreStream {
       const narHash = await this.#reader.string();
       const references = await this.#reader.number();
       for (let i = 0; i < references; i++) await this.#reader.string();
-      await this.#reader.number(); // registration time
+      const registrationTime = await this.#reader.number();
       const narSize = await this.#reader.number();
       await this.#reader.number(); // ultimate
       const signatures = await this.#reader.number();
       for (let i = 0; i < signatures; i++) await this.#reader.string();
       const ca = await this.#reader.string();
-      return { path, narHash, narSize, ca };
+      return { path, narHash, narSize, registrationTime, ca };
     }
   }
 

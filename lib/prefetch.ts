@@ -125,6 +125,11 @@ export interface PrefetchResult {
   path?: string;
   /** The store path, when added to the store. */
   storePath: string | null;
+  /**
+   * Whether this prefetch made the store path (it was not valid before), so
+   * that a caller whose larger job fails can take it out again.
+   */
+  addedToStore?: boolean;
 }
 
 /**
@@ -283,14 +288,14 @@ export async function prefetch(
     let storePath: string | null = null;
     if (options.addToStore) {
       const expected = fixedOutputPath(name, hash);
-      // Registered already when the store hashed the bytes (nothing can fail since).
-      const existed = sink.registered || await isValidStorePath(expected);
+      const existed = sink.existedBefore ?? await isValidStorePath(expected);
       storePath = await sink.finishStore(expected);
       // A run that fails after this point must not leave the path it added.
       if (!existed) added = storePath;
     }
     options.signal?.throwIfAborted();
     await sink.commit();
+    const addedToStore = added !== undefined;
     added = undefined;
     return {
       name,
@@ -298,6 +303,7 @@ export async function prefetch(
       hash,
       ...(where.kind === "url" ? { url: source } : { path: source }),
       storePath,
+      ...(addedToStore ? { addedToStore } : {}),
     };
   } finally {
     if (added !== undefined) await deleteStorePath(added);
@@ -445,6 +451,8 @@ class Sink {
   #atomic: AtomicFile | undefined;
   #store: StoreStream | undefined;
   #added: StoreAddResult | undefined;
+  /** When the store connection opened, in Unix seconds (Nix's registration times). */
+  #openedAt = 0;
 
   static async open(
     name: string,
@@ -466,7 +474,9 @@ class Sink {
       }
     };
     const openStore = async (): Promise<void> => {
-      if (store !== undefined) sink.#store = await StoreStream.open(name, store);
+      if (store === undefined) return;
+      sink.#openedAt = Math.floor(Date.now() / 1000);
+      sink.#store = await StoreStream.open(name, store);
     };
     await openOutput();
     try {
@@ -496,9 +506,14 @@ class Sink {
     return sink;
   }
 
-  /** Whether the store registered the path already (it hashed the bytes). */
-  get registered(): boolean {
-    return this.#added !== undefined;
+  /**
+   * When the store registered the path already (it hashed the bytes):
+   * whether the path was valid before this run (registered before the
+   * connection opened), else `undefined`.
+   */
+  get existedBefore(): boolean | undefined {
+    if (this.#added === undefined) return undefined;
+    return this.#added.registrationTime < this.#openedAt;
   }
 
   /**

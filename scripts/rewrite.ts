@@ -29,12 +29,16 @@ line; without it a missing key is refused.
   -h, --help       show this help
 
 Values are validated: versions (…version) by TheRock's grammar, hashes
-(…hash…, srcHashes.*) as SRI, baseUrl/url as http(s) URLs; no value may
-contain ", \\, \${ or control characters. A binding found twice or not at
-all is refused, naming the lines. All edits are applied or none.
+(…hash…, srcHashes.*) as SRI (another spelling only when equal to the current
+hash), baseUrl as a canonical http(s) folder URL (no credentials, query or
+fragment), url as http(s); no value may contain ", \\, \${ or control
+characters (C0, DEL, C1). A binding found twice or not at all is refused,
+naming the lines. All edits are applied or none. A file that is not UTF-8 is
+refused; a symlink's target is rewritten.
 
 Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
-to do, 1 refused or (--check) changes pending, 2 bad command line.
+to do, 1 refused or (--check) changes pending, 2 bad command line, 128+N ended
+by signal N (the file as it was).
 
 Example:
   rewrite.ts --set nightly.version=7.12.0a20260309 \\

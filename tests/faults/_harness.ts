@@ -51,7 +51,11 @@ export interface RunScriptOptions {
   /** Working directory. */
   cwd?: string;
   /** Send this signal once `when` resolves (it gets the child's PID). */
-  signal?: { name: Deno.Signal; when: (pid: number) => Promise<void> };
+  signal?: {
+    name: Deno.Signal;
+    /** Resolves at the moment to signal; `exited` aborts when the child ends first. */
+    when: (pid: number, exited: AbortSignal) => Promise<void>;
+  };
   /** The bound on the whole run; a child still running then is killed and the case fails. */
   timeoutMs?: number;
 }
@@ -105,9 +109,12 @@ export async function runScript(
       // exited, but something it started still holds its output open
     }
   }, timeoutMs);
+  // The wait for the moment ends when the child does: it may finish first.
+  const exited = new AbortController();
+  child.status.finally(() => exited.abort());
   const signalled = options.signal === undefined
     ? Promise.resolve()
-    : options.signal.when(child.pid).then(() => child.kill(options.signal!.name));
+    : options.signal.when(child.pid, exited.signal).then(() => child.kill(options.signal!.name));
   try {
     const [output] = await Promise.all([child.output(), signalled.catch(() => {})]);
     if (timedOut) {
@@ -215,15 +222,17 @@ function digest(bytes: Uint8Array): string {
   return `${bytes.length}:${hash.toString(16)}`;
 }
 
-/** Polls `predicate` every `everyMs` (default 5 ms) until it holds, at most `timeoutMs`. */
+/** Polls `predicate` every `everyMs` (default 5 ms) until it holds, at most `timeoutMs`, unless `stop` aborts. */
 export async function waitUntil(
   predicate: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 15_000,
   everyMs = 5,
+  stop?: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
+    if (stop?.aborted) throw new Error(`Stopped waiting for ${what}: the child ended`);
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }

@@ -37,6 +37,14 @@ export const KINDS: Kind[] = [
   { name: "a FIFO", make: mkfifo, refusal: /FIFO/ },
   { name: "a socket", make: makeSocket, refusal: /socket/ },
   {
+    name: "a character device (1:3, the numbers of /dev/null)",
+    make: async (p) => {
+      const { success } = await new Deno.Command("mknod", { args: [p, "c", "1", "3"] }).output();
+      equal(success, true, "mknod (as root)");
+    },
+    refusal: /character device/,
+  },
+  {
     name: "/dev/null (a symlink to it)",
     make: (p) => Deno.symlink("/dev/null", p),
     refusal: /character device/,

@@ -17,7 +17,7 @@ import {
   sriOf,
 } from "./_harness.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
-import { indexAndTarball, ok, registry, uniqueBytes } from "./_fixtures.ts";
+import { indexAndTarball, ok, OLD_HASH, registry, uniqueBytes } from "./_fixtures.ts";
 
 const SIZE = 204800;
 
@@ -265,6 +265,46 @@ export const REDIRECT_CASES: FaultCase[] = [
           unchanged: [before],
         });
         equal(server.requests.length, 11);
+      }),
+  },
+  {
+    name:
+      "update --add-to-store: a second tarball's 404 takes the first one out of the store again",
+    run: () =>
+      inTempDir(async (dir) => {
+        const { renderTheRockIndex } = await import("../../lib/demo_mirror.ts");
+        const { tarballName, VERSION_NEW } = await import("./_fixtures.ts");
+        const body = uniqueBytes(4096);
+        const other = `therock-dist-linux-gfx110X-all-${VERSION_NEW}.tar.gz`;
+        const page = new TextEncoder().encode(renderTheRockIndex([
+          { name: tarballName(), mtime: 2 },
+          { name: other, mtime: 2 },
+        ]));
+        await using server = startRawServer((request) =>
+          request.path === "/tarball/"
+            ? ok(page)
+            : request.path === `/tarball/${tarballName()}`
+            ? ok(body)
+            : { head: head("404 Not Found", ["Content-Length: 0"]) }
+        );
+        await Deno.writeTextFile(
+          `${dir}/flake.nix`,
+          registry(`${server.origin}/tarball/`).replace(
+            `gfx1151 = "${OLD_HASH}";`,
+            `gfx1151 = "${OLD_HASH}";\n      gfx110X-all = null;`,
+          ),
+        );
+        const before = snapshot(dir);
+        const result = await runScript("update", [
+          ...["--flake", `${dir}/flake.nix`, "--add-to-store", "--jobs", "1"],
+        ]);
+        await assertFailedCleanly(result, {
+          code: 1,
+          stderr: /fetching gfx110X-all failed.*HTTP 404/,
+          unchanged: [before],
+          notInStore: [{ name: tarballName(), hash: sriOf(body) }],
+        });
+        equal(server.requests.some((r) => r.path === `/tarball/${tarballName()}`), true);
       }),
   },
   {

@@ -117,7 +117,10 @@ export async function disposeSignalFixtures(): Promise<void> {
 
 function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
   const { name: sig, code } = signal;
-  const at = (when: (pid: number) => Promise<void>) => ({ name: sig as Deno.Signal, when });
+  const at = (when: (pid: number, exited: AbortSignal) => Promise<void>) => ({
+    name: sig as Deno.Signal,
+    when,
+  });
   return [
     {
       name: `${sig} while update lists the index`,
@@ -201,8 +204,8 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             `${server.origin}/f`,
           ], {
             env: { PATH: fake.path },
-            signal: at(async () => {
-              await waitUntil(() => exists(fake.marker), "nix-daemon --stdio");
+            signal: at(async (_, exited) => {
+              await waitUntil(() => exists(fake.marker), "nix-daemon --stdio", 15_000, 5, exited);
               await server.stalled("/f");
             }),
           });
@@ -226,8 +229,8 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             const result = await runScript("rewrite", [
               ...["--file", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
             ], {
-              signal: at(() =>
-                waitUntil(() => hasTemporary(dir, "flake.nix"), "the temporary", 30_000, 1)
+              signal: at((_, exited) =>
+                waitUntil(() => hasTemporary(dir, "flake.nix"), "the temporary", 30_000, 1, exited)
               ),
             });
             if (result.code === 0) {
@@ -248,36 +251,47 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           });
         }),
     },
-    {
-      name: `${sig} while image writes an archive`,
-      run: () =>
-        inTempDir(async (dir) => {
-          const closure = await BIG_CLOSURE.get();
-          await Deno.mkdir(`${dir}/images`);
-          const before = snapshot(`${dir}/images`);
-          await untilCaught(async () => {
-            const result = await runScript("image", [
-              ...["--closure", closure, "--name", "big", "--output", `${dir}/images/big.tar`],
-            ], {
-              signal: at(() =>
-                waitUntil(() => hasTemporary(`${dir}/images`, "big.tar"), "the archive", 30_000, 1)
-              ),
-            });
-            if (result.code === 0) {
-              await Deno.remove(`${dir}/images/big.tar`);
-              await Deno.remove(result.tmpdir, { recursive: true });
-              return false;
-            }
-            await assertFailedCleanly(result, {
-              code,
-              stderr: INTERRUPTED(sig),
-              unchanged: [before],
-            });
-            return true;
-          });
-        }),
-    },
+    imageCase(signal, "docker-archive"),
   ];
+}
+
+/** A signal while image writes a docker archive (a file) or an OCI layout (a folder). */
+function imageCase(signal: (typeof SIGNALS)[number], format: "docker-archive" | "oci"): FaultCase {
+  const { name: sig, code } = signal;
+  const output = format === "oci" ? "big" : "big.tar";
+  return {
+    name: `${sig} while image writes ${format === "oci" ? "an OCI layout" : "an archive"}`,
+    run: () =>
+      inTempDir(async (dir) => {
+        const closure = await BIG_CLOSURE.get();
+        const images = `${dir}/images`;
+        await Deno.mkdir(images);
+        const before = snapshot(images);
+        await untilCaught(async () => {
+          const result = await runScript("image", [
+            ...["--closure", closure, "--name", "big", "--format", format],
+            ...["--output", `${images}/${output}`],
+          ], {
+            signal: {
+              name: sig,
+              when: (_, exited) =>
+                waitUntil(() => hasTemporary(images, output), "the image", 30_000, 1, exited),
+            },
+          });
+          if (result.code === 0) {
+            await Deno.remove(`${images}/${output}`, { recursive: true });
+            await Deno.remove(result.tmpdir, { recursive: true });
+            return false;
+          }
+          await assertFailedCleanly(result, {
+            code,
+            stderr: INTERRUPTED(sig),
+            unchanged: [before],
+          });
+          return true;
+        });
+      }),
+  };
 }
 
 /**
@@ -311,7 +325,7 @@ function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
           signal: {
             name: signal.name,
             // Mid-walk: the walk holds a folder of the output open.
-            when: (pid) => watchFor(() => holdsFolderBelow(pid, out), 20_000),
+            when: (pid, exited) => watchFor(() => holdsFolderBelow(pid, out), 20_000, exited),
           },
         });
         await Deno.remove(result.tmpdir, { recursive: true });
@@ -329,9 +343,13 @@ function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
  * `timeoutMs`: a walk of a folder is over in microseconds. Resolves either
  * way; the caller tells a missed walk by its outcome.
  */
-async function watchFor(predicate: () => boolean, timeoutMs: number): Promise<void> {
+async function watchFor(
+  predicate: () => boolean,
+  timeoutMs: number,
+  stop: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stop.aborted) {
     for (let i = 0; i < 50; i++) if (predicate()) return;
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
@@ -351,6 +369,7 @@ function holdsFolderBelow(pid: number, folder: string): boolean {
 
 export const SIGNAL_CASES: FaultCase[] = [
   ...SIGNALS.flatMap((signal) => [...stages(signal), checkOutputCase(signal)]),
+  imageCase(SIGNALS[0], "oci"),
   {
     name: "SIGKILL mid-download: the next run in that folder sweeps the leftover temporary",
     run: () =>
