@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { download, type DownloadOptions, type DownloadWriter } from "../lib/download.ts";
 import { formatHash } from "../lib/hash.ts";
 import { type FileServer, type Route, startFileServer } from "./_server.ts";
-import { randomBytes, sha256Sri } from "./_tools.ts";
+import { randomBytes, repoRoot, run, sha256Sri } from "./_tools.ts";
 
 const RANGE = 64 * 1024;
 
@@ -189,4 +190,26 @@ Deno.test("download() fails when a range keeps failing, and stops the other conn
   // (plus one more in flight when the first gives up), then takes no other.
   assert.ok(server.requests.length <= 2 + 4 * 3 + 4, `${server.requests.length} requests`);
   assert.ok(performance.now() - started < 5000);
+});
+
+Deno.test("prefetch CLI fetches ranges through the proxy that HTTP_PROXY names", async () => {
+  const script = join(repoRoot, "scripts/prefetch.ts");
+  const permissions = (await Deno.readTextFile(script)).split("\n")[0]!
+    .replace(/^#!\/usr\/bin\/env -S deno run /, "").split(" ");
+  const url = "http://rocm.example.invalid:8080/file.bin";
+  const body = randomBytes(10 * 1024 * 1024 + 5);
+  // The file server answers absolute-form requests by their whole target: a stand-in proxy.
+  await using proxy = startFileServer({ routes: { [url]: { body, headers: { ETag: '"p"' } } } });
+  const result = await run(
+    Deno.execPath(),
+    ["run", ...permissions, script, "--no-progress", "--allow-http", "--connections", "3", url],
+    { env: { HTTP_PROXY: proxy.origin } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.trim(), await sha256Sri(body));
+  assert.ok(proxy.requests.every((r) => r.path === url), "every request went to the proxy");
+  assert.deepEqual(
+    proxy.requests.map((r) => r.headers["range"] ?? "").sort(),
+    ["", "bytes=4194304-8388607", "bytes=8388608-10485764"],
+  );
 });
