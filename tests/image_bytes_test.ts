@@ -1,0 +1,99 @@
+/**
+ * The image writer's bytes, pinned: a small closure built from a fixed Nix
+ * expression (so its store paths are the same on every machine) is written as
+ * a docker-archive and as an OCI layout, and the digests must stay what they
+ * are. A change of the writer that changes them must say why in its commit.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { parseClosure } from "../lib/closure.ts";
+import { writeImage } from "../lib/image.ts";
+import { nixEnv, requireTools, run, runNixBuild, withTempDir } from "./_tools.ts";
+
+const ok = await requireTools("pinned image bytes (a real Nix closure)", "nix", "nix-build");
+
+/** A base path and a ROCm-like tree referring to it; no file content repeats. */
+const EXPRESSION = `let
+  mk = name: script: builtins.derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+    PATH = "/usr/bin:/bin";
+  };
+  base = mk "pin-base-1" "mkdir -p $out/lib && seq 1 700 > $out/lib/libbase.so.1";
+in mk "pin-rocm-1" ''
+  set -e
+  mkdir -p $out/bin $out/lib/cmake/hip $out/lib/python $out/include/rocwmma/internal \\
+    $out/lib/rocblas/library $out/share/miopen/db $out/.kpack \\
+    $out/share/doc/a-directory-name-long-enough-to-need-the-ustar-prefix-field/and-another-component
+  printf '#!/bin/sh\\necho tool\\n' > $out/bin/tool && chmod 755 $out/bin/tool
+  seq 1 3000 > $out/lib/libfoo.so.1 && ln -s libfoo.so.1 $out/lib/libfoo.so
+  seq 3001 4000 > $out/lib/libhard.so.2 && ln $out/lib/libhard.so.2 $out/lib/libhard.so
+  : > $out/lib/empty
+  head -c 512 /dev/zero > $out/lib/block
+  echo '#define X 1' > $out/include/rocwmma/internal/config_gfx942.h
+  echo 'set(T gfx1100)' > $out/lib/cmake/hip/hip-targets-gfx1100.cmake
+  echo 'ISA = "gfx1100"' > $out/lib/python/tensile_gfx1100.py
+  seq 5000 5100 > $out/share/doc/a-directory-name-long-enough-to-need-the-ustar-prefix-field/and-another-component/a-file-name.txt
+  kernels() {
+    seq 1 $2 > $out/lib/rocblas/library/Kernels.so-000-$1.hsaco
+    seq 2 $3 > $out/lib/rocblas/library/TensileLibrary_$1.dat
+    seq 3 $2 > $out/share/miopen/db/"$1"_60.kdb
+    seq 4 $3 > $out/.kpack/blas_lib_$1.kpack
+  }
+  kernels gfx1100 366 220
+  kernels gfx1151 383 230
+  seq 1 99 > $out/.kpack/rccl_gfx110X.kpack
+  echo ${"$"}{base} > $out/lib/references
+''
+`;
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+Deno.test({
+  name: "writeImage() writes the pinned bytes for a fixed closure",
+  ignore: !ok,
+  fn: () =>
+    withTempDir(async (work) => {
+      const expr = join(work, "pin.nix");
+      await Deno.writeTextFile(expr, EXPRESSION);
+      const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
+      assert.equal(built.code, 0, built.stderr);
+      const root = built.stdout.trim();
+      const info = await run("nix", ["path-info", "--json", "--recursive", root], {
+        env: nixEnv(),
+      });
+      assert.equal(info.code, 0, info.stderr);
+      const closure = parseClosure(info.stdout);
+      const digests: Record<string, string> = {};
+      for (const target of ["gfx1100", undefined]) {
+        const output = join(work, `${target ?? "all"}.tar`);
+        await writeImage(closure, { name: "pin", tag: target ?? "all", target, output });
+        digests[`docker-archive ${target ?? "all"}`] = await sha256File(output);
+      }
+      const oci = await writeImage(closure, {
+        name: "pin",
+        target: "gfx1151",
+        format: "oci",
+        output: join(work, "oci"),
+      });
+      digests["oci gfx1151 manifest"] = oci.manifestDigest ?? "";
+      assert.deepEqual(digests, {
+        "docker-archive gfx1100":
+          "e7e39f334aece3f254d532d5ece44045da4a21026e086ee57189faa8533ba6e1",
+        "docker-archive all": "134e3c5641d08614d7eefcd2a4599bdeb4a9e692f2550c57314b85c2302db657",
+        "oci gfx1151 manifest":
+          "sha256:1fa8ed0fa2fd6ddec8771f20c9379052f97b6e5321952cf6d3b2d54cea2a8803",
+      });
+    }),
+});
