@@ -8,6 +8,7 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/block_writer.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
 export * from "./lib/closure.ts";
