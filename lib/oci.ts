@@ -113,8 +113,15 @@ const MEDIA = {
 
 /**
  * The tar entries of a layer: its files in tree order, preceded by every
- * parent directory missing from it (`nix/`, `nix/store/`, …), with hard links
- * to a file already in the layer written as links.
+ * parent directory missing from it (`nix/`, `nix/store/`, …).
+ *
+ * Hard links are never written: every file is a regular entry with its own
+ * content. A store path's content is its NAR, and a NAR has no hard links; the
+ * links on disk are an accident of the store (`nix-store --optimise` and
+ * `auto-optimise-store` link equal files across and within store paths, a
+ * builder may leave some), so writing them would give the same closure
+ * different image bytes on different stores. Linking equal files by content
+ * instead would take a second read of every file before writing.
  *
  * @param layer The planned layer.
  * @param directories Every directory of the closure by path (for parents' modes).
@@ -145,7 +152,6 @@ export function layerEntries(
     }
   }
   all.sort((a, b) => compareTreePaths(a.path, b.path));
-  const firstByInode = new Map<string, string>();
   return all.map((file): LayerEntry => {
     const path = file.path.slice(1);
     if (file.path[0] !== "/" || path.split("/").some((part) => part === ".." || part === ".")) {
@@ -155,13 +161,6 @@ export function layerEntries(
       return { path, type: "symlink", mode: 0o777, linkTarget: file.linkTarget ?? "" };
     }
     if (file.type === "directory") return { path, type: "directory", mode: file.mode };
-    if (file.inode !== "") {
-      const first = firstByInode.get(file.inode);
-      if (first !== undefined) {
-        return { path, type: "hardlink", mode: file.mode, linkTarget: first };
-      }
-      firstByInode.set(file.inode, path);
-    }
     return { path, type: "file", mode: file.mode, size: file.size, source: file.path };
   });
 }
