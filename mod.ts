@@ -22,6 +22,7 @@ export * from "./lib/http1_client.ts";
 export * from "./lib/image.ts";
 export * from "./lib/index_listing.ts";
 export * from "./lib/isa_files.ts";
+export * from "./lib/kernel_files.ts";
 export * from "./lib/layers.ts";
 export * from "./lib/nix32.ts";
 export * from "./lib/nix_store.ts";

@@ -7,6 +7,9 @@
  *
  * - issue 11, hard links: `lib/libhard.so` was a hard-link entry to
  *   `lib/libhard.so.2`; it is now a regular file with its content.
+ * - issue 11, GPU code by kind: `config_gfx942.h`, `hip-targets-gfx1100.cmake`
+ *   and `tensile_gfx1100.py` moved from kernel layers (the header was missing
+ *   from the gfx1100 and gfx1151 images) to the common layer.
  *
  * @module
  */
@@ -94,10 +97,10 @@ Deno.test({
       digests["oci gfx1151 manifest"] = oci.manifestDigest ?? "";
       assert.deepEqual(digests, {
         "docker-archive gfx1100":
-          "71d263c599ecb94d8956d9435cb75604a2738631e276897e9af278557964dd82",
-        "docker-archive all": "bc2d773a22e01441b83854a05e3d83cf13402cb8ed0101d2a2a2e894bb7d4271",
+          "b693f2384da762819e8af8d032540e2cf627898e70f415427a4365abd945d67b",
+        "docker-archive all": "bd74cb90ae3d01e3ea9e89a314d4201a9dfb05f25576551ccf29166caf6ee353",
         "oci gfx1151 manifest":
-          "sha256:ef5d95aa8be8d819ef00b0213cee75a6e3af4372495c63449185d1876bb7ac88",
+          "sha256:9b53b50ae220f362061866bbb4a6d8d697b598ba6e1e22ee490d7d7791c77671",
       });
     }),
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { kernelKind } from "../lib/kernel_files.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
 import { nixEnv, repoRoot, requireTools, run, runNixBuild, type RunResult } from "./_tools.ts";
 
@@ -50,6 +51,11 @@ in mk "rocm-7.12.0a20260308" ''
   cp -R \${tree} $out && chmod -R u+w $out
   # The store (NAR) keeps no hard links: make the sample's pair again.
   ln -f $out/lib/libhsa-runtime64.so.1.18.0 $out/lib/libhsa-runtime64.so.1
+  # Named after an ISA but not GPU code: every target's image keeps them.
+  mkdir -p $out/include/rocwmma $out/lib/cmake/hip $out/lib/python
+  echo '#define ROCWMMA_ARCH 1100' > $out/include/rocwmma/config_gfx1100.h
+  echo 'set(HIP_TARGET gfx1151)' > $out/lib/cmake/hip/hip-targets-gfx1151.cmake
+  echo 'ISA = "gfx1100"' > $out/lib/python/tensile_gfx1100.py
   echo \${glibc} \${zlib} > $out/lib/references
 ''
 `,
@@ -108,6 +114,24 @@ async function assertSameTree(
   const inodes = [...actual.values()].flatMap((node) => node.ino === undefined ? [] : [node.ino]);
   assert.equal(new Set(inodes).size, inodes.length, `no hard links in the rootfs copy of ${store}`);
   return expected;
+}
+
+/** Files named after an ISA that are not GPU code (the closure's rocm path has them). */
+const NOT_GPU_CODE = [
+  "include/rocwmma/config_gfx1100.h",
+  "lib/cmake/hip/hip-targets-gfx1151.cmake",
+  "lib/python/tensile_gfx1100.py",
+];
+
+/** The entry names of every layer of a docker-archive. */
+async function layerNames(archive: string): Promise<string[]> {
+  const listing = await run("sh", [
+    "-c",
+    `tar -xOf "$0" --wildcards 'layer-*.tar' | tar -t --ignore-zeros`,
+    archive,
+  ]);
+  assert.equal(listing.code, 0, listing.stderr);
+  return listing.stdout.split("\n").filter((name) => name !== "");
 }
 
 async function layerDigests(archive: string): Promise<string[]> {
@@ -174,7 +198,8 @@ Deno.test({
           ]);
           assert.equal(unpack.code, 0, unpack.stderr);
           const rootfs = join(bundle, "rootfs");
-          const isGfx1151 = (rel: string): boolean => rel.includes("gfx1151");
+          const isGfx1151 = (rel: string): boolean =>
+            rel.includes("gfx1151") && kernelKind(rel) !== undefined;
           const tree = await assertSameTree(root, rootfs, isGfx1151);
           const pair = await Deno.lstat(join(root, "lib/libhsa-runtime64.so.1"));
           assert.ok(
@@ -242,8 +267,14 @@ Deno.test({
           assert.deepEqual(la.slice(0, 3), lb.slice(0, 3), "common layers come first, in order");
           assert.equal(la.length, 5, "common + gfx110X + gfx1100");
           assert.equal(lb.length, 4, "common + gfx1151");
-          const listing = (await run("tar", ["-xOf", b, "--wildcards", "layer-*.tar"])).stdout;
-          assert.ok(!listing.includes("gfx1100") && !listing.includes("gfx110X"));
+          for (const [archive, other] of [[a, /gfx1151/], [b, /gfx1100|gfx110X/]] as const) {
+            const names = await layerNames(archive);
+            for (const kept of NOT_GPU_CODE) {
+              assert.ok(names.some((name) => name.endsWith(kept)), `${archive} keeps ${kept}`);
+            }
+            const foreign = names.filter((name) => other.test(name) && kernelKind(name));
+            assert.deepEqual(foreign, [], `${archive} lacks the other target's kernels`);
+          }
           const all = join(work, "all.tar");
           assert.equal(
             (await image(["--closure", closure, "--name", "rocm", "--output", all])).code,
@@ -285,7 +316,11 @@ Deno.test({
           bundle,
         ]);
         assert.equal(unpack.code, 0, unpack.stderr);
-        await assertSameTree(root, join(bundle, "rootfs"), (rel) => rel.includes("gfx1151"));
+        await assertSameTree(
+          root,
+          join(bundle, "rootfs"),
+          (rel) => rel.includes("gfx1151") && kernelKind(rel) !== undefined,
+        );
         await Deno.remove(bundle, { recursive: true });
         const again = await image([...gfx1100, "--format", "oci", "--output", dir]);
         assert.equal(again.code, 1, "an existing layout is not replaced");
