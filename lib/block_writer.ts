@@ -80,8 +80,11 @@ export class BlockWriter {
   #isSyncing = false;
 
   /**
+   * Allocates the two blocks.
+   *
    * @param sink Where the bytes go.
-   * @param options The block size.
+   * @param options The block size and how often a file sink is flushed to disk.
+   * @throws {RangeError} For a block size under 512 bytes.
    */
   constructor(sink: ByteSink, options: BlockWriterOptions = {}) {
     const size = options.blockSize ?? 4 * 1024 * 1024;
