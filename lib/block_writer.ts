@@ -1,7 +1,9 @@
 /**
- * The image writer's hot loop: bytes and file contents go into one of two
+ * The image writer's hot loop: bytes and file contents go into one of four
  * reused 4 MiB blocks; a full block is hashed (the ranges that belong to an
- * open hash) and handed to the sink while the other block fills.
+ * open hash) and handed to the sink while the next one fills. Four, not two,
+ * so that a write held up for a moment (a pipe's reader, the disk) does not
+ * stall the reading and hashing.
  *
  * Files are read with `readSync` straight into the block, so every byte is
  * copied once from the page cache and hashed once, in large runs, by
@@ -31,11 +33,17 @@ export interface ByteSink {
 /** Options for {@linkcode BlockWriter}. */
 export interface BlockWriterOptions {
   /**
-   * Size of each of the two blocks, in bytes.
+   * Size of each block, in bytes.
    *
    * @default {4194304}
    */
   blockSize?: number;
+  /**
+   * How many blocks: one fills while the others are being written.
+   *
+   * @default {4}
+   */
+  blocks?: number;
   /**
    * Bytes after which a sink with `syncData` is flushed to disk, in the
    * background while writing goes on.
@@ -50,7 +58,7 @@ const WOULD_BLOCK_PAUSE_MS = 1;
 /**
  * Writes bytes and file contents to a sink in large blocks, hashing the bytes
  * between {@linkcode BlockWriter.beginHash} and {@linkcode BlockWriter.endHash}
- * on the way. Memory use is two blocks, whatever the sizes written.
+ * on the way. Memory use is the blocks (16 MiB), whatever the sizes written.
  *
  * @example Usage
  * ```ts
@@ -67,12 +75,16 @@ const WOULD_BLOCK_PAUSE_MS = 1;
  */
 export class BlockWriter {
   #sink: ByteSink;
-  #blocks: [Uint8Array, Uint8Array];
+  #blocks: Uint8Array[];
+  /** Per block: its last write, awaited before the block is filled again. */
+  #writes: Promise<void>[];
+  #index = 0;
   #block: Uint8Array;
   #fill = 0;
   #hash: Hash | undefined;
   #hashFrom = 0;
   #written = 0;
+  /** The last write queued: writes run one after another, in order. */
   #pending: Promise<void> = Promise.resolve();
   #syncBytes: number;
   #unsynced = 0;
@@ -80,7 +92,7 @@ export class BlockWriter {
   #isSyncing = false;
 
   /**
-   * Allocates the two blocks.
+   * Allocates the blocks.
    *
    * @param sink Where the bytes go.
    * @param options The block size and how often a file sink is flushed to disk.
@@ -93,8 +105,13 @@ export class BlockWriter {
     }
     this.#sink = sink;
     this.#syncBytes = options.syncBytes ?? 128 * 1024 * 1024;
-    this.#blocks = [new Uint8Array(size), new Uint8Array(size)];
-    this.#block = this.#blocks[0];
+    const count = options.blocks ?? 4;
+    if (!Number.isSafeInteger(count) || count < 2) {
+      throw new RangeError(`Invalid block count ${count}: expected at least 2`);
+    }
+    this.#blocks = Array.from({ length: count }, () => new Uint8Array(size));
+    this.#writes = this.#blocks.map(() => Promise.resolve());
+    this.#block = this.#blocks[0]!;
   }
 
   /** Bytes handed to the writer so far (written or buffered). */
@@ -202,11 +219,13 @@ export class BlockWriter {
     const full = this.#block.subarray(0, this.#fill);
     if (this.#hash !== undefined) this.#hash.update(full.subarray(this.#hashFrom));
     this.#hashFrom = 0;
-    // The other block's write must be done before that block is refilled.
-    await this.#pending;
-    this.#pending = writeAll(this.#sink, full);
-    // A failed write surfaces at the next flush or at close(), not as an unhandled rejection.
-    this.#pending.catch(() => {});
+    const sink = this.#sink;
+    const write = this.#pending.then(() => writeAll(sink, full));
+    // A failed write fails every later one, and surfaces when a block is
+    // reused or at close(), never as an unhandled rejection.
+    write.catch(() => {});
+    this.#pending = write;
+    this.#writes[this.#index] = write;
     this.#written += this.#fill;
     this.#unsynced += this.#fill;
     if (
@@ -218,8 +237,11 @@ export class BlockWriter {
       this.#syncing = this.#sink.syncData().finally(() => this.#isSyncing = false);
       this.#syncing.catch(() => {});
     }
-    this.#block = this.#block === this.#blocks[0] ? this.#blocks[1] : this.#blocks[0];
+    this.#index = (this.#index + 1) % this.#blocks.length;
+    this.#block = this.#blocks[this.#index]!;
     this.#fill = 0;
+    // The next block's previous write must be done before it is refilled.
+    await this.#writes[this.#index];
   }
 }
 

@@ -24,17 +24,19 @@ function memorySink(step = Infinity): ByteSink & { bytes(): Uint8Array; syncs: n
       sink.syncs++;
       return Promise.resolve();
     },
-    bytes(): Uint8Array {
-      const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-      let offset = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, offset);
-        offset += chunk.length;
-      }
-      return out;
-    },
+    bytes: (): Uint8Array => concat(chunks),
   };
   return sink;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 const sha256 = (bytes: Uint8Array): string =>
@@ -71,17 +73,8 @@ Deno.test("BlockWriter writes bytes, zeros and files in order and hashes only th
     expected.push(head.subarray(0, 10));
     assert.equal(writer.position, expected.reduce((sum, part) => sum + part.length, 0));
     await writer.close();
-    const join_ = (parts: Uint8Array[]): Uint8Array => {
-      const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-      let offset = 0;
-      for (const part of parts) {
-        out.set(part, offset);
-        offset += part.length;
-      }
-      return out;
-    };
-    assert.deepEqual(sink.bytes(), join_(expected));
-    assert.equal(digest, sha256(join_(hashed)));
+    assert.deepEqual(sink.bytes(), concat(expected));
+    assert.equal(digest, sha256(concat(hashed)));
     assert.ok(sink.syncs >= 2, `a sink with syncData is flushed while writing (${sink.syncs})`);
   }));
 

@@ -15,24 +15,17 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseClosure } from "../lib/closure.ts";
 import { writeImage } from "../lib/image.ts";
-import { nixEnv, requireTools, run, runNixBuild, withTempDir } from "./_tools.ts";
+import { buildStoreClosure, mkBinding, sha256File } from "./_store_closure.ts";
+import { requireTools, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("pinned image bytes (a real Nix closure)", "nix", "nix-build");
 
 /** A base path and a ROCm-like tree referring to it; no file content repeats. */
 const EXPRESSION = `let
-  mk = name: script: builtins.derivation {
-    inherit name;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    args = [ "-c" script ];
-    PATH = "/usr/bin:/bin";
-  };
-  base = mk "pin-base-1" "mkdir -p $out/lib && seq 1 700 > $out/lib/libbase.so.1";
+${mkBinding()}  base = mk "pin-base-1" "mkdir -p $out/lib && seq 1 700 > $out/lib/libbase.so.1";
 in mk "pin-rocm-1" ''
   set -e
   mkdir -p $out/bin $out/lib/cmake/hip $out/lib/python $out/include/rocwmma/internal \\
@@ -60,28 +53,12 @@ in mk "pin-rocm-1" ''
 ''
 `;
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  using file = await Deno.open(path);
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
-}
-
 Deno.test({
   name: "writeImage() writes the pinned bytes for a fixed closure",
   ignore: !ok,
   fn: () =>
     withTempDir(async (work) => {
-      const expr = join(work, "pin.nix");
-      await Deno.writeTextFile(expr, EXPRESSION);
-      const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
-      assert.equal(built.code, 0, built.stderr);
-      const root = built.stdout.trim();
-      const info = await run("nix", ["path-info", "--json", "--recursive", root], {
-        env: nixEnv(),
-      });
-      assert.equal(info.code, 0, info.stderr);
-      const closure = parseClosure(info.stdout);
+      const closure = parseClosure((await buildStoreClosure(work, EXPRESSION)).pathInfo);
       const digests: Record<string, string> = {};
       for (const target of ["gfx1100", undefined]) {
         const output = join(work, `${target ?? "all"}.tar`);

@@ -7,20 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseClosure } from "../lib/closure.ts";
 import { writeImage } from "../lib/image.ts";
-import { nixEnv, requireTools, run, runNixBuild, withTempDir } from "./_tools.ts";
+import { buildStoreClosure, mkBinding, sha256File } from "./_store_closure.ts";
+import { nixEnv, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools("images on an optimised store", "nix", "nix-build", "nix-store");
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  using file = await Deno.open(path);
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
-}
 
 Deno.test({
   name: "writeImage() writes the same bytes before and after nix-store --optimise",
@@ -29,19 +22,12 @@ Deno.test({
     withTempDir(async (work) => {
       // A fresh closure each run (the nonce), so the store has not linked it yet.
       const nonce = crypto.randomUUID();
-      const expr = join(work, "dups.nix");
-      await Deno.writeTextFile(
-        expr,
+      const { root, pathInfo } = await buildStoreClosure(
+        work,
         `let
-  mk = name: script: builtins.derivation {
-    inherit name;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    args = [ "-c" script ];
-    PATH = "/usr/bin:/bin";
-    nonce = "${nonce}";
-  };
-  base = mk "dups-base" "mkdir -p $out/share && seq 1 5000 > $out/share/common.txt";
+${
+          mkBinding({ nonce })
+        }  base = mk "dups-base" "mkdir -p $out/share && seq 1 5000 > $out/share/common.txt";
 in mk "dups-rocm" ''
   mkdir -p $out/a $out/b
   seq 1 5000 > $out/a/same-as-base.txt
@@ -52,14 +38,7 @@ in mk "dups-rocm" ''
 ''
 `,
       );
-      const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
-      assert.equal(built.code, 0, built.stderr);
-      const root = built.stdout.trim();
-      const info = await run("nix", ["path-info", "--json", "--recursive", root], {
-        env: nixEnv(),
-      });
-      assert.equal(info.code, 0, info.stderr);
-      const closure = parseClosure(info.stdout);
+      const closure = parseClosure(pathInfo);
       const base = closure.paths.find((path) => path.path !== root)!.path;
       const duplicates = [
         `${base}/share/common.txt`,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { kernelKind } from "../lib/kernel_files.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { buildStoreClosure, mkBinding, sha256File } from "./_store_closure.ts";
 import { nixEnv, repoRoot, requireTools, run, runNixBuild, type RunResult } from "./_tools.ts";
 
 const ok = await requireTools(
@@ -23,28 +23,14 @@ function image(args: string[], env: Record<string, string> = {}): Promise<RunRes
   return run(Deno.execPath(), ["run", "--no-config", ...permissions, script, ...args], { env });
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of (await Deno.open(path)).readable) hash.update(chunk);
-  return hash.digest("hex");
-}
-
 /** A closure in the local store: rocm → glibc, rocm → zlib → glibc, with a ROCm-like tree. */
 async function buildClosure(work: string): Promise<{ root: string; closure: string }> {
   const tree = join(work, "tree");
   await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"], kernelBytes: 3000 });
-  const expr = join(work, "closure.nix");
-  await Deno.writeTextFile(
-    expr,
+  const { root, pathInfo } = await buildStoreClosure(
+    work,
     `let
-  mk = name: script: builtins.derivation {
-    inherit name;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    args = [ "-c" script ];
-    PATH = "/usr/bin:/bin";
-  };
-  glibc = mk "glibc-2.40" "mkdir -p $out/lib && printf libc > $out/lib/libc.so.6 && chmod 555 $out/lib/libc.so.6";
+${mkBinding()}  glibc = mk "glibc-2.40" "mkdir -p $out/lib && printf libc > $out/lib/libc.so.6 && chmod 555 $out/lib/libc.so.6";
   zlib = mk "zlib-1.3" "mkdir -p $out/lib && echo \${glibc} > $out/lib/libz.so.1";
   tree = builtins.path { path = ${JSON.stringify(tree)}; name = "rocm-sample-tree"; };
 in mk "rocm-7.12.0a20260308" ''
@@ -60,13 +46,8 @@ in mk "rocm-7.12.0a20260308" ''
 ''
 `,
   );
-  const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
-  assert.equal(built.code, 0, built.stderr);
-  const root = built.stdout.trim();
-  const info = await run("nix", ["path-info", "--json", "--recursive", root], { env: nixEnv() });
-  assert.equal(info.code, 0, info.stderr);
   const closure = join(work, "closure.json");
-  await Deno.writeTextFile(closure, info.stdout);
+  await Deno.writeTextFile(closure, pathInfo);
   return { root, closure };
 }
 
