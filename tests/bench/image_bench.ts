@@ -4,8 +4,10 @@
  * floor for reading and hashing everything once (OpenSSL's SHA-256 uses the
  * CPU's SHA extensions; `sha256sum` is 4× slower here and no floor). Targets:
  * at most 1.3× the floor's time writing the archive to stdout (a pipe, as in
- * `| podman load`) and to `--output FILE` (a file on the work directory's
- * disk, fsynced before the atomic rename), and a peak RSS of at most 256 MiB.
+ * `| podman load`) and to `--output FILE`, and a peak RSS of at most 256 MiB.
+ * `--output FILE` is written to the work directory's disk (fsynced before the
+ * atomic rename, so the disk's write speed counts: the table also gives the
+ * floor that writes and syncs the same bytes with `tee`).
  *
  * The store paths are plain directories in a temporary "store" (image.ts
  * `--store-dir`), named like real store paths; image.ts reads them exactly as
@@ -23,7 +25,7 @@ import { join } from "node:path";
 import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
 
 const MiB = 2 ** 20;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const here = new URL(".", import.meta.url).pathname;
 const script = join(here, "../../scripts/image.ts");
 const permissions = (await Deno.readTextFile(script)).split("\n")[0]!.split(" ").filter((word) =>
@@ -147,20 +149,32 @@ try {
     "--store-dir",
     store,
   ];
-  const stdoutScript = `"$@" | cat >/dev/null`;
-  const fileScript = `"$@" --output ${JSON.stringify(output)}`;
+  // --output FILE goes to the work directory's disk and is fsynced before the
+  // atomic rename, so the disk's write speed counts. Beside it, for
+  // information, the floor that also writes the same bytes to a file on that
+  // disk and syncs it. (tmpfs is out of reach: Deno wants --allow-all for /dev/shm.)
+  const modes = [
+    ["stdout", "stdout \\| cat", `"$@" | cat >/dev/null`],
+    ["file", "--output FILE", `"$@" --output ${JSON.stringify(output)}`],
+  ] as const;
+  const writingFloorScript = `tar -cf - -C / "$@" | tee ${
+    JSON.stringify(output)
+  } | openssl dgst -sha256 >/dev/null && sync ${JSON.stringify(output)}`;
 
   let floor = Infinity;
-  const best = { stdout: Infinity, file: Infinity };
-  const peak = { stdout: 0, file: 0 };
+  let writingFloor = Infinity;
+  const best: Record<string, number> = {};
+  const peak: Record<string, number> = {};
   for (let round = 0; round < ROUNDS; round++) {
     floor = Math.min(floor, (await measure(floorScript, relative)).seconds);
-    for (const [mode, text] of [["stdout", stdoutScript], ["file", fileScript]] as const) {
+    for (const [mode, _label, text] of modes) {
       const result = await measure(text, image, rss);
-      best[mode] = Math.min(best[mode], result.seconds);
-      peak[mode] = Math.max(peak[mode], result.peakMiB);
+      best[mode] = Math.min(best[mode] ?? Infinity, result.seconds);
+      peak[mode] = Math.max(peak[mode] ?? 0, result.peakMiB);
       await Deno.remove(output).catch(() => {});
     }
+    writingFloor = Math.min(writingFloor, (await measure(writingFloorScript, relative)).seconds);
+    await Deno.remove(output).catch(() => {});
   }
 
   const mark = (ok: boolean): string => (ok ? "pass" : "FAIL");
@@ -171,19 +185,23 @@ try {
   );
   console.log("| image.ts output | time (s) | floor (s) | ratio (≤ 1.3×) | peak RSS (≤ 256 MiB) |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
-  for (const [mode, label] of [["stdout", "stdout \\| cat"], ["file", "--output FILE"]] as const) {
-    const ratio = best[mode] / floor;
-    failed ||= ratio > 1.3 || peak[mode] > 256;
+  for (const [mode, label] of modes) {
+    const ratio = best[mode]! / floor;
+    failed ||= ratio > 1.3 || peak[mode]! > 256;
     console.log(
-      `| ${label} | ${best[mode].toFixed(2)} | ${floor.toFixed(2)} | ${ratio.toFixed(2)}× ${
+      `| ${label} | ${best[mode]!.toFixed(2)} | ${floor.toFixed(2)} | ${ratio.toFixed(2)}× ${
         mark(ratio <= 1.3)
-      } | ${peak[mode].toFixed(0)} MiB ${mark(peak[mode] <= 256)} |`,
+      } | ${peak[mode]!.toFixed(0)} MiB ${mark(peak[mode]! <= 256)} |`,
     );
   }
   console.log(
     `\nFloor: \`tar -cf - PATHS | openssl dgst -sha256\` at ${
       (bytes / MiB / floor).toFixed(0)
-    } MiB/s of file data.`,
+    } MiB/s of file data. For information, the floor that also writes the bytes to a file on ` +
+      `the same disk and syncs it (\`tar | tee FILE | openssl && sync FILE\`): ` +
+      `${writingFloor.toFixed(2)} s; --output FILE (disk) is ${
+        (best.file! / writingFloor).toFixed(2)
+      }× that.`,
   );
   if (failed) Deno.exitCode = 1;
 } finally {
