@@ -1,8 +1,9 @@
 /**
  * Validation of a built rocm-nightly package output (`$out`): the layout
  * nix/install.sh produces, wrappers that exec real files inside the output,
- * no dangling symlinks, ELF interpreters that exist, and optionally the GPU
- * kernel files of one target. Every failure is collected, none stops the run.
+ * no dangling symlinks, ELF files that find their interpreter and every
+ * library they need (lib/elf_closure.ts), and optionally the GPU kernel files
+ * of one target. Every failure is collected, none stops the run.
  *
  * Imports only built-ins and lib/ files that do the same: it runs inside the
  * Nix build sandbox, where there is no network.
@@ -11,6 +12,8 @@
  */
 
 import { type EntryVisitor, openDirectoryReader } from "./dir_reader.ts";
+import type { AllowedName, ElfClosureReport } from "./elf_closure.ts";
+import { startElfClosure } from "./elf_closure_job.ts";
 import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -24,7 +27,9 @@ export type CheckName =
   | "licenses"
   | "wrapper"
   | "dangling-symlink"
+  | "elf-malformed"
   | "elf-interpreter"
+  | "elf-needed"
   | "target-kernels"
   | "unreadable";
 
@@ -36,6 +41,14 @@ export interface CheckFailure {
   path?: string;
   /** What is wrong, quoting the values involved. */
   message: string;
+  /** The DT_NEEDED name no search path resolves (check `elf-needed`). */
+  soname?: string;
+  /** The PT_INTERP path that does not exist (check `elf-interpreter`). */
+  interpreter?: string;
+  /** How many files share the defect (`elf-needed`, `elf-interpreter`); `path` is the first. */
+  count?: number;
+  /** The first few of those files, sorted (`elf-needed`, `elf-interpreter`). */
+  examples?: string[];
 }
 
 /** Figures about what was examined. */
@@ -48,7 +61,9 @@ export interface CheckCounts {
   symlinks: number;
   /** Entries of `bin/` examined as wrappers. */
   wrappers: number;
-  /** ELF executables whose interpreter was checked. */
+  /** ELF files read: below bin/, sbin/ and libexec/, or named like a library (`*.so`, `*.so.*`). */
+  elfFiles: number;
+  /** Those with an interpreter (PT_INTERP). */
   elfExecutables: number;
   /** Files whose names carry the target's ISA or family token (with `target`). */
   kernelFiles: number;
@@ -66,6 +81,8 @@ export interface CheckOutputReport {
   failures: CheckFailure[];
   /** What was examined. */
   counts: CheckCounts;
+  /** DT_NEEDED names no search path resolves that an `allowMissing` glob exempts. */
+  allowedMissing: AllowedName[];
 }
 
 /** Options for {@linkcode checkOutput}. */
@@ -79,13 +96,20 @@ export interface CheckOutputOptions {
    * @default {undefined (no kernel check)}
    */
   target?: string;
+  /**
+   * Globs (`*`, `?`) of sonames ELF files may need without finding them:
+   * documented optional dependencies such as `libpython3*.so*`. They are
+   * listed in `allowedMissing` instead of failing.
+   *
+   * @default {[]}
+   */
+  allowMissing?: readonly string[];
 }
 
 const SETUP_HOOK_TOKENS = ["ROCM_PATH=", "HIP_PATH=", "CMAKE_PREFIX_PATH"];
 /** Executables are looked for below directories with these names. */
 const EXECUTABLE_DIRS = new Set(["bin", "sbin", "libexec"]);
 const WRAPPER_EXEC = /^exec\s+"([^"]+)"\s+"\$@"\s*$/m;
-const PT_INTERP = 3;
 const CHECK_ORDER: CheckName[] = [
   "output",
   "opt-rocm",
@@ -96,7 +120,9 @@ const CHECK_ORDER: CheckName[] = [
   "licenses",
   "wrapper",
   "dangling-symlink",
+  "elf-malformed",
   "elf-interpreter",
+  "elf-needed",
   "target-kernels",
 ];
 
@@ -104,7 +130,7 @@ const CHECK_ORDER: CheckName[] = [
  * Checks a package output and reports every defect found.
  *
  * @param outPath The output directory (e.g. `/nix/store/…-rocm-nightly-gfx1151-…`).
- * @param options An optional target whose kernel files must be present.
+ * @param options An optional target whose kernel files must be present, and sonames allowed missing.
  * @returns The report; `ok` is `false` when anything failed.
  * @throws {RangeError} When `target` is not an ISA or family of lib/targets.json.
  *
@@ -123,15 +149,19 @@ export function checkOutput(
   outPath: string,
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
-  // The work is synchronous (see checkTree); a bad target still rejects.
-  return new Promise((resolve) => resolve(checkTree(outPath, options)));
+  return checkTree(outPath, options);
 }
 
 /**
  * The checks, with synchronous file system calls throughout: each async call
  * is a round trip through Deno's thread pool, which costs more than the call.
+ * The one wait is for the ELF closure check, which reads the walk's ELF
+ * candidates on another thread while the walk goes on (lib/elf_closure_job.ts).
  */
-function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputReport {
+async function checkTree(
+  outPath: string,
+  options: CheckOutputOptions,
+): Promise<CheckOutputReport> {
   const required = options.target === undefined ? undefined : targetIsas(options.target);
   const failures: CheckFailure[] = [];
   const counts: CheckCounts = {
@@ -139,15 +169,18 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     directories: 0,
     symlinks: 0,
     wrappers: 0,
+    elfFiles: 0,
     elfExecutables: 0,
     kernelFiles: 0,
   };
+  const allowedMissing: AllowedName[] = [];
   const report = (): CheckOutputReport => ({
     outPath,
     ...(options.target === undefined ? {} : { target: options.target }),
     ok: failures.length === 0,
     failures: sortFailures(failures),
     counts,
+    allowedMissing,
   });
   const fail = (check: CheckName, message: string, path?: string): void => {
     failures.push(path === undefined ? { check, message } : { check, path, message });
@@ -165,6 +198,11 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   // path below is built from it, and node:path's first import costs a millisecond.
   const rel = (path: string): string => path.slice(root.length + 1);
   const inside = (path: string): boolean => path.startsWith(`${root}/`);
+  // Started first: its Worker loads while the layout is checked.
+  using elf = startElfClosure({
+    root,
+    ...(options.allowMissing === undefined ? {} : { allowMissing: options.allowMissing }),
+  });
 
   // 1. The fixed layout.
   const rocm = `${root}/opt/rocm`;
@@ -210,7 +248,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
 
   // 2. One walk over the whole tree.
-  const walk = walkTree(root, required);
+  const walk = walkTree(root, required, (path) => elf.add(path));
   Object.assign(counts, walk.counts);
   for (const { path, error } of walk.unreadable) {
     const shown = path === root ? "." : rel(path);
@@ -265,23 +303,12 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
   if (executables === 0) fail("executables", `"bin" holds no executable`, "bin");
 
-  // 4. ELF executables: their interpreter must exist.
-  for (const path of walk.candidates) {
-    const info = Deno.lstatSync(path);
-    if (((info.mode ?? 0) & 0o111) === 0) continue;
-    let interpreter: string | undefined;
-    try {
-      interpreter = readElfInterpreter(path);
-    } catch (error) {
-      fail("elf-interpreter", `"${rel(path)}": ${describe(error)}`, rel(path));
-      continue;
-    }
-    if (interpreter === undefined) continue;
-    counts.elfExecutables++;
-    if (!isFile(interpreter)) {
-      fail("elf-interpreter", `"${rel(path)}" needs "${interpreter}", which is missing`, rel(path));
-    }
-  }
+  // 4. ELF files: their interpreters and libraries.
+  const closure = await elf.finish();
+  counts.elfFiles = closure.files;
+  counts.elfExecutables = closure.executables;
+  allowedMissing.push(...closure.allowed);
+  for (const failure of elfClosureFailures(closure)) failures.push(failure);
 
   // 5. The target's kernels.
   if (required !== undefined) {
@@ -315,22 +342,69 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
 export function formatCheckReport(report: CheckOutputReport): string {
   const { counts } = report;
   const seen = `${counts.files} files, ${counts.symlinks} symlinks, ${counts.wrappers} wrappers, ` +
-    `${counts.elfExecutables} ELF executables` +
+    `${counts.elfFiles} ELF files (${counts.elfExecutables} executables)` +
     (report.target === undefined
       ? ""
       : `, ${counts.kernelFiles} kernel files for ${report.target}`);
-  if (report.ok) return `${report.outPath}: ok (${seen})\n`;
   const n = report.failures.length;
-  const lines = [`${report.outPath}: ${n} ${n === 1 ? "failure" : "failures"} (${seen})`];
+  const lines = [
+    report.ok
+      ? `${report.outPath}: ok (${seen})`
+      : `${report.outPath}: ${n} ${n === 1 ? "failure" : "failures"} (${seen})`,
+  ];
   for (const failure of report.failures) lines.push(`  ${failure.check}: ${failure.message}`);
+  for (const allowed of report.allowedMissing) {
+    lines.push(
+      `  allowed missing: "${allowed.soname}" (${
+        filesNeeding(allowed.count)
+      }, --allow-missing "${allowed.pattern}")`,
+    );
+  }
   return `${lines.join("\n")}\n`;
+}
+
+/** The closure's findings as failures: one per malformed file, interpreter, unresolved name. */
+function elfClosureFailures(closure: ElfClosureReport): CheckFailure[] {
+  const failures: CheckFailure[] = [];
+  for (const { path, message } of closure.malformed) {
+    failures.push({ check: "elf-malformed", path, message: `"${path}": ${message}` });
+  }
+  const listed = (examples: string[], count: number): string =>
+    examples.map((path) => `"${path}"`).join(", ") + (count > examples.length ? ", …" : "");
+  for (const { interpreter, count, examples } of closure.missingInterpreters) {
+    failures.push({
+      check: "elf-interpreter",
+      path: examples[0]!,
+      message: `"${interpreter}" is missing, the interpreter of ${
+        count === 1 ? "1 ELF executable" : `${count} ELF executables`
+      }: ${listed(examples, count)}`,
+      interpreter,
+      count,
+      examples,
+    });
+  }
+  for (const { soname, count, examples, passedOver } of closure.unresolved) {
+    failures.push({
+      check: "elf-needed",
+      path: examples[0]!,
+      message: `"${soname}" is found in no search path of the ${filesNeeding(count)}: ${
+        listed(examples, count)
+      }${passedOver === undefined ? "" : ` (passed over: ${passedOver})`}`,
+      soname,
+      count,
+      examples,
+    });
+  }
+  return failures;
+}
+
+function filesNeeding(count: number): string {
+  return count === 1 ? "1 ELF file needing it" : `${count} ELF files needing it`;
 }
 
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
   symlinks: string[];
-  /** Regular files below executable directories (bin, sbin, libexec). */
-  candidates: string[];
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
@@ -348,18 +422,23 @@ interface Pending {
 /**
  * Walks the tree once, without following symlinks, using only the entry
  * types readdir reports: a stat per file would cost several times the walk
- * itself (100,000 files), so only files below bin/sbin/libexec are stat'ed
- * later. Synchronous on purpose: measured faster than async readDir with
+ * itself (100,000 files), so no file is stat'ed, and only files below
+ * bin/sbin/libexec or named like libraries are opened later, as ELF
+ * candidates (GPU kernel files, `*.hsaco`, `*.co`, are never opened). Synchronous on purpose: measured faster than async readDir with
  * concurrency or worker threads, whose per-entry overhead dominates. Entries
  * come from lib/dir_reader.ts (getdents64 when the ffi permission is granted).
  * A plain file costs no allocation beyond its name: counters are locals and
  * the target ISAs a name carries are a bit mask.
  */
-function walkTree(root: string, required: readonly string[] | undefined): Walk {
+function walkTree(
+  root: string,
+  required: readonly string[] | undefined,
+  /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
+  elfCandidate: (path: string) => void,
+): Walk {
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
   const symlinks: string[] = [];
-  const candidates: string[] = [];
   const unreadable: Walk["unreadable"] = [];
   let files = 0;
   let directories = 0;
@@ -372,7 +451,9 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
     const visit: EntryVisitor = (name, kind) => {
       if (kind === "file") {
         files++;
-        if (executable) candidates.push(`${dir}/${name}`);
+        if (executable || name.endsWith(".so") || name.includes(".so.")) {
+          elfCandidate(`${dir}/${name}`);
+        }
         if (matcher !== undefined) {
           const mask = inherited | matcher(name);
           if (mask !== 0) {
@@ -399,7 +480,6 @@ function walkTree(root: string, required: readonly string[] | undefined): Walk {
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
     symlinks,
-    candidates,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
   };
@@ -483,58 +563,6 @@ function isElf(bytes: Uint8Array): boolean {
   return bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
 }
 
-/**
- * The PT_INTERP path of an ELF file, `undefined` when the file is not ELF or
- * has no interpreter (a shared library, a static executable).
- */
-function readElfInterpreter(path: string): string | undefined {
-  using file = Deno.openSync(path);
-  const readAt = (offset: number, length: number): DataView => {
-    file.seekSync(offset, Deno.SeekMode.Start);
-    const buffer = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      const n = file.readSync(buffer.subarray(filled));
-      if (n === null) {
-        throw new RangeError(`truncated ELF file (wanted ${length} bytes at ${offset})`);
-      }
-      filled += n;
-    }
-    return new DataView(buffer.buffer);
-  };
-  const size = file.statSync().size;
-  if (size < 52) return undefined;
-  const ident = readAt(0, 64 > size ? 52 : 64);
-  if (!isElf(new Uint8Array(ident.buffer, 0, 4))) return undefined;
-  const wide = ident.getUint8(4) === 2;
-  const little = ident.getUint8(5) === 1;
-  const phoff = wide ? Number(ident.getBigUint64(32, little)) : ident.getUint32(28, little);
-  const phentsize = ident.getUint16(wide ? 54 : 42, little);
-  const phnum = ident.getUint16(wide ? 56 : 44, little);
-  if (phnum === 0) return undefined;
-  if (phentsize < (wide ? 56 : 32) || phoff + phentsize * phnum > size) {
-    throw new RangeError("malformed ELF program header table");
-  }
-  const table = readAt(phoff, phentsize * phnum);
-  for (let i = 0; i < phnum; i++) {
-    const at = i * phentsize;
-    if (table.getUint32(at, little) !== PT_INTERP) continue;
-    const offset = wide
-      ? Number(table.getBigUint64(at + 8, little))
-      : table.getUint32(at + 4, little);
-    const length = wide
-      ? Number(table.getBigUint64(at + 32, little))
-      : table.getUint32(at + 16, little);
-    if (length === 0 || length > 4096 || offset + length > size) {
-      throw new RangeError("malformed ELF PT_INTERP segment");
-    }
-    const bytes = new Uint8Array(readAt(offset, length).buffer);
-    const end = bytes.indexOf(0);
-    return new TextDecoder().decode(end === -1 ? bytes : bytes.subarray(0, end));
-  }
-  return undefined;
-}
-
 function statOrUndefined(path: string): Deno.FileInfo | undefined {
   try {
     return Deno.statSync(path);
@@ -553,10 +581,6 @@ function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
 
 function isDirectory(path: string): boolean {
   return statOrUndefined(path)?.isDirectory ?? false;
-}
-
-function isFile(path: string): boolean {
-  return statOrUndefined(path)?.isFile ?? false;
 }
 
 function isExecutable(path: string): boolean {

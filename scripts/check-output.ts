@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli.ts";
 import { checkOutput, formatCheckReport } from "../lib/check_output.ts";
 
-const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA]
+const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--allow-missing SONAME]...
 
 Checks a built rocm-nightly package (a Nix output such as ./result) and
 reports EVERY defect, not just the first:
@@ -20,14 +20,22 @@ reports EVERY defect, not just the first:
   - every bin entry is an ELF executable, a symlink, or a #! wrapper whose
     'exec "<path>" "$@"' line names an executable inside the output;
   - every folder can be listed, and no symlink anywhere in it dangles;
-  - ELF executables below bin/, sbin/ and libexec/ directories have an
-    interpreter that exists;
+  - every ELF file (below bin/, sbin/ or libexec/, or named *.so, *.so.*) is
+    well-formed; an executable's interpreter exists; every DT_NEEDED library
+    is found through the file's own DT_RUNPATH (or DT_RPATH, with the RPATHs
+    of its loaders) or in the interpreter's folder -- never /lib, /usr/lib,
+    the ld.so cache or LD_LIBRARY_PATH. Each missing library is reported
+    once, with how many files need it;
   - with --target, files carrying the ISA (or its family token, e.g. gfx110X)
     are present; a family name requires each of its ISAs.
 
 Options:
   --json         print the report as JSON on stdout
   --target ISA   an ISA or family of lib/targets.json (gfx1151, gfx110X-all)
+  --allow-missing SONAME
+                 a library that may be missing (an optional dependency); a
+                 glob with * and ?, e.g. 'libpython3*.so*'; repeatable. It is
+                 listed as allowed, not failed
   -h, --help     show this help
 
 Permissions: --allow-read, and --allow-ffi to list folders with glibc's
@@ -52,6 +60,7 @@ async function main(args: string[]): Promise<number> {
       options: {
         json: { type: "boolean", default: false },
         target: { type: "string" },
+        "allow-missing": { type: "string", multiple: true },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -69,12 +78,12 @@ async function main(args: string[]): Promise<number> {
   const [outPath] = positionals as [string];
   let report;
   try {
-    report = await checkOutput(
-      outPath,
-      values.target === undefined ? {} : { target: values.target },
-    );
+    report = await checkOutput(outPath, {
+      ...(values.target === undefined ? {} : { target: values.target }),
+      ...(values["allow-missing"] === undefined ? {} : { allowMissing: values["allow-missing"] }),
+    });
   } catch (error) {
-    if (error instanceof RangeError) usageError(error.message);
+    if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
     throw error;
   }
   if (values.json) console.log(JSON.stringify(report, null, 2));

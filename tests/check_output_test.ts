@@ -4,22 +4,44 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { copyElf, gccRuntime, glibcStandIn, writeTheRockShapedTree } from "./_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
-const ok = await requireTools("check-output tests (install.sh builds the tree)", "bash", "cp");
+const ok = await requireTools(
+  "check-output tests (install.sh builds the tree, patchelf sets its interpreter)",
+  "bash",
+  "cp",
+  "patchelf",
+);
+const rocminfo = await requireTools(
+  "check-output tests of real ROCm ELF files (Debian's rocminfo package)",
+  "rocminfo",
+);
 const CHECK = join(repoRoot, "scripts/check-output.ts");
 const INTERPRETER = "/lib64/ld-linux-x86-64.so.2";
 
-/** A good output: the sample tree with a real ELF executable, via install.sh. */
+/**
+ * A good output: the sample tree with a real ELF executable and a real ROCm
+ * library it finds through `$ORIGIN/../lib`, via install.sh with a glibc
+ * stand-in as the interpreter (Debian's /lib64 holds the loader alone).
+ */
 async function goodOutput(dir: string): Promise<string> {
   const tree = join(dir, "tree");
   await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"] });
-  await Deno.copyFile("/bin/true", join(tree, "bin/true-elf"));
-  await Deno.chmod(join(tree, "bin/true-elf"), 0o755);
+  const glibc = await glibcStandIn(dir);
+  // libxshmfence needs libc alone: a real library that resolves with glibc's folder.
+  await copyElf("/usr/lib/x86_64-linux-gnu/libxshmfence.so.1", join(tree, "lib/libfence.so.1"), {
+    runpath: "$ORIGIN",
+  });
+  await copyElf("/bin/true", join(tree, "bin/true-elf"), {
+    runpath: "$ORIGIN/../lib",
+    addNeeded: ["libfence.so.1"],
+  });
   const out = join(dir, "good");
   const result = await run("bash", [
     join(repoRoot, "nix/install.sh"),
     ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
+    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
   ]);
   assert.equal(result.code, 0, result.stderr);
   return out;
@@ -130,6 +152,19 @@ const DEFECTS: Defect[] = [
     expect: [{ check: "elf-interpreter", path: "opt/rocm/bin/broken-elf" }],
   },
   {
+    name: "malformed ELF library",
+    breakIt: async (out) => {
+      const bytes = await Deno.readFile("/bin/true");
+      await Deno.writeFile(join(out, "opt/rocm/lib/libtrunc.so.1"), bytes.subarray(0, 200));
+    },
+    expect: [{ check: "elf-malformed", path: "opt/rocm/lib/libtrunc.so.1" }],
+  },
+  {
+    name: "library an executable needs removed",
+    breakIt: (out) => Deno.remove(join(out, "opt/rocm/lib/libfence.so.1")),
+    expect: [{ check: "elf-needed", path: "opt/rocm/bin/true-elf" }],
+  },
+  {
     name: "missing target kernels",
     breakIt: async (out) => {
       for (const entry of Deno.readDirSync(join(out, "opt/rocm/.kpack"))) {
@@ -158,9 +193,12 @@ Deno.test({
       assert.deepEqual(report.failures, []);
       assert.ok(report.ok);
       assert.equal(report.counts.elfExecutables, 1); // opt/rocm/bin/true-elf
+      assert.equal(report.counts.elfFiles, 2); // and opt/rocm/lib/libfence.so.1
+      assert.deepEqual(report.allowedMissing, []);
       assert.equal(report.counts.wrappers, 5);
       assert.equal(report.counts.kernelFiles, 5);
-      assert.match(formatCheckReport(report), /: ok \(\d+ files, 3 symlinks, 5 wrappers/);
+      // The tree's three, and install.sh's top-level lib and include links.
+      assert.match(formatCheckReport(report), /: ok \(\d+ files, 5 symlinks, 5 wrappers/);
     });
   },
 });
@@ -207,7 +245,7 @@ Deno.test({
       assert.match(text, new RegExp(`: ${expected.length} failures`));
       assert.match(
         text,
-        /elf-interpreter: "opt\/rocm\/bin\/broken-elf" needs "\/nonexistent\/ld.so"/,
+        /elf-interpreter: "\/nonexistent\/ld.so" is missing, the interpreter of 1 ELF executable: "opt\/rocm\/bin\/broken-elf"\n/,
       );
       assert.match(text, /wrapper: "bin\/hipcc" execs "\/[^"]*", outside the output/);
     });
@@ -357,4 +395,90 @@ Deno.test("checkOutput() counts kernel files as lib/isa_files.ts reads their nam
     assert.deepEqual(await count("gfx120X-all"), [1, ["gfx1200"]]);
     assert.deepEqual(await count("gfx110X-all"), [2, []]);
   });
+});
+
+/** install.sh's output of the sample tree with TheRock-shaped real ROCm ELF files in it. */
+async function rocmOutput(dir: string): Promise<{ out: string; gcc: string }> {
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas: ["gfx1151"] });
+  await Deno.remove(join(tree, "lib/libhsa-runtime64.so.1")); // the sample's stand-in
+  await writeTheRockShapedTree(tree, INTERPRETER);
+  const glibc = await glibcStandIn(dir);
+  const out = join(dir, "rocm");
+  const result = await run("bash", [
+    join(repoRoot, "nix/install.sh"),
+    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
+    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  return { out, gcc: await gccRuntime(dir) };
+}
+
+Deno.test({
+  name: "check-output.ts reports libstdc++.so.6 once with its count; --allow-missing exempts it",
+  ignore: !ok || !rocminfo,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { out, gcc } = await rocmOutput(dir);
+      const script = (args: string[]) =>
+        run(Deno.execPath(), ["run", "--allow-read", "--allow-ffi", CHECK, ...args]);
+      const fail = await script([out, "--json"]);
+      assert.equal(fail.code, 1, fail.stderr);
+      const report = JSON.parse(fail.stdout);
+      const needers = ["opt/rocm/bin/rocminfo", "opt/rocm/lib/libhsa-runtime64.so.1.5.0"];
+      assert.deepEqual(report.failures, [
+        {
+          check: "elf-needed",
+          path: needers[0],
+          message: `"libgcc_s.so.1" is found in no search path of the 2 ELF files needing it: ` +
+            needers.map((path) => `"${path}"`).join(", "),
+          soname: "libgcc_s.so.1",
+          count: 2,
+          examples: needers,
+        },
+        {
+          check: "elf-needed",
+          path: needers[0],
+          message: `"libstdc++.so.6" is found in no search path of the 2 ELF files needing it: ` +
+            needers.map((path) => `"${path}"`).join(", "),
+          soname: "libstdc++.so.6",
+          count: 2,
+          examples: needers,
+        },
+      ]);
+      assert.equal(report.counts.elfFiles, 8);
+      assert.equal(report.counts.elfExecutables, 1);
+      assert.deepEqual(report.allowedMissing, []);
+
+      const allowed = await script([
+        ...[out, "--json", "--allow-missing", "libstdc++.so.*", "--allow-missing", "libgcc_s.so.1"],
+      ]);
+      assert.equal(allowed.code, 0, allowed.stdout);
+      assert.deepEqual(
+        JSON.parse(allowed.stdout).allowedMissing,
+        [
+          { soname: "libgcc_s.so.1", pattern: "libgcc_s.so.1", count: 2, examples: needers },
+          { soname: "libstdc++.so.6", pattern: "libstdc++.so.*", count: 2, examples: needers },
+        ],
+      );
+      const text = await script([out, "--allow-missing", "lib*"]);
+      assert.equal(text.code, 0, text.stdout);
+      assert.match(
+        text.stdout,
+        /: ok \(.*8 ELF files \(1 executables\).*\)\n {2}allowed missing: "libgcc_s.so.1" \(2 ELF files needing it, --allow-missing "lib\*"\)\n/,
+      );
+      const usage = await script([out, "--allow-missing", ""]);
+      assert.equal(usage.code, 2, usage.stderr);
+
+      // Host libraries linked where the $ORIGIN runpaths look: nothing is missing.
+      for (const name of ["libstdc++.so.6", "libgcc_s.so.1"]) {
+        await Deno.symlink(join(gcc, name), join(out, "opt/rocm/lib", name));
+      }
+      const pass = await script([out, "--json"]);
+      assert.equal(pass.code, 0, pass.stdout);
+      // Without --allow-ffi (Deno's file API, Deno.readDirSync): the same report.
+      const slow = await run(Deno.execPath(), ["run", "--allow-read", CHECK, out, "--json"]);
+      assert.deepEqual(JSON.parse(slow.stdout), JSON.parse(pass.stdout));
+    });
+  },
 });

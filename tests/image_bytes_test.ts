@@ -10,6 +10,8 @@
  * - issue 11, GPU code by kind: `config_gfx942.h`, `hip-targets-gfx1100.cmake`
  *   and `tensile_gfx1100.py` moved from kernel layers (the header was missing
  *   from the gfx1100 and gfx1151 images) to the common layer.
+ * - issue 9 (merged from main), container config: no `LD_LIBRARY_PATH`; the
+ *   layers are unchanged, only the config (and so the archive) differs.
  *
  * @module
  */
@@ -74,10 +76,10 @@ Deno.test({
       digests["oci gfx1151 manifest"] = oci.manifestDigest ?? "";
       assert.deepEqual(digests, {
         "docker-archive gfx1100":
-          "b693f2384da762819e8af8d032540e2cf627898e70f415427a4365abd945d67b",
-        "docker-archive all": "bd74cb90ae3d01e3ea9e89a314d4201a9dfb05f25576551ccf29166caf6ee353",
+          "3552a319f584f114cd70252a337d895ea6a32c646977ea55a5a7767c960dd87f",
+        "docker-archive all": "ab2bb578dd8aa033b9a234b56776db37acfa6997c3bbdc7b94f632aa04f788ff",
         "oci gfx1151 manifest":
-          "sha256:9b53b50ae220f362061866bbb4a6d8d697b598ba6e1e22ee490d7d7791c77671",
+          "sha256:03244f49aab713c9e534896f5d2ffd357fbb7da1f9e8b7204b39e7fc1ce45d14",
       });
     }),
 });

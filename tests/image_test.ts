@@ -27,8 +27,7 @@ function image(args: string[], env: Record<string, string> = {}): Promise<RunRes
 async function buildClosure(work: string): Promise<{ root: string; closure: string }> {
   const tree = join(work, "tree");
   await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"], kernelBytes: 3000 });
-  const { root, pathInfo } = await buildStoreClosure(
-    work,
+  return await buildWithClosure(
     `let
 ${mkBinding()}  glibc = mk "glibc-2.40" "mkdir -p $out/lib && printf libc > $out/lib/libc.so.6 && chmod 555 $out/lib/libc.so.6";
   zlib = mk "zlib-1.3" "mkdir -p $out/lib && echo \${glibc} > $out/lib/libz.so.1";
@@ -45,7 +44,16 @@ in mk "rocm-7.12.0a20260308" ''
   echo \${glibc} \${zlib} > $out/lib/references
 ''
 `,
+    work,
   );
+}
+
+/** Builds a Nix expression; its closure's JSON goes to `work/closure.json`. */
+async function buildWithClosure(
+  expression: string,
+  work: string,
+): Promise<{ root: string; closure: string }> {
+  const { root, pathInfo } = await buildStoreClosure(work, expression);
   const closure = join(work, "closure.json");
   await Deno.writeTextFile(closure, pathInfo);
   return { root, closure };
@@ -224,8 +232,9 @@ Deno.test({
         );
         assert.equal(config.history.length, written.layers.length);
         assert.match(config.history[0].comment, /-glibc-2\.40$/, "most popular path first");
+        // A bare tree (no opt/rocm) is its own ROCm root.
         assert.ok(config.config.Env.includes(`ROCM_PATH=${root}`));
-        assert.ok(config.config.Env.includes(`LD_LIBRARY_PATH=${root}/lib`));
+        assert.ok(!config.config.Env.some((e: string) => e.startsWith("LD_LIBRARY_PATH=")));
         assert.deepEqual(config.config.Cmd, [`${root}/bin/rocminfo`]);
         assert.equal(config.config.Labels["org.opencontainers.image.version"], "7.12.0a20260308");
         assert.equal(config.config.Labels["org.rocm-nightly.target"], "gfx1100");
@@ -788,6 +797,54 @@ in import ${JSON.stringify(join(repoRoot, "nix/docker.nix"))} {
       assert.equal(JSON.parse(inspect.stdout).Labels["org.rocm-nightly.target"], "gfx1151");
     } finally {
       await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "rocmContainerConfig() of an installed package names opt/rocm, the wrappers, its version",
+  ignore: !ok,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "image_test_installed_" });
+    try {
+      // The package as nix/install.sh lays it out: opt/rocm and bin/ wrappers.
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: ["gfx1151"], version: "7.12.0a20260401" });
+      // The store name carries another version: the label must come from the tree.
+      const { root: pkg, closure } = await buildWithClosure(
+        `builtins.derivation {
+  name = "rocm-nightly-gfx1151-0.0.0";
+  system = builtins.currentSystem;
+  builder = "/bin/bash";
+  PATH = "/usr/bin:/bin";
+  args = [
+    (builtins.path { path = ${JSON.stringify(join(repoRoot, "nix/install.sh"))}; })
+    "--source" (builtins.path { path = ${JSON.stringify(tree)}; name = "tree"; })
+    "--out" (builtins.placeholder "out")
+    "--pname" "rocm-nightly-gfx1151"
+  ];
+}`,
+        dir,
+      );
+      const archive = join(dir, "image.tar");
+      const written = await image([
+        ...["--closure", closure, "--name", "rocm", "--target", "gfx1151", "--output", archive],
+      ]);
+      assert.equal(written.code, 0, written.stderr);
+      const inspect = await run("skopeo", ["inspect", "--config", `docker-archive:${archive}`]);
+      assert.equal(inspect.code, 0, inspect.stderr);
+      const config = JSON.parse(inspect.stdout).config;
+      assert.deepEqual(config.Env, [
+        `PATH=${pkg}/bin`,
+        `ROCM_PATH=${pkg}/opt/rocm`,
+        `HIP_PATH=${pkg}/opt/rocm`,
+      ]);
+      assert.deepEqual(config.Cmd, [`${pkg}/bin/rocminfo`]);
+      assert.equal(config.Labels["org.opencontainers.image.version"], "7.12.0a20260401");
+      await Deno.stat(join(pkg, "bin/rocminfo"));
+      await Deno.stat(join(pkg, "opt/rocm/.info/version"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -1,5 +1,8 @@
 /**
- * check-output on a generated package output of 100,000 files, beside
+ * check-output on a generated package output of 100,000 kernel-like files and
+ * 5,000 real ELF files (copies of Debian's libraries and executables, with
+ * TheRock's `$ORIGIN` runpaths and a glibc stand-in as their interpreter, all
+ * resolving), beside
  * `find TREE -type f | wc -l` (the floor: one walk, no checks) on the same
  * tree. Target: check-output within 2× of find, end to end (process start
  * included for both). Exits 1 when the target is missed. check-output runs
@@ -12,9 +15,20 @@
 
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
+import {
+  copyElf,
+  EXECUTABLE_RUNPATH,
+  gccRuntime,
+  glibcStandIn,
+  SYSTEM_LIBS,
+  writeTheRockShapedTree,
+} from "../_elf_fixtures.ts";
 
 const FILES = 100_000;
 const DIRS = 200;
+/** Real ELF files: a tenth executables (each loads the ROCm runtime's closure), the rest libraries. */
+const ELF_FILES = 5_000;
+const ELF_DIRS = 10;
 const RUNS = 7;
 const TARGET_RATIO = 2;
 const root = new URL("../..", import.meta.url).pathname;
@@ -49,12 +63,41 @@ try {
   // spread over folders as in lib/rocblas/library, plus symlinks.
   const tree = join(dir, "tree");
   await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"], kernelBytes: 16 });
+  await Deno.remove(join(tree, "lib/libhsa-runtime64.so.1")); // the sample's stand-in
+  const glibc = await glibcStandIn(dir);
+  await writeTheRockShapedTree(tree, glibc.interpreter);
   const out = join(dir, "out");
   const install = await new Deno.Command("bash", {
-    args: [join(root, "nix/install.sh"), "--source", tree, "--out", out, "--pname", "bench"],
+    args: [
+      ...[join(root, "nix/install.sh"), "--source", tree, "--out", out, "--pname", "bench"],
+      ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
+    ],
     stderr: "null",
   }).output();
   if (!install.success) throw new Error("install.sh failed");
+  const gcc = await gccRuntime(dir);
+  for (const name of ["libstdc++.so.6", "libgcc_s.so.1"]) {
+    Deno.symlinkSync(join(gcc, name), join(out, "opt/rocm/lib", name));
+  }
+  // Templates patched once, then copied: libraries needing a bundled library
+  // and glibc, executables needing the ROCm runtime.
+  const library = join(dir, "templates/library.so");
+  await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, library, {
+    runpath: "$ORIGIN:$ORIGIN/../rocm_sysdeps/lib",
+    addNeeded: ["libz.so.1"],
+  });
+  const executable = join(dir, "templates/executable");
+  await copyElf("/bin/true", executable, {
+    runpath: EXECUTABLE_RUNPATH.replaceAll("$ORIGIN/../lib", "$ORIGIN/../.."),
+    interpreter: glibc.interpreter,
+    addNeeded: ["libhsa-runtime64.so.1"],
+  });
+  for (let i = 0; i < ELF_FILES; i++) {
+    const folder = join(out, `opt/rocm/lib/elf${i % ELF_DIRS}`);
+    if (i < ELF_DIRS) Deno.mkdirSync(join(folder, "bin"), { recursive: true });
+    if (i % 10 === 0) Deno.copyFileSync(executable, join(folder, `bin/tool${i}`));
+    else Deno.copyFileSync(library, join(folder, `libbench${i}.so.1`));
+  }
   const bytes = new Uint8Array(16);
   const isas = ["gfx1100", "gfx1101", "gfx1151", "gfx1201"];
   for (let d = 0; d < DIRS; d++) {
@@ -121,7 +164,8 @@ console.log(n);
   const ratio = c / f;
   const pass = ratio <= TARGET_RATIO;
   console.log(
-    `Tree: ${found} files (${DIRS} kernel folders); median of ${RUNS} runs, page cache warm.`,
+    `Tree: ${found} files (${DIRS} kernel folders, ${ELF_FILES} real ELF files); ` +
+      `median of ${RUNS} runs, page cache warm.`,
   );
   console.log(`check-output: ${summary.replace(out, "TREE")}\n`);
   console.log("| command | time (ms) | files/s | ratio vs find | target | result |");

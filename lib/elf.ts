@@ -1,0 +1,591 @@
+/**
+ * Reading what the dynamic loader reads from an ELF file: the header, the
+ * program headers, PT_INTERP, and from PT_DYNAMIC the DT_NEEDED, DT_RUNPATH,
+ * DT_RPATH and DT_SONAME strings (through DT_STRTAB, a virtual address mapped
+ * to a file offset through the PT_LOAD segments, bounded by DT_STRSZ).
+ *
+ * Only ELF64 little-endian is read (x86-64 and AArch64 hosts, and AMD GPU
+ * code objects); other classes and byte orders are reported as unsupported.
+ * Sections are never read: the loader does not use them, and stripped or
+ * hostile files may have none.
+ *
+ * Every offset is checked against what the file holds before it is used. A
+ * file that is truncated, points outside itself or has garbage program
+ * headers throws {@linkcode ElfFormatError} saying which part is wrong;
+ * nothing is read past a fixed bound (at most 65,535 program headers, a
+ * dynamic segment of at most 1 MiB, strings of at most 4 KiB), so a hostile
+ * file can cost neither unbounded memory nor time.
+ *
+ * Built for tens of thousands of files: a reader keeps one buffer and reads
+ * only the bytes it needs with positional reads (the first 8 KiB usually hold
+ * the header, the program headers and often the strings; the dynamic segment
+ * and the strings are read where they are otherwise). With the `ffi`
+ * permission on Linux with glibc it calls `open`/`pread`/`close` directly,
+ * twice as fast per file as Deno's file API, which it uses otherwise (the
+ * same results: tests/elf_test.ts reads through both).
+ *
+ * Built-ins only: check-output runs it inside the Nix build sandbox.
+ *
+ * @module
+ */
+
+/** What the loader needs to know about one ELF file. */
+export interface ElfFile {
+  /** `e_type`: 2 for an executable (ET_EXEC), 3 for a shared object or PIE (ET_DYN). */
+  type: number;
+  /** `e_machine`: 62 for x86-64 (EM_X86_64), 183 for AArch64, 224 for AMD GPU. */
+  machine: number;
+  /** The PT_INTERP path, when the file names an interpreter (an executable). */
+  interpreter?: string;
+  /** The DT_NEEDED names, in the file's order. */
+  needed: string[];
+  /** DT_RUNPATH, as written (`$ORIGIN` not expanded). */
+  runpath?: string;
+  /** DT_RPATH, as written (`$ORIGIN` not expanded). */
+  rpath?: string;
+  /** DT_SONAME. */
+  soname?: string;
+}
+
+/**
+ * An ELF file that cannot be read as the loader would: truncated, an offset
+ * out of range, garbage program headers, or a class or byte order other than
+ * ELF64 little-endian (then `unsupported` is `true`).
+ *
+ * @example Usage
+ * ```ts
+ * import { ElfFormatError, readElfBytes } from "./elf.ts";
+ *
+ * const bytes = new Uint8Array(64);
+ * bytes.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+ * bytes[32] = 0xff; // e_phoff far beyond the file
+ * bytes[56] = 1; // one program header
+ * try {
+ *   readElfBytes(bytes);
+ * } catch (error) {
+ *   if (error instanceof ElfFormatError) console.log(error.message);
+ * }
+ * ```
+ */
+export class ElfFormatError extends Error {
+  /** The error's name, for messages and logs. */
+  override name = "ElfFormatError";
+  /** `true` when the file is well-formed ELF of a class or byte order this reader does not read. */
+  readonly unsupported: boolean;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, quoting the offending values.
+   * @param options `unsupported` for a well-formed file of another class or byte order.
+   */
+  constructor(message: string, options: { unsupported?: boolean } = {}) {
+    super(message);
+    this.unsupported = options.unsupported ?? false;
+  }
+}
+
+/** Reads ELF files one after another with one buffer; dispose of it (`using`) when done. */
+export interface ElfReader extends Disposable {
+  /** How files are read: `"pread"` (glibc through FFI) or `"Deno.FsFile"`. */
+  readonly method: "pread" | "Deno.FsFile";
+  /**
+   * Reads `path`'s header, program headers and dynamic strings.
+   *
+   * @returns `undefined` when the file does not start with the ELF magic.
+   * @throws {ElfFormatError} When the file is ELF but malformed or unsupported.
+   * @throws {Deno.errors.NotFound} (and Deno's other errors) when it cannot be opened.
+   */
+  read(path: string): ElfFile | undefined;
+}
+
+/**
+ * An ELF reader: positional reads through glibc when the `ffi` permission is
+ * granted on Linux, Deno's file API otherwise.
+ *
+ * @example Usage
+ * ```ts
+ * import { openElfReader } from "./elf.ts";
+ *
+ * using reader = openElfReader();
+ * const elf = reader.read(Deno.execPath());
+ * console.log(elf?.interpreter, elf?.needed);
+ * ```
+ */
+export function openElfReader(): ElfReader {
+  const ffiGranted = Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  const source = (ffiGranted ? openPreadSource() : undefined) ?? denoSource();
+  const parser = new Parser(source);
+  return {
+    method: source.method,
+    read: (path) => parser.parse(path),
+    [Symbol.dispose]: () => source.dispose(),
+  };
+}
+
+/**
+ * Reads an ELF file held in memory, as {@linkcode ElfReader.read} reads one on disk.
+ *
+ * @param bytes The whole file.
+ * @returns `undefined` when `bytes` does not start with the ELF magic.
+ * @throws {ElfFormatError} When the bytes are ELF but malformed or unsupported.
+ *
+ * @example Usage
+ * ```ts
+ * import { readElfBytes } from "./elf.ts";
+ *
+ * const elf = readElfBytes(await Deno.readFile(Deno.execPath()));
+ * console.log(elf?.machine); // 62 on x86-64
+ * readElfBytes(new TextEncoder().encode("#!/bin/sh\n")); // undefined
+ * ```
+ */
+export function readElfBytes(bytes: Uint8Array): ElfFile | undefined {
+  const source: Source = {
+    method: "Deno.FsFile",
+    open: () => true,
+    read: (buffer, length, offset) => {
+      if (offset >= bytes.length) return 0;
+      const part = bytes.subarray(offset, Math.min(bytes.length, offset + length));
+      buffer.set(part);
+      return part.length;
+    },
+    close: () => {},
+    dispose: () => {},
+  };
+  return new Parser(source).parse("");
+}
+
+// e_ident and header fields.
+const ELFCLASS64 = 2;
+const ELFDATA2LSB = 1;
+const EHDR_SIZE = 64;
+const PHDR_SIZE = 56;
+const DYN_SIZE = 16;
+const PN_XNUM = 0xffff;
+const ET_EXEC = 2;
+const ET_DYN = 3;
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
+const DT_NULL = 0;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_STRSZ = 10;
+const DT_SONAME = 14;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+
+/** With PN_XNUM the count lives in section 0; never read more program headers than this. */
+const MAX_PHNUM = 65535;
+const MAX_DYNAMIC_BYTES = 1 << 20;
+const MAX_STRING_BYTES = 4096;
+const MAX_FILE_BYTES = 2 ** 43;
+/** The first read: header, program headers, and for small files everything. */
+const HEAD_BYTES = 16384;
+/** Strings up to this long are checked for ASCII and built without a decoder call. */
+const ASCII_FAST_BYTES = 256;
+/** Strings within this span of each other are read in one go. */
+const STRING_WINDOW = 16384;
+
+/** Where bytes come from: a file opened by path, read at offsets. */
+interface Source {
+  readonly method: "pread" | "Deno.FsFile";
+  /** Opens `path`; `false` when it is not a file that can be read (then the caller learns why). */
+  open(path: string): boolean;
+  /** Reads up to `length` bytes at `offset` into `buffer`; the count read (short at the end). */
+  read(buffer: Uint8Array, length: number, offset: number): number;
+  close(): void;
+  dispose(): void;
+}
+
+const TWO_32 = 4294967296;
+
+/**
+ * The parser over one source with reused buffers. Values of 64-bit fields are
+ * read as two 32-bit halves into a number: exact below 2^53, and anything
+ * larger is out of range of every file anyway.
+ */
+class Parser {
+  #source: Source;
+  #head = new Uint8Array(HEAD_BYTES);
+  #headView = new DataView(this.#head.buffer);
+  #headLength = 0;
+  #extra = new Uint8Array(HEAD_BYTES);
+  #extraView = new DataView(this.#extra.buffer);
+  /** Where the bytes of the last {@linkcode Parser.#at} are: the head or the extra buffer. */
+  #buffer = this.#head;
+  #view = this.#headView;
+  /** The end of what is valid in `#buffer` after the last {@linkcode Parser.#at}. */
+  #end = 0;
+  /** Reused lists: PT_LOAD [vaddr, filesz, offset] triples, DT_NEEDED string offsets. */
+  #loads: number[] = [];
+  #needed: number[] = [];
+  #decoder = new TextDecoder();
+
+  constructor(source: Source) {
+    this.#source = source;
+  }
+
+  parse(path: string): ElfFile | undefined {
+    if (!this.#source.open(path)) return undefined;
+    try {
+      return this.#parseOpen();
+    } finally {
+      this.#source.close();
+    }
+  }
+
+  #parseOpen(): ElfFile | undefined {
+    const head = this.#head;
+    const view = this.#headView;
+    const filled = this.#source.read(head, HEAD_BYTES, 0);
+    this.#headLength = filled;
+    if (
+      filled < 4 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46
+    ) {
+      return undefined;
+    }
+    if (filled < EHDR_SIZE) {
+      throw new ElfFormatError(
+        `truncated: the ELF header needs ${EHDR_SIZE} bytes, the file holds ${filled}`,
+      );
+    }
+    const elfClass = head[4]!;
+    const data = head[5]!;
+    if (elfClass !== ELFCLASS64 || data !== ELFDATA2LSB) {
+      throw new ElfFormatError(
+        `unsupported: ELF class ${elfClass} (${elfClass === 1 ? "32-bit" : "unknown"}), ` +
+          `byte order ${data} (${
+            data === 2 ? "big-endian" : data === 1 ? "little-endian" : "unknown"
+          }); only ELF64 little-endian is read`,
+        { unsupported: (elfClass === 1 || elfClass === 2) && (data === 1 || data === 2) },
+      );
+    }
+    const type = view.getUint16(16, true);
+    const machine = view.getUint16(18, true);
+    const phoff = u64(view, 32);
+    const phentsize = view.getUint16(54, true);
+    let phnum = view.getUint16(56, true);
+    const elf: ElfFile = { type, machine, needed: [] };
+    if (phnum === 0) return elf; // no segments: nothing for the loader (a relocatable object)
+    // The loader accepts no other size (glibc: "ELF file's phentsize not the expected size").
+    if (phentsize !== PHDR_SIZE) {
+      throw new ElfFormatError(
+        `malformed: e_phentsize is ${phentsize}, not the ${PHDR_SIZE} bytes of an ELF64 program header`,
+      );
+    }
+    if (phnum === PN_XNUM) phnum = this.#extendedPhnum(view);
+
+    const tableBytes = phentsize * phnum;
+    const table = this.#at(phoff, tableBytes, "the program header table");
+    const phdrs = this.#view;
+    // PT_LOAD segments as [vaddr, filesz, offset] triples, for mapping DT_STRTAB.
+    const loads = this.#loads;
+    loads.length = 0;
+    let dynamicOffset = -1;
+    let dynamicBytes = 0;
+    let interpOffset = -1;
+    let interpBytes = 0;
+    for (let i = 0, at = table; i < phnum; i++, at += phentsize) {
+      const pType = phdrs.getUint32(at, true);
+      if (pType === PT_LOAD) {
+        loads.push(u64(phdrs, at + 16), u64(phdrs, at + 32), u64(phdrs, at + 8));
+      } else if (pType === PT_DYNAMIC && dynamicOffset === -1) {
+        dynamicOffset = u64(phdrs, at + 8);
+        dynamicBytes = u64(phdrs, at + 32);
+      } else if (pType === PT_INTERP && interpOffset === -1) {
+        interpOffset = u64(phdrs, at + 8);
+        interpBytes = u64(phdrs, at + 32);
+      }
+    }
+    // glibc: "object file has no loadable segments" (program headers overwritten, say).
+    if (loads.length === 0 && (type === ET_EXEC || type === ET_DYN)) {
+      throw new ElfFormatError(
+        `malformed: none of the ${phnum} program headers is a PT_LOAD segment`,
+      );
+    }
+    // The interpreter is read before the dynamic segment reuses the extra buffer.
+    if (interpOffset !== -1) {
+      if (interpBytes === 0 || interpBytes > MAX_STRING_BYTES) {
+        throw new ElfFormatError(
+          `malformed: PT_INTERP is ${interpBytes} bytes long (expected 1 to ${MAX_STRING_BYTES})`,
+        );
+      }
+      const start = this.#at(interpOffset, interpBytes, "PT_INTERP");
+      const nul = this.#buffer.indexOf(0, start);
+      const end = nul === -1 || nul > start + interpBytes ? start + interpBytes : nul;
+      const interpreter = this.#string(start, end);
+      if (interpreter === "") throw new ElfFormatError("malformed: PT_INTERP is an empty string");
+      elf.interpreter = interpreter;
+    }
+    if (dynamicOffset === -1) return elf; // statically linked
+    this.#readDynamic(elf, dynamicOffset, dynamicBytes, loads);
+    return elf;
+  }
+
+  /** e_phnum of PN_XNUM: the real count is sh_info of section header 0. */
+  #extendedPhnum(view: DataView): number {
+    const shoff = u64(view, 40);
+    if (shoff === 0) {
+      throw new ElfFormatError("malformed: e_phnum is PN_XNUM (0xffff) but there is no section 0");
+    }
+    const section = this.#at(shoff, 64, "section header 0 (e_phnum is PN_XNUM)");
+    const count = this.#view.getUint32(section + 44, true);
+    if (count > MAX_PHNUM) {
+      throw new ElfFormatError(
+        `malformed: ${count} program headers (at most ${MAX_PHNUM} are read)`,
+      );
+    }
+    return count;
+  }
+
+  #readDynamic(elf: ElfFile, offset: number, bytes: number, loads: number[]): void {
+    if (bytes > MAX_DYNAMIC_BYTES) {
+      throw new ElfFormatError(
+        `malformed: the dynamic segment is ${bytes} bytes (at most ${MAX_DYNAMIC_BYTES} are read)`,
+      );
+    }
+    const length = bytes - (bytes % DYN_SIZE);
+    const dynamic = this.#at(offset, length, "the dynamic segment");
+    const view = this.#view;
+    let strtab = -1;
+    let strsz = -1;
+    let soname = -1;
+    let rpath = -1;
+    let runpath = -1;
+    const needed = this.#needed;
+    needed.length = 0;
+    for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
+      // d_tag is signed, but every tag read here fits in the low 32 bits.
+      const high = view.getUint32(at + 4, true);
+      const tag = high === 0 ? view.getUint32(at, true) : -1;
+      if (tag === DT_NULL) break;
+      if (tag === -1) continue;
+      const value = u64(view, at + 8);
+      if (tag === DT_NEEDED) needed.push(value);
+      else if (tag === DT_STRTAB) strtab = value;
+      else if (tag === DT_STRSZ) strsz = value;
+      else if (tag === DT_SONAME) soname = value;
+      else if (tag === DT_RPATH) rpath = value;
+      else if (tag === DT_RUNPATH) runpath = value;
+    }
+    if (needed.length === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
+    if (strtab === -1) {
+      throw new ElfFormatError("malformed: strings are named but DT_STRTAB is missing");
+    }
+    if (strsz === -1) throw new ElfFormatError("malformed: DT_STRSZ is missing");
+    const tableOffset = fileOffset(loads, strtab, strsz);
+    // Offsets into the table, then one read spanning them when they are close.
+    let first = Infinity;
+    let last = -1;
+    const note = (at: number): void => {
+      if (at === -1) return;
+      if (at >= strsz) {
+        throw new ElfFormatError(
+          `malformed: a dynamic string at ${at} lies beyond DT_STRSZ (${strsz})`,
+        );
+      }
+      if (at < first) first = at;
+      if (at > last) last = at;
+    };
+    for (const at of needed) note(at);
+    note(soname);
+    note(rpath);
+    note(runpath);
+    let window = -1;
+    let windowEnd = 0;
+    if (last - first <= STRING_WINDOW) {
+      const span = Math.min(strsz, last + MAX_STRING_BYTES) - first;
+      window = this.#at(tableOffset + first, span, "the dynamic string table", true);
+      windowEnd = this.#end;
+    }
+    const text = (at: number): string => {
+      let start: number;
+      let end: number;
+      if (window !== -1) {
+        start = window + (at - first);
+        end = windowEnd;
+      } else {
+        const length = Math.min(strsz - at, MAX_STRING_BYTES);
+        start = this.#at(tableOffset + at, length, "the dynamic string table", true);
+        end = this.#end;
+      }
+      const nul = this.#buffer.indexOf(0, start);
+      if (nul === -1 || nul >= end) {
+        throw new ElfFormatError(
+          `malformed: the dynamic string at ${at} has no terminating NUL within ${
+            Math.min(strsz - at, MAX_STRING_BYTES)
+          } bytes`,
+        );
+      }
+      return this.#string(start, nul);
+    };
+    for (const at of needed) elf.needed.push(text(at));
+    if (soname !== -1) elf.soname = text(soname);
+    if (rpath !== -1) elf.rpath = text(rpath);
+    if (runpath !== -1) elf.runpath = text(runpath);
+  }
+
+  /** The text of `#buffer[start, end)`: ASCII without a decoder call (nearly every name), else UTF-8. */
+  #string(start: number, end: number): string {
+    const buffer = this.#buffer;
+    if (end - start <= ASCII_FAST_BYTES) {
+      let ascii = true;
+      for (let i = start; i < end; i++) {
+        if (buffer[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        return String.fromCharCode.apply(null, buffer.subarray(start, end) as unknown as number[]);
+      }
+    }
+    return this.#decoder.decode(buffer.subarray(start, end));
+  }
+
+  /**
+   * Makes `length` bytes at `offset` available in `#buffer` (the head buffer
+   * when they lie in it, else the extra buffer, grown as needed but never
+   * beyond the bounds above) and returns where they start there. Throws
+   * naming `what` when the file ends first; with `partial`, a short read at
+   * the end of the file is kept as it is (strings), `#end` telling how far.
+   */
+  #at(offset: number, length: number, what: string, partial = false): number {
+    if (offset + length <= this.#headLength) {
+      this.#buffer = this.#head;
+      this.#view = this.#headView;
+      this.#end = offset + length;
+      return offset;
+    }
+    // Beyond any real file; file systems refuse such offsets (EINVAL) rather than read nothing.
+    if (offset + length > MAX_FILE_BYTES) {
+      throw new ElfFormatError(`out of range: ${what} at offset ${offset} lies beyond the file`);
+    }
+    if (this.#extra.length < length) {
+      this.#extra = new Uint8Array(length);
+      this.#extraView = new DataView(this.#extra.buffer);
+    }
+    const got = this.#source.read(this.#extra, length, offset);
+    if (got < length && !(partial && got > 0)) {
+      throw new ElfFormatError(
+        got === 0
+          ? `out of range: ${what} (${length} bytes at offset ${offset}) lies beyond the file's end`
+          : `truncated: ${what} (${length} bytes at offset ${offset}) is cut off after ${got} bytes`,
+      );
+    }
+    this.#buffer = this.#extra;
+    this.#view = this.#extraView;
+    this.#end = got;
+    return 0;
+  }
+}
+
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
+}
+
+/** The file offset of virtual address `address`, through the PT_LOAD segment holding it. */
+function fileOffset(loads: number[], address: number, size: number): number {
+  for (let i = 0; i < loads.length; i += 3) {
+    const vaddr = loads[i]!;
+    const filesz = loads[i + 1]!;
+    if (address >= vaddr && address < vaddr + filesz) {
+      if (address + size > vaddr + filesz) {
+        throw new ElfFormatError(
+          `malformed: DT_STRTAB (0x${address.toString(16)}, DT_STRSZ ${size}) runs past ` +
+            `the end of its PT_LOAD segment`,
+        );
+      }
+      return loads[i + 2]! + (address - vaddr);
+    }
+  }
+  throw new ElfFormatError(
+    `malformed: DT_STRTAB (0x${address.toString(16)}) lies in no PT_LOAD segment`,
+  );
+}
+
+function denoSource(): Source {
+  let file: Deno.FsFile | undefined;
+  return {
+    method: "Deno.FsFile",
+    open(path: string): boolean {
+      file = Deno.openSync(path);
+      return true;
+    },
+    read(buffer: Uint8Array, length: number, offset: number): number {
+      file!.seekSync(offset, Deno.SeekMode.Start);
+      let filled = 0;
+      while (filled < length) {
+        const n = file!.readSync(buffer.subarray(filled, length));
+        if (n === null || n === 0) break;
+        filled += n;
+      }
+      return filled;
+    },
+    close(): void {
+      file?.close();
+      file = undefined;
+    },
+    dispose(): void {},
+  };
+}
+
+const GLIBC_SYMBOLS = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+// <fcntl.h> on Linux: O_RDONLY | O_NONBLOCK (a FIFO swapped in never blocks) | O_CLOEXEC.
+const OPEN_FLAGS = 0o4000 | 0o2000000;
+
+function openPreadSource(): Source | undefined {
+  let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>;
+  try {
+    glibc = Deno.dlopen("libc.so.6", GLIBC_SYMBOLS);
+  } catch {
+    return undefined; // not glibc
+  }
+  const { open, pread, close } = glibc.symbols;
+  const encoder = new TextEncoder();
+  let pathBytes = new Uint8Array(4096);
+  let fd = -1;
+  return {
+    method: "pread",
+    open(path: string): boolean {
+      if (pathBytes.length < path.length * 3 + 1) pathBytes = new Uint8Array(path.length * 3 + 1);
+      const { written } = encoder.encodeInto(path, pathBytes);
+      pathBytes[written] = 0;
+      fd = open(pathBytes, OPEN_FLAGS);
+      // Let Deno name the failure (NotFound, PermissionDenied…).
+      if (fd < 0) Deno.openSync(path).close();
+      if (fd < 0) throw new Error(`cannot open "${path}"`);
+      return true;
+    },
+    read(buffer: Uint8Array, length: number, offset: number): number {
+      let filled = 0;
+      while (filled < length) {
+        const n = Number(
+          pread(
+            fd,
+            filled === 0 ? buffer : buffer.subarray(filled),
+            BigInt(length - filled),
+            BigInt(offset + filled),
+          ),
+        );
+        if (n < 0) throw new Error(`cannot read at offset ${offset + filled}: pread failed`);
+        if (n === 0) break;
+        filled += n;
+      }
+      return filled;
+    },
+    close(): void {
+      if (fd >= 0) close(fd);
+      fd = -1;
+    },
+    dispose(): void {
+      glibc.close();
+    },
+  };
+}
