@@ -15,7 +15,7 @@
 import type { Hash, HashAlgorithm } from "./hash.ts";
 
 /** Where the in-order bytes go besides the hash (see lib/download.ts's DownloadWriter). */
-export interface BlockWriter {
+export interface PipelineWriter {
   /**
    * Appends bytes; the view's buffer is reused once the promise settles.
    *
@@ -44,7 +44,7 @@ export interface BlockPipelineOptions {
    *
    * @default {undefined}
    */
-  writer?: BlockWriter;
+  writer?: PipelineWriter;
   /**
    * The most blocks in memory at once.
    *
@@ -81,7 +81,7 @@ export class BlockPipeline implements Disposable {
   readonly algorithm: HashAlgorithm;
   /** The size of each block. */
   readonly blockSize: number;
-  #writer: BlockWriter | undefined;
+  #writer: PipelineWriter | undefined;
   #maxBlocks: number;
   #allocated = 0;
   #free: ArrayBuffer[] = [];
