@@ -37,11 +37,15 @@ async function goodOutput(dir: string): Promise<string> {
     runpath: "$ORIGIN/../lib",
     addNeeded: ["libfence.so.1"],
   });
-  const out = join(dir, "good");
+  return await install(tree, join(dir, "good"), glibc.interpreter);
+}
+
+/** install.sh from `tree` into `out`, with `interpreter` set on the executables. */
+async function install(tree: string, out: string, interpreter: string): Promise<string> {
   const result = await run("bash", [
     join(repoRoot, "nix/install.sh"),
     ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
+    ...["--interpreter", interpreter, "--patchelf", "patchelf"],
   ]);
   assert.equal(result.code, 0, result.stderr);
   return out;
@@ -403,13 +407,7 @@ async function rocmOutput(dir: string): Promise<{ out: string; gcc: string }> {
   await Deno.remove(join(tree, "lib/libhsa-runtime64.so.1")); // the sample's stand-in
   await writeTheRockShapedTree(tree, INTERPRETER);
   const glibc = await glibcStandIn(dir);
-  const out = join(dir, "rocm");
-  const result = await run("bash", [
-    join(repoRoot, "nix/install.sh"),
-    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
-  ]);
-  assert.equal(result.code, 0, result.stderr);
+  const out = await install(tree, join(dir, "rocm"), glibc.interpreter);
   return { out, gcc: await gccRuntime(dir) };
 }
 
