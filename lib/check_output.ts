@@ -342,7 +342,9 @@ async function checkTree(
 export function formatCheckReport(report: CheckOutputReport): string {
   const { counts } = report;
   const seen = `${counts.files} files, ${counts.symlinks} symlinks, ${counts.wrappers} wrappers, ` +
-    `${counts.elfFiles} ELF files (${counts.elfExecutables} executables)` +
+    `${counts.elfFiles} ELF files (${counts.elfExecutables} ${
+      counts.elfExecutables === 1 ? "executable" : "executables"
+    })` +
     (report.target === undefined
       ? ""
       : `, ${counts.kernelFiles} kernel files for ${report.target}`);

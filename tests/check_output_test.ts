@@ -462,7 +462,7 @@ Deno.test({
       assert.equal(text.code, 0, text.stdout);
       assert.match(
         text.stdout,
-        /: ok \(.*8 ELF files \(1 executables\).*\)\n {2}allowed missing: "libgcc_s.so.1" \(2 ELF files needing it, --allow-missing "lib\*"\)\n/,
+        /: ok \(.*8 ELF files \(1 executable\).*\)\n {2}allowed missing: "libgcc_s.so.1" \(2 ELF files needing it, --allow-missing "lib\*"\)\n/,
       );
       const usage = await script([out, "--allow-missing", ""]);
       assert.equal(usage.code, 2, usage.stderr);
