@@ -534,11 +534,14 @@ function denoSource(): Source {
 
 const GLIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
 } as const;
 // <fcntl.h> on Linux: O_RDONLY | O_NONBLOCK (a FIFO swapped in never blocks) | O_CLOEXEC.
 const OPEN_FLAGS = 0o4000 | 0o2000000;
+// O_PATH | O_DIRECTORY | O_CLOEXEC: a folder to open files relative to.
+const DIRECTORY_FLAGS = 0o10000000 | 0o200000 | 0o2000000;
 
 function openPreadSource(): Source | undefined {
   let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>;
@@ -547,17 +550,37 @@ function openPreadSource(): Source | undefined {
   } catch {
     return undefined; // not glibc
   }
-  const { open, pread, close } = glibc.symbols;
+  const { open, openat, pread, close } = glibc.symbols;
   const encoder = new TextEncoder();
   let pathBytes = new Uint8Array(4096);
   let fd = -1;
+  // Files come folder by folder (a walk's order): opening each relative to
+  // its folder spares the kernel the lookup of every folder above it.
+  let folder = "";
+  let folderFd = -1;
+  const encode = (text: string): Uint8Array => {
+    if (pathBytes.length < text.length * 3 + 1) pathBytes = new Uint8Array(text.length * 3 + 1);
+    const { written } = encoder.encodeInto(text, pathBytes);
+    pathBytes[written] = 0;
+    return pathBytes;
+  };
   return {
     method: "pread",
     open(path: string): boolean {
-      if (pathBytes.length < path.length * 3 + 1) pathBytes = new Uint8Array(path.length * 3 + 1);
-      const { written } = encoder.encodeInto(path, pathBytes);
-      pathBytes[written] = 0;
-      fd = open(pathBytes, OPEN_FLAGS);
+      const slash = path.lastIndexOf("/");
+      let name: string | undefined;
+      if (slash > 0 && path.startsWith("/")) {
+        const dir = path.slice(0, slash);
+        if (dir !== folder) {
+          if (folderFd >= 0) close(folderFd);
+          folder = dir;
+          folderFd = open(encode(dir), DIRECTORY_FLAGS);
+        }
+        if (folderFd >= 0) name = path.slice(slash + 1);
+      }
+      fd = name === undefined
+        ? open(encode(path), OPEN_FLAGS)
+        : openat(folderFd, encode(name), OPEN_FLAGS);
       // Let Deno name the failure (NotFound, PermissionDenied…).
       if (fd < 0) Deno.openSync(path).close();
       if (fd < 0) throw new Error(`cannot open "${path}"`);
@@ -585,6 +608,8 @@ function openPreadSource(): Source | undefined {
       fd = -1;
     },
     dispose(): void {
+      if (folderFd >= 0) close(folderFd);
+      folderFd = -1;
       glibc.close();
     },
   };
