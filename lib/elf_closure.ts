@@ -335,6 +335,8 @@ interface LoadedObject {
   runpath: readonly string[] | undefined;
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
   memo?: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] };
+  /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
+  selfContained?: { defaults: readonly string[]; value: boolean };
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -451,11 +453,12 @@ class Resolver implements Disposable {
   load(root: LoadedObject, defaults: readonly string[], reached: Set<LoadedObject>): Failure[] {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
+    failures.length = 0;
+    if (this.#loadsAlike(root, defaults, reached)) return failures;
     const loadedNames = this.#loadedNames;
     const loaded = this.#loaded;
     const queue = this.#queue;
     const chains = this.#chains;
-    failures.length = 0;
     loadedNames.clear();
     loaded.clear();
     loadedNames.add(basename(root.path));
@@ -495,6 +498,58 @@ class Resolver implements Disposable {
       }
     }
     return failures;
+  }
+
+  /**
+   * Whether loading `root` can find nothing missing, known without loading
+   * it: `root` lends no DT_RPATH and each name it needs is found, as an
+   * object whose whole closure, lending no DT_RPATH either, finds every name
+   * it needs by search. Then whatever the order of loading, each name is
+   * either loaded already or found, so the breadth-first load would report
+   * nothing; `root` and those closures are marked in `reached`. Thousands of
+   * libraries that need only glibc and a bundled library or two go this way.
+   */
+  #loadsAlike(
+    root: LoadedObject,
+    defaults: readonly string[],
+    reached: Set<LoadedObject>,
+  ): boolean {
+    if (root.rpath.length !== 0) return false;
+    const found = this.#needsOf(root, NO_CHAIN, defaults);
+    for (const lookup of found) {
+      if (!("elf" in lookup) || !this.#selfContained(lookup, defaults, reached)) return false;
+    }
+    reached.add(root);
+    return true;
+  }
+
+  /** See {@linkcode Resolver.#loadsAlike}; computed once per object and defaults. */
+  #selfContained(
+    object: LoadedObject,
+    defaults: readonly string[],
+    reached: Set<LoadedObject>,
+  ): boolean {
+    const known = object.selfContained;
+    if (known !== undefined && known.defaults === defaults) return known.value;
+    const closure = new Set<LoadedObject>([object]);
+    let value = true;
+    for (const member of closure) { // a Set visits what is added while iterating
+      if (member.rpath.length !== 0) {
+        value = false;
+        break;
+      }
+      for (const lookup of this.#needsOf(member, NO_CHAIN, defaults)) {
+        if (!("elf" in lookup)) {
+          value = false;
+          break;
+        }
+        closure.add(lookup);
+      }
+      if (!value) break;
+    }
+    if (value) { for (const member of closure) reached.add(member); }
+    object.selfContained = { defaults, value };
+    return value;
   }
 
   /**

@@ -142,12 +142,15 @@ export async function writeTheRockShapedTree(
   await Deno.symlink("libhsa-runtime64.so.1.5.0", join(root, "lib/libhsa-runtime64.so.1"));
 }
 
-/** The host's gcc runtime, copied into `dir/gcc/lib` (what nixpkgs' `stdenv.cc.cc.lib` holds). */
+/**
+ * The host's gcc runtime, copied into `dir/gcc/lib` (what nixpkgs'
+ * `stdenv.cc.cc.lib` holds), with `$ORIGIN` as its runpath as Nix builds it:
+ * libstdc++ finds libgcc_s beside itself.
+ */
 export async function gccRuntime(dir: string): Promise<string> {
   const lib = join(dir, "gcc/lib");
-  await Deno.mkdir(lib, { recursive: true });
   for (const name of ["libstdc++.so.6", "libgcc_s.so.1"]) {
-    await Deno.copyFile(join(SYSTEM_LIBS, name), join(lib, name));
+    await copyElf(join(SYSTEM_LIBS, name), join(lib, name), { runpath: "$ORIGIN" });
   }
   return lib;
 }
