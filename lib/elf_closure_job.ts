@@ -1,11 +1,9 @@
 /**
  * The ELF closure check of lib/elf_closure.ts, run beside a tree walk: paths
- * are handed over as the walk finds them, and a Worker reads and resolves
- * them on another core while the walk goes on. On a package output the walk
- * and the ELF reads cost about the same (100,000 entries listed; 5,000 files
- * opened and read), so overlapping them is what keeps check-output within 2×
- * of `find` (tests/bench/check_output_bench.ts). Where no Worker can start,
- * the check runs in this thread when the walk is done: the same report.
+ * are handed over as the walk finds them, and a Worker reads them on another
+ * thread while the walk goes on, then resolves them. On a package output the
+ * walk and the ELF reads cost about the same (100,000 entries listed; 5,000
+ * files opened and read), so with a core to spare the two overlap.
  *
  * Built-ins only: check-output runs it inside the Nix build sandbox.
  *
@@ -14,7 +12,7 @@
 
 import { ElfClosureCheck, type ElfClosureOptions, type ElfClosureReport } from "./elf_closure.ts";
 
-/** Paths handed to the Worker in one message (one message per path costs more than the read). */
+/** Paths handed to the Worker in one message (a message per path would cost more than its read). */
 const BATCH = 512;
 
 /** Messages to the Worker (lib/elf_closure_worker.ts). */
@@ -34,34 +32,24 @@ export interface ElfClosureJob extends Disposable {
 /**
  * Starts a closure check with `options`; dispose of it (`using`) so the
  * Worker stops even when the caller fails before `finish`.
+ *
+ * @throws {TypeError} When an `allowMissing` glob is empty (checked here, before any Worker starts).
  */
 export function startElfClosure(options: ElfClosureOptions): ElfClosureJob {
-  // Checked here, where the caller can catch it (a TypeError for an empty glob).
-  new ElfClosureCheck(options)[Symbol.dispose]();
-  const all: string[] = [];
-  let batch: string[] = [];
-  let worker: Worker | undefined;
-  let failed: unknown;
-  try {
-    worker = new Worker(new URL("./elf_closure_worker.ts", import.meta.url), { type: "module" });
-    worker.onerror = (event) => {
-      event.preventDefault();
-      failed = event.message;
-    };
-  } catch {
-    worker = undefined; // e.g. no Worker in this runtime: run in this thread
-  }
-  const post = (message: ElfClosureRequest): void => worker?.postMessage(message);
-  post({ start: options });
-  const inThread = (): ElfClosureReport => {
-    using check = new ElfClosureCheck(options);
-    for (const path of all) check.add(path);
-    return check.finish();
+  new ElfClosureCheck(options)[Symbol.dispose](); // validates the options, opens nothing
+  const worker = new Worker(new URL("./elf_closure_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  let failure: string | undefined;
+  worker.onerror = (event) => {
+    event.preventDefault();
+    failure = event.message;
   };
+  const post = (message: ElfClosureRequest): void => worker.postMessage(message);
+  post({ start: options });
+  let batch: string[] = [];
   return {
     add(path: string): void {
-      all.push(path);
-      if (worker === undefined) return;
       batch.push(path);
       if (batch.length === BATCH) {
         post({ paths: batch });
@@ -69,22 +57,22 @@ export function startElfClosure(options: ElfClosureOptions): ElfClosureJob {
       }
     },
     finish(): Promise<ElfClosureReport> {
-      if (worker === undefined || failed !== undefined) return Promise.resolve(inThread());
-      const running = worker;
-      return new Promise<ElfClosureReport>((resolve) => {
-        running.onmessage = (event: MessageEvent<ElfClosureReport>) => resolve(event.data);
-        // A Worker that fails (it should not) costs the time, not the check.
-        running.onerror = (event) => {
+      return new Promise<ElfClosureReport>((resolve, reject) => {
+        const fail = (message: string): void =>
+          reject(new Error(`The ELF closure check failed: ${message}`));
+        if (failure !== undefined) return fail(failure);
+        worker.onmessage = (event: MessageEvent<ElfClosureReport>) => resolve(event.data);
+        worker.onerror = (event) => {
           event.preventDefault();
-          resolve(inThread());
+          fail(event.message);
         };
         if (batch.length > 0) post({ paths: batch });
         batch = [];
         post({ finish: true });
-      }).finally(() => running.terminate());
+      }).finally(() => worker.terminate());
     },
     [Symbol.dispose](): void {
-      worker?.terminate();
+      worker.terminate();
     },
   };
 }
