@@ -435,11 +435,13 @@ export interface RocmConfigOptions {
 /**
  * Default container settings for a ROCm closure. The package is the closure's
  * root (the path nothing else refers to; among several, the one with
- * `bin/rocminfo`, then the biggest). `PATH` holds the roots' `bin` folders,
- * `ROCM_PATH` and `HIP_PATH` name the package, `LD_LIBRARY_PATH` its `lib`,
- * `Cmd` runs its `bin/rocminfo` when there is one, and the labels give the
- * version (from `.info/version`, as TheRock tarballs carry it, else the store
- * name), the source and the GPU target.
+ * `bin/rocminfo`, then the biggest). `PATH` holds the roots' `bin` folders
+ * (the package's wrappers), `ROCM_PATH` and `HIP_PATH` name its ROCm tree
+ * (`opt/rocm`, where nix/install.sh puts it, else the package itself), `Cmd`
+ * runs its `bin/rocminfo` when there is one, and the labels give the version
+ * (from the tree's `.info/version`, as TheRock tarballs carry it, else the
+ * store name), the source and the GPU target. There is no `LD_LIBRARY_PATH`:
+ * the tree's `$ORIGIN` runpaths find its libraries.
  *
  * @param closure The closure.
  * @param files Every store path's files (lib/store_scan.ts).
@@ -474,28 +476,32 @@ export async function rocmContainerConfig(
     b.narSize - a.narSize || (a.path < b.path ? -1 : 1)
   );
   const pkg = roots[0]!.path;
+  const rocm = has(`${pkg}/opt/rocm`, "directory") ? `${pkg}/opt/rocm` : pkg;
   const bins = roots.map((root) => `${root.path}/bin`).filter((bin) => has(bin, "directory"));
   const labels: Record<string, string> = {
     "org.opencontainers.image.source": options.source ?? "https://github.com/ROCm/TheRock",
     "org.rocm-nightly.target": options.target ?? "all",
   };
-  const version = await packageVersion(pkg, has(`${pkg}/.info/version`, "file"));
+  const version = await packageVersion(pkg, rocm, has(`${rocm}/.info/version`, "file"));
   if (version !== undefined) labels["org.opencontainers.image.version"] = version;
   return {
     Env: [
       `PATH=${bins.length > 0 ? bins.join(":") : `${pkg}/bin`}`,
-      `ROCM_PATH=${pkg}`,
-      `HIP_PATH=${pkg}`,
-      `LD_LIBRARY_PATH=${pkg}/lib`,
+      `ROCM_PATH=${rocm}`,
+      `HIP_PATH=${rocm}`,
     ],
     ...(has(`${pkg}/bin/rocminfo`, "file") ? { Cmd: [`${pkg}/bin/rocminfo`] } : {}),
     Labels: labels,
   };
 }
 
-async function packageVersion(pkg: string, hasInfo: boolean): Promise<string | undefined> {
+async function packageVersion(
+  pkg: string,
+  rocm: string,
+  hasInfo: boolean,
+): Promise<string | undefined> {
   if (hasInfo) {
-    const file = await Deno.open(`${pkg}/.info/version`);
+    const file = await Deno.open(`${rocm}/.info/version`);
     try {
       const buffer = new Uint8Array(256);
       const count = await file.read(buffer) ?? 0;

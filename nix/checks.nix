@@ -32,11 +32,12 @@ let
       passAsFile = [ "summary" ];
     } ''cp "$summaryPath" "$out"'';
 
-  evalSystem =
-    settings:
+  evalSystemWith =
+    extraModule: settings:
     (nixosSystem {
       modules = [
         nixosModule
+        extraModule
         {
           nixpkgs.hostPlatform = "x86_64-linux";
           boot.loader.grub.enable = false;
@@ -50,6 +51,7 @@ let
       ]
       ;
     }).config;
+  evalSystem = evalSystemWith { };
 
   stub = runCommand "rocm-nightly-stub" { } "mkdir -p $out/opt/rocm/lib";
   withStub = evalSystem {
@@ -58,6 +60,10 @@ let
     package = stub;
   };
   withDefault = evalSystem { enable = true; };
+  withNixLd = evalSystemWith { programs.nix-ld.enable = true; } {
+    enable = true;
+    package = stub;
+  };
   str = builtins.unsafeDiscardStringContext;
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
@@ -95,7 +101,10 @@ in
       builtins.elem stub withStub.environment.systemPackages
     ) true)
     (expectEqual "the /opt/rocm tmpfiles rule" (builtins.elem "L+ /opt/rocm - - - - ${stub}/opt/rocm" withStub.systemd.tmpfiles.rules) true)
-    (expectEqual "ld.so.conf.d entry" withStub.environment.etc."ld.so.conf.d/rocm-nightly.conf".text "${stub}/opt/rocm/lib\n")
+    (expectEqual "no ld.so.conf.d entry (Nix's glibc never reads it)" (withStub.environment.etc ? "ld.so.conf.d/rocm-nightly.conf") false)
+    (expectEqual "no nix-ld libraries without nix-ld" (builtins.elem stub withStub.programs.nix-ld.libraries) false)
+    (expectEqual "nix-ld libraries with nix-ld" (builtins.elem stub withNixLd.programs.nix-ld.libraries) true)
+    (expectEqual "the OpenCL ICD package" (builtins.elem withDefault.services.rocm-nightly.package.openclIcd withDefault.hardware.graphics.extraPackages) true)
     (expectEqual "ROCM_PATH" withStub.environment.variables.ROCM_PATH "/opt/rocm")
     (expectEqual "HIP_PATH" withStub.environment.variables.HIP_PATH "/opt/rocm")
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)

@@ -5,20 +5,36 @@
 # nixpkgs on a generated tarball, and nix/package.nix runs the same steps.
 #
 # usage: install.sh --tarball FILE|--source DIR --out DIR --pname NAME
-#                   [--interpreter PATH] [--patchelf PATH] [--shell PATH]
+#                   [--interpreter PATH] [--patchelf PATH] [--host-lib-dir DIR]...
+#                   [--python PATH] [--perl PATH] [--shell PATH]
 #
-#   --tarball FILE      the .tar.gz (a tarbomb: bin/, lib/, .kpack/… at the top)
-#   --source DIR        an already unpacked tree instead of --tarball
-#   --out DIR           the output to fill ($out)
-#   --pname NAME        package name, for share/licenses/NAME
-#   --interpreter PATH  ELF interpreter to set on executables (needs --patchelf)
-#   --patchelf PATH     patchelf binary; without it interpreters are left alone
-#   --shell PATH        shell of the bin/ wrappers (default /bin/sh)
+#   --tarball FILE       the .tar.gz (a tarbomb: bin/, lib/, .kpack/… at the top)
+#   --source DIR         an already unpacked tree instead of --tarball
+#   --out DIR            the output to fill ($out)
+#   --pname NAME         package name, for share/licenses/NAME
+#   --interpreter PATH   ELF interpreter (glibc's ld.so) to set on executables;
+#                        its folder counts as glibc's libraries (needs --patchelf)
+#   --patchelf PATH      patchelf binary; without it no ELF file is read or changed
+#   --host-lib-dir DIR   folder of host libraries (repeatable, searched in order):
+#                        each soname that the tree's ELF files need and neither the
+#                        tree nor glibc provides is linked from there into a folder
+#                        that those files' own $ORIGIN runpaths search (needs --patchelf)
+#   --python PATH        interpreter for `#!/usr/bin/env python3`-style shebangs
+#   --perl PATH          interpreter for `#!/usr/bin/env perl`-style shebangs
+#   --shell PATH         shell of the bin/ wrappers (default /bin/sh)
+#
+# Shared libraries are never written: their bytes stay as shipped (patchelf
+# mangles some of TheRock's lld-linked ones). Executables get only their
+# interpreter changed, and each must still load afterwards.
 set -euo pipefail
+export LC_ALL=C
 
 die() {
   printf 'install.sh: %s\n' "$*" >&2
   exit 1
+}
+warn() {
+  printf 'install.sh: %s\n' "$*" >&2
 }
 help() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -28,12 +44,18 @@ usage() {
   exit 2
 }
 
-tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh
+tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl=
+host_lib_dirs=()
 while (($#)); do
   case "$1" in
-    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell)
+    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl)
       (($# >= 2)) || usage
       declare "${1#--}=$2"
+      shift 2
+      ;;
+    --host-lib-dir)
+      (($# >= 2)) || usage
+      host_lib_dirs+=("$2")
       shift 2
       ;;
     -h | --help) help && exit 0 ;;
@@ -44,12 +66,23 @@ done
 [[ -n $tarball || -n $source ]] || usage
 [[ -z $tarball || -z $source ]] || die "give --tarball or --source, not both"
 [[ $pname =~ ^[A-Za-z0-9._+-]+$ ]] || die "package name \"$pname\": only letters, digits and ._+- allowed"
-# The wrappers embed these paths between double quotes.
-for path in "$out" "$shell" "$interpreter"; do
+# The wrappers and shebangs embed these paths (between double quotes, or as
+# a shebang's interpreter, which ends at the first blank).
+for path in "$out" "$shell" "$interpreter" "$python" "$perl"; do
   [[ $path != *[\"\$\`\\]* && $path != *[[:space:]]* ]] ||
     die "path \"$path\": must not contain quotes, \$, backquotes, backslashes or spaces"
 done
+for path in "$python" "$perl"; do
+  [[ -z $path || $path == /* ]] || die "interpreter \"$path\": must be an absolute path"
+done
 [[ -z $interpreter || -n $patchelf ]] || die "--interpreter needs --patchelf"
+((${#host_lib_dirs[@]} == 0)) || [[ -n $patchelf ]] || die "--host-lib-dir needs --patchelf (to read what ELF files need)"
+for dir in ${host_lib_dirs[@]+"${host_lib_dirs[@]}"}; do
+  [[ -d $dir ]] || die "host library folder \"$dir\": not a directory"
+done
+if [[ -n $interpreter ]]; then
+  [[ -f $interpreter ]] || die "interpreter \"$interpreter\": not a file"
+fi
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd -P)
@@ -74,39 +107,209 @@ if [[ -d $rocm/lib/llvm/amdgcn && ! -e $rocm/amdgcn && ! -L $rocm/amdgcn ]]; the
   ln -s lib/llvm/amdgcn "$rocm/amdgcn"
 fi
 
-# Only ELF interpreters are rewritten: the tarball's RPATHs ($ORIGIN-relative)
-# already find its own libraries, and glibc comes with the interpreter.
-if [[ -n $patchelf ]]; then
-  [[ -f $interpreter ]] || die "interpreter \"$interpreter\": not a file"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# One pass over the tree's files: x86-64 ELF files (GPU code objects are ELF
+# too, for another machine) and scripts with a shebang.
+elf_files=() scripts=()
+while IFS= read -r -d '' file; do
+  magic=
+  IFS= read -r -N 4 magic 2>/dev/null <"$file" || true
+  if [[ $magic == '#!'* ]]; then
+    scripts+=("$file")
+  elif [[ $magic == $'\x7fELF' && -n $patchelf && $file != *.co && $file != *.hsaco ]]; then
+    # GPU code objects (.co, .hsaco: thousands in the math libraries) are
+    # skipped by name, the rest by the header, without a patchelf run each.
+    # e_ident: ELFCLASS64, little-endian; e_machine (bytes 18-19): EM_X86_64.
+    read -r -a header < <(od -An -tu1 -N20 -w20 -v "$file") || true
+    [[ ${header[4]-} == 2 && ${header[5]-} == 1 && ${header[18]-} == 62 && ${header[19]-} == 0 ]] &&
+      elf_files+=("$file")
+  fi
+done < <(find "$rocm" -type f -print0)
+
+# Shebangs: /usr/bin/env python3, /usr/bin/python3, /usr/local/bin/perl and
+# the like point at the given interpreters; arguments after them are kept.
+shebang='^#![[:blank:]]*(/usr)?(/local)?/bin/(env[[:blank:]]+(-S[[:blank:]]+)?)?(python(3(\.[0-9]+)?)?|perl(5(\.[0-9]+)*)?)([[:blank:]].*)?$'
+rewritten=0 unpatched=0
+for file in ${scripts[@]+"${scripts[@]}"}; do
+  line=
+  IFS= read -r -n 1024 line <"$file" || true
+  [[ ${#line} -lt 1024 && $line =~ $shebang ]] || continue
+  name=${BASH_REMATCH[5]} rest=${BASH_REMATCH[10]}
+  if [[ $name == python* ]]; then tool=$python; else tool=$perl; fi
+  if [[ -z $tool ]]; then
+    unpatched=$((unpatched + 1))
+    continue
+  fi
+  # Rewritten in place (same inode and mode): only the first line changes.
+  { printf '#!%s%s\n' "$tool" "$rest" && tail -n +2 -- "$file"; } >"$tmp/script"
+  cat "$tmp/script" >"$file"
+  rewritten=$((rewritten + 1))
+done
+((rewritten == 0)) || printf 'install.sh: pointed the shebangs of %d scripts at --python/--perl\n' "$rewritten" >&2
+((unpatched == 0)) || warn "left $unpatched python/perl shebangs alone: give --python and --perl to rewrite them"
+
+# What every ELF file needs (DT_NEEDED) and where it looks ($ORIGIN runpath
+# entries that stay inside the output; other entries are outside the store
+# path and never count). Read-only patchelf calls: nothing is written here.
+# Files and folders are kept as indices into elf_files and folders, so lists
+# of them are words, whatever bytes the paths hold.
+declare -A needs=() searches=() folder_index=() real_index=()
+folders=() has_interp=() unreadable=()
+glibc_dir=${interpreter%/*}
+# Sets `folder` to the index of the folder an $ORIGIN entry names,
+# normalized (realpath once per entry); empty when missing or outside $out.
+resolve_folder() {
+  if [[ ! -v folder_index[$1] ]]; then
+    local real=
+    [[ -d $1 ]] && real=$(realpath -e -- "$1" 2>/dev/null) || true
+    if [[ $real == "$out" || $real == "$out"/* ]]; then
+      [[ -v real_index[$real] ]] || { real_index[$real]=${#folders[@]} && folders+=("$real"); }
+      folder_index[$1]=${real_index[$real]}
+    else
+      folder_index[$1]=
+    fi
+  fi
+  folder=${folder_index[$1]}
+}
+for index in "${!elf_files[@]}"; do
+  file=${elf_files[index]}
+  if ! info=$("$patchelf" --print-rpath --print-needed "$file" 2>/dev/null); then
+    unreadable+=("${file#"$rocm"/}")
+    continue
+  fi
+  # First line: the runpath (possibly empty); then one soname per line.
+  rpath=${info%%$'\n'*}
+  [[ $info == *$'\n'* ]] && needs[$index]=${info#*$'\n'} || needs[$index]=
+  searched=
+  IFS=: read -r -a entries <<<"$rpath" || true
+  for entry in ${entries[@]+"${entries[@]}"}; do
+    case $entry in
+      '$ORIGIN'*) entry=${file%/*}${entry#'$ORIGIN'} ;;
+      '${ORIGIN}'*) entry=${file%/*}${entry#'${ORIGIN}'} ;;
+      *) continue ;;
+    esac
+    resolve_folder "$entry"
+    [[ -z $folder ]] || searched+=" $folder"
+  done
+  searches[$index]=$searched
+  if "$patchelf" --print-interpreter "$file" >/dev/null 2>&1; then
+    # A library with an interpreter (libc.so.6 is one) keeps its bytes: only
+    # files without a DT_SONAME are executables (PIE ones are ET_DYN too),
+    # whatever their mode (check-output wants every interpreter to exist).
+    soname=$("$patchelf" --print-soname "$file" 2>/dev/null) || soname=unknown
+    [[ -n $soname ]] || has_interp+=("$file")
+  fi
+done
+((${#unreadable[@]} == 0)) ||
+  warn "skipped ${#unreadable[@]} ELF files patchelf cannot read: ${unreadable[*]:0:5}"
+
+# Sonames nothing in the tree provides: any file of that name in the tree
+# rules a host library out, even where a runpath does not reach it
+# (check-output reports such a file).
+declare -A in_tree=()
+while IFS= read -r -d '' name; do
+  in_tree[$name]=1
+done < <(find "$rocm" \( -type f -o -type l \) -printf '%f\0')
+
+# For each soname needed but unresolved, the files that need it.
+declare -A wanted_by=()
+for index in "${!needs[@]}"; do
+  while IFS= read -r soname; do
+    [[ -n $soname && $soname != */* ]] || continue
+    found=
+    for folder in ${searches[$index]}; do
+      [[ -e ${folders[folder]}/$soname ]] && found=1 && break
+    done
+    [[ -n $found || -v in_tree[$soname] ]] && continue
+    [[ -n $interpreter && -e $glibc_dir/$soname ]] && continue
+    wanted_by[$soname]+=" $index"
+  done <<<"${needs[$index]}"
+done
+
+# Link each such soname from the first host folder that has it into the
+# first in-tree runpath folder of each file that needs it, unless one of that
+# file's folders already got the link.
+linked=0 host_missing=() unreachable=()
+mapfile -t sonames < <(printf '%s\n' "${!wanted_by[@]}" | sort)
+for soname in ${sonames[@]+"${sonames[@]}"}; do
+  [[ -n $soname ]] || continue
+  source_lib=
+  for dir in ${host_lib_dirs[@]+"${host_lib_dirs[@]}"}; do
+    [[ -e $dir/$soname ]] && source_lib=$dir/$soname && break
+  done
+  # shellcheck disable=SC2206 # indices: words by construction
+  users=(${wanted_by[$soname]})
+  if [[ -z $source_lib ]]; then
+    host_missing+=("$soname (needed by ${#users[@]} files)")
+    continue
+  fi
+  declare -A chosen=()
+  for index in "${users[@]}"; do
+    first= done_here=
+    for folder in ${searches[$index]}; do
+      [[ -n $first ]] || first=$folder
+      [[ -v chosen[$folder] ]] && done_here=1 && break
+    done
+    [[ -z $done_here ]] || continue
+    if [[ -z $first ]]; then
+      unreachable+=("${elf_files[index]#"$rocm"/} ($soname)")
+      continue
+    fi
+    ln -s "$source_lib" "${folders[first]}/$soname"
+    chosen[$first]=1
+    linked=$((linked + 1))
+  done
+  unset chosen
+done
+((linked == 0)) || printf 'install.sh: linked %d host libraries into the tree\n' "$linked" >&2
+((${#host_missing[@]} == 0)) ||
+  warn "no host library for ${#host_missing[@]} sonames: ${host_missing[*]} (give --host-lib-dir; check-output reports them)"
+((${#unreachable[@]} == 0)) ||
+  warn "no \$ORIGIN runpath folder to link a host library into for: ${unreachable[*]:0:5}"
+
+# Executables get glibc's interpreter, and must still load with it: the
+# loader traces every library they need, as ldd does, without running them.
+if [[ -n $interpreter ]]; then
   patched=0
-  while IFS= read -r -d '' file; do
-    [[ $(head -c 4 "$file" | od -An -c | tr -d ' ') == '177ELF' ]] || continue
-    "$patchelf" --print-interpreter "$file" >/dev/null 2>&1 || continue
+  for file in ${has_interp[@]+"${has_interp[@]}"}; do
     "$patchelf" --set-interpreter "$interpreter" "$file"
+    if ! timeout 60 env -u LD_LIBRARY_PATH -u LD_PRELOAD LD_TRACE_LOADED_OBJECTS=1 \
+      "$interpreter" "$file" >"$tmp/trace" 2>&1; then
+      die "\"${file#"$out"/}\" no longer loads after setting its interpreter: $(head -c 2000 "$tmp/trace")"
+    fi
     patched=$((patched + 1))
-  done < <(find "$rocm" -type f -perm -u+x -print0)
-  printf 'install.sh: set the ELF interpreter of %d executables\n' "$patched" >&2
+  done
+  printf 'install.sh: set the ELF interpreter of %d executables (each still loads)\n' "$patched" >&2
 fi
 
-# One wrapper per executable of opt/rocm/bin, setting the environment ROCm
-# tools expect and exec'ing the real file (check-output verifies the path).
+# One wrapper per executable of opt/rocm/bin, giving ROCm tools the
+# environment they expect as defaults the caller's environment overrides
+# (check-output verifies the exec'd path). No LD_LIBRARY_PATH: the tree's
+# $ORIGIN runpaths find its libraries, and it would leak into child processes.
+# HIP_PLATFORM=amd keeps hipcc from probing for nvcc; it finds clang and the
+# device libraries through the last two.
+defaults=(ROCM_PATH "$rocm" ROCM_HOME "$rocm" HIP_PATH "$rocm" HIP_PLATFORM amd)
+[[ ! -d $rocm/lib/llvm/amdgcn/bitcode ]] || defaults+=(HIP_DEVICE_LIB_PATH "$rocm/lib/llvm/amdgcn/bitcode")
+[[ ! -d $rocm/lib/llvm/bin ]] || defaults+=(HIP_CLANG_PATH "$rocm/lib/llvm/bin")
+exports=
+for ((i = 0; i < ${#defaults[@]}; i += 2)); do
+  exports+="export ${defaults[i]}=\"\${${defaults[i]}:-${defaults[i + 1]}}\""$'\n'
+done
 mkdir -p "$out/bin"
 wrapped=0
 for file in "$rocm"/bin/*; do
   name=${file##*/}
   [[ -f $file && -x $file ]] || continue
   if [[ ! $name =~ ^[A-Za-z0-9._+@=,-]+$ ]]; then
-    printf 'install.sh: not wrapping "%s": unusual characters in the name\n' "$name" >&2
+    warn "not wrapping \"$name\": unusual characters in the name"
     continue
   fi
   cat >"$out/bin/$name" <<EOF
 #!$shell
 # Generated by rocm-nightly's nix/install.sh: runs ROCm's $name with its environment.
-export ROCM_PATH="$rocm"
-export ROCM_HOME="$rocm"
-export HIP_PATH="$rocm"
-export PATH="$rocm/bin\${PATH:+:\$PATH}"
-export LD_LIBRARY_PATH="$rocm/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+${exports}export PATH="$rocm/bin\${PATH:+:\$PATH}"
 exec "$rocm/bin/$name" "\$@"
 EOF
   chmod 0555 "$out/bin/$name"
@@ -116,11 +319,33 @@ done
 
 mkdir -p "$out/nix-support"
 cat >"$out/nix-support/setup-hook" <<EOF
-# rocm-nightly: let builds that depend on this package find ROCm.
-export ROCM_PATH="$rocm"
-export HIP_PATH="$rocm"
-export CMAKE_PREFIX_PATH="$rocm\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
+# rocm-nightly: let builds that depend on this package find ROCm (values a
+# derivation sets itself win).
+${exports}export CMAKE_PREFIX_PATH="$rocm\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
 EOF
+
+# lib/ and include/ at the top, where nixpkgs' cc-wrapper (-L, -isystem, and
+# the rpath of what a dependent links) and nix-ld's library list look.
+for name in lib include; do
+  [[ ! -d $rocm/$name || -e $out/$name || -L $out/$name ]] || ln -s "opt/rocm/$name" "$out/$name"
+done
+
+# OpenCL ICDs at $out/etc/OpenCL/vendors, where an ICD loader given this
+# package looks, naming their library by absolute path (an .icd file holds a
+# bare name the loader would look up in its own search path).
+if [[ -d $rocm/etc/OpenCL/vendors ]]; then
+  mkdir -p "$out/etc/OpenCL/vendors"
+  for icd in "$rocm"/etc/OpenCL/vendors/*.icd; do
+    [[ -f $icd ]] || continue
+    library=
+    IFS= read -r library <"$icd" || true
+    if [[ -n $library && $library != */* && -e $rocm/lib/$library ]]; then
+      printf '%s\n' "$rocm/lib/$library" >"$out/etc/OpenCL/vendors/${icd##*/}"
+    else
+      cp "$icd" "$out/etc/OpenCL/vendors/"
+    fi
+  done
+fi
 
 # Licenses: the tarball's top-level license files, else those of share/doc.
 licenses="$out/share/licenses/$pname"

@@ -1,6 +1,6 @@
 # NixOS module `services.rocm-nightly`: installs one ROCm nightly package and
-# exposes it where ROCm software expects it (/opt/rocm, ROCM_PATH, the
-# dynamic loader's search path). The package comes from the overlay
+# exposes it where ROCm software expects it (/opt/rocm, ROCM_PATH, nix-ld's
+# libraries, the OpenCL ICD folder). The package comes from the overlay
 # (pkgs.rocmNightly, added by the flake's nixosModules.default); nothing is
 # built here.
 {
@@ -46,10 +46,17 @@ in
     # Many ROCm tools and build systems look in /opt/rocm first.
     systemd.tmpfiles.rules = [ "L+ /opt/rocm - - - - ${cfg.package}/opt/rocm" ];
 
-    # For programs not built by Nix (loaded through an FHS dynamic loader).
-    environment.etc."ld.so.conf.d/rocm-nightly.conf".text = ''
-      ${cfg.package}/opt/rocm/lib
-    '';
+    # Programs not built by Nix find ROCm's libraries through nix-ld's loader
+    # (Nix's glibc never reads /etc/ld.so.conf.d). The package's lib/ leads
+    # into opt/rocm/lib.
+    programs.nix-ld.libraries = lib.mkIf config.programs.nix-ld.enable [ cfg.package ];
+
+    # An OpenCL ICD the tree ships goes where NixOS's ICD loader looks
+    # (/run/opengl-driver/etc/OpenCL/vendors). `openclIcd` holds only the
+    # .icd files (none when the tree has none), so nothing is read at
+    # evaluation time, and ROCm's lib/ stays out of /run/opengl-driver/lib,
+    # which other programs search.
+    hardware.graphics.extraPackages = lib.optional (cfg.package ? openclIcd) cfg.package.openclIcd;
 
     environment.variables = {
       ROCM_PATH = "/opt/rocm";

@@ -7,6 +7,11 @@
   stdenv,
   fetchurl,
   patchelf,
+  gfortran,
+  ocl-icd,
+  libtool,
+  python3,
+  perl,
   runtimeShell,
   runCommand,
   deno,
@@ -18,6 +23,29 @@ let
   checkPermissions = (import ./scripts.nix).permissionsOf "scripts/check-output.ts" (
     builtins.readFile (src + "/scripts/check-output.ts")
   );
+  # What TheRock's binaries expect from the host besides glibc. install.sh
+  # links a soname from these folders only when a file of the tree needs it
+  # and the tree does not ship it, so an unneeded folder costs nothing at run
+  # time (the output refers only to what it links).
+  hostLibDirs = [
+    # libstdc++.so.6 and libgcc_s.so.1: every C++ library and tool of the tree.
+    "${stdenv.cc.cc.lib}/lib"
+    # The next three are named by some of TheRock's tools and are not among
+    # the system libraries it bundles (lib/rocm_sysdeps):
+    # libgfortran.so.5 and libquadmath.so.0, for its Fortran-built parts;
+    "${gfortran.cc.lib}/lib"
+    # libOpenCL.so.1, the ICD loader, when the tree does not ship one;
+    "${ocl-icd}/lib"
+    # libltdl.so.7, libtool's plugin loader.
+    "${libtool.lib}/lib"
+    # libpython3.X.so.1.0: tools with embedded Python (rocgdb); the soname
+    # carries the minor version, so it links only when nixpkgs' matches.
+    "${python3}/lib"
+  ];
+  # Sonames check-output may find unresolved (each is optional at run time):
+  # libpython3.X of tools with embedded Python, when nixpkgs' python3 is
+  # another minor version than the one TheRock built against.
+  allowMissing = [ "libpython3.*" ];
 in
 stdenvNoCC.mkDerivation (finalAttrs: {
   inherit (tarball) pname version;
@@ -32,28 +60,42 @@ stdenvNoCC.mkDerivation (finalAttrs: {
   dontBuild = true;
 
   # The tarball's binaries carry $ORIGIN-relative RPATHs that stdenv's fixup
-  # (patchelf --shrink-rpath, strip) would break or drop, and stripping GPU
-  # code objects corrupts them: install.sh rewrites only ELF interpreters.
+  # (patchelf --shrink-rpath, strip) would break or drop, patchelf mangles
+  # some of TheRock's lld-linked libraries, and stripping GPU code objects
+  # corrupts them: install.sh changes only executables' interpreters.
   dontPatchELF = true;
   dontStrip = true;
   dontFixup = true;
 
   installPhase = ''
     runHook preInstall
+    # --python/--perl: install.sh points the helpers' `#!/usr/bin/env python3`
+    # and perl shebangs (rocm-smi, amd-smi, rocm_agent_enumerator, which hipcc
+    # runs without --offload-arch) at nixpkgs' interpreters. patchShebangs
+    # would leave them alone: neither is among this build's inputs.
     bash ${./install.sh} \
       --tarball "$src" \
       --out "$out" \
       --pname ${lib.escapeShellArg finalAttrs.pname} \
       --interpreter ${stdenv.cc.bintools.dynamicLinker} \
       --patchelf ${lib.getExe patchelf} \
+      ${lib.escapeShellArgs (builtins.concatMap (dir: [ "--host-lib-dir" dir ]) hostLibDirs)} \
+      --python ${python3.interpreter} \
+      --perl ${perl}/bin/perl \
       --shell ${runtimeShell}
-    # Fixup is off, so shebangs are patched here (python/perl helpers).
-    patchShebangs --host "$out/opt/rocm"
     runHook postInstall
   '';
 
   passthru = {
     inherit tarball;
+    # Only the OpenCL ICD files of the package (none when the tree ships
+    # none), for hardware.graphics.extraPackages (nix/module.nix).
+    openclIcd = runCommand "${finalAttrs.pname}-opencl-icd" { package = finalAttrs.finalPackage; } ''
+      mkdir -p "$out/etc/OpenCL/vendors"
+      for icd in "$package"/etc/OpenCL/vendors/*.icd; do
+        if [ -e "$icd" ]; then ln -s "$icd" "$out/etc/OpenCL/vendors/"; fi
+      done
+    '';
     tests.output-structure =
       runCommand "${finalAttrs.pname}-output-structure"
         {
@@ -63,7 +105,8 @@ stdenvNoCC.mkDerivation (finalAttrs: {
         ''
           export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
           deno run --no-config --no-lock ${lib.escapeShellArgs checkPermissions} \
-            ${src}/scripts/check-output.ts "$package" --target ${lib.escapeShellArg tarball.target}
+            ${src}/scripts/check-output.ts "$package" --target ${lib.escapeShellArg tarball.target} \
+            ${lib.escapeShellArgs (builtins.concatMap (glob: [ "--allow-missing" glob ]) allowMissing)}
           touch "$out"
         '';
   };
@@ -72,8 +115,11 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     description = "AMD ROCm nightly (TheRock ${tarball.version}) for GPU family ${tarball.family}";
     longDescription = ''
       The ROCm tree of AMD's TheRock nightly tarball ${tarball.name}, under
-      opt/rocm, with wrappers in bin/ that set ROCM_PATH, ROCM_HOME and HIP_PATH
-      and a setup hook for builds that depend on it.
+      opt/rocm, with wrappers in bin/ that default ROCM_PATH, ROCM_HOME,
+      HIP_PATH, HIP_PLATFORM, HIP_DEVICE_LIB_PATH and HIP_CLANG_PATH, and a
+      setup hook giving the same to builds that depend on it. Its ELF files
+      run on NixOS: executables use Nix's glibc loader, and the gcc runtime
+      is linked where the tree's $ORIGIN runpaths look.
     '';
     homepage = "https://github.com/ROCm/TheRock";
     license = with lib.licenses; [

@@ -54,6 +54,14 @@ in mk "rocm-7.12.0a20260308" ''
 ''
 `,
   );
+  return await buildWithClosure(expr, work);
+}
+
+/** Builds the Nix expression file `expr`; its closure's JSON goes to `work/closure.json`. */
+async function buildWithClosure(
+  expr: string,
+  work: string,
+): Promise<{ root: string; closure: string }> {
   const built = await runNixBuild("nix-build", [expr, "--no-out-link"], { env: nixEnv() });
   assert.equal(built.code, 0, built.stderr);
   const root = built.stdout.trim();
@@ -158,8 +166,9 @@ Deno.test({
         );
         assert.equal(config.history.length, written.layers.length);
         assert.match(config.history[0].comment, /-glibc-2\.40$/, "most popular path first");
+        // A bare tree (no opt/rocm) is its own ROCm root.
         assert.ok(config.config.Env.includes(`ROCM_PATH=${root}`));
-        assert.ok(config.config.Env.includes(`LD_LIBRARY_PATH=${root}/lib`));
+        assert.ok(!config.config.Env.some((e: string) => e.startsWith("LD_LIBRARY_PATH=")));
         assert.deepEqual(config.config.Cmd, [`${root}/bin/rocminfo`]);
         assert.equal(config.config.Labels["org.opencontainers.image.version"], "7.12.0a20260308");
         assert.equal(config.config.Labels["org.rocm-nightly.target"], "gfx1100");
@@ -565,6 +574,56 @@ in import ${JSON.stringify(join(repoRoot, "nix/docker.nix"))} {
       assert.equal(JSON.parse(inspect.stdout).Labels["org.rocm-nightly.target"], "gfx1151");
     } finally {
       await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "rocmContainerConfig() of an installed package names opt/rocm, the wrappers, its version",
+  ignore: !ok,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "image_test_installed_" });
+    try {
+      // The package as nix/install.sh lays it out: opt/rocm and bin/ wrappers.
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: ["gfx1151"], version: "7.12.0a20260401" });
+      const expr = join(dir, "package.nix");
+      // The store name carries another version: the label must come from the tree.
+      await Deno.writeTextFile(
+        expr,
+        `builtins.derivation {
+  name = "rocm-nightly-gfx1151-0.0.0";
+  system = builtins.currentSystem;
+  builder = "/bin/bash";
+  PATH = "/usr/bin:/bin";
+  args = [
+    (builtins.path { path = ${JSON.stringify(join(repoRoot, "nix/install.sh"))}; })
+    "--source" (builtins.path { path = ${JSON.stringify(tree)}; name = "tree"; })
+    "--out" (builtins.placeholder "out")
+    "--pname" "rocm-nightly-gfx1151"
+  ];
+}`,
+      );
+      const { root: pkg, closure } = await buildWithClosure(expr, dir);
+      const archive = join(dir, "image.tar");
+      const written = await image([
+        ...["--closure", closure, "--name", "rocm", "--target", "gfx1151", "--output", archive],
+      ]);
+      assert.equal(written.code, 0, written.stderr);
+      const inspect = await run("skopeo", ["inspect", "--config", `docker-archive:${archive}`]);
+      assert.equal(inspect.code, 0, inspect.stderr);
+      const config = JSON.parse(inspect.stdout).config;
+      assert.deepEqual(config.Env, [
+        `PATH=${pkg}/bin`,
+        `ROCM_PATH=${pkg}/opt/rocm`,
+        `HIP_PATH=${pkg}/opt/rocm`,
+      ]);
+      assert.deepEqual(config.Cmd, [`${pkg}/bin/rocminfo`]);
+      assert.equal(config.Labels["org.opencontainers.image.version"], "7.12.0a20260401");
+      await Deno.stat(join(pkg, "bin/rocminfo"));
+      await Deno.stat(join(pkg, "opt/rocm/.info/version"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

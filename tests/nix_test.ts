@@ -409,6 +409,14 @@ const STUB_NIXPKGS = String.raw`{
               if builtins.isAttrs result then result // { override = _: result; } else result;
             runtimeShell = "/bin/sh";
             stdenv.cc.bintools.dynamicLinker = "/lib64/ld-linux-x86-64.so.2";
+            # Host library folders and interpreters package.nix hands install.sh.
+            stdenv.cc.cc.lib = drv "gcc-lib" "mkdir -p $out/lib";
+            gfortran.cc.lib = drv "gfortran-lib" "mkdir -p $out/lib";
+            ocl-icd = drv "ocl-icd" "mkdir -p $out/lib";
+            libtool.lib = drv "libtool-lib" "mkdir -p $out/lib";
+            python3 = let python = drv "python3" "mkdir -p $out/bin $out/lib"; in
+              python // { interpreter = "${"$"}{python}/bin/python3"; };
+            perl = drv "perl" "mkdir -p $out/bin";
             patchelf = drv "patchelf" "mkdir $out" // { meta.mainProgram = "patchelf"; };
             deno = drv "deno" "mkdir -p $out/bin && ln -s ${Deno.execPath()} $out/bin/deno"
               // { meta.mainProgram = "deno"; };
@@ -647,5 +655,118 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+/**
+ * nix/module.nix applied to a stand-in of nixpkgs' module system: `lib` with
+ * the option and condition functions the module calls (mkIf and mkMerge kept
+ * as markers, then pushed down the way the module system does), `config`
+ * built from the module's own option defaults plus `settings`, and a stub
+ * package. Real NixOS semantics are CI's `nix flake check` (module-eval).
+ */
+function moduleEval(settings: string, nixLd: boolean): string {
+  return `let
+  lib = rec {
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
+    mkMerge = contents: { _type = "merge"; inherit contents; };
+    mkDefault = content: { _type = "override"; inherit content; };
+    mkForce = mkDefault;
+    mkOption = option: option;
+    mkEnableOption = description: { default = false; inherit description; };
+    literalExpression = text: { _type = "literalExpression"; inherit text; };
+    optional = condition: value: if condition then [ value ] else [ ];
+    optionals = condition: values: if condition then values else [ ];
+    optionalAttrs = condition: attrs: if condition then attrs else { };
+    optionalString = condition: text: if condition then text else "";
+    types = {
+      str = "str"; bool = "bool"; int = "int"; package = "package"; path = "path";
+      nullOr = t: "nullOr"; listOf = t: "listOf"; attrsOf = t: "attrsOf"; enum = values: "enum";
+    };
+  };
+  store = name: { type = "derivation"; inherit name; outPath = "/nix/store/${
+    "0".repeat(32)
+  }-\${name}"; };
+  withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
+  withoutIcd = store "rocm-user";
+  pkgs.rocmNightly = { defaultTarget = "gfx1151"; packageFor = _: withIcd; };
+  module = import ${repoRoot}/nix/module.nix;
+  evaluate = config: module { inherit lib pkgs config; };
+  defaults = options: builtins.mapAttrs (_: option: option.default or null) options;
+  config = {
+    services.rocm-nightly = defaults (evaluate config).options.services.rocm-nightly // (${settings});
+    programs.nix-ld.enable = ${nixLd};
+  };
+  merge = a: b:
+    if a == null then b else if b == null then a
+    else if builtins.isList a then a ++ b
+    else if builtins.isAttrs a && !(a ? outPath) then
+      a // builtins.mapAttrs (name: value: if a ? \${name} then merge a.\${name} value else value) b
+    else b;
+  resolve = value:
+    if builtins.isAttrs value && value ? _type then
+      if value._type == "if" then (if value.condition then resolve value.content else null)
+      else if value._type == "merge" then builtins.foldl' merge null (map resolve value.contents)
+      else if value._type == "override" then resolve value.content
+      else value
+    else if builtins.isAttrs value && !(value ? outPath) then
+      let resolved = builtins.mapAttrs (_: resolve) value;
+      in builtins.removeAttrs resolved (builtins.filter (name: resolved.\${name} == null) (builtins.attrNames resolved))
+    else value;
+  result = resolve (evaluate config).config;
+in {
+  systemPackages = result.environment.systemPackages or [ ];
+  tmpfiles = result.systemd.tmpfiles.rules or [ ];
+  etc = builtins.attrNames (result.environment.etc or { });
+  nixLd = result.programs.nix-ld.libraries or null;
+  graphics = result.hardware.graphics.extraPackages or null;
+  variables = result.environment.variables or { };
+}`;
+}
+
+Deno.test({
+  name:
+    "module.nix adds nix-ld libraries only with nix-ld, the OpenCL ICD package, no ld.so.conf.d",
+  ignore: !ok,
+  fn: async (t) => {
+    const out = (name: string) => `/nix/store/${"0".repeat(32)}-${name}`;
+    const enabled = `{ enable = true; }`;
+    await t.step("nix-ld disabled: no nix-ld libraries; the ICD package; /opt/rocm", async () => {
+      const value = await nixEval(moduleEval(enabled, false)) as Record<string, unknown>;
+      assert.deepEqual(value, {
+        systemPackages: [out("rocm-stub")],
+        tmpfiles: [`L+ /opt/rocm - - - - ${out("rocm-stub")}/opt/rocm`],
+        etc: [],
+        nixLd: null,
+        graphics: [out("rocm-stub-opencl-icd")],
+        variables: { ROCM_PATH: "/opt/rocm", HIP_PATH: "/opt/rocm" },
+      });
+    });
+    await t.step("nix-ld enabled: the package is one of its libraries", async () => {
+      const value = await nixEval(moduleEval(enabled, true)) as Record<string, unknown>;
+      assert.deepEqual(value.nixLd, [out("rocm-stub")]);
+      assert.deepEqual(value.etc, []);
+    });
+    await t.step("a package without openclIcd adds nothing to hardware.graphics", async () => {
+      const value = await nixEval(
+        moduleEval(`{ enable = true; package = withoutIcd; }`, true),
+      ) as Record<string, unknown>;
+      assert.deepEqual(value.graphics, []);
+      assert.deepEqual(value.nixLd, [out("rocm-user")]);
+    });
+    await t.step("disabled: nothing at all", async () => {
+      const value = await nixEval(moduleEval(`{ enable = false; }`, true)) as Record<
+        string,
+        unknown
+      >;
+      assert.deepEqual(value, {
+        systemPackages: [],
+        tmpfiles: [],
+        etc: [],
+        nixLd: null,
+        graphics: null,
+        variables: {},
+      });
+    });
   },
 });
