@@ -4,7 +4,12 @@
 // loading chain's RPATH, and what is reported (once per soname) when not.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkElfClosure, type ElfClosureReport, expandSearchPath } from "../lib/elf_closure.ts";
+import {
+  checkElfClosure,
+  ElfClosureCheck,
+  type ElfClosureReport,
+  expandSearchPath,
+} from "../lib/elf_closure.ts";
 import {
   copyElf,
   EXECUTABLE_RUNPATH,
@@ -301,4 +306,30 @@ Deno.test("expandSearchPath() expands $ORIGIN, $LIB and $PLATFORM and drops rela
     "/q/x86_64",
   ]);
   assert.deepEqual(expandSearchPath("$ORIGINAL/x:/opt/$LIBRARY", "/o", 62), ["/opt/$LIBRARY"]);
+});
+
+Deno.test({
+  name: "checkElfClosure() counts every file needing a name but lists only the first few",
+  ignore: !tools,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const glibc = await glibcStandIn(dir);
+      const root = join(dir, "out");
+      await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+      for (let i = 0; i < 5; i++) {
+        await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, `lib/lib${i}.so.1`), {
+          runpath: "$ORIGIN",
+          addNeeded: ["libnowhere.so.3"],
+        });
+      }
+      const report = checkElfClosure(filesBelow(root), { root, examples: 2 });
+      assert.deepEqual(report.unresolved, [
+        { soname: "libnowhere.so.3", count: 5, examples: ["lib/lib0.so.1", "lib/lib1.so.1"] },
+      ]);
+      // One file at a time, in another order: the same report.
+      using check = new ElfClosureCheck({ root, examples: 2 });
+      for (const path of filesBelow(root).reverse()) check.add(path);
+      assert.deepEqual(check.finish(), report);
+    });
+  },
 });
