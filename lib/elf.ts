@@ -184,6 +184,8 @@ const MAX_STRING_BYTES = 4096;
 const MAX_FILE_BYTES = 2 ** 43;
 /** The first read: header, program headers, and for small files everything. */
 const HEAD_BYTES = 16384;
+/** Reads past the head fetch at least this much. */
+const EXTRA_SLACK = 4096;
 /** Strings up to this long are checked for ASCII and built without a decoder call. */
 const ASCII_FAST_BYTES = 256;
 /** Strings within this span of each other are read in one go. */
@@ -214,6 +216,9 @@ class Parser {
   #headLength = 0;
   #extra = new Uint8Array(HEAD_BYTES);
   #extraView = new DataView(this.#extra.buffer);
+  /** The file offset of what the extra buffer holds (-1: nothing of this file), and how much. */
+  #extraOffset = -1;
+  #extraFilled = 0;
   /** Where the bytes of the last {@linkcode Parser.#at} are: the head or the extra buffer. */
   #buffer = this.#head;
   #view = this.#headView;
@@ -242,6 +247,7 @@ class Parser {
     const view = this.#headView;
     const filled = this.#source.read(head, HEAD_BYTES, 0);
     this.#headLength = filled;
+    this.#extraOffset = -1;
     if (
       filled < 4 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46
     ) {
@@ -464,11 +470,23 @@ class Parser {
     if (offset + length > MAX_FILE_BYTES) {
       throw new ElfFormatError(`out of range: ${what} at offset ${offset} lies beyond the file`);
     }
-    if (this.#extra.length < length) {
-      this.#extra = new Uint8Array(length);
+    const cached = offset - this.#extraOffset;
+    if (this.#extraOffset !== -1 && cached >= 0 && cached + length <= this.#extraFilled) {
+      this.#buffer = this.#extra;
+      this.#view = this.#extraView;
+      this.#end = cached + length;
+      return cached;
+    }
+    // A little more than asked: what comes next (the strings after a dynamic
+    // segment that patchelf moved, say) is then often read already.
+    const want = Math.max(length, EXTRA_SLACK);
+    if (this.#extra.length < want) {
+      this.#extra = new Uint8Array(want);
       this.#extraView = new DataView(this.#extra.buffer);
     }
-    const got = this.#source.read(this.#extra, length, offset);
+    const got = this.#source.read(this.#extra, want, offset);
+    this.#extraOffset = offset;
+    this.#extraFilled = got;
     if (got < length && !(partial && got > 0)) {
       throw new ElfFormatError(
         got === 0
@@ -478,7 +496,7 @@ class Parser {
     }
     this.#buffer = this.#extra;
     this.#view = this.#extraView;
-    this.#end = got;
+    this.#end = Math.min(got, length);
     return 0;
   }
 }
@@ -588,21 +606,11 @@ function openPreadSource(): Source | undefined {
       return true;
     },
     read(buffer: Uint8Array, length: number, offset: number): number {
-      let filled = 0;
-      while (filled < length) {
-        const n = Number(
-          pread(
-            fd,
-            filled === 0 ? buffer : buffer.subarray(filled),
-            BigInt(length - filled),
-            BigInt(offset + filled),
-          ),
-        );
-        if (n < 0) throw new Error(`cannot read at offset ${offset + filled}: pread failed`);
-        if (n === 0) break;
-        filled += n;
-      }
-      return filled;
+      // One call: on a regular file pread returns less only at the end of the
+      // file, and asking again there would cost a second call for nothing.
+      const n = Number(pread(fd, buffer, BigInt(length), BigInt(offset)));
+      if (n < 0) throw new Error(`cannot read at offset ${offset}: pread failed`);
+      return n;
     },
     close(): void {
       if (fd >= 0) close(fd);
