@@ -61,7 +61,7 @@ export interface CheckCounts {
   symlinks: number;
   /** Entries of `bin/` examined as wrappers. */
   wrappers: number;
-  /** ELF files read: below bin/, sbin/ and libexec/, or named like a library (`*.so`, `*.so.*`). */
+  /** ELF files read: below bin/, sbin/ and libexec/, or named like a library (`*.so`, `*.so.*`), not `*.debug`. */
   elfFiles: number;
   /** Those with an interpreter (PT_INTERP). */
   elfExecutables: number;
@@ -453,7 +453,10 @@ function walkTree(
     const visit: EntryVisitor = (name, kind) => {
       if (kind === "file") {
         files++;
-        if (executable || name.endsWith(".so") || name.includes(".so.")) {
+        // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
+        if (
+          (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
+        ) {
           elfCandidate(`${dir}/${name}`);
         }
         if (matcher !== undefined) {

@@ -20,7 +20,8 @@ reports EVERY defect, not just the first:
   - every bin entry is an ELF executable, a symlink, or a #! wrapper whose
     'exec "<path>" "$@"' line names an executable inside the output;
   - every folder can be listed, and no symlink anywhere in it dangles;
-  - every ELF file (below bin/, sbin/ or libexec/, or named *.so, *.so.*) is
+  - every ELF file (below bin/, sbin/ or libexec/, or named *.so, *.so.*;
+    not *.debug) is
     well-formed; an executable's interpreter exists; every DT_NEEDED library
     is found through the file's own DT_RUNPATH (or DT_RPATH, with the RPATHs
     of its loaders) or in the interpreter's folder -- never /lib, /usr/lib,

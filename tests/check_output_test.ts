@@ -164,6 +164,22 @@ const DEFECTS: Defect[] = [
     expect: [{ check: "elf-malformed", path: "opt/rocm/lib/libtrunc.so.1" }],
   },
   {
+    name: "ELF file with an empty PT_INTERP (not named *.debug, so it is read)",
+    breakIt: async (out) => {
+      const bytes = await Deno.readFile("/bin/true");
+      const view = new DataView(bytes.buffer);
+      const phoff = Number(view.getBigUint64(32, true));
+      for (let i = 0; i < view.getUint16(56, true); i++) {
+        const at = phoff + i * 56;
+        if (view.getUint32(at, true) === 3) view.setBigUint64(at + 32, 0n, true); // PT_INTERP
+      }
+      // As a separate debug file it is skipped; under another name it is a failure.
+      await Deno.writeFile(join(out, "opt/rocm/lib/libtrue.so.1.debug"), bytes);
+      await Deno.writeFile(join(out, "opt/rocm/lib/libtrue.so.1"), bytes);
+    },
+    expect: [{ check: "elf-malformed", path: "opt/rocm/lib/libtrue.so.1" }],
+  },
+  {
     name: "library an executable needs removed",
     breakIt: (out) => Deno.remove(join(out, "opt/rocm/lib/libfence.so.1")),
     expect: [{ check: "elf-needed", path: "opt/rocm/bin/true-elf" }],
