@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
 import { copyElf, gccRuntime, glibcStandIn, writeTheRockShapedTree } from "./_elf_fixtures.ts";
+import { startFileServer } from "./_server.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools(
@@ -493,6 +494,24 @@ Deno.test({
       // Without --allow-ffi (Deno's file API, Deno.readDirSync): the same report.
       const slow = await run(Deno.execPath(), ["run", "--allow-read", CHECK, out, "--json"]);
       assert.deepEqual(JSON.parse(slow.stdout), JSON.parse(pass.stdout));
+    });
+  },
+});
+
+Deno.test({
+  name: "check-output.ts run from a URL loads its ELF Worker from the same place",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const good = await goodOutput(dir);
+      await using server = startFileServer({ root: repoRoot });
+      const result = await run(Deno.execPath(), [
+        ...["run", `--allow-import=127.0.0.1:${server.port}`, "--allow-read", "--allow-ffi"],
+        ...[server.url("/scripts/check-output.ts"), good, "--json"],
+      ], { cwd: dir });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(JSON.parse(result.stdout).counts.elfFiles, 2);
+      assert.ok(server.requests.some((r) => r.path === "/lib/elf_closure_worker.ts"));
     });
   },
 });
