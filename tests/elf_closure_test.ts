@@ -20,7 +20,7 @@ import {
   SYSTEM_LIBS,
   writeTheRockShapedTree,
 } from "./_elf_fixtures.ts";
-import { requireTools, withTempDir } from "./_tools.ts";
+import { requireTools, run, withTempDir } from "./_tools.ts";
 
 const tools = await requireTools(
   "ELF closure tests (real ROCm ELF files from Debian's rocminfo, patchelf sets their paths)",
@@ -161,6 +161,26 @@ Deno.test({
         assert.deepEqual(sonames(report), ["libstdc++.so.6"]);
       });
     });
+    await t.step(
+      "a FIFO or a link to /dev/zero where a library is looked for: passed over",
+      async () => {
+        await withTempDir(async (dir) => {
+          const report = await closureOf(dir, {
+            hostLibs: true,
+            change: async (root) => {
+              await Deno.remove(join(root, "lib/libgcc_s.so.1"));
+              await Deno.symlink("/dev/zero", join(root, "lib/libgcc_s.so.1"));
+              const fifo = join(root, "lib/rocm_sysdeps/lib/libnuma.so.1");
+              await Deno.remove(fifo);
+              const made = await run("mkfifo", [fifo]);
+              assert.equal(made.code, 0, made.stderr);
+            },
+          });
+          // Never opened (a FIFO would block): found in no search path.
+          assert.deepEqual(sonames(report), ["libgcc_s.so.1", "libnuma.so.1"]);
+        });
+      },
+    );
     await t.step("a library for another machine is passed over", async () => {
       await withTempDir(async (dir) => {
         const report = await closureOf(dir, {
