@@ -445,10 +445,12 @@ function walkTree(
   let files = 0;
   let directories = 0;
   let kernelFiles = 0;
-  const stack: Pending[] = [{ path: root, executable: false, isas: 0 }];
+  // Breadth first: libraries and executables sit near the top (bin, lib,
+  // lib/llvm/lib) and kernel files deeper, so the ELF reads start early.
+  const queue: Pending[] = [{ path: root, executable: false, isas: 0 }];
   using reader = openDirectoryReader();
-  while (stack.length > 0) {
-    const { path: dir, executable, isas: inherited } = stack.pop()!;
+  for (let next = 0; next < queue.length; next++) {
+    const { path: dir, executable, isas: inherited } = queue[next]!;
     directories++;
     const visit: EntryVisitor = (name, kind) => {
       if (kind === "file") {
@@ -467,7 +469,7 @@ function walkTree(
           }
         }
       } else if (kind === "directory") {
-        stack.push({
+        queue.push({
           path: `${dir}/${name}`,
           executable: executable || EXECUTABLE_DIRS.has(name),
           isas: matcher === undefined ? 0 : inherited | matcher(name),
