@@ -12,8 +12,7 @@
  */
 
 import { type EntryVisitor, openDirectoryReader } from "./dir_reader.ts";
-import type { AllowedName, ElfClosureReport } from "./elf_closure.ts";
-import { startElfClosure } from "./elf_closure_job.ts";
+import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
 import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -149,19 +148,15 @@ export function checkOutput(
   outPath: string,
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
-  return checkTree(outPath, options);
+  // The work is synchronous (see checkTree); a bad target still rejects.
+  return new Promise((resolve) => resolve(checkTree(outPath, options)));
 }
 
 /**
  * The checks, with synchronous file system calls throughout: each async call
  * is a round trip through Deno's thread pool, which costs more than the call.
- * The one wait is for the ELF closure check, which reads the walk's ELF
- * candidates on another thread while the walk goes on (lib/elf_closure_job.ts).
  */
-async function checkTree(
-  outPath: string,
-  options: CheckOutputOptions,
-): Promise<CheckOutputReport> {
+function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputReport {
   const required = options.target === undefined ? undefined : targetIsas(options.target);
   const failures: CheckFailure[] = [];
   const counts: CheckCounts = {
@@ -198,8 +193,9 @@ async function checkTree(
   // path below is built from it, and node:path's first import costs a millisecond.
   const rel = (path: string): string => path.slice(root.length + 1);
   const inside = (path: string): boolean => path.startsWith(`${root}/`);
-  // Started first: its Worker loads while the layout is checked.
-  using elf = startElfClosure({
+  // ELF candidates are read as the walk finds them (reading them in a Worker
+  // on another core measured slower on a busy 2-core machine).
+  using elf = new ElfClosureCheck({
     root,
     ...(options.allowMissing === undefined ? {} : { allowMissing: options.allowMissing }),
   });
@@ -304,7 +300,7 @@ async function checkTree(
   if (executables === 0) fail("executables", `"bin" holds no executable`, "bin");
 
   // 4. ELF files: their interpreters and libraries.
-  const closure = await elf.finish();
+  const closure = elf.finish();
   counts.elfFiles = closure.files;
   counts.elfExecutables = closure.executables;
   allowedMissing.push(...closure.allowed);
@@ -445,12 +441,10 @@ function walkTree(
   let files = 0;
   let directories = 0;
   let kernelFiles = 0;
-  // Breadth first: libraries and executables sit near the top (bin, lib,
-  // lib/llvm/lib) and kernel files deeper, so the ELF reads start early.
-  const queue: Pending[] = [{ path: root, executable: false, isas: 0 }];
+  const stack: Pending[] = [{ path: root, executable: false, isas: 0 }];
   using reader = openDirectoryReader();
-  for (let next = 0; next < queue.length; next++) {
-    const { path: dir, executable, isas: inherited } = queue[next]!;
+  while (stack.length > 0) {
+    const { path: dir, executable, isas: inherited } = stack.pop()!;
     directories++;
     const visit: EntryVisitor = (name, kind) => {
       if (kind === "file") {
@@ -469,7 +463,7 @@ function walkTree(
           }
         }
       } else if (kind === "directory") {
-        queue.push({
+        stack.push({
           path: `${dir}/${name}`,
           executable: executable || EXECUTABLE_DIRS.has(name),
           isas: matcher === undefined ? 0 : inherited | matcher(name),

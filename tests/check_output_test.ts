@@ -499,7 +499,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "check-output.ts run from a URL loads its ELF Worker from the same place",
+  name: "check-output.ts run from a URL checks a real output's ELF files",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -511,7 +511,7 @@ Deno.test({
       ], { cwd: dir });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(JSON.parse(result.stdout).counts.elfFiles, 2);
-      assert.ok(server.requests.some((r) => r.path === "/lib/elf_closure_worker.ts"));
+      assert.ok(server.requests.some((r) => r.path === "/lib/elf.ts"));
     });
   },
 });
