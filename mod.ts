@@ -10,6 +10,7 @@
 export * from "./lib/atomic_write.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
+export * from "./lib/cleanup.ts";
 export * from "./lib/closure.ts";
 export * from "./lib/dir_reader.ts";
 export * from "./lib/download.ts";
@@ -17,6 +18,7 @@ export * from "./lib/elf.ts";
 export * from "./lib/elf_closure.ts";
 export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";
+export * from "./lib/flake_file.ts";
 export * from "./lib/hash.ts";
 export * from "./lib/hasher.ts";
 export * from "./lib/http1_client.ts";

@@ -10,6 +10,14 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import {
+  holdTemporary,
+  interruption,
+  onCleanup,
+  removeDeadTemporaries,
+  temporaryName,
+} from "./cleanup.ts";
+import { describeKind } from "./hasher.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
 export interface AtomicWriteOptions {
@@ -48,27 +56,37 @@ export class AtomicFile {
   #file: Deno.FsFile | undefined;
   #mode: number;
   #done = false;
+  #cleanup: Disposable;
 
   private constructor(path: string, tempPath: string, file: Deno.FsFile, mode: number) {
     this.path = path;
     this.tempPath = tempPath;
     this.#file = file;
     this.#mode = mode;
+    // Removed if a signal ends the process before commit or abort.
+    this.#cleanup = onCleanup(() => Deno.removeSync(tempPath));
   }
 
   /**
-   * Opens a new temporary file beside `path`.
+   * Opens a new temporary file beside `path`, named
+   * `.<name>.<pid>-<random>.tmp`; leftovers of killed processes in that
+   * folder are removed first. An existing destination must be a regular
+   * file (or a link to one): anything else could never be replaced, and
+   * finding out only at commit would be after the work was done.
    *
    * @param path The destination path.
    * @param options The file mode.
    * @returns The open atomic file.
+   * @throws {TypeError} When the destination exists and is not a regular file.
    */
   static async create(path: string, options: AtomicWriteOptions = {}): Promise<AtomicFile> {
-    const mode = options.mode ?? await existingMode(path) ?? 0o644;
+    const existing = await existingMode(path);
+    const mode = options.mode ?? existing ?? 0o644;
     const dir = dirname(path);
-    const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
-    const tempPath = join(dir, `.${basename(path)}.${random}.tmp`);
+    await removeDeadTemporaries(dir);
+    const tempPath = join(dir, temporaryName(basename(path)));
     const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o600 });
+    await holdTemporary(file);
     return new AtomicFile(path, tempPath, file, mode);
   }
 
@@ -79,6 +97,7 @@ export class AtomicFile {
    */
   async write(chunk: Uint8Array): Promise<void> {
     const file = this.#open();
+    interruption.throwIfAborted();
     let offset = 0;
     while (offset < chunk.length) {
       offset += await file.write(chunk.subarray(offset));
@@ -92,8 +111,11 @@ export class AtomicFile {
     file.close();
     this.#file = undefined;
     await Deno.chmod(this.tempPath, this.#mode);
+    // The commit point: a signal that came before it leaves the old file.
+    interruption.throwIfAborted();
     await Deno.rename(this.tempPath, this.path);
     this.#done = true;
+    this.#cleanup[Symbol.dispose]();
   }
 
   /** Removes the temporary file, leaving the destination untouched. Safe to call twice. */
@@ -103,6 +125,7 @@ export class AtomicFile {
     this.#file?.close();
     this.#file = undefined;
     await Deno.remove(this.tempPath).catch(() => {});
+    this.#cleanup[Symbol.dispose]();
   }
 
   #open(): Deno.FsFile {
@@ -147,6 +170,7 @@ export async function writeFileAtomic(
 async function existingMode(path: string): Promise<number | undefined> {
   try {
     const info = await Deno.stat(path);
+    if (!info.isFile) throw new TypeError(`it is ${describeKind(info)}, not a file`);
     return info.mode === null ? undefined : info.mode & 0o7777;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;

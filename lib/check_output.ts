@@ -11,8 +11,15 @@
  * @module
  */
 
-import { type EntryVisitor, openDirectoryReader } from "./dir_reader.ts";
+import {
+  type DirectoryReader,
+  type EntryKind,
+  type EntryVisitor,
+  escapeName,
+  openDirectoryReader,
+} from "./dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
+import { describeKind } from "./hasher.ts";
 import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -177,8 +184,15 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     counts,
     allowedMissing,
   });
+  // Names that are not UTF-8 come from the reader with their bytes as lone
+  // surrogates: shown as \xNN.
   const fail = (check: CheckName, message: string, path?: string): void => {
-    failures.push(path === undefined ? { check, message } : { check, path, message });
+    const shown = escapeName(message);
+    failures.push(
+      path === undefined
+        ? { check, message: shown }
+        : { check, path: escapeName(path), message: shown },
+    );
   };
 
   let root: string;
@@ -206,11 +220,10 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   if (!isDirectory(`${root}/bin`)) fail("bin", `"bin" is not a directory`, "bin");
 
   const hookPath = `${root}/nix-support/setup-hook`;
-  let hook: string | undefined;
-  try {
-    hook = Deno.readTextFileSync(hookPath);
-  } catch {
-    fail("setup-hook", `"nix-support/setup-hook" is missing`, "nix-support/setup-hook");
+  const hookRead = readSetupHook(hookPath);
+  const hook = typeof hookRead === "string" ? hookRead : undefined;
+  if (typeof hookRead === "object") {
+    fail("setup-hook", `"nix-support/setup-hook" ${hookRead.problem}`, "nix-support/setup-hook");
   }
   if (hook !== undefined) {
     for (const token of SETUP_HOOK_TOKENS) {
@@ -244,7 +257,8 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
 
   // 2. One walk over the whole tree.
-  const walk = walkTree(root, required, (path) => elf.add(path));
+  using reader = openDirectoryReader();
+  const walk = walkTree(root, required, reader, (path) => elf.add(path));
   Object.assign(counts, walk.counts);
   for (const { path, error } of walk.unreadable) {
     const shown = path === root ? "." : rel(path);
@@ -252,8 +266,13 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   }
   for (const link of walk.symlinks) {
     try {
-      Deno.statSync(link);
+      reader.follow(link);
     } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.FilesystemLoop)) {
+        // Too long a path, say: not a dangling link, but not checked either.
+        fail("unreadable", `"${rel(link)}" cannot be followed: ${describe(error)}`, rel(link));
+        continue;
+      }
       let target = "?";
       try {
         target = Deno.readLinkSync(link);
@@ -266,21 +285,26 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
 
   // 3. bin/: wrappers exec an executable inside the output.
   let executables = 0;
-  for (const entry of listDir(`${root}/bin`)) {
+  for (const [entry, kind] of listDir(`${root}/bin`, reader)) {
     const path = `${root}/bin/${entry}`;
     counts.wrappers++;
-    const target = wrapperTarget(path);
+    if (cannotOpen(path)) {
+      fail("unreadable", `"bin/${entry}" ${NOT_UTF8}`, `bin/${entry}`);
+      continue;
+    }
+    const target = wrapperTarget(path, kind);
     if (typeof target === "object") {
       fail("wrapper", `"bin/${entry}" ${target.problem}`, `bin/${entry}`);
       continue;
     }
     let real: string | undefined;
+    let info: Deno.FileInfo | undefined;
     try {
       real = Deno.realPathSync(target);
+      info = Deno.statSync(real);
     } catch {
       real = undefined;
     }
-    const info = real === undefined ? undefined : Deno.statSync(real);
     if (real === undefined || info === undefined) {
       fail("wrapper", `"bin/${entry}" execs "${target}", which does not exist`, `bin/${entry}`);
     } else if (!inside(real)) {
@@ -431,6 +455,7 @@ interface Pending {
 function walkTree(
   root: string,
   required: readonly string[] | undefined,
+  reader: DirectoryReader,
   /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
   elfCandidate: (path: string) => void,
 ): Walk {
@@ -442,7 +467,6 @@ function walkTree(
   let directories = 0;
   let kernelFiles = 0;
   const stack: Pending[] = [{ path: root, executable: false, isas: 0 }];
-  using reader = openDirectoryReader();
   while (stack.length > 0) {
     const { path: dir, executable, isas: inherited } = stack.pop()!;
     directories++;
@@ -470,6 +494,13 @@ function walkTree(
         });
       } else if (kind === "symlink") {
         symlinks.push(`${dir}/${name}`);
+      } else if (kind === "undecodable") {
+        unreadable.push({
+          path: `${dir}/${name}`,
+          error: new Error(
+            "its name is not UTF-8 (shown with U+FFFD); run with --allow-ffi to check it",
+          ),
+        });
       }
     };
     try {
@@ -529,10 +560,9 @@ function kernelMatcher(isas: readonly string[]): (name: string) => number {
  * the quoted path of its `exec "…" "$@"` line when it is a script, or a
  * problem description.
  */
-function wrapperTarget(path: string): string | { problem: string } {
-  const info = Deno.lstatSync(path);
-  if (info.isSymlink) return path;
-  if (!info.isFile) return { problem: "is not a file" };
+function wrapperTarget(path: string, kind: EntryKind): string | { problem: string } {
+  if (kind === "symlink") return path;
+  if (kind !== "file") return { problem: "is not a file" };
   let head: Uint8Array;
   try {
     head = readStart(path, 65536);
@@ -589,22 +619,74 @@ function isExecutable(path: string): boolean {
   return info !== undefined && info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
 }
 
-function listDir(path: string): string[] {
-  const names: string[] = [];
+/**
+ * Whether `path` holds a name that is not UTF-8 (its bytes kept by the
+ * reader, see lib/dir_reader.ts): Deno's file APIs take only text, so such a
+ * file can be listed and its links followed, but not opened and read.
+ */
+function cannotOpen(path: string): boolean {
+  return escapeName(path) !== path;
+}
+
+const NOT_UTF8 = "cannot be opened to check it: its name is not UTF-8, which Deno's file APIs " +
+  "cannot open (rename it)";
+
+function listDir(path: string, reader: DirectoryReader): [string, EntryKind][] {
+  const entries: [string, EntryKind][] = [];
   try {
-    for (const entry of Deno.readDirSync(path)) names.push(entry.name);
+    reader.read(path, (name, kind) => entries.push([name, kind]));
   } catch {
     return []; // reported by the layout checks
   }
-  return names.sort();
+  return entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * Whether a regular file lies anywhere below `dir`. A folder that cannot be
+ * listed (no permission, deeper than PATH_MAX) is skipped here: the walk
+ * reports it, and every other finding stands.
+ */
 function hasFileBelow(dir: string): boolean {
-  for (const entry of Deno.readDirSync(dir)) {
-    if (entry.isFile) return true;
-    if (entry.isDirectory && hasFileBelow(`${dir}/${entry.name}`)) return true;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const current = stack.pop()!;
+    try {
+      for (const entry of Deno.readDirSync(current)) {
+        if (entry.isFile) return true;
+        if (entry.isDirectory) stack.push(`${current}/${entry.name}`);
+      }
+    } catch {
+      // reported by the walk as "unreadable"
+    }
   }
   return false;
+}
+
+/** The most of a setup hook that is read: real ones are a few hundred bytes. */
+const MAX_SETUP_HOOK_BYTES = 1024 * 1024;
+
+/**
+ * The setup hook's text, or what is wrong with it. The kind is checked
+ * before the file is opened (through a symlink): opening a FIFO would block
+ * until a writer came, and reading /dev/zero would never end. At most 1 MiB
+ * is read, whatever the file claims.
+ */
+function readSetupHook(path: string): string | { problem: string } {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    return { problem: error instanceof Deno.errors.NotFound ? "is missing" : describe(error) };
+  }
+  if (!info.isFile) return { problem: `is ${describeKind(info)}, not a file` };
+  if (info.size > MAX_SETUP_HOOK_BYTES) {
+    return { problem: `is ${info.size} bytes, more than a setup hook can sensibly be (1 MiB)` };
+  }
+  try {
+    return new TextDecoder().decode(readStart(path, MAX_SETUP_HOOK_BYTES));
+  } catch (error) {
+    return { problem: `cannot be read: ${describe(error)}` };
+  }
 }
 
 function sortFailures(failures: CheckFailure[]): CheckFailure[] {

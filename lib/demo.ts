@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { onCleanup } from "./cleanup.ts";
 import { listAttrNames, readBinding } from "./flake_edit.ts";
 import { buildSampleTarball, type MirrorFile, startDemoMirror } from "./demo_mirror.ts";
 import { targetTable } from "./targets.ts";
@@ -101,6 +102,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   log(`mirror: ${mirror.indexUrl} serves a TheRock index of ${files.length} files`);
 
   const dir = await Deno.makeTempDir({ prefix: "rocm-nightly-demo-" });
+  using _cleanup = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
   try {
     const flake = join(dir, "flake.nix");
     await Deno.writeTextFile(flake, text);

@@ -8,6 +8,7 @@
  */
 
 import { join, relative } from "node:path";
+import { onCleanup } from "./cleanup.ts";
 import type { IndexFormat } from "./index_listing.ts";
 import { writeSampleRocmTree } from "./sample_rocm.ts";
 import { type TarEntry, tarStream } from "./tar.ts";
@@ -326,6 +327,7 @@ export async function buildSampleTarball(
   options: SampleTarballOptions = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
   const dir = await Deno.makeTempDir({ prefix: "rocm-nightly-sample-" });
+  using _cleanup = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
   try {
     await writeSampleRocmTree(dir, {
       isas: options.isas ?? ["gfx1151"],

@@ -12,8 +12,13 @@
  * @module
  */
 
-/** What a directory entry is, without following symlinks. */
-export type EntryKind = "file" | "directory" | "symlink" | "other";
+/**
+ * What a directory entry is, without following symlinks. `"undecodable"`:
+ * a name that is not UTF-8, which `Deno.readDirSync` reports lossily (with
+ * U+FFFD), so the entry cannot be reached by its name (getdents64 never
+ * reports it: it keeps the bytes).
+ */
+export type EntryKind = "file" | "directory" | "symlink" | "other" | "undecodable";
 
 /** Receives one directory entry: its name (never "." or "..") and kind. */
 export type EntryVisitor = (name: string, kind: EntryKind) => void;
@@ -26,9 +31,47 @@ export interface DirectoryReader extends Disposable {
    * Calls `visit` for each entry of `dir`. Throws Deno's error (e.g.
    * `Deno.errors.NotFound`, `Deno.errors.PermissionDenied`) when `dir` cannot
    * be listed.
+   *
+   * With getdents64, a name that is not UTF-8 (Nix allows any bytes but "/"
+   * and NUL) keeps its bytes: each byte that is not part of valid UTF-8
+   * becomes a lone surrogate U+DC80–U+DCFF (as Python's "surrogateescape"),
+   * so the name can be given back to `read` and `follow`, and
+   * {@linkcode escapeName} shows it (Deno's own file APIs cannot open it).
+   * `Deno.readDirSync` decodes such names lossily, with U+FFFD, and reports
+   * the entry as `"undecodable"`.
    */
   read(dir: string, visit: EntryVisitor): void;
+  /**
+   * Follows `path` (a path built from names `read` gave) through symlinks,
+   * by its bytes, and throws `Deno.errors.NotFound` or
+   * `Deno.errors.FilesystemLoop` when it leads nowhere.
+   */
+  follow(path: string): void;
 }
+
+/**
+ * A name from {@linkcode DirectoryReader.read} for people: bytes that are not
+ * UTF-8 are shown as `\xNN`, everything else as it is.
+ *
+ * @example Usage
+ * ```ts
+ * import { escapeName } from "./dir_reader.ts";
+ * escapeName("caf\udce9"); // "caf\\xe9"
+ * ```
+ *
+ * @param name A name or path.
+ * @returns The name with each escaped byte written `\xNN`.
+ */
+export function escapeName(name: string): string {
+  return name.replace(
+    ESCAPED,
+    (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** A lone surrogate standing for a byte (never produced by decoding valid UTF-8). */
+const ESCAPED = /[\udc80-\udcff]/g;
+const HAS_ESCAPED = /[\udc80-\udcff]/;
 
 /**
  * A directory reader: getdents64 when the `ffi` permission is granted on
@@ -47,14 +90,28 @@ export function openDirectoryReader(): DirectoryReader {
   return (ffiGranted ? openGetdentsReader() : undefined) ?? denoReader();
 }
 
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function denoReader(): DirectoryReader {
   return {
     method: "Deno.readDirSync",
+    follow(path: string): void {
+      Deno.statSync(path);
+    },
     read(dir: string, visit: EntryVisitor): void {
       for (const entry of Deno.readDirSync(dir)) {
         visit(
           entry.name,
-          entry.isFile
+          entry.name.includes("\ufffd") && !exists(`${dir}/${entry.name}`)
+            ? "undecodable"
+            : entry.isFile
             ? "file"
             : entry.isDirectory
             ? "directory"
@@ -73,7 +130,16 @@ const GLIBC_SYMBOLS = {
   dirfd: { parameters: ["pointer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   closedir: { parameters: ["pointer"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
 } as const;
+
+// <fcntl.h> on Linux: O_PATH opens the object (following links) without reading it.
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+const ENOENT = 2;
+const ELOOP = 40;
 
 // d_type values of <dirent.h>.
 const DT_UNKNOWN = 0;
@@ -98,7 +164,11 @@ function openGetdentsReader(): DirectoryReader | undefined {
   } catch {
     return undefined; // not glibc (musl, say), or getdents64 missing (glibc < 2.30)
   }
-  const { opendir, dirfd, getdents64, closedir } = glibc.symbols;
+  const { opendir, dirfd, getdents64, closedir, open, close } = glibc.symbols;
+  const errno = (): number => {
+    const at = glibc.symbols.__errno_location();
+    return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
+  };
   const buffer = new Uint8Array(BUFFER_BYTES);
   const view = new DataView(buffer.buffer);
   const encoder = new TextEncoder();
@@ -106,11 +176,24 @@ function openGetdentsReader(): DirectoryReader | undefined {
   // windows-1252): each name is then a cheap slice. A name with a byte above
   // 0x7f is decoded again as UTF-8 on its own.
   const bytewise = new TextDecoder("latin1");
-  const utf8 = new TextDecoder();
   return {
     method: "getdents64",
+    follow(path: string): void {
+      if (!HAS_ESCAPED.test(path)) return void Deno.statSync(path);
+      const fd = open(encodeName(`${path}\0`, encoder), O_PATH | O_CLOEXEC);
+      if (fd < 0) {
+        const code = errno();
+        const shown = escapeName(path);
+        if (code === ENOENT) throw new Deno.errors.NotFound(`no such file: "${shown}"`);
+        if (code === ELOOP) {
+          throw new Deno.errors.FilesystemLoop(`too many levels of symbolic links: "${shown}"`);
+        }
+        throw new Error(`cannot open "${shown}": errno ${code}`);
+      }
+      close(fd);
+    },
     read(dir: string, visit: EntryVisitor): void {
-      const handle = opendir(encoder.encode(`${dir}\0`));
+      const handle = opendir(encodeName(`${dir}\0`, encoder));
       // Let Deno name the failure (NotFound, PermissionDenied, NotADirectory…).
       if (handle === null) return denoReader().read(dir, visit);
       try {
@@ -128,7 +211,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
             const start = offset + NAME_OFFSET;
             const end = buffer.indexOf(0, start);
             let name = text.slice(start, end);
-            if (NON_ASCII.test(name)) name = utf8.decode(buffer.subarray(start, end));
+            if (NON_ASCII.test(name)) name = decodeName(buffer.subarray(start, end));
             if (name === "." || name === "..") continue;
             const type = buffer[offset + TYPE_OFFSET];
             visit(
@@ -155,8 +238,69 @@ function openGetdentsReader(): DirectoryReader | undefined {
   };
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** UTF-8, with each byte outside a valid sequence as U+DC80–U+DCFF (see `read`). */
+function decodeName(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    let name = "";
+    for (let i = 0; i < bytes.length;) {
+      const b = bytes[i]!;
+      const length = b < 0x80 ? 1 : b >> 5 === 6 ? 2 : b >> 4 === 14 ? 3 : b >> 3 === 30 ? 4 : 0;
+      try {
+        if (length === 0 || i + length > bytes.length) throw new RangeError();
+        name += utf8.decode(bytes.subarray(i, i + length));
+        i += length;
+      } catch {
+        name += String.fromCharCode(0xdc00 + b);
+        i++;
+      }
+    }
+    return name;
+  }
+}
+
+/**
+ * The bytes of a path built from names {@linkcode DirectoryReader.read}
+ * gave: UTF-8, with each lone surrogate U+DC80–U+DCFF as the byte it stands
+ * for. What a C call (open(2)) must get for a name that is not UTF-8.
+ *
+ * @example Usage
+ * ```ts
+ * import { nameBytes } from "./dir_reader.ts";
+ * nameBytes("caf\udce9"); // Uint8Array [0x63, 0x61, 0x66, 0xe9]
+ * ```
+ *
+ * @param name A name or path.
+ * @returns Its bytes.
+ */
+export function nameBytes(name: string): Uint8Array {
+  return encodeName(name, new TextEncoder());
+}
+
+/** The bytes of a name {@linkcode decodeName} made. */
+function encodeName(name: string, encoder: TextEncoder): Uint8Array {
+  if (!HAS_ESCAPED.test(name)) return encoder.encode(name);
+  const parts = name.split(/([\udc80-\udcff])/);
+  const chunks = parts.map((part) =>
+    part.length === 1 && HAS_ESCAPED.test(part)
+      ? Uint8Array.of(part.charCodeAt(0) - 0xdc00)
+      : encoder.encode(part)
+  );
+  const bytes = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
 /** For file systems whose readdir does not fill in d_type. */
 function kindByLstat(path: string): EntryKind {
+  if (HAS_ESCAPED.test(path)) return "undecodable";
   const info = Deno.lstatSync(path);
   return info.isFile
     ? "file"

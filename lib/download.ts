@@ -174,7 +174,8 @@ class TransientError extends Error {
   override name = "TransientError";
 }
 
-const DEFAULT_MAX_BYTES = 32 * 1024 ** 3;
+/** The largest download (or local input) accepted by default: 32 GiB. */
+export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
 /** Bytes gathered before each write: few syscalls, little memory. */
 const BLOCK_SIZE = 1024 * 1024;
 /** The most one read of the body takes from the connection. */
@@ -347,6 +348,13 @@ async function runAttempt(start: URL, state: AttemptState, options: AttemptOptio
     if (response.status !== 200 && response.status !== 206) {
       await response.body?.cancel();
       throw new HttpStatusError(state.finalUrl, response);
+    }
+    if (resumeFrom === 0 && response.status === 206) {
+      const problem = partialAsWhole(response);
+      if (problem !== undefined) {
+        await response.body?.cancel();
+        throw new Error(`Cannot download "${start}": ${problem}`);
+      }
     }
     const encoding = response.headers.get("content-encoding");
     if (encoding !== null && encoding.toLowerCase() !== "identity") {
@@ -556,6 +564,28 @@ function rangeHonoured(response: Response, from: number, total: number | undefin
   if (total !== undefined && size !== String(total)) return false;
   const length = parseLength(response.headers.get("content-length"));
   return length === undefined || length === Number(last) - from + 1;
+}
+
+/**
+ * Why a 206 answer to a request for the whole file (no `Range`) is not the
+ * whole file, or `undefined` when it is: only `Content-Range: bytes 0-(N-1)/N`
+ * with a Content-Length of N (or none) covers every byte. Nix's fetchurl
+ * accepts any 206 body, so a fragment taken here would be pinned and would
+ * "verify" forever after.
+ */
+function partialAsWhole(response: Response): string | undefined {
+  const range = response.headers.get("content-range") ?? "";
+  const match = /^bytes 0-(\d+)\/(\d+)$/.exec(range);
+  const detail = `the server answered 206 (Partial Content) with Content-Range "${range}" ` +
+    `to a request for the whole file`;
+  if (match === null || Number(match[1]) + 1 !== Number(match[2])) {
+    return `${detail}, which is not all of it`;
+  }
+  const length = parseLength(response.headers.get("content-length"));
+  if (length !== undefined && length !== Number(match[2])) {
+    return `${detail}, but Content-Length is ${length}`;
+  }
+  return undefined;
 }
 
 function validatorOf(headers: Headers): string | undefined {

@@ -30,6 +30,8 @@
  * @module
  */
 
+import { escapeName, nameBytes } from "./dir_reader.ts";
+
 /** What the loader needs to know about one ELF file. */
 export interface ElfFile {
   /** `e_type`: 2 for an executable (ET_EXEC), 3 for a shared object or PIE (ET_DYN). */
@@ -557,6 +559,9 @@ const GLIBC_SYMBOLS = {
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
 } as const;
+/** A lone surrogate standing for a byte of a name that is not UTF-8 (lib/dir_reader.ts). */
+const NOT_UTF8 = /[\udc80-\udcff]/;
+
 // <fcntl.h> on Linux: O_RDONLY | O_NONBLOCK (a FIFO swapped in never blocks) | O_CLOEXEC.
 const OPEN_FLAGS = 0o4000 | 0o2000000;
 // O_PATH | O_DIRECTORY | O_CLOEXEC: a folder to open files relative to.
@@ -586,6 +591,12 @@ function openPreadSource(): Source | undefined {
   return {
     method: "pread",
     open(path: string): boolean {
+      if (NOT_UTF8.test(path)) {
+        // A name that is not UTF-8, its bytes kept by lib/dir_reader.ts.
+        fd = open(nameBytes(`${path}\0`), OPEN_FLAGS);
+        if (fd < 0) throw new Error(`cannot open "${escapeName(path)}"`);
+        return true;
+      }
       const slash = path.lastIndexOf("/");
       let name: string | undefined;
       if (slash > 0 && path.startsWith("/")) {

@@ -1,11 +1,16 @@
 /**
  * An exclusive lock file: one process at a time may hold it. The file is
- * created with `createNew` (O_EXCL), so two processes can never both succeed,
- * and it records the holder's PID, so a lock left behind by a killed process
- * is recognised as stale (its PID no longer runs) and taken over.
+ * published with link(2), which never replaces, so two processes can never
+ * both succeed. Its holder keeps an flock(2) on it, which the kernel drops
+ * when the holder dies (even by SIGKILL), so a lock left behind by a killed
+ * process is recognised as stale and taken over; it also records the
+ * holder's PID, for messages.
  *
  * @module
  */
+
+import { basename, dirname } from "node:path";
+import { holdTemporary, onCleanup, ownerGone, temporaryName } from "./cleanup.ts";
 
 /** Thrown when another running process holds the lock. */
 export class LockHeldError extends Error {
@@ -83,7 +88,8 @@ export async function acquireLock(
   );
   // Two rounds: a stale lock is removed once, then creation must succeed.
   for (let round = 0; round < 2; round++) {
-    if (await publish(path, content)) return held(path);
+    const file = await publish(path, content);
+    if (file !== undefined) return held(path, file);
     const holder = await readHolder(path);
     if (holder.stale) {
       await Deno.remove(path).catch((error) => {
@@ -97,32 +103,40 @@ export async function acquireLock(
 }
 
 /**
- * Creates the lock file with its content already in it, or returns `false`
- * when it exists. Writing beside it and hard-linking into place (link(2)
- * never replaces) means no other process can read a lock that names no
- * holder yet.
+ * Creates the lock file with its content already in it and flock(2)ed, or
+ * returns `undefined` when it exists. Writing beside it and hard-linking into
+ * place (link(2) never replaces) means no other process can read a lock that
+ * names no holder yet, or find it unlocked.
  */
-async function publish(path: string, content: Uint8Array): Promise<boolean> {
-  const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
-  const temp = `${path}.${Deno.pid}.${random}.tmp`;
-  await Deno.writeFile(temp, content, { createNew: true, mode: 0o644 });
+async function publish(path: string, content: Uint8Array): Promise<Deno.FsFile | undefined> {
+  const temp = `${dirname(path)}/${temporaryName(basename(path))}`;
+  const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
+  let published = false;
   try {
+    await holdTemporary(file);
+    for (let n = 0; n < content.length;) n += await file.write(content.subarray(n));
     await Deno.link(temp, path);
-    return true;
+    published = true;
+    return file;
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return false;
+    if (error instanceof Deno.errors.AlreadyExists) return undefined;
     throw error;
   } finally {
+    if (!published) file.close();
     await Deno.remove(temp).catch(() => {});
   }
 }
 
-function held(path: string): FileLock {
+function held(path: string, file: Deno.FsFile): FileLock {
   let released = false;
+  // Removed if a signal ends the process while the lock is held.
+  const cleanup = onCleanup(() => Deno.removeSync(path));
   const release = async (): Promise<void> => {
     if (released) return;
     released = true;
     await Deno.remove(path).catch(() => {});
+    file.close();
+    cleanup[Symbol.dispose]();
   };
   return { path, release, [Symbol.asyncDispose]: release };
 }
@@ -148,20 +162,5 @@ async function readHolder(path: string): Promise<{ pid: number | undefined; stal
   // A lock naming no holder was not written by acquireLock (which publishes
   // it whole); it only counts as stale once it is old.
   if (pid === undefined) return { pid, stale: age > 60_000 };
-  if (pid === Deno.pid) return { pid, stale: false };
-  return { pid, stale: !(await isRunning(pid)) };
-}
-
-async function isRunning(pid: number): Promise<boolean> {
-  try {
-    await Deno.stat("/proc/self");
-  } catch {
-    return true; // no /proc: cannot tell, so respect the lock
-  }
-  try {
-    await Deno.stat(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
+  return { pid, stale: await ownerGone(path) };
 }

@@ -314,6 +314,7 @@ export function applyEdits(
     if (binding !== undefined) {
       const { token, value } = literal(binding, edit.path, file);
       if (sameValue(target, value, edit.value)) return;
+      requireSri(target, edit, file);
       splices.push({
         start: token.start,
         end: token.end,
@@ -330,6 +331,7 @@ export function applyEdits(
       );
     }
     if (!options.addMissing) throw missing(bindings, target, edit.path, file);
+    requireSri(target, edit, file);
     const at = insertion(source, bindings, sets, target, edit.path, file);
     splices.push({
       start: at.offset,
@@ -514,8 +516,9 @@ function quoteName(name: string): string {
 }
 
 function isSafeString(text: string): boolean {
+  // C0, DEL and C1 (U+0080–U+009F) controls: none belongs in a flake value.
   // deno-lint-ignore no-control-regex
-  return !/["\\\x00-\x1f\x7f]|\$\{/.test(text);
+  return !/["\\\x00-\x1f\x7f-\x9f]|\$\{/.test(text);
 }
 
 type ValueKind = "version" | "hash" | "baseUrl" | "url" | "string";
@@ -549,7 +552,9 @@ function validateValue(target: string[], edit: BindingEdit, file: string): void 
   }
   try {
     if (kind === "version") parseVersion(value);
-    if (kind === "hash") parseSri(value);
+    // Any Nix spelling parses here; one that is not SRI is only accepted when
+    // it equals the current value (no change), see requireSri.
+    if (kind === "hash" && !parsesAsHash(value)) parseSri(value);
   } catch (error) {
     refuse(error instanceof Error ? error.message : String(error));
   }
@@ -558,7 +563,45 @@ function validateValue(target: string[], edit: BindingEdit, file: string): void 
     if (url === null || (url.protocol !== "https:" && url.protocol !== "http:")) {
       refuse("expected an http(s) URL");
     }
-    if (kind === "baseUrl" && !value.endsWith("/")) refuse('a base URL must end with "/"');
+    if (kind === "baseUrl") checkBaseUrl(value, url!, refuse);
+  }
+}
+
+/**
+ * A base URL as strict as lib/tarball_name.ts's folderUrl: Nix builds each
+ * tarball URL as `baseUrl + name`, so credentials, a query or a fragment
+ * would swallow the name, and a character that a URL must escape (a space, a
+ * non-ASCII letter) would make that URL differ from the one hashed.
+ */
+function checkBaseUrl(value: string, url: URL, refuse: (detail: string) => never): void {
+  if (url.username !== "" || url.password !== "") refuse("a base URL has no credentials");
+  if (value.includes("?") || value.includes("#")) refuse("a base URL has no query or fragment");
+  if (url.href !== value) {
+    refuse(`a base URL must be written as the URL it means ("${url.href}"): nothing escaped`);
+  }
+  if (!value.endsWith("/")) refuse('a base URL must end with "/"');
+}
+
+function parsesAsHash(text: string): boolean {
+  try {
+    parseHash(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A hash that is a change must be written in SRI form, which Nix's fetchurl takes. */
+function requireSri(target: string[], edit: BindingEdit, file: string): void {
+  if (valueKind(target) !== "hash" || edit.value === null) return;
+  try {
+    parseSri(edit.value);
+  } catch (error) {
+    throw new SyntaxError(
+      `Cannot set "${edit.path}" in ${file} to ${JSON.stringify(edit.value)}: ${
+        (error as Error).message
+      } (another spelling is only accepted when it equals the current hash)`,
+    );
   }
 }
 
@@ -566,7 +609,7 @@ function sameValue(target: string[], oldValue: string | null, newValue: string |
   if (oldValue === newValue) return true;
   if (oldValue === null || newValue === null || valueKind(target) !== "hash") return false;
   try {
-    return hashEquals(parseHash(oldValue), parseSri(newValue));
+    return hashEquals(parseHash(oldValue), parseHash(newValue));
   } catch {
     return false;
   }

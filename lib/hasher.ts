@@ -55,6 +55,13 @@ export interface HashReaderOptions extends HashOptions {
    * @default {undefined}
    */
   onBlock?: (block: Uint8Array) => Promise<void>;
+  /**
+   * The most bytes accepted: a longer input throws a RangeError as soon as
+   * it passes the limit, before the block past it is hashed or handed on.
+   *
+   * @default {Infinity}
+   */
+  maxBytes?: number;
 }
 
 /** The size of each of the two read buffers: large enough that syscalls and promise hops vanish. */
@@ -161,6 +168,12 @@ export async function hashReader(
     // A rejected read must not go unhandled while this block is processed.
     next.catch(() => {});
     const block = current.subarray(0, count);
+    if (hasher.size + count > (options.maxBytes ?? Infinity)) {
+      await next.catch(() => {});
+      throw new RangeError(
+        `the input exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
+      );
+    }
     hasher.update(block);
     if (options.onBlock !== undefined) await options.onBlock(block);
     options.onProgress?.(hasher.size);
@@ -197,19 +210,22 @@ export async function hashFile(path: string, options: HashOptions = {}): Promise
 
 /**
  * Opens `path` for reading, refusing anything but a regular file: a directory
- * would fail later with a less helpful error and a FIFO could block forever.
+ * would fail later with a less helpful error, and opening a FIFO blocks until
+ * a writer comes (forever), so the kind is checked BEFORE the open (through
+ * symlinks), and again on the open file, which must be the one checked.
  *
  * @param path The file to open.
  * @returns The open file (the caller closes it).
  * @throws {Error} When `path` is not a regular file.
  */
 export async function openRegularFile(path: string): Promise<Deno.FsFile> {
+  const before = await Deno.stat(path);
+  if (!before.isFile) throw new Error(`Cannot read "${path}": it is ${describeKind(before)}`);
   const file = await Deno.open(path, { read: true });
   try {
     const info = await file.stat();
-    if (!info.isFile) {
-      const kind = info.isDirectory ? "a directory" : "not a regular file";
-      throw new Error(`Cannot read "${path}": it is ${kind}`);
+    if (!info.isFile || info.ino !== before.ino || info.dev !== before.dev) {
+      throw new Error(`Cannot read "${path}": it was replaced while being opened`);
     }
     return file;
   } catch (error) {
@@ -251,4 +267,26 @@ export async function hashStream(
     options.onProgress?.(hasher.size);
   }
   return { hash: hasher.digest(), size: hasher.size };
+}
+
+/**
+ * What kind of file `info` describes, for messages about a file that should
+ * have been a regular one.
+ *
+ * @example Usage
+ * ```ts
+ * import { describeKind } from "./hasher.ts";
+ * describeKind(Deno.statSync("/dev/null")); // "a character device"
+ * ```
+ *
+ * @param info The file's stat.
+ * @returns "a directory", "a FIFO (named pipe)", "a socket", ….
+ */
+export function describeKind(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO (named pipe)";
+  if (info.isSocket) return "a socket";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  return "not a regular file";
 }

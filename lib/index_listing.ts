@@ -432,15 +432,8 @@ async function fetchCapped(
   const signal = options.signal === undefined
     ? timeout
     : AbortSignal.any([timeout, options.signal]);
-  let response: Response;
+  const { response, finalUrl } = await fetchFollowing(url, signal, timeout, options);
   try {
-    response = await fetch(url, { signal, headers: { accept: "text/html, application/xml" } });
-  } catch (error) {
-    throw new Error(`Cannot list "${url.href}": ${describe(error, timeout)}`, { cause: error });
-  }
-  try {
-    // A redirect must not take the listing to plain http elsewhere.
-    checkUrl(response.url || url.href, options.allowHttp ?? false);
     if (!response.ok) {
       throw new Error(`Cannot list "${url.href}": HTTP ${response.status} ${response.statusText}`);
     }
@@ -468,9 +461,54 @@ async function fetchCapped(
       bytes.set(chunk, offset);
       offset += chunk.byteLength;
     }
-    return { text: new TextDecoder().decode(bytes), finalUrl: response.url || url.href };
+    return { text: new TextDecoder().decode(bytes), finalUrl };
   } finally {
     if (!response.bodyUsed) await response.body?.cancel().catch(() => {});
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+
+/**
+ * Fetches `url`, following redirects by hand: each Location is checked (https,
+ * or http only to loopback unless allowed) BEFORE it is requested, so a
+ * redirect to plain http elsewhere is never sent, and at most 10 are followed.
+ */
+async function fetchFollowing(
+  url: URL,
+  signal: AbortSignal,
+  timeout: AbortSignal,
+  options: ListIndexOptions,
+): Promise<{ response: Response; finalUrl: string }> {
+  let current = url;
+  for (let hop = 0;; hop++) {
+    let response: Response;
+    try {
+      response = await fetch(current, {
+        signal,
+        redirect: "manual",
+        headers: { accept: "text/html, application/xml" },
+      });
+    } catch (error) {
+      throw new Error(`Cannot list "${current.href}": ${describe(error, timeout)}`, {
+        cause: error,
+      });
+    }
+    if (!REDIRECTS.has(response.status)) return { response, finalUrl: current.href };
+    await response.body?.cancel().catch(() => {});
+    const location = response.headers.get("location");
+    if (location === null) {
+      throw new Error(`Cannot list "${current.href}": HTTP ${response.status} without a Location`);
+    }
+    if (hop >= MAX_REDIRECTS) {
+      throw new Error(`Cannot list "${url.href}": more than ${MAX_REDIRECTS} redirects`);
+    }
+    const next = URL.parse(location, current);
+    if (next === null) {
+      throw new Error(`Cannot list "${current.href}": redirect to an invalid URL "${location}"`);
+    }
+    current = checkUrl(next.href, options.allowHttp ?? false);
   }
 }
 

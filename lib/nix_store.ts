@@ -9,6 +9,7 @@
 
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { makeTemporaryFolder, onCleanup } from "./cleanup.ts";
 import { formatHash, type Hash } from "./hash.ts";
 import { encodeNix32 } from "./nix32.ts";
 
@@ -30,6 +31,13 @@ export interface AddToStoreOptions extends StoreOptions {
    * @default {the file's base name}
    */
   name?: string;
+  /**
+   * Cancels the addition: nix-store is killed, and a path it registered
+   * meanwhile is deleted again.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
 }
 
 /** The longest name Nix accepts in a store path. */
@@ -121,9 +129,15 @@ export async function isValidStorePath(path: string): Promise<boolean> {
 async function nixStore(
   args: string[],
   output: "null" | "piped",
+  signal?: AbortSignal,
 ): Promise<Deno.CommandOutput> {
   try {
-    return await new Deno.Command("nix-store", { args, stdout: output, stderr: output }).output();
+    return await new Deno.Command("nix-store", {
+      args,
+      stdout: output,
+      stderr: output,
+      ...(signal === undefined ? {} : { signal }),
+    }).output();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Error(`Cannot run "nix-store": it is not on PATH (is Nix installed?)`);
@@ -164,8 +178,46 @@ export async function addToStore(
   const name = options.name ?? basename(path);
   const expected = fixedOutputPath(name, hash, options);
   if (await isValidStorePath(expected)) return expected;
-  if (basename(path) === name) return await addFixed(path, hash, expected);
+  const signal = options.signal;
+  try {
+    signal?.throwIfAborted();
+    return await addNamed(path, name, hash, expected, signal);
+  } catch (error) {
+    // Killed mid-way, nix-store may still have registered the path: a
+    // cancelled addition adds nothing.
+    if (signal?.aborted) await deleteStorePath(expected);
+    throw signal?.aborted ? signal.reason : error;
+  }
+}
+
+/**
+ * Deletes a store path that nothing references (what an addition that is
+ * being undone made); a path in use is left alone.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { deleteStorePath } from "./nix_store.ts";
+ * await deleteStorePath("/nix/store/…-file.tar.gz"); // false when still referenced
+ * ```
+ *
+ * @param path The store path.
+ * @returns Whether it was deleted (or was not there).
+ */
+export async function deleteStorePath(path: string): Promise<boolean> {
+  if (!await isValidStorePath(path)) return true;
+  return (await nixStore(["--delete", path], "null")).success;
+}
+
+async function addNamed(
+  path: string,
+  name: string,
+  hash: Hash,
+  expected: string,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  if (basename(path) === name) return await addFixed(path, hash, expected, signal);
   const dir = await makeTempDirBeside(path);
+  using _cleanup = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
   try {
     const named = join(dir, name);
     try {
@@ -173,7 +225,7 @@ export async function addToStore(
     } catch {
       await Deno.copyFile(path, named);
     }
-    return await addFixed(named, hash, expected);
+    return await addFixed(named, hash, expected, signal);
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -182,16 +234,22 @@ export async function addToStore(
 /** A temporary folder on the same file system as `path` if possible, so a hard link works. */
 async function makeTempDirBeside(path: string): Promise<string> {
   try {
-    return await Deno.makeTempDir({ dir: dirname(path), prefix: ".prefetch-" });
+    return await makeTemporaryFolder(dirname(path));
   } catch {
-    return await Deno.makeTempDir({ prefix: "prefetch-" });
+    return await makeTemporaryFolder();
   }
 }
 
-async function addFixed(path: string, hash: Hash, expected: string): Promise<string> {
+async function addFixed(
+  path: string,
+  hash: Hash,
+  expected: string,
+  signal: AbortSignal | undefined,
+): Promise<string> {
   const { success, stdout, stderr } = await nixStore(
     ["--add-fixed", hash.algorithm, path],
     "piped",
+    signal,
   );
   const decoder = new TextDecoder();
   if (!success) {

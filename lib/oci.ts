@@ -13,6 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { interruption, onCleanup } from "./cleanup.ts";
 import type { Closure } from "./closure.ts";
 import type { Layer } from "./layers.ts";
 import type { StoreFile } from "./store_scan.ts";
@@ -264,6 +265,8 @@ export async function writeOciLayout(
   }
   const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
   const temp = join(dirname(dir), `.${basename(dir)}.${random}.tmp`);
+  // Removed if a signal ends the process first (lib/cleanup.ts).
+  using _cleanup = onCleanup(() => Deno.removeSync(temp, { recursive: true }));
   const blobs = join(temp, "blobs", "sha256");
   try {
     await Deno.mkdir(blobs, { recursive: true });
@@ -311,6 +314,7 @@ export async function writeOciLayout(
     };
     await Deno.writeTextFile(join(temp, "index.json"), `${JSON.stringify(index)}\n`);
     await Deno.writeTextFile(join(temp, "oci-layout"), `{"imageLayoutVersion":"1.0.0"}\n`);
+    interruption.throwIfAborted(); // the commit point
     await Deno.rename(temp, dir);
     return { reference, configDigest, manifestDigest, layers: written };
   } catch (error) {

@@ -9,10 +9,23 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "./atomic_write.ts";
-import { checkUrlAllowed, download, type DownloadWriter, type RetryInfo } from "./download.ts";
+import { holdTemporary, makeTemporaryFolder, onCleanup } from "./cleanup.ts";
+import {
+  checkUrlAllowed,
+  DEFAULT_MAX_BYTES,
+  download,
+  type DownloadWriter,
+  type RetryInfo,
+} from "./download.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
-import { addToStore, checkStoreName } from "./nix_store.ts";
+import {
+  addToStore,
+  checkStoreName,
+  deleteStorePath,
+  fixedOutputPath,
+  isValidStorePath,
+} from "./nix_store.ts";
 
 /** Options for {@linkcode prefetch}. */
 export interface PrefetchOptions {
@@ -112,6 +125,11 @@ export interface PrefetchResult {
   path?: string;
   /** The store path, when added to the store. */
   storePath: string | null;
+  /**
+   * Whether this prefetch made the store path (it was not valid before), so
+   * that a caller whose larger job fails can take it out again.
+   */
+  addedToStore?: boolean;
 }
 
 /**
@@ -235,6 +253,7 @@ export async function prefetch(
   // A local file is added to the store as it is; other sources need a copy.
   const storeCopy = options.addToStore === true && where.kind !== "file";
   const sink = await Sink.open(name, { output: options.output, storeCopy });
+  let added: string | undefined;
   try {
     let hash: Hash;
     let size: number;
@@ -261,17 +280,29 @@ export async function prefetch(
     }
     let storePath: string | null = null;
     if (options.addToStore) {
-      storePath = await addToStore(where.kind === "file" ? where.path : sink.file!, hash, { name });
+      const expected = fixedOutputPath(name, hash);
+      const existed = await isValidStorePath(expected);
+      storePath = await addToStore(where.kind === "file" ? where.path : sink.file!, hash, {
+        name,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      // A run that fails after this point must not leave the path it added.
+      if (!existed) added = storePath;
     }
+    options.signal?.throwIfAborted();
     await sink.commit();
+    const addedToStore = added !== undefined;
+    added = undefined;
     return {
       name,
       size,
       hash,
       ...(where.kind === "url" ? { url: source } : { path: source }),
       storePath,
+      ...(addedToStore ? { addedToStore } : {}),
     };
   } finally {
+    if (added !== undefined) await deleteStorePath(added);
     await sink.abort();
   }
 }
@@ -364,27 +395,40 @@ async function readLocal(
   const label = where.kind === "file" ? where.path : "stdin";
   let file: Deno.FsFile | undefined;
   let total: number | undefined;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (where.kind === "file") {
     try {
       file = await openRegularFile(where.path);
       total = (await file.stat()).size;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
-        throw new Error(`Cannot read "${label}": ${error.message}`);
-      }
-      throw error;
+      const message = (error as Error).message;
+      throw new Error(
+        message.startsWith("Cannot ") ? message : `Cannot read "${label}": ${message}`,
+      );
+    }
+    if (total > maxBytes) {
+      file.close();
+      throw new RangeError(
+        `Cannot read "${label}": its size, ${total} bytes, exceeds the limit of ${maxBytes} bytes (raise it with --max-bytes)`,
+      );
     }
   }
   try {
     const writer = sink.writer;
     return await hashReader(file ?? Deno.stdin, {
       algorithm,
+      maxBytes,
       ...(writer === undefined ? {} : { onBlock: (block: Uint8Array) => writer.write(block) }),
       ...(options.onProgress === undefined
         ? {}
         : { onProgress: (received: number) => options.onProgress?.({ received, total }) }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new RangeError(`Cannot read "${label}": ${error.message}`);
+    }
+    throw error;
   } finally {
     file?.close();
   }
@@ -405,6 +449,7 @@ class Sink {
   #atomic: AtomicFile | undefined;
   #tempDir: string | undefined;
   #plain: Deno.FsFile | undefined;
+  #cleanup: Disposable | undefined;
 
   static async open(
     name: string,
@@ -428,9 +473,11 @@ class Sink {
         },
       };
     } else if (options.storeCopy) {
-      sink.#tempDir = await Deno.makeTempDir({ prefix: "prefetch-" });
-      sink.file = `${sink.#tempDir}/${name}`;
+      const tempDir = sink.#tempDir = await makeTemporaryFolder();
+      sink.#cleanup = onCleanup(() => Deno.removeSync(tempDir, { recursive: true }));
+      sink.file = `${tempDir}/${name}`;
       const plain = await Deno.open(sink.file, { write: true, createNew: true });
+      await holdTemporary(plain);
       sink.#plain = plain;
       sink.writer = {
         write: async (chunk) => {
@@ -457,6 +504,7 @@ class Sink {
     if (this.#tempDir !== undefined) {
       await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
       this.#tempDir = undefined;
+      this.#cleanup?.[Symbol.dispose]();
     }
   }
 }

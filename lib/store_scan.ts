@@ -49,7 +49,7 @@ export async function scanStorePath(path: string): Promise<StoreFile[]> {
   const stack = [path];
   while (stack.length > 0) {
     const current = stack.pop()!;
-    const info = await Deno.lstat(current);
+    const info = await lstatNamed(current);
     const mode = (info.mode ?? 0) & 0o7777;
     const inode = info.isFile && (info.nlink ?? 1) > 1 ? `${info.dev}:${info.ino}` : "";
     if (info.isSymlink) {
@@ -71,6 +71,24 @@ export async function scanStorePath(path: string): Promise<StoreFile[]> {
     }
   }
   return out.sort((a, b) => compareTreePaths(a.path, b.path));
+}
+
+/**
+ * Deno decodes a file name that is not UTF-8 with U+FFFD and its file APIs
+ * take only text, so such a name (Nix allows any bytes but "/" and NUL) can
+ * be listed but never opened: say so plainly instead of "No such file".
+ */
+async function lstatNamed(path: string): Promise<Deno.FileInfo> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || !path.includes("\ufffd")) throw error;
+    throw new TypeError(
+      `Cannot put ${
+        JSON.stringify(path).replaceAll("\ufffd", "\\ufffd")
+      } in an image: its name is not UTF-8 (shown with U+FFFD), which Deno cannot open; rename it in the package`,
+    );
+  }
 }
 
 /** The files of a closure's store paths, from {@linkcode scanClosure}. */

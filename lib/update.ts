@@ -25,17 +25,19 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
 import { acquireLock } from "./file_lock.ts";
 import {
   applyEdits,
   type BindingChange,
   type BindingEdit,
+  type EditResult,
   listAttrNames,
   readBinding,
 } from "./flake_edit.ts";
+import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "./flake_file.ts";
 import { formatHash } from "./hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "./index_listing.ts";
+import { deleteStorePath } from "./nix_store.ts";
 import { prefetch } from "./prefetch.ts";
 import { chooseRelease, type HeldBack } from "./release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "./tarball_name.ts";
@@ -212,7 +214,8 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
 async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
   const file = basename(flake);
   const registry = options.registry ?? "nightly";
-  const source = await Deno.readTextFile(flake);
+  const flakeFile = await readFlakeFile(flake);
+  const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
   const oldBaseUrl = readBinding(source, at("baseUrl"), { file });
   const oldVersion = readBinding(source, at("version"), { file });
@@ -308,13 +311,21 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     return result;
   }
 
-  await fetchAll(toFetch, jobs, options);
-  const edited = applyEdits(source, edits(), editOptions);
-  // The downloads take minutes: refuse to overwrite edits made meanwhile.
-  if (await Deno.readTextFile(flake) !== source) {
-    throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
+  // Store paths this run made: a run that fails takes them out again.
+  const added: string[] = [];
+  let edited: EditResult;
+  try {
+    await fetchAll(toFetch, jobs, options, added);
+    edited = applyEdits(source, edits(), editOptions);
+    // The downloads take minutes: refuse to overwrite edits made meanwhile.
+    if (!await flakeUnchanged(flakeFile)) {
+      throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
+    }
+    await writeFlakeFile(flakeFile, edited.text);
+  } catch (error) {
+    for (const path of added) await deleteStorePath(path);
+    throw error;
   }
-  await writeFileAtomic(flake, edited.text);
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
@@ -467,6 +478,7 @@ async function fetchAll(
   work: { update: TargetUpdate; entry: IndexEntry }[],
   jobs: number,
   options: UpdateOptions,
+  added: string[],
 ): Promise<void> {
   const controller = new AbortController();
   const signal = options.signal === undefined
@@ -491,6 +503,7 @@ async function fetchAll(
         update.newHash = formatHash(fetched.hash, "sri");
         update.size = fetched.size;
         if (fetched.storePath !== null) update.storePath = fetched.storePath;
+        if (fetched.addedToStore && fetched.storePath !== null) added.push(fetched.storePath);
         options.onDone?.(update.target, update.newHash);
       } catch (error) {
         // The first failure stops the other downloads: the flake will not be written.

@@ -91,4 +91,5 @@ async function main(args: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-if (import.meta.main) await runMain("check-output", main);
+// Read-only and synchronous: a signal's default action ends it at once.
+if (import.meta.main) await runMain("check-output", main, { handleSignals: false });

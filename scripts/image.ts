@@ -45,7 +45,7 @@ Example:
   nix path-info --json --recursive ./result > closure.json
   image.ts --closure closure.json --name rocm --tag gfx1151 --target gfx1151 | docker load
 
-Exit codes: 0 written, 1 failed, 2 usage error.`;
+Exit codes: 0 written, 1 failed, 2 usage error, 128+N ended by signal N.`;
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({

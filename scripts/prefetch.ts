@@ -40,7 +40,8 @@ Options:
   --allow-http          allow plain http to any host
   -h, --help            show this help
 
-Exit status: 0 success, 1 the job failed, 2 usage error.
+Exit status: 0 success, 1 the job failed, 2 usage error, 128+N ended by signal N
+(130 SIGINT, 143 SIGTERM, 129 SIGHUP; temporaries removed).
 
 Examples:
   prefetch --add-to-store \\

@@ -8,8 +8,8 @@
 
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli.ts";
-import { writeFileAtomic } from "../lib/atomic_write.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake_edit.ts";
+import { readFlakeFile, writeFlakeFile } from "../lib/flake_file.ts";
 import { unifiedDiff } from "../lib/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
@@ -29,12 +29,16 @@ line; without it a missing key is refused.
   -h, --help       show this help
 
 Values are validated: versions (…version) by TheRock's grammar, hashes
-(…hash…, srcHashes.*) as SRI, baseUrl/url as http(s) URLs; no value may
-contain ", \\, \${ or control characters. A binding found twice or not at
-all is refused, naming the lines. All edits are applied or none.
+(…hash…, srcHashes.*) as SRI (another spelling only when equal to the current
+hash), baseUrl as a canonical http(s) folder URL (no credentials, query or
+fragment), url as http(s); no value may contain ", \\, \${ or control
+characters (C0, DEL, C1). A binding found twice or not at all is refused,
+naming the lines. All edits are applied or none. A file that is not UTF-8 is
+refused; a symlink's target is rewritten.
 
 Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
-to do, 1 refused or (--check) changes pending, 2 bad command line.
+to do, 1 refused or (--check) changes pending, 2 bad command line, 128+N ended
+by signal N (the file as it was).
 
 Example:
   rewrite.ts --set nightly.version=7.12.0a20260309 \\
@@ -100,14 +104,8 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const file = options.file;
-  let source: string;
-  try {
-    // fatal: a file that is not UTF-8 is refused rather than rewritten with U+FFFD.
-    source = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
-      .decode(await Deno.readFile(file));
-  } catch (error) {
-    throw new Error(`Cannot read "${file}": ${(error as Error).message}`);
-  }
+  const flake = await readFlakeFile(file);
+  const source = flake.text;
   let result;
   try {
     result = applyEdits(source, options.edits, { file, addMissing: options.add });
@@ -116,14 +114,7 @@ async function main(args: string[]): Promise<number> {
   }
   const { text, changes } = result;
   const write = changes.length > 0 && !options["dry-run"] && !options.check;
-  if (write) {
-    try {
-      // Through a symlink to its target, so the link stays a link.
-      await writeFileAtomic(await Deno.realPath(file), text);
-    } catch (error) {
-      throw new Error(`Cannot write "${file}": ${(error as Error).message}`);
-    }
-  }
+  if (write) await writeFlakeFile(flake, text);
 
   if (options.json) {
     const list = changes.map((c) => ({

@@ -36,7 +36,9 @@ Options:
   --no-progress     no progress bars (there are none unless stderr is a terminal)
   -h, --help        show this help
 
-Exit status: 0 success (or already up to date), 1 the job failed, 2 usage error.
+Exit status: 0 success (or already up to date), 1 the job failed, 2 usage error,
+128+N ended by signal N (130 SIGINT, 143 SIGTERM; flake.nix, the lock and the
+store as they were).
 
 Examples:
   update --dry-run

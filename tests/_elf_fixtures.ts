@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { run } from "./_tools.ts";
+import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { repoRoot, run } from "./_tools.ts";
 
 /** Debian's multiarch folder, where the real libraries come from. */
 export const SYSTEM_LIBS = "/usr/lib/x86_64-linux-gnu";
@@ -164,4 +165,36 @@ export function filesBelow(root: string): string[] {
     else if (entry.isFile) files.push(path);
   }
   return files.sort();
+}
+
+/**
+ * A good package output (`dir/good`): the sample tree with a real ELF
+ * executable and a real ROCm-like library it finds through `$ORIGIN/../lib`,
+ * via install.sh with a glibc stand-in as the interpreter (Debian's /lib64
+ * holds the loader alone).
+ */
+export async function goodOutput(dir: string): Promise<string> {
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"] });
+  const glibc = await glibcStandIn(dir);
+  // libxshmfence needs libc alone: a real library that resolves with glibc's folder.
+  await copyElf(join(SYSTEM_LIBS, "libxshmfence.so.1"), join(tree, "lib/libfence.so.1"), {
+    runpath: "$ORIGIN",
+  });
+  await copyElf("/bin/true", join(tree, "bin/true-elf"), {
+    runpath: "$ORIGIN/../lib",
+    addNeeded: ["libfence.so.1"],
+  });
+  return await installTree(tree, join(dir, "good"), glibc.interpreter);
+}
+
+/** install.sh from `tree` into `out`, with `interpreter` set on the executables. */
+export async function installTree(tree: string, out: string, interpreter: string): Promise<string> {
+  const result = await run("bash", [
+    join(repoRoot, "nix/install.sh"),
+    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
+    ...["--interpreter", interpreter, "--patchelf", "patchelf"],
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  return out;
 }

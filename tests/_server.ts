@@ -178,7 +178,8 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
   };
 }
 
-async function readRequest(conn: Deno.Conn): Promise<LoggedRequest | undefined> {
+/** Reads one request's head from `conn` (at most 16 KiB), or `undefined` when it closes first. */
+export async function readRequest(conn: Deno.Conn): Promise<LoggedRequest | undefined> {
   const buffer = new Uint8Array(16 * 1024);
   let length = 0;
   for (;;) {

@@ -4,7 +4,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import { copyElf, gccRuntime, glibcStandIn, writeTheRockShapedTree } from "./_elf_fixtures.ts";
+import {
+  gccRuntime,
+  glibcStandIn,
+  goodOutput,
+  installTree,
+  writeTheRockShapedTree,
+} from "./_elf_fixtures.ts";
 import { startFileServer } from "./_server.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
@@ -20,37 +26,6 @@ const rocminfo = await requireTools(
 );
 const CHECK = join(repoRoot, "scripts/check-output.ts");
 const INTERPRETER = "/lib64/ld-linux-x86-64.so.2";
-
-/**
- * A good output: the sample tree with a real ELF executable and a real ROCm
- * library it finds through `$ORIGIN/../lib`, via install.sh with a glibc
- * stand-in as the interpreter (Debian's /lib64 holds the loader alone).
- */
-async function goodOutput(dir: string): Promise<string> {
-  const tree = join(dir, "tree");
-  await writeSampleRocmTree(tree, { isas: ["gfx1100", "gfx1151"] });
-  const glibc = await glibcStandIn(dir);
-  // libxshmfence needs libc alone: a real library that resolves with glibc's folder.
-  await copyElf("/usr/lib/x86_64-linux-gnu/libxshmfence.so.1", join(tree, "lib/libfence.so.1"), {
-    runpath: "$ORIGIN",
-  });
-  await copyElf("/bin/true", join(tree, "bin/true-elf"), {
-    runpath: "$ORIGIN/../lib",
-    addNeeded: ["libfence.so.1"],
-  });
-  return await install(tree, join(dir, "good"), glibc.interpreter);
-}
-
-/** install.sh from `tree` into `out`, with `interpreter` set on the executables. */
-async function install(tree: string, out: string, interpreter: string): Promise<string> {
-  const result = await run("bash", [
-    join(repoRoot, "nix/install.sh"),
-    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-    ...["--interpreter", interpreter, "--patchelf", "patchelf"],
-  ]);
-  assert.equal(result.code, 0, result.stderr);
-  return out;
-}
 
 async function copyOf(good: string, dir: string, name: string): Promise<string> {
   const out = join(dir, name);
@@ -425,7 +400,7 @@ async function rocmOutput(dir: string): Promise<{ out: string; gcc: string }> {
   await Deno.remove(join(tree, "lib/libhsa-runtime64.so.1")); // the sample's stand-in
   await writeTheRockShapedTree(tree, INTERPRETER);
   const glibc = await glibcStandIn(dir);
-  const out = await install(tree, join(dir, "rocm"), glibc.interpreter);
+  const out = await installTree(tree, join(dir, "rocm"), glibc.interpreter);
   return { out, gcc: await gccRuntime(dir) };
 }
 

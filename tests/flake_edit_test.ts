@@ -379,6 +379,46 @@ Deno.test("applyEdits() treats an equal value, or the same hash in another encod
   );
 });
 
+Deno.test("applyEdits() takes an SRI pin given as sha256:<nix32> as no change, and refuses it as a change", () => {
+  const source = fixture("registry");
+  const same = `sha256:${encodeNix32(parseSri(PIN).digest)}`;
+  deepEqual(applyEdits(source, [{ path: "nightly.srcHashes.gfx1151", value: same }]).changes, []);
+  const other = `sha256:${encodeNix32(parseSri(EMPTY).digest)}`;
+  throws(
+    () => applyEdits(source, [{ path: "nightly.srcHashes.gfx1151", value: other }]),
+    /Cannot parse SRI.*only accepted when it equals the current hash/,
+  );
+});
+
+Deno.test("applyEdits() refuses C1 controls and base URLs looser than folderUrl's", () => {
+  const source = fixture("registry");
+  for (const value of ["a\x80b", "a\x85b", "a\x9fb"]) {
+    throws(() => applyEdits(source, [{ path: "nightly.version", value }]), /may not contain/);
+    throws(() => applyEdits(fixture("classic"), [{ path: "description", value }]), TypeError);
+  }
+  equal(
+    applyEdits(fixture("classic"), [{ path: "description", value: "a\xa0é" }]).changes.length,
+    1,
+  );
+  const refused: [string, RegExp][] = [
+    ["https://u:p@example.com/?q#/", /no credentials/],
+    ["https://example.com/?q/", /no query or fragment/],
+    ["https://example.com/#/", /no query or fragment/],
+    ["https://example.com/?/", /no query or fragment/],
+    ["https://example.com/a b/", /nothing escaped/],
+    ["https://example.com/é/", /nothing escaped/],
+    ["https://Example.com/a/", /nothing escaped/],
+  ];
+  for (const [value, message] of refused) {
+    throws(() => applyEdits(source, [{ path: "nightly.baseUrl", value }]), message, value);
+  }
+  equal(
+    applyEdits(source, [{ path: "nightly.baseUrl", value: "https://example.com/a%20b/" }])
+      .changes.length,
+    1,
+  );
+});
+
 Deno.test("applyEdits() rejects a source that does not parse", () => {
   throws(
     () => applyEdits('{ a = "1"; ', [{ path: "a", value: "2" }], { file: "f.nix" }),

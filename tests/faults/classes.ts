@@ -1,0 +1,43 @@
+/**
+ * The fault classes, in the order of README's "What it survives" table.
+ * Each *_test.ts file of this folder registers some (so that --parallel
+ * spreads them over the cores); readme_table_test.ts checks the table.
+ *
+ * @module
+ */
+
+import type { FaultClass } from "./_harness.ts";
+import { DISK_CASES } from "./disk.ts";
+import { FILE_CASES } from "./files.ts";
+import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
+import { LIMIT_CASES } from "./limits.ts";
+import { NAME_CASES } from "./names.ts";
+import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
+
+export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
+export const REDIRECTS: FaultClass = {
+  title: "Redirects to disallowed schemes and hosts",
+  cases: REDIRECT_CASES,
+};
+export const LIMITS: FaultClass = { title: "`--max-bytes` on every source", cases: LIMIT_CASES };
+export const FILES: FaultClass = {
+  title: "Odd files where a regular file is expected",
+  cases: FILE_CASES,
+};
+export const NAMES: FaultClass = {
+  title: "Bytes that are not UTF-8, in flake.nix and in file names",
+  cases: NAME_CASES,
+};
+export const SIGNALS: FaultClass = {
+  title: "SIGTERM, SIGHUP and SIGINT at every stage",
+  cases: SIGNAL_CASES,
+  cleanup: disposeSignalFixtures,
+};
+export const DISK: FaultClass = {
+  title: "A full or read-only target folder",
+  cases: DISK_CASES,
+  cleanup: disposeSignalFixtures,
+};
+
+/** Every class, in README's order. */
+export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
