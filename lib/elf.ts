@@ -178,6 +178,11 @@ const DT_STRSZ = 10;
 const DT_SONAME = 14;
 const DT_RPATH = 15;
 const DT_RUNPATH = 29;
+/** The tags read, indexed by tag (all are at most DT_RUNPATH). */
+const WANTED_TAGS: readonly boolean[] = Array.from(
+  { length: DT_RUNPATH + 1 },
+  (_, tag) => [DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH].includes(tag),
+);
 
 /** With PN_XNUM the count lives in section 0; never read more program headers than this. */
 const MAX_PHNUM = 65535;
@@ -370,14 +375,15 @@ class Parser {
       const high = view.getUint32(at + 4, true);
       const tag = high === 0 ? view.getUint32(at, true) : -1;
       if (tag === DT_NULL) break;
-      if (tag === -1) continue;
+      // Tags above DT_RUNPATH (DT_GNU_HASH, DT_VERSYM…) and the rest are not read.
+      if (tag > DT_RUNPATH || !WANTED_TAGS[tag]) continue;
       const value = u64(view, at + 8);
       if (tag === DT_NEEDED) needed.push(value);
       else if (tag === DT_STRTAB) strtab = value;
       else if (tag === DT_STRSZ) strsz = value;
       else if (tag === DT_SONAME) soname = value;
       else if (tag === DT_RPATH) rpath = value;
-      else if (tag === DT_RUNPATH) runpath = value;
+      else runpath = value;
     }
     if (needed.length === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
     if (strtab === -1) {
