@@ -8,6 +8,7 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/block_writer.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
 export * from "./lib/cleanup.ts";
@@ -25,6 +26,7 @@ export * from "./lib/http1_client.ts";
 export * from "./lib/image.ts";
 export * from "./lib/index_listing.ts";
 export * from "./lib/isa_files.ts";
+export * from "./lib/kernel_files.ts";
 export * from "./lib/layers.ts";
 export * from "./lib/nix32.ts";
 export * from "./lib/nix_store.ts";
