@@ -104,6 +104,15 @@ export class AtomicFile {
     }
   }
 
+  /**
+   * Flushes the bytes written so far to disk (`fdatasync`), so that a long
+   * write reaches the disk while it goes on and {@linkcode AtomicFile.commit}
+   * has little left to wait for.
+   */
+  async syncData(): Promise<void> {
+    await this.#open().syncData();
+  }
+
   /** Flushes the bytes to disk and renames the temporary file over the destination. */
   async commit(): Promise<void> {
     const file = this.#open();

@@ -7,10 +7,10 @@
  */
 
 import { AtomicFile } from "./atomic_write.ts";
+import type { ByteSink } from "./block_writer.ts";
 import type { Closure } from "./closure.ts";
 import { planLayers } from "./layers.ts";
 import {
-  type ByteSink,
   type ContainerConfig,
   type ImageResult,
   mergeContainerConfig,

@@ -4,8 +4,10 @@
  * TheRock names its per-ISA device code after the ISA (`gfx1100`, `gfx90a`),
  * after an ISA family (`gfx110X`) or after a generic target (`gfx11-generic`):
  * `.kpack/blas_lib_gfx1100.kpack`, `Kernels.so-000-gfx1151.hsaco`,
- * `extop_gfx1100.co`, `gfx1100_60.kdb`, `.kpack/rccl_gfx110X.kpack`. A file
- * whose path carries such a token is needed only on the GPUs the token covers.
+ * `extop_gfx1100.co`, `gfx1100_60.kdb`, `.kpack/rccl_gfx110X.kpack`. Device
+ * code whose path carries such a token is needed only on the GPUs the token
+ * covers; which files are device code is lib/kernel_files.ts's table (a
+ * header or CMake file named after an ISA is not).
  *
  * Family membership comes from lib/targets.json (through lib/targets.ts) (the family `gfx110X-all`
  * gives the token `gfx110X`); a family token missing from the table covers the

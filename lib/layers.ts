@@ -6,9 +6,11 @@
  *    path). Transitive counting is used because a library like glibc is
  *    referenced directly by a few paths but needed by nearly all of them: it
  *    is what other images built from overlapping closures share most.
- * 2. **ISA pruning**: files of a ROCm tree whose path carries a GPU ISA token
- *    (lib/isa_files.ts) leave their store path's layer and go into kernel
- *    layers, one group per token set (`gfx1100`, `gfx110X`, …). An image for a
+ * 2. **ISA pruning**: GPU code files (a kind of lib/kernel_files.ts: code
+ *    objects, kpack archives, Tensile libraries, MIOpen databases, …) whose
+ *    path carries a GPU ISA token (lib/isa_files.ts) leave their store path's
+ *    layer and go into kernel layers, one group per token set (`gfx1100`,
+ *    `gfx110X`, …). Other files stay common, whatever their names. An image for a
  *    target gets the groups covering its ISAs, ordered family tokens first
  *    (shared by a family's ISAs), then ISA tokens.
  * 3. **Budget**: kernel layers for every group are counted against
@@ -28,7 +30,8 @@
  */
 
 import type { Closure } from "./closure.ts";
-import { isaTokens, targetIsas, tokensMatchTarget } from "./isa_files.ts";
+import { targetIsas, tokensMatchTarget } from "./isa_files.ts";
+import { kernelTokens } from "./kernel_files.ts";
 import { compareTreePaths, type StoreFile } from "./store_scan.ts";
 
 /** The largest `maxLayers` accepted: overlayfs and Docker fail past about 125–127 layers. */
@@ -236,7 +239,7 @@ export function planLayers(
     }
     const common: StoreFile[] = [];
     for (const file of list) {
-      const tokens = isaTokens(file.path.slice(storePath.length));
+      const tokens = file.type === "file" ? kernelTokens(file.path.slice(storePath.length)) : [];
       if (tokens.length === 0) {
         common.push(file);
         continue;

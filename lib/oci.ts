@@ -13,12 +13,13 @@
 
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { BlockWriter, type ByteSink } from "./block_writer.ts";
 import { interruption, onCleanup } from "./cleanup.ts";
 import type { Closure } from "./closure.ts";
 import type { Layer } from "./layers.ts";
 import type { StoreFile } from "./store_scan.ts";
 import { compareTreePaths } from "./store_scan.ts";
-import { TAR_TRAILER_SIZE, type TarEntry, tarEntrySize, tarStream } from "./tar.ts";
+import { TAR_TRAILER_SIZE, type TarEntry, tarEntrySize, tarHeader, tarPadding } from "./tar.ts";
 
 /** The container settings of an image config (the OCI `config` object). */
 export interface ContainerConfig {
@@ -94,14 +95,13 @@ export interface ImageResult {
   layers: WrittenLayer[];
 }
 
-/** Something bytes can be written to: a file, stdout. */
-export interface ByteSink {
-  /** Writes all of `chunk` (may write it partly and return the count, like `Deno.FsFile`). */
-  write(chunk: Uint8Array): Promise<number | void>;
+/** A tar entry of a layer; a file's content is read from `source` when written. */
+export interface LayerEntry extends TarEntry {
+  /** The file on disk holding a file entry's content (its store path). */
+  source?: string;
 }
 
 const encoder = new TextEncoder();
-const READ_SIZE = 1 << 20;
 const NAME =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -114,12 +114,19 @@ const MEDIA = {
 
 /**
  * The tar entries of a layer: its files in tree order, preceded by every
- * parent directory missing from it (`nix/`, `nix/store/`, …), with hard links
- * to a file already in the layer written as links.
+ * parent directory missing from it (`nix/`, `nix/store/`, …).
+ *
+ * Hard links are never written: every file is a regular entry with its own
+ * content. A store path's content is its NAR, and a NAR has no hard links; the
+ * links on disk are an accident of the store (`nix-store --optimise` and
+ * `auto-optimise-store` link equal files across and within store paths, a
+ * builder may leave some), so writing them would give the same closure
+ * different image bytes on different stores. Linking equal files by content
+ * instead would take a second read of every file before writing.
  *
  * @param layer The planned layer.
  * @param directories Every directory of the closure by path (for parents' modes).
- * @returns The entries; file contents are read from disk when streamed.
+ * @returns The entries; file contents are read from `source` when written.
  *
  * @example Usage
  * ```ts
@@ -134,7 +141,7 @@ const MEDIA = {
 export function layerEntries(
   layer: Layer,
   directories: ReadonlyMap<string, StoreFile>,
-): TarEntry[] {
+): LayerEntry[] {
   const present = new Set(layer.files.map((file) => file.path));
   const all: StoreFile[] = [...layer.files];
   for (const file of layer.files) {
@@ -146,8 +153,7 @@ export function layerEntries(
     }
   }
   all.sort((a, b) => compareTreePaths(a.path, b.path));
-  const firstByInode = new Map<string, string>();
-  return all.map((file): TarEntry => {
+  return all.map((file): LayerEntry => {
     const path = file.path.slice(1);
     if (file.path[0] !== "/" || path.split("/").some((part) => part === ".." || part === ".")) {
       throw new TypeError(`Cannot put "${file.path}" in a layer: not an absolute, normalized path`);
@@ -156,20 +162,7 @@ export function layerEntries(
       return { path, type: "symlink", mode: 0o777, linkTarget: file.linkTarget ?? "" };
     }
     if (file.type === "directory") return { path, type: "directory", mode: file.mode };
-    if (file.inode !== "") {
-      const first = firstByInode.get(file.inode);
-      if (first !== undefined) {
-        return { path, type: "hardlink", mode: file.mode, linkTarget: first };
-      }
-      firstByInode.set(file.inode, path);
-    }
-    return {
-      path,
-      type: "file",
-      mode: file.mode,
-      size: file.size,
-      content: () => readFile(file.path, file.size),
-    };
+    return { path, type: "file", mode: file.mode, size: file.size, source: file.path };
   });
 }
 
@@ -201,34 +194,33 @@ export async function writeDockerArchive(
   options: ImageOptions & { directories: ReadonlyMap<string, StoreFile> },
 ): Promise<ImageResult> {
   const { reference, created } = checkOptions(options);
+  const writer = new BlockWriter(sink);
   const written: WrittenLayer[] = [];
   const names: string[] = [];
-  let configDigest = "";
-  async function* outer(): AsyncGenerator<TarEntry> {
-    for (const [i, layer] of layers.entries()) {
-      const entries = layerEntries(layer, options.directories);
-      const size = tarSize(entries, created);
-      const name = `layer-${String(i + 1).padStart(3, "0")}.tar`;
-      names.push(name);
-      yield {
-        path: name,
-        type: "file",
-        mode: 0o644,
-        size,
-        content: () =>
-          hashed(tarStream(entries, { mtime: created }), size, (digest) => {
-            written.push({ digest, size, description: layer.description });
-          }),
-      };
-    }
-    const config = configBytes(layers, written, created, options);
-    configDigest = sha256(config);
-    const configName = `${configDigest.slice("sha256:".length)}.json`;
-    yield bytesEntry(configName, config);
-    const manifest = [{ Config: configName, RepoTags: [reference], Layers: names }];
-    yield bytesEntry("manifest.json", encoder.encode(`${JSON.stringify(manifest)}\n`));
+  for (const [i, layer] of layers.entries()) {
+    const entries = layerEntries(layer, options.directories);
+    const size = tarSize(entries, created);
+    const name = `layer-${String(i + 1).padStart(3, "0")}.tar`;
+    names.push(name);
+    await writer.bytes(tarHeader({ path: name, type: "file", mode: 0o644, size }, {
+      mtime: created,
+    }));
+    const digest = await writeLayer(writer, entries, size, created);
+    written.push({ digest, size, description: layer.description });
   }
-  for await (const chunk of tarStream(outer(), { mtime: created })) await writeAll(sink, chunk);
+  const config = configBytes(layers, written, created, options);
+  const configDigest = sha256(config);
+  const configName = `${configDigest.slice("sha256:".length)}.json`;
+  await writeBytesEntry(writer, configName, config, created);
+  const manifest = [{ Config: configName, RepoTags: [reference], Layers: names }];
+  await writeBytesEntry(
+    writer,
+    "manifest.json",
+    encoder.encode(`${JSON.stringify(manifest)}\n`),
+    created,
+  );
+  await writer.zeros(TAR_TRAILER_SIZE);
+  await writer.close();
   return { reference, configDigest, layers: written };
 }
 
@@ -276,10 +268,11 @@ export async function writeOciLayout(
       const size = tarSize(entries, created);
       const part = join(blobs, `.layer-${i}.tmp`);
       const file = await Deno.open(part, { write: true, createNew: true, mode: 0o644 });
-      let digest = "";
+      let digest: string;
       try {
-        const stream = hashed(tarStream(entries, { mtime: created }), size, (d) => digest = d);
-        for await (const chunk of stream) await writeAll(file, chunk);
+        const writer = new BlockWriter(file);
+        digest = await writeLayer(writer, entries, size, created);
+        await writer.close();
       } finally {
         file.close();
       }
@@ -594,86 +587,50 @@ function tarSize(entries: readonly TarEntry[], mtime: number): number {
   return size;
 }
 
-function bytesEntry(path: string, bytes: Uint8Array): TarEntry {
-  return {
-    path,
-    type: "file",
-    mode: 0o644,
-    size: bytes.length,
-    content: () => ReadableStream.from([bytes]),
-  };
-}
-
-/** Passes `source` through, hashing it; checks its length and reports the digest at the end. */
-function hashed(
-  source: ReadableStream<Uint8Array>,
+/**
+ * Writes a layer's tar (its entries, then the end-of-archive marker), hashing
+ * it as it goes.
+ *
+ * @returns The layer's digest.
+ * @throws {RangeError} When a file changed so that the layer is not `size` bytes.
+ */
+async function writeLayer(
+  writer: BlockWriter,
+  entries: readonly LayerEntry[],
   size: number,
-  done: (digest: string) => void,
-): ReadableStream<Uint8Array> {
-  const hash = createHash("sha256");
-  const reader = source.getReader();
-  let seen = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller): Promise<void> {
-      const next = await reader.read();
-      if (next.done) {
-        if (seen !== size) {
-          throw new RangeError(`Layer size changed while writing: ${seen} bytes, planned ${size}`);
-        }
-        done(`sha256:${hash.digest("hex")}`);
-        controller.close();
-        return;
-      }
-      hash.update(next.value);
-      seen += next.value.length;
-      controller.enqueue(next.value);
-    },
-    async cancel(reason): Promise<void> {
-      await reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-}
-
-/** A file's bytes in 1 MiB reads, failing when its size differs from the one planned. */
-function readFile(path: string, size: number): ReadableStream<Uint8Array> {
-  let file: Deno.FsFile | undefined;
-  let seen = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller): Promise<void> {
-      if (file === undefined) {
-        file = await Deno.open(path, { read: true });
-        const info = await file.stat();
-        if (!info.isFile || info.size !== size) {
-          throw new RangeError(
-            `Cannot read "${path}": it changed since it was listed (${info.size} bytes, expected ${size})`,
-          );
-        }
-      }
-      const buffer = new Uint8Array(Math.min(READ_SIZE, Math.max(1, size - seen)));
-      const count = await file.read(buffer);
-      if (count === null) {
-        file.close();
-        file = undefined;
-        if (seen !== size) throw new RangeError(`Cannot read "${path}": it shrank while reading`);
-        controller.close();
-        return;
-      }
-      seen += count;
-      controller.enqueue(count === buffer.length ? buffer : buffer.subarray(0, count));
-    },
-    cancel(): void {
-      file?.close();
-      file = undefined;
-    },
-  }, { highWaterMark: 0 });
-}
-
-async function writeAll(sink: ByteSink, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const count = await sink.write(offset === 0 ? chunk : chunk.subarray(offset));
-    offset = typeof count === "number" ? offset + count : chunk.length;
+  mtime: number,
+): Promise<string> {
+  const start = writer.position;
+  writer.beginHash();
+  for (const entry of entries) {
+    await writer.bytes(tarHeader(entry, { mtime }));
+    const bytes = entry.type === "file" ? entry.size ?? 0 : 0;
+    if (bytes === 0) continue;
+    if (entry.source === undefined) {
+      throw new TypeError(`Cannot write layer entry "${entry.path}": ${bytes} bytes but no source`);
+    }
+    await writer.file(entry.source, bytes);
+    await writer.zeros(tarPadding(bytes));
   }
+  await writer.zeros(TAR_TRAILER_SIZE);
+  const digest = writer.endHash();
+  if (writer.position - start !== size) {
+    throw new RangeError(
+      `Layer size changed while writing: ${writer.position - start} bytes, planned ${size}`,
+    );
+  }
+  return digest;
+}
+
+async function writeBytesEntry(
+  writer: BlockWriter,
+  path: string,
+  bytes: Uint8Array,
+  mtime: number,
+): Promise<void> {
+  await writer.bytes(tarHeader({ path, type: "file", mode: 0o644, size: bytes.length }, { mtime }));
+  await writer.bytes(bytes);
+  await writer.zeros(tarPadding(bytes.length));
 }
 
 async function writeBlob(blobs: string, bytes: Uint8Array): Promise<string> {

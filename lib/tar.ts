@@ -133,7 +133,7 @@ async function* tarChunks(
         } ${seen} bytes, expected ${size}`,
       );
     }
-    const pad = padding(size);
+    const pad = tarPadding(size);
     if (pad > 0) yield ZEROS.subarray(0, pad);
   }
   yield ZEROS.subarray(0, TAR_TRAILER_SIZE);
@@ -217,7 +217,7 @@ export function tarHeader(entry: TarEntry, options: TarStreamOptions = {}): Uint
     type: "x",
     link: new Uint8Array(0),
   });
-  const out = new Uint8Array(2 * TAR_BLOCK_SIZE + data.length + padding(data.length));
+  const out = new Uint8Array(2 * TAR_BLOCK_SIZE + data.length + tarPadding(data.length));
   out.set(paxHeader, 0);
   out.set(data, TAR_BLOCK_SIZE);
   out.set(header, out.length - TAR_BLOCK_SIZE);
@@ -241,10 +241,23 @@ export function tarHeader(entry: TarEntry, options: TarStreamOptions = {}): Uint
  */
 export function tarEntrySize(entry: TarEntry, options: TarStreamOptions = {}): number {
   const size = entry.type === "file" ? entry.size ?? 0 : 0;
-  return tarHeader(entry, options).length + size + padding(size);
+  return tarHeader(entry, options).length + size + tarPadding(size);
 }
 
-function padding(size: number): number {
+/**
+ * The zero bytes that follow `size` bytes of content, up to the next 512-byte block.
+ *
+ * @param size A content size.
+ * @returns The padding, 0 to 511.
+ *
+ * @example Usage
+ * ```ts
+ * import { tarPadding } from "./tar.ts";
+ *
+ * tarPadding(3); // 509
+ * ```
+ */
+export function tarPadding(size: number): number {
   return (TAR_BLOCK_SIZE - size % TAR_BLOCK_SIZE) % TAR_BLOCK_SIZE;
 }
 

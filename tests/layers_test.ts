@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Closure, parseClosure } from "../lib/closure.ts";
 import { isaTokens, targetIsas, tokenCoversIsa, tokensMatchTarget } from "../lib/isa_files.ts";
+import { kernelKind, kernelTokens } from "../lib/kernel_files.ts";
 import {
   type Layer,
   planLayers,
@@ -154,7 +155,6 @@ Deno.test("planLayers() keeps only the target's kernels, family tokens included"
   assert.ok(!names(gfx1151).some((name) => /gfx1100|gfx110X|gfx90a/.test(name)));
   assert.equal(names(all).filter((name) => /gfx/.test(name)).length, 6);
   assert.ok(names(gfx1151).includes("TensileLibrary.dat"), "files without tokens are common");
-
   const common = (layers: Layer[]): Layer[] => layers.filter((layer) => layer.tokens.length === 0);
   assert.deepEqual(common(gfx1100), common(gfx1151), "common layers do not depend on the target");
   assert.deepEqual(common(all), common(gfx1151));
@@ -163,6 +163,35 @@ Deno.test("planLayers() keeps only the target's kernels, family tokens included"
     planLayers(closure, files, { target: "gfx110X-all" }).map((layer) => layer.tokens).slice(-2),
     [["gfx110X"], ["gfx1100"]],
   );
+});
+
+Deno.test("planLayers() keeps gfx-named files that are not GPU code in every image", () => {
+  const { closure, files } = rocm();
+  const root = p("rocm");
+  const extra = [
+    dir(`${root}/include`),
+    file(`${root}/include/config_gfx1100.h`),
+    file(`${root}/lib/hip-targets-gfx1151.cmake`),
+    file(`${root}/lib/tensile_gfx90a.py`),
+    file(`${root}/lib/libMIOpenCKGroupedConv_gfx1100.so`),
+  ];
+  files.set(root, [...files.get(root)!, ...extra].sort((a, b) => compareTreePaths(a.path, b.path)));
+  const gfx1100 = planLayers(closure, files, { target: "gfx1100" });
+  const gfx1151 = planLayers(closure, files, { target: "gfx1151" });
+  const all = planLayers(closure, files);
+  for (
+    const name of [
+      "config_gfx1100.h",
+      "hip-targets-gfx1151.cmake",
+      "tensile_gfx90a.py",
+      "libMIOpenCKGroupedConv_gfx1100.so",
+    ]
+  ) {
+    for (const layers of [gfx1100, gfx1151, all]) {
+      const holder = layers.find((layer) => layer.files.some((f) => f.path.endsWith(`/${name}`)));
+      assert.deepEqual(holder?.tokens, [], `${name} is in a common layer of every image`);
+    }
+  }
 });
 
 Deno.test("planLayers() counts every kernel layer against the budget", () => {
@@ -224,6 +253,43 @@ Deno.test("isaTokens() finds ISA, family and generic tokens only as whole words"
   assert.deepEqual(isaTokens("lib/Tensile_gfx1100_gfx1101.dat"), ["gfx1100", "gfx1101"]);
   assert.deepEqual(isaTokens("lib/libgfx1100x.so"), []);
   assert.deepEqual(isaTokens("lib/libamdhip64.so"), []);
+});
+
+Deno.test("kernelTokens() takes GPU code of the KERNEL_KINDS table only", () => {
+  const kernels: [string, string][] = [
+    ["lib/rocblas/library/Kernels.so-000-gfx90a.hsaco", "AMDGPU code object"],
+    ["lib/hipblaslt/library/extop_gfx942.co", "AMDGPU code object"],
+    [".kpack/rccl_gfx110X.kpack", "kpack device code archive"],
+    ["lib/rocblas/library/TensileLibrary_lazy_gfx1151.dat", "Tensile solution library"],
+    ["lib/hipblaslt/library/gfx942/TensileLibrary_gfx942.yaml", "Tensile solution library"],
+    ["share/miopen/db/gfx1100_48.kdb", "MIOpen kernel database"],
+    ["share/miopen/db/gfx1030_36.HIP.fdb.txt", "MIOpen find/performance database or tuning model"],
+    ["share/miopen/db/gfx90a68.db", "MIOpen find/performance database or tuning model"],
+    ["share/miopen/db/gfx908.tn.model", "MIOpen find/performance database or tuning model"],
+    ["share/miopen/db/gfx90878.db.txt", "MIOpen find/performance database or tuning model"],
+    ["lib/aotriton.images/amd-gfx942/flash/attn_fwd/k.aks2", "AOTriton kernel image"],
+  ];
+  for (const [path, kind] of kernels) {
+    assert.equal(kernelKind(path)?.name, kind, path);
+    assert.notDeepEqual(kernelTokens(path), [], path);
+  }
+  for (
+    const path of [
+      "include/rocwmma/internal/config_gfx942.h",
+      "lib/cmake/hip/hip-targets-gfx1100.cmake",
+      "lib/python3.12/site-packages/tensile/gfx90a.py",
+      "lib/libMIOpenCKGroupedConv_gfx1151.so",
+      "share/doc/gfx1100.dat",
+      "lib/pkgconfig/gfx1100.db",
+      "lib/llvm/amdgcn/bitcode/oclc_isa_version_1100.bc",
+    ]
+  ) {
+    assert.deepEqual(kernelTokens(path), [], path);
+  }
+  assert.deepEqual(kernelTokens("lib/rocblas/library/TensileLibrary.dat"), [], "no token");
+  assert.deepEqual(kernelTokens("share/miopen/db/gfx90a68.kdb"), ["gfx90a"]);
+  assert.deepEqual(kernelTokens("share/miopen/db/gfx90878.db.txt"), ["gfx908"]);
+  assert.deepEqual(kernelTokens("share/miopen/db/gfx1030_36.HIP.fdb.txt"), ["gfx1030"]);
 });
 
 Deno.test("tokenCoversIsa() follows lib/targets.json families and generic targets", () => {
