@@ -229,7 +229,7 @@ Deno.test("updateFlake() gate exiting 1 leaves the flake byte-identical and show
   const script = join(repoRoot, "scripts", "update.ts");
   const cli = await run(Deno.execPath(), [
     "run",
-    ...["--allow-net", "--allow-read", "--allow-write", "--allow-run=nix-store,sh"],
+    ...["--allow-net", "--allow-read", "--allow-write", "--allow-run=nix-store,nix-daemon,sh"],
     script,
     ...["--flake", f.flake, "--index", f.mirror.indexUrl],
     ...["--gate", "echo smoke: no gfx1151 agent; exit 1"],

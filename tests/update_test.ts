@@ -239,7 +239,12 @@ Deno.test("updateFlake() refuses to overwrite edits made during the downloads", 
 });
 
 const script = join(repoRoot, "scripts", "update.ts");
-const permissions = ["--allow-net", "--allow-read", "--allow-write", "--allow-run=nix-store,sh"];
+const permissions = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run=nix-store,nix-daemon,sh",
+];
 
 Deno.test("update.ts leaves the flake unchanged when killed mid-download", async () => {
   // 1 MiB in 16 KiB chunks every 100 ms: the download takes over 6 seconds.
