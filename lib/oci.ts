@@ -132,7 +132,7 @@ const MEDIA = {
  * ```ts
  * import { layerEntries } from "./oci.ts";
  *
- * const file = { path: "/nix/store/x-a/f", type: "file", mode: 0o444, size: 0, inode: "" } as const;
+ * const file = { path: "/nix/store/x-a/f", type: "file", mode: 0o444, size: 0 } as const;
  * const layer = { description: "a", storePaths: [], files: [file], tokens: [], bytes: 0 };
  * layerEntries(layer, new Map()).map((entry) => entry.path);
  * // ["nix", "nix/store", "nix/store/x-a", "nix/store/x-a/f"]
@@ -148,7 +148,7 @@ export function layerEntries(
     for (let dir = dirname(file.path); dir !== "/" && !present.has(dir); dir = dirname(dir)) {
       present.add(dir);
       all.push(
-        directories.get(dir) ?? { path: dir, type: "directory", mode: 0o755, size: 0, inode: "" },
+        directories.get(dir) ?? { path: dir, type: "directory", mode: 0o755, size: 0 },
       );
     }
   }
@@ -452,7 +452,7 @@ export interface RocmConfigOptions {
  * const path = `/nix/store/${"0".repeat(32)}-rocm-7.12.0`;
  * const config = await rocmContainerConfig(
  *   { storeDir: "/nix/store", paths: [{ path, narSize: 0, references: [] }] },
- *   new Map([[path, [{ path, type: "directory", mode: 0o555, size: 0, inode: "" }]]]),
+ *   new Map([[path, [{ path, type: "directory", mode: 0o555, size: 0 }]]]),
  * );
  * config.Labels?.["org.opencontainers.image.version"]; // "7.12.0"
  * ```
