@@ -8,6 +8,7 @@
  */
 
 export * from "./lib/atomic_write.ts";
+export * from "./lib/block_pipeline.ts";
 export * from "./lib/block_writer.ts";
 export * from "./lib/check_output.ts";
 export * from "./lib/cli.ts";
@@ -29,6 +30,7 @@ export * from "./lib/isa_files.ts";
 export * from "./lib/kernel_files.ts";
 export * from "./lib/layers.ts";
 export * from "./lib/nix32.ts";
+export * from "./lib/nix_daemon.ts";
 export * from "./lib/nix_store.ts";
 export * from "./lib/oci.ts";
 export * from "./lib/prefetch.ts";

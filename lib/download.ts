@@ -6,9 +6,9 @@
  * @module
  */
 
-import { Hasher } from "./hasher.ts";
+import { BlockPipeline } from "./block_pipeline.ts";
 import type { Hash, HashAlgorithm } from "./hash.ts";
-import { fetchHttp1, ResponseFramingError } from "./http1_client.ts";
+import { type Connector, fetchHttp1, ResponseFramingError } from "./http1_client.ts";
 
 /**
  * Where downloaded bytes go besides the hash. `truncate()` is called when the
@@ -16,13 +16,19 @@ import { fetchHttp1, ResponseFramingError } from "./http1_client.ts";
  */
 export interface DownloadWriter {
   /**
-   * Appends bytes.
+   * Appends bytes. The chunk's buffer is reused once the promise settles.
    *
    * @param chunk The next bytes of the body.
    */
   write(chunk: Uint8Array): Promise<void>;
   /** Discards everything written so far. */
   truncate(): Promise<void>;
+  /**
+   * For a writer that hashes the bytes itself (the Nix store does): the
+   * digest of everything written, which {@linkcode download} then returns
+   * instead of hashing the bytes a second time.
+   */
+  digest?: () => Promise<Hash>;
 }
 
 /** Progress of a download. */
@@ -118,6 +124,28 @@ export interface DownloadOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The most connections to use. A file is fetched in ranges over several
+   * connections when the server sends `Accept-Ranges: bytes`; with this
+   * unset, only files of 256 MiB or more are, over
+   * {@linkcode DEFAULT_CONNECTIONS}. Memory: `(connections + 2) × rangeSize`.
+   *
+   * @default {4 for files ≥ 256 MiB, else 1}
+   */
+  connections?: number;
+  /**
+   * The size of each range (and of each buffer), in bytes.
+   *
+   * @default {4194304 (4 MiB)}
+   */
+  rangeSize?: number;
+  /**
+   * Opens each direct (non-proxy) connection; for tests that inject
+   * connection failures.
+   *
+   * @default {Deno.connect or Deno.connectTls}
+   */
+  connect?: Connector;
 }
 
 /** The result of {@linkcode download}. */
@@ -174,14 +202,34 @@ class TransientError extends Error {
   override name = "TransientError";
 }
 
+/**
+ * The server stopped serving ranges of the same file (it answered a range
+ * with 200 or 416, or with another length or validator): the parallel
+ * download starts over on one connection.
+ */
+class RangesRefusedError extends Error {
+  override name = "RangesRefusedError";
+}
+
 /** The largest download (or local input) accepted by default: 32 GiB. */
 export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
-/** Bytes gathered before each write: few syscalls, little memory. */
-const BLOCK_SIZE = 1024 * 1024;
+/** The block (and range) size: few syscalls and messages, little memory. */
+const BLOCK_SIZE = 4 * 1024 * 1024;
+/** Blocks in flight on one connection: receiving, writing, hashing. */
+const SEQUENTIAL_BLOCKS = 4;
 /** The most one read of the body takes from the connection. */
 const READ_SIZE = 256 * 1024;
 const MAX_RETRY_DELAY_MS = 30_000;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/**
+ * Connections used by default for a file of at least
+ * {@linkcode PARALLEL_MIN_BYTES} whose server accepts ranges (measured with
+ * `deno task bench download`).
+ */
+export const DEFAULT_CONNECTIONS = 4;
+/** Smaller files take one connection unless `connections` asks for more. */
+const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
+const MAX_CONNECTIONS = 64;
 
 /**
  * Whether `url` may be fetched: https always, http only for loopback hosts
@@ -218,10 +266,20 @@ function isLoopbackHost(hostname: string): boolean {
  * the same pass. Transient failures are retried with exponential backoff; a
  * retry asks for the rest of the body with `Range: bytes=<received>-` (and
  * `If-Range`, so a changed file is not spliced) and checks that the server
- * answered with exactly that range, else starts over from byte 0.
+ * answered with exactly that range, else starts over from byte 0. A name
+ * that does not resolve is not retried.
  *
- * The hash state always covers exactly the bytes received, so resuming needs
- * no partial file: the writer is only for callers who keep the bytes.
+ * With several connections (`connections`, by default 4 for files of
+ * 256 MiB or more whose server sends `Accept-Ranges: bytes`), the file is
+ * fetched as 4 MiB ranges, each retried and resumed on its own, and hashed
+ * in order as the contiguous prefix completes. Every range must be exactly
+ * the one asked for, of the same length and validator (ETag or
+ * Last-Modified) as the first response; otherwise the download starts over
+ * on one connection, so bytes of two versions are never mixed.
+ *
+ * Bytes are hashed on a worker thread (unless the writer hashes them).
+ * Memory: at most `(connections + 2) × 4 MiB` of buffers (16 MiB on one
+ * connection), whatever the size.
  *
  * @example Usage
  * ```ts ignore
@@ -258,249 +316,613 @@ export async function download(
       `Cannot download "${start}": the timeout must be > 0 s, got ${options.timeoutSeconds}`,
     );
   }
-  const state: AttemptState = {
-    hasher: new Hasher(options.algorithm),
+  const connections = options.connections;
+  if (
+    connections !== undefined &&
+    !(Number.isInteger(connections) && connections >= 1 && connections <= MAX_CONNECTIONS)
+  ) {
+    throw new RangeError(
+      `Cannot download "${start}": connections must be an integer from 1 to ${MAX_CONNECTIONS}, got ${connections}`,
+    );
+  }
+  const rangeSize = options.rangeSize ?? BLOCK_SIZE;
+  if (!(Number.isInteger(rangeSize) && rangeSize >= 1024)) {
+    throw new RangeError(
+      `Cannot download "${start}": the range size must be an integer ≥ 1024, got ${rangeSize}`,
+    );
+  }
+  const most = connections ?? DEFAULT_CONNECTIONS;
+  using pipeline = new BlockPipeline({
+    ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
+    ...(options.writer === undefined ? {} : { writer: options.writer }),
+    blockSize: rangeSize,
+    blocks: SEQUENTIAL_BLOCKS,
+  });
+  const job: Job = {
+    start,
+    pipeline,
     total: undefined,
     validator: undefined,
     finalUrl: start.href,
+    options: { ...options, allowHttp, timeoutMs, maxBytes, retries },
+    parallel: (total) =>
+      most > 1 && total > rangeSize && (connections !== undefined || total >= PARALLEL_MIN_BYTES)
+        ? most
+        : 1,
   };
-  const attempts = retries + 1;
-  for (let attempt = 1;; attempt++) {
-    options.signal?.throwIfAborted();
+  try {
+    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+  } catch (error) {
+    if (!(error instanceof RangesRefusedError)) throw error;
+    // The ranges did not add up to one file: start over, on one connection.
+    await pipeline.reset();
+    job.total = undefined;
+    job.parallel = () => 1;
+    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+  }
+  const size = pipeline.size;
+  return { hash: await pipeline.digest(), size, finalUrl: job.finalUrl };
+}
+
+/** One download: what every attempt and every connection shares. */
+interface Job {
+  start: URL;
+  pipeline: BlockPipeline;
+  total: number | undefined;
+  /** A strong ETag or Last-Modified date of the first response, for If-Range. */
+  validator: string | undefined;
+  finalUrl: string;
+  options: AttemptOptions;
+  /** How many connections a file of `total` bytes gets. */
+  parallel: (total: number) => number;
+}
+
+type AttemptOptions = DownloadOptions & {
+  allowHttp: boolean;
+  timeoutMs: number;
+  maxBytes: number;
+  retries: number;
+};
+
+function isRetriedStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/**
+ * Runs `attempt` until it succeeds, retrying transient failures with
+ * exponential backoff. `what` names the part (a range) in the retry notice.
+ */
+async function withRetries(
+  job: Job,
+  what: string,
+  received: () => number,
+  attempt: () => Promise<void>,
+  signal: AbortSignal | undefined = job.options.signal,
+): Promise<void> {
+  const { options } = job;
+  const attempts = options.retries + 1;
+  for (let number = 1;; number++) {
+    signal?.throwIfAborted();
     try {
-      await runAttempt(start, state, { ...options, allowHttp, timeoutMs, maxBytes });
-      return { hash: state.hasher.digest(), size: state.hasher.size, finalUrl: state.finalUrl };
+      return await attempt();
     } catch (error) {
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
       const retryable = error instanceof TransientError ||
         (error instanceof HttpStatusError && isRetriedStatus(error.status));
-      if (!retryable || attempt >= attempts) {
+      if (!retryable || number >= attempts) {
         if (retryable && attempts > 1 && error instanceof Error) {
           error.message += ` (after ${attempts} attempts)`;
         }
         throw error;
       }
       const delayMs = Math.min(
-        (options.retryDelayMs ?? 1000) * 2 ** (attempt - 1),
+        (options.retryDelayMs ?? 1000) * 2 ** (number - 1),
         MAX_RETRY_DELAY_MS,
       );
+      const failure = error as Error;
+      if (what !== "") failure.message = `${failure.message} (${what})`;
       options.onRetry?.({
-        attempt: attempt + 1,
+        attempt: number + 1,
         attempts,
-        error: error as Error,
-        received: state.hasher.size,
+        error: failure,
+        received: received(),
         delayMs,
       });
-      await sleep(delayMs, options.signal);
+      await sleep(delayMs, signal);
     }
   }
 }
 
-interface AttemptState {
-  hasher: Hasher;
-  total: number | undefined;
-  /** A strong ETag or Last-Modified date of the first response, for If-Range. */
-  validator: string | undefined;
-  finalUrl: string;
-}
+/** An abort controller tied to the caller's signal, with an idle timer that aborts it. */
+class AttemptControl implements Disposable {
+  readonly controller = new AbortController();
+  #signal: AbortSignal | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #url: URL;
+  #timeoutMs: number;
+  #onAbort = (): void => this.controller.abort(this.#signal?.reason);
 
-type AttemptOptions = DownloadOptions & { allowHttp: boolean; timeoutMs: number; maxBytes: number };
+  constructor(url: URL, options: { signal?: AbortSignal; timeoutMs: number }) {
+    this.#url = url;
+    this.#timeoutMs = options.timeoutMs;
+    this.#signal = options.signal;
+    if (this.#signal?.aborted) this.#onAbort();
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
 
-function isRetriedStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** (Re)starts the idle timer: `what` is awaited for at most the timeout. */
+  arm(what: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.controller.abort(
+        new TransientError(
+          `Cannot download "${this.#url}": no ${what} for ${this.#timeoutMs / 1000} s`,
+        ),
+      );
+    }, this.#timeoutMs);
+  }
+
+  /** Stops the idle timer. */
+  disarm(): void {
+    clearTimeout(this.#timer);
+  }
+
+  [Symbol.dispose](): void {
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
 }
 
 /** One attempt: request (resuming when bytes were kept), follow redirects, stream the body. */
-async function runAttempt(start: URL, state: AttemptState, options: AttemptOptions): Promise<void> {
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort(options.signal?.reason);
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const arm = (what: string): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      controller.abort(
-        new TransientError(
-          `Cannot download "${start}": no ${what} for ${options.timeoutMs / 1000} s`,
-        ),
-      );
-    }, options.timeoutMs);
-  };
-  try {
-    arm("response");
-    let resumeFrom = state.hasher.size;
-    let response = await request(start, state, resumeFrom, controller.signal, options);
-    const answered = response.status === 200 || response.status === 206 || response.status === 416;
-    if (resumeFrom > 0 && answered && !rangeHonoured(response, resumeFrom, state.total)) {
-      // The server sent something other than the rest of the same file: a
-      // full 200 body (no range support, or If-Range saw a change) is usable
-      // from byte 0; anything else is discarded and asked for again.
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        arm("response");
-        response = await request(start, state, 0, controller.signal, options);
-      }
-      resumeFrom = 0;
-      state.hasher = new Hasher(state.hasher.algorithm);
-      state.total = undefined;
-      await options.writer?.truncate();
-    }
-    if (response.status !== 200 && response.status !== 206) {
+async function runAttempt(job: Job): Promise<void> {
+  const { start, pipeline, options } = job;
+  using control = new AttemptControl(start, options);
+  control.arm("response");
+  let resumeFrom = pipeline.size;
+  let response = await request(start, job, { first: resumeFrom }, control.signal);
+  const answered = response.status === 200 || response.status === 206 || response.status === 416;
+  if (resumeFrom > 0 && answered && !rangeHonoured(response, resumeFrom, job.total)) {
+    // The server sent something other than the rest of the same file: a
+    // full 200 body (no range support, or If-Range saw a change) is usable
+    // from byte 0; anything else is discarded and asked for again.
+    if (response.status !== 200) {
       await response.body?.cancel();
-      throw new HttpStatusError(state.finalUrl, response);
+      control.arm("response");
+      response = await request(start, job, { first: 0 }, control.signal);
     }
-    if (resumeFrom === 0 && response.status === 206) {
-      const problem = partialAsWhole(response);
-      if (problem !== undefined) {
-        await response.body?.cancel();
-        throw new Error(`Cannot download "${start}": ${problem}`);
-      }
+    resumeFrom = 0;
+    job.total = undefined;
+    await pipeline.reset();
+  }
+  const length = checkBody(response, job, resumeFrom === 0);
+  const expectedEnd = length === undefined ? undefined : resumeFrom + length;
+  if (resumeFrom === 0) {
+    job.total = expectedEnd;
+    job.validator = validatorOf(response.headers);
+  }
+  const total = job.total;
+  checkSize(job, total, response);
+  options.onProgress?.({ received: pipeline.size, total });
+  if (response.body === null) {
+    throw new TransientError(`Cannot download "${start}": the response has no body`);
+  }
+  const connections = resumeFrom === 0 && total !== undefined && acceptsRanges(response)
+    ? job.parallel(total)
+    : 1;
+  control.arm("data");
+  if (connections > 1) {
+    // This response supplies the first range; the rest come in parallel.
+    pipeline.blocks = connections + 2;
+    try {
+      await downloadRanges(job, response.body, connections, control);
+    } finally {
+      pipeline.blocks = SEQUENTIAL_BLOCKS;
     }
-    const encoding = response.headers.get("content-encoding");
-    if (encoding !== null && encoding.toLowerCase() !== "identity") {
-      // Sent despite "Accept-Encoding: identity". Nix's fetchurl decodes
-      // such a body before hashing, while these bytes are the encoded file:
-      // either hash would be wrong for someone.
-      await response.body?.cancel();
-      throw new Error(
-        `Cannot download "${start}": the server sent Content-Encoding "${encoding}" although none was accepted, so the file's hash is ambiguous`,
-      );
-    }
-    const length = parseLength(response.headers.get("content-length"));
-    const expectedEnd = length === undefined ? undefined : resumeFrom + length;
-    if (resumeFrom === 0) {
-      state.total = expectedEnd;
-      state.validator = validatorOf(response.headers);
-    }
-    const total = state.total;
-    if (total !== undefined && total > options.maxBytes) {
-      await response.body?.cancel();
-      throw new RangeError(
-        `Cannot download "${start}": its size, ${total} bytes, exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
-      );
-    }
-    options.onProgress?.({ received: state.hasher.size, total });
-    if (response.body === null) {
-      throw new TransientError(`Cannot download "${start}": the response has no body`);
-    }
-    arm("data");
-    await readBody(response.body, {
-      arm: () => arm("data"),
-      consume: async (block) => {
-        if (state.hasher.size + block.length > options.maxBytes) {
-          throw new RangeError(
-            `Cannot download "${start}": the body exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
-          );
-        }
-        // Hashed only once written, so the hash never covers bytes the file
-        // lacks: a resume continues both from the same byte.
-        await options.writer?.write(block);
-        state.hasher.update(block);
-      },
-      progress: (pending) => options.onProgress?.({ received: state.hasher.size + pending, total }),
-      failed: (error) => {
-        if (controller.signal.aborted) return controller.signal.reason;
-        if (error instanceof ResponseFramingError) return framingFailure(start, error);
-        const detail = error instanceof Error ? error.message : String(error);
-        return new TransientError(
-          `Cannot download "${start}": the connection failed after ${state.hasher.size} bytes: ${detail}`,
+    return;
+  }
+  await readBody(response.body, pipeline, {
+    arm: () => control.arm("data"),
+    limit: (pending) => {
+      if (pipeline.size + pending > options.maxBytes) {
+        throw new RangeError(
+          `Cannot download "${start}": the body exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
         );
-      },
-    });
-    if (expectedEnd !== undefined && state.hasher.size !== expectedEnd) {
-      throw new TransientError(
-        `Cannot download "${start}": the body ended at byte ${state.hasher.size}, but Content-Length promised ${expectedEnd}`,
-      );
-    }
-  } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener("abort", onAbort);
+      }
+    },
+    progress: (pending) => options.onProgress?.({ received: pipeline.size + pending, total }),
+    failed: (error) => bodyFailure(start, error, control.signal, pipeline.size),
+  });
+  if (expectedEnd !== undefined && pipeline.size !== expectedEnd) {
+    throw new TransientError(
+      `Cannot download "${start}": the body ended at byte ${pipeline.size}, but Content-Length promised ${expectedEnd}`,
+    );
   }
 }
 
 /**
+ * Checks what every response must satisfy before its body is read — an
+ * ordinary status, a 206 to a request for the `whole` file only when it is
+ * all of it, no content coding — and returns its Content-Length. Both the
+ * single-connection path and each range go through it.
+ */
+function checkBody(response: Response, job: Job, whole: boolean): number | undefined {
+  if (response.status !== 200 && response.status !== 206) {
+    response.body?.cancel().catch(() => {});
+    throw new HttpStatusError(job.finalUrl, response);
+  }
+  if (whole && response.status === 206) {
+    const problem = partialAsWhole(response);
+    if (problem !== undefined) {
+      response.body?.cancel().catch(() => {});
+      throw new Error(`Cannot download "${job.start}": ${problem}`);
+    }
+  }
+  const encoding = response.headers.get("content-encoding");
+  if (encoding !== null && encoding.toLowerCase() !== "identity") {
+    // Sent despite "Accept-Encoding: identity". Nix's fetchurl decodes
+    // such a body before hashing, while these bytes are the encoded file:
+    // either hash would be wrong for someone.
+    response.body?.cancel().catch(() => {});
+    throw new Error(
+      `Cannot download "${job.start}": the server sent Content-Encoding "${encoding}" although none was accepted, so the file's hash is ambiguous`,
+    );
+  }
+  return parseLength(response.headers.get("content-length"));
+}
+
+function checkSize(job: Job, total: number | undefined, response: Response): void {
+  if (total !== undefined && total > job.options.maxBytes) {
+    response.body?.cancel().catch(() => {});
+    throw new RangeError(
+      `Cannot download "${job.start}": its size, ${total} bytes, exceeds the limit of ${job.options.maxBytes} bytes (raise it with --max-bytes)`,
+    );
+  }
+}
+
+function acceptsRanges(response: Response): boolean {
+  return response.status === 200 &&
+    /(^|,)\s*bytes\s*(,|$)/i.test(response.headers.get("accept-ranges") ?? "");
+}
+
+/** A failed body read as a download failure. */
+function bodyFailure(url: URL, error: unknown, signal: AbortSignal, received: number): unknown {
+  if (signal.aborted) return signal.reason;
+  if (error instanceof ResponseFramingError) return framingFailure(url, error);
+  const detail = error instanceof Error ? error.message : String(error);
+  return new TransientError(
+    `Cannot download "${url}": the connection failed after ${received} bytes: ${detail}`,
+  );
+}
+
+/**
  * Reads a body with a BYOB reader into a reused buffer (no allocation per
- * chunk, so memory stays flat however large the body), gathers the bytes into
- * a block and hands each full block to `consume`. A failed read detaches its
- * buffer, which is why the block is a separate copy: when the connection
- * fails the bytes already received are consumed first, so a resume starts
- * right after them.
+ * chunk), gathers the bytes into the pipeline's blocks and pushes each full
+ * block. A failed read detaches its buffer, which is why the block is a
+ * separate copy: when the connection fails the bytes already received are
+ * pushed first, so a resume starts right after them.
  */
 async function readBody(
   body: ReadableStream<Uint8Array>,
+  pipeline: BlockPipeline,
   hooks: {
     arm: () => void;
-    consume: (block: Uint8Array) => Promise<void>;
+    limit: (pending: number) => void;
     progress: (pending: number) => void;
     failed: (error: unknown) => unknown;
   },
 ): Promise<void> {
   const reader = body.getReader({ mode: "byob" });
   let chunk = new ArrayBuffer(READ_SIZE);
-  const block = new Uint8Array(BLOCK_SIZE);
+  let block: Uint8Array | undefined = new Uint8Array(await pipeline.acquire());
   let filled = 0;
+  const push = (): void => {
+    pipeline.push(block!.subarray(0, filled));
+    block = undefined;
+    filled = 0;
+  };
   try {
     for (;;) {
       let step: ReadableStreamReadResult<Uint8Array>;
       try {
         step = await reader.read(new Uint8Array(chunk));
       } catch (error) {
-        if (filled > 0) await hooks.consume(block.subarray(0, filled));
+        if (block !== undefined) push();
         throw hooks.failed(error);
       }
       hooks.arm();
       let bytes = step.value ?? new Uint8Array();
       if (step.value !== undefined) chunk = step.value.buffer as ArrayBuffer;
+      hooks.limit(filled + bytes.length);
       while (bytes.length > 0) {
-        const taken = Math.min(bytes.length, BLOCK_SIZE - filled);
+        block ??= new Uint8Array(await pipeline.acquire());
+        const taken = Math.min(bytes.length, block.length - filled);
         block.set(bytes.subarray(0, taken), filled);
         filled += taken;
         bytes = bytes.subarray(taken);
-        if (filled === BLOCK_SIZE) {
-          await hooks.consume(block);
-          filled = 0;
-        }
+        if (filled === block.length) push();
       }
       if (step.done) {
-        if (filled > 0) await hooks.consume(block.subarray(0, filled));
+        if (block !== undefined) push();
         return;
       }
       hooks.progress(filled);
     }
   } finally {
+    if (block !== undefined) pipeline.release(block.buffer as ArrayBuffer);
     reader.releaseLock();
     await body.cancel().catch(() => {});
+  }
+}
+
+/** One range of a parallel download: bytes `first`–`last` (inclusive), read into `block`. */
+interface Range {
+  index: number;
+  first: number;
+  last: number;
+  block: ArrayBuffer;
+  filled: number;
+  done: boolean;
+}
+
+/**
+ * Fetches the file as ranges of one block each over `connections`
+ * connections. `head` is the body of the first (plain) response: its first
+ * block is range 0, then it is closed. Completed ranges are pushed in order,
+ * so at most `connections` blocks wait, plus those being written and hashed.
+ */
+async function downloadRanges(
+  job: Job,
+  head: ReadableStream<Uint8Array>,
+  connections: number,
+  headControl: AttemptControl,
+): Promise<void> {
+  const { pipeline, options } = job;
+  const total = job.total!;
+  const size = pipeline.blockSize;
+  const count = Math.ceil(total / size);
+  const ranges = new Map<number, Range>();
+  let next = 0;
+  let pushed = 0;
+  let received = 0;
+  const stop = new AbortController();
+  const signal = options.signal === undefined
+    ? stop.signal
+    : AbortSignal.any([stop.signal, options.signal]);
+  const progress = (): void => options.onProgress?.({ received, total });
+
+  const take = async (): Promise<Range | undefined> => {
+    if (next >= count) return undefined;
+    const block = await pipeline.acquire(stop.signal);
+    if (next >= count) {
+      pipeline.release(block);
+      return undefined;
+    }
+    const index = next++;
+    const range: Range = {
+      index,
+      first: index * size,
+      last: Math.min(total, (index + 1) * size) - 1,
+      block,
+      filled: 0,
+      done: false,
+    };
+    ranges.set(index, range);
+    return range;
+  };
+  const complete = (range: Range): void => {
+    range.done = true;
+    for (let ready = ranges.get(pushed); ready?.done; ready = ranges.get(pushed)) {
+      ranges.delete(pushed);
+      pipeline.push(new Uint8Array(ready.block, 0, ready.last - ready.first + 1));
+      pushed++;
+    }
+  };
+  const fetchRange = async (range: Range, opened?: ReadableStream<Uint8Array>): Promise<void> => {
+    const what = `bytes ${range.first}-${range.last}`;
+    try {
+      await withRetries(job, what, () => received, async () => {
+        const url = new URL(job.finalUrl);
+        using control = new AttemptControl(url, { signal, timeoutMs: options.timeoutMs });
+        let body = opened;
+        opened = undefined;
+        // The first response is read only up to the end of range 0.
+        const whole = body !== undefined;
+        const active = whole ? headControl : control;
+        if (body === undefined) {
+          control.arm("response");
+          const from = range.first + range.filled;
+          const response = await request(
+            url,
+            job,
+            { first: from, last: range.last },
+            control.signal,
+          );
+          checkRange(response, job, from, range.last);
+          body = response.body!;
+        }
+        active.arm("data");
+        try {
+          await readRange(body, range, {
+            pipeline,
+            arm: () => active.arm("data"),
+            received: (bytes) => {
+              received += bytes;
+              progress();
+            },
+            failed: (error) => bodyFailure(url, error, active.signal, range.first + range.filled),
+            whole,
+          });
+        } finally {
+          if (whole) headControl.disarm();
+        }
+      }, signal);
+    } catch (error) {
+      // Its own retries are spent: the download fails (the whole is not retried again).
+      if (error instanceof TransientError) throw new Error(error.message);
+      throw error;
+    }
+    complete(range);
+  };
+
+  const worker = async (range: Range | undefined, opened?: ReadableStream<Uint8Array>) => {
+    for (; range !== undefined; range = await take()) {
+      await fetchRange(range, range.index === 0 ? opened : undefined);
+    }
+  };
+  try {
+    const workers = [worker(await take(), head)];
+    for (let k = 1; k < connections; k++) workers.push(worker(await take()));
+    const results = await Promise.allSettled(workers.map((running) =>
+      running.catch((error) => {
+        if (!stop.signal.aborted) stop.abort(error);
+        throw error;
+      })
+    ));
+    if (results.some((result) => result.status === "rejected")) throw stop.signal.reason;
+  } finally {
+    stop.abort();
+    await head.cancel().catch(() => {});
+    for (const range of ranges.values()) pipeline.release(range.block);
+    ranges.clear();
+  }
+  if (pipeline.size !== total) {
+    throw new RangesRefusedError(`Cannot download "${job.start}": the ranges do not add up`);
+  }
+}
+
+/**
+ * Checks that a response to `Range: bytes=<first>-<last>` is exactly that
+ * range of the same file: else the file changed or the server stopped
+ * honouring ranges, and the download starts over.
+ */
+function checkRange(response: Response, job: Job, first: number, last: number): void {
+  if (response.status === 200 || response.status === 416) {
+    response.body?.cancel().catch(() => {});
+    throw new RangesRefusedError(
+      `Cannot download "${job.finalUrl}": the server answered a range with HTTP ${response.status}`,
+    );
+  }
+  const length = checkBody(response, job, false);
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
+  const validator = validatorOf(response.headers);
+  const changed = match === null || Number(match[1]) !== first || Number(match[2]) !== last ||
+    Number(match[3]) !== job.total || (length !== undefined && length !== last - first + 1) ||
+    (job.validator !== undefined && validator !== job.validator);
+  if (changed) {
+    response.body?.cancel().catch(() => {});
+    throw new RangesRefusedError(
+      `Cannot download "${job.finalUrl}": the answer to bytes ${first}-${last} is another range or version (Content-Range ${
+        JSON.stringify(response.headers.get("content-range"))
+      }, validator ${JSON.stringify(validator ?? null)})`,
+    );
+  }
+  if (response.body === null) {
+    throw new TransientError(`Cannot download "${job.finalUrl}": the response has no body`);
+  }
+}
+
+/**
+ * Reads a range's body straight into its block (BYOB, no copy). A failed
+ * read detaches the block, so the range starts again from its first byte
+ * with a new block. For the first response (`whole`, a plain GET of the
+ * whole file), only the first block is read, then the connection is closed.
+ */
+async function readRange(
+  body: ReadableStream<Uint8Array>,
+  range: Range,
+  hooks: {
+    pipeline: BlockPipeline;
+    arm: () => void;
+    received: (bytes: number) => void;
+    failed: (error: unknown) => unknown;
+    whole: boolean;
+  },
+): Promise<void> {
+  const length = range.last - range.first + 1;
+  const reader = body.getReader({ mode: "byob" });
+  try {
+    for (;;) {
+      let step: ReadableStreamReadResult<Uint8Array>;
+      const room = range.filled < length
+        ? new Uint8Array(range.block, range.filled, length - range.filled)
+        // Full: one more read must find the end (the framing checks run then).
+        : new Uint8Array(range.block, 0, 1);
+      try {
+        step = await reader.read(room);
+      } catch (error) {
+        hooks.pipeline.forget();
+        range.block = await hooks.pipeline.acquire();
+        hooks.received(-range.filled);
+        range.filled = 0;
+        throw hooks.failed(error);
+      }
+      hooks.arm();
+      if (step.value !== undefined) range.block = step.value.buffer as ArrayBuffer;
+      const got = step.value?.length ?? 0;
+      if (range.filled === length && got > 0) {
+        throw new Error(
+          `Cannot download: the server sent more than bytes ${range.first}-${range.last}`,
+        );
+      }
+      range.filled += got;
+      hooks.received(got);
+      if (step.done || (hooks.whole && range.filled === length)) break;
+    }
+  } finally {
+    reader.releaseLock();
+    await body.cancel().catch(() => {});
+  }
+  if (range.filled !== length) {
+    const filled = range.filled;
+    hooks.received(-filled);
+    range.filled = 0;
+    throw new TransientError(
+      `Cannot download: bytes ${range.first}-${range.last} ended after ${filled} bytes`,
+    );
   }
 }
 
 /** Sends the request, following redirects by hand so that each hop's scheme is checked. */
 async function request(
   start: URL,
-  state: AttemptState,
-  resumeFrom: number,
+  job: Job,
+  range: { first: number; last?: number },
   signal: AbortSignal,
-  options: AttemptOptions,
 ): Promise<Response> {
+  const { options } = job;
   let url = start;
   const maxRedirects = options.maxRedirects ?? 10;
   for (let hop = 0;; hop++) {
     // Compressed transfer would hash the decoded bytes, not the file.
     const headers: Record<string, string> = { "accept-encoding": "identity" };
-    if (resumeFrom > 0) {
-      headers["range"] = `bytes=${resumeFrom}-`;
-      if (state.validator !== undefined) headers["if-range"] = state.validator;
+    if (range.first > 0 || range.last !== undefined) {
+      headers["range"] = `bytes=${range.first}-${range.last ?? ""}`;
+      if (job.validator !== undefined) headers["if-range"] = job.validator;
     }
     let response: Response;
     try {
       response = usesProxy(url)
         ? await fetch(url, { headers, redirect: "manual", signal })
-        : await fetchHttp1(url, { headers, signal });
+        : await fetchHttp1(url, {
+          headers,
+          signal,
+          ...(options.connect === undefined ? {} : { connect: options.connect }),
+        });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       if (error instanceof ResponseFramingError) throw framingFailure(url, error);
-      throw new TransientError(`Cannot download "${url}": ${connectionFailure(error)}`);
+      const reason = connectionFailure(error);
+      if (isLookupFailure(reason)) {
+        // Retrying does not make a name exist: fail at once.
+        throw new Error(`Cannot download "${url}": cannot resolve "${url.hostname}": ${reason}`);
+      }
+      throw new TransientError(`Cannot download "${url}": ${reason}`);
     }
-    state.finalUrl = url.href;
+    job.finalUrl = url.href;
     if (!REDIRECTS.has(response.status)) return response;
     await response.body?.cancel();
     const location = response.headers.get("location");
@@ -514,6 +936,16 @@ async function request(
     checkUrlAllowed(next, options);
     url = next;
   }
+}
+
+/**
+ * Whether a connection failure is a name that did not resolve, in the words
+ * of Deno's resolver (getaddrinfo through Rust: "failed to lookup address
+ * information: …"), of fetch() ("dns error: …") or of an errno name.
+ */
+function isLookupFailure(reason: string): boolean {
+  return /failed to lookup address|dns error|name or service not known|nodename nor servname|no address associated with hostname|temporary failure in name resolution|no such host is known|\bEAI_[A-Z]+\b|\bENOTFOUND\b/i
+    .test(reason);
 }
 
 /**

@@ -77,7 +77,19 @@ export interface Http1Options {
    * @default {1000}
    */
   closeGraceMs?: number;
+  /**
+   * Opens the connection (TLS included for https). Tests inject failures
+   * here, e.g. the error a resolver gives for a name that does not exist.
+   *
+   * @default {Deno.connect or Deno.connectTls}
+   */
+  connect?: Connector;
 }
+
+/** Opens a connection to `hostname:port`, over TLS when `tls` is set. */
+export type Connector = (
+  target: { hostname: string; port: number; tls: boolean },
+) => Promise<Deno.Conn>;
 
 /** Status line and headers together, the most a response head may take. */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -115,7 +127,7 @@ export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`Cannot fetch "${url}": only http: and https: are supported`);
   }
-  const conn = await connect(url, signal);
+  const conn = await connect(url, signal, options.connect);
   const close = (): void => {
     try {
       conn.close();
@@ -156,13 +168,15 @@ export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<
   }
 }
 
-async function connect(url: URL, signal: AbortSignal | undefined): Promise<Deno.Conn> {
+async function connect(
+  url: URL,
+  signal: AbortSignal | undefined,
+  connector: Connector = defaultConnector,
+): Promise<Deno.Conn> {
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const https = url.protocol === "https:";
-  const port = url.port === "" ? (https ? 443 : 80) : Number(url.port);
-  const connecting: Promise<Deno.Conn> = https
-    ? Deno.connectTls({ hostname, port, alpnProtocols: ["http/1.1"] })
-    : Deno.connect({ hostname, port });
+  const tls = url.protocol === "https:";
+  const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
+  const connecting = connector({ hostname, port, tls });
   if (signal === undefined) return await connecting;
   // Deno.connect takes no signal: on abort, stop waiting and close the
   // connection if it comes after all.
@@ -179,6 +193,15 @@ async function connect(url: URL, signal: AbortSignal | undefined): Promise<Deno.
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+function defaultConnector(
+  target: { hostname: string; port: number; tls: boolean },
+): Promise<Deno.Conn> {
+  const { hostname, port } = target;
+  return target.tls
+    ? Deno.connectTls({ hostname, port, alpnProtocols: ["http/1.1"] })
+    : Deno.connect({ hostname, port });
 }
 
 function requestHead(url: URL, headers: Record<string, string>): string {
@@ -209,7 +232,9 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
  */
 class ConnectionReader {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(MAX_HEAD_BYTES);
+  // Grows up to MAX_HEAD_BYTES only for a head that needs it: a parallel
+  // download opens thousands of connections.
+  #buffer = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
 
@@ -253,6 +278,11 @@ class ConnectionReader {
         searched -= this.#start;
         this.#end -= this.#start;
         this.#start = 0;
+      }
+      if (this.#end === this.#buffer.length) {
+        const grown = new Uint8Array(Math.min(this.#buffer.length * 2, MAX_HEAD_BYTES));
+        grown.set(this.#buffer.subarray(0, this.#end));
+        this.#buffer = grown;
       }
       const n = await readConnection(this.#conn, this.#buffer.subarray(this.#end));
       if (n === 0) {

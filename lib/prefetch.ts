@@ -9,7 +9,6 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "./atomic_write.ts";
-import { holdTemporary, makeTemporaryFolder, onCleanup } from "./cleanup.ts";
 import {
   checkUrlAllowed,
   DEFAULT_MAX_BYTES,
@@ -17,15 +16,10 @@ import {
   type DownloadWriter,
   type RetryInfo,
 } from "./download.ts";
-import { formatHash, type Hash, type HashAlgorithm, hashEquals } from "./hash.ts";
+import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
-import {
-  addToStore,
-  checkStoreName,
-  deleteStorePath,
-  fixedOutputPath,
-  isValidStorePath,
-} from "./nix_store.ts";
+import { type StoreAddResult, StoreStream } from "./nix_daemon.ts";
+import { checkStoreName, deleteStorePath, fixedOutputPath, isValidStorePath } from "./nix_store.ts";
 
 /** Options for {@linkcode prefetch}. */
 export interface PrefetchOptions {
@@ -109,6 +103,12 @@ export interface PrefetchOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The most connections for a download (see lib/download.ts).
+   *
+   * @default {4 for files ≥ 256 MiB whose server accepts ranges, else 1}
+   */
+  connections?: number;
 }
 
 /** The result of {@linkcode prefetch}. */
@@ -250,9 +250,15 @@ export async function prefetch(
   const algorithm = options.algorithm ?? options.expect?.algorithm ?? "sha256";
   const name = options.name ?? defaultName(source);
 
-  // A local file is added to the store as it is; other sources need a copy.
-  const storeCopy = options.addToStore === true && where.kind !== "file";
-  const sink = await Sink.open(name, { output: options.output, storeCopy });
+  const sink = await Sink.open(name, {
+    output: options.output,
+    store: options.addToStore === true ? algorithm : undefined,
+    // With nothing left to check after the last byte (no expected hash, no
+    // output to commit), the daemon's hash is the file's: one SHA-256 pass
+    // less, and the path is registered as the download ends.
+    storeHashes: options.expect === undefined && options.output === undefined &&
+      where.kind === "url",
+  });
   let added: string | undefined;
   try {
     let hash: Hash;
@@ -270,6 +276,7 @@ export async function prefetch(
           "onProgress",
           "onRetry",
           "signal",
+          "connections",
         ]),
       }));
     } else {
@@ -281,11 +288,8 @@ export async function prefetch(
     let storePath: string | null = null;
     if (options.addToStore) {
       const expected = fixedOutputPath(name, hash);
-      const existed = await isValidStorePath(expected);
-      storePath = await addToStore(where.kind === "file" ? where.path : sink.file!, hash, {
-        name,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
+      const existed = sink.existedBefore ?? await isValidStorePath(expected);
+      storePath = await sink.finishStore(expected);
       // A run that fails after this point must not leave the path it added.
       if (!existed) added = storePath;
     }
@@ -435,77 +439,112 @@ async function readLocal(
 }
 
 /**
- * Where the bytes are kept while they are read: the `output` file (under a
- * temporary name until commit), or, for the store alone, a file named `name`
- * in a temporary folder (nix-store names the path after the file). With
- * neither, the bytes are only hashed and kept nowhere: resuming a download
- * needs no partial file, since the hash state covers exactly the bytes
- * received and the Range request continues after them.
+ * Where the bytes go while they are read: the `output` file (under a
+ * temporary name until commit) and/or the Nix store, streamed to the daemon
+ * as they arrive (registered only at commit, so a failed run adds nothing).
+ * With neither, the bytes are only hashed and kept nowhere: resuming a
+ * download needs no partial file, since the hash state covers exactly the
+ * bytes received and the Range request continues after them.
  */
 class Sink {
   writer: DownloadWriter | undefined;
-  /** The file holding the bytes, for nix-store. */
-  file: string | undefined;
   #atomic: AtomicFile | undefined;
-  #tempDir: string | undefined;
-  #plain: Deno.FsFile | undefined;
-  #cleanup: Disposable | undefined;
+  #store: StoreStream | undefined;
+  #added: StoreAddResult | undefined;
+  /** When the store connection opened, in Unix seconds (Nix's registration times). */
+  #openedAt = 0;
 
   static async open(
     name: string,
-    options: { output: string | undefined; storeCopy: boolean },
+    options: {
+      output: string | undefined;
+      store: HashAlgorithm | undefined;
+      /** Whether the store's hash is the result (the bytes are not hashed here). */
+      storeHashes: boolean;
+    },
   ): Promise<Sink> {
     const sink = new Sink();
-    if (options.output !== undefined) {
-      const output = options.output;
+    const { output, store } = options;
+    const openOutput = async (): Promise<void> => {
+      if (output === undefined) return;
       try {
         sink.#atomic = await AtomicFile.create(output);
       } catch (error) {
         throw new Error(`Cannot write "${output}": ${(error as Error).message}`);
       }
-      sink.file = sink.#atomic.tempPath;
-      sink.writer = {
-        write: (chunk) => sink.#atomic!.write(chunk),
-        truncate: async () => {
-          await sink.#atomic!.abort();
-          sink.#atomic = await AtomicFile.create(output);
-          sink.file = sink.#atomic.tempPath;
-        },
-      };
-    } else if (options.storeCopy) {
-      const tempDir = sink.#tempDir = await makeTemporaryFolder();
-      sink.#cleanup = onCleanup(() => Deno.removeSync(tempDir, { recursive: true }));
-      sink.file = `${tempDir}/${name}`;
-      const plain = await Deno.open(sink.file, { write: true, createNew: true });
-      await holdTemporary(plain);
-      sink.#plain = plain;
-      sink.writer = {
-        write: async (chunk) => {
-          let offset = 0;
-          while (offset < chunk.length) offset += await plain.write(chunk.subarray(offset));
-        },
-        truncate: async () => {
-          await plain.truncate(0);
-          await plain.seek(0, Deno.SeekMode.Start);
-        },
+    };
+    const openStore = async (): Promise<void> => {
+      if (store === undefined) return;
+      sink.#openedAt = Math.floor(Date.now() / 1000);
+      sink.#store = await StoreStream.open(name, store);
+    };
+    await openOutput();
+    try {
+      await openStore();
+    } catch (error) {
+      await sink.abort();
+      throw error;
+    }
+    if (output === undefined && store === undefined) return sink;
+    sink.writer = {
+      write: async (chunk) => {
+        await Promise.all([sink.#atomic?.write(chunk), sink.#store?.write(chunk)]);
+      },
+      truncate: async () => {
+        await sink.abort();
+        await openOutput();
+        await openStore();
+      },
+    };
+    if (store !== undefined && options.storeHashes) {
+      sink.writer.digest = async () => {
+        sink.#added = await sink.#store!.finish();
+        sink.#store = undefined;
+        return parseHash(sink.#added.ca.replace(/^fixed:/, ""));
       };
     }
     return sink;
   }
 
+  /**
+   * When the store registered the path already (it hashed the bytes):
+   * whether the path was valid before this run (registered before the
+   * connection opened), else `undefined`.
+   */
+  get existedBefore(): boolean | undefined {
+    if (this.#added === undefined) return undefined;
+    return this.#added.registrationTime < this.#openedAt;
+  }
+
+  /**
+   * Registers the store path, checked against `storePath`, the path the
+   * hash gives.
+   *
+   * @returns The store path.
+   */
+  async finishStore(storePath: string): Promise<string> {
+    if (this.#store !== undefined) {
+      this.#added = await this.#store.finish();
+      this.#store = undefined;
+    }
+    const result = this.#added!;
+    if (result.path !== storePath) {
+      throw new Error(
+        `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
+      );
+    }
+    return result.path;
+  }
+
+  /** Renames the output into place. */
   async commit(): Promise<void> {
     await this.#atomic?.commit();
   }
 
   async abort(): Promise<void> {
     await this.#atomic?.abort();
-    this.#plain?.close();
-    this.#plain = undefined;
-    if (this.#tempDir !== undefined) {
-      await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
-      this.#tempDir = undefined;
-      this.#cleanup?.[Symbol.dispose]();
-    }
+    await this.#store?.abort();
+    this.#store = undefined;
   }
 }
 

@@ -111,6 +111,12 @@ export interface UpdateOptions {
    * @default {5}
    */
   retries?: number;
+  /**
+   * Connections per tarball download (see lib/download.ts).
+   *
+   * @default {4 for tarballs ≥ 256 MiB whose server accepts ranges, else 1}
+   */
+  connections?: number;
   /** Called when a tarball download starts. */
   onStart?: (target: string, entry: IndexEntry) => void;
   /** Called as a tarball's bytes arrive. */
@@ -497,6 +503,7 @@ async function fetchAll(
           allowHttp: options.allowHttp ?? false,
           signal,
           ...(options.retries === undefined ? {} : { retries: options.retries }),
+          ...(options.connections === undefined ? {} : { connections: options.connections }),
           onProgress: ({ received, total }) =>
             options.onProgress?.(update.target, received, total ?? entry.size),
         });

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
 /**
  * `prefetch`: hash a URL, file or stdin in one pass at the speed of the CPU's
  * SHA-256, optionally keeping the bytes and seeding the Nix store exactly as
@@ -37,6 +37,9 @@ Options:
   --retries N           retries of a transient download failure (default: 5)
   --timeout SECONDS     give up an attempt after this long without data (default: 60)
   --max-bytes SIZE      refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)
+  --connections N       fetch in 4 MiB ranges over up to N connections when the server
+                        accepts ranges (default: 4 for files of 256 MiB or more, else 1);
+                        memory: about 64 MiB + (N + 2) x 4 MiB, whatever the size
   --allow-http          allow plain http to any host
   -h, --help            show this help
 
@@ -72,6 +75,7 @@ async function main(args: string[]): Promise<number> {
       retries: { type: "string" },
       timeout: { type: "string" },
       "max-bytes": { type: "string" },
+      connections: { type: "string" },
       "allow-http": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -105,6 +109,8 @@ async function main(args: string[]): Promise<number> {
   if (timeout !== undefined) options.timeoutSeconds = timeout;
   const maxBytes = parseCount("max-bytes", values["max-bytes"], /^\d+[KMGT]?$/i);
   if (maxBytes !== undefined) options.maxBytes = maxBytes;
+  const connections = parseCount("connections", values.connections, /^([1-9]|[1-5]\d|6[0-4])$/);
+  if (connections !== undefined) options.connections = connections;
 
   let display: ProgressDisplay | undefined;
   if (!values["no-progress"] && Deno.stderr.isTerminal()) {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
 /**
  * `update`: move the registry in flake.nix to the newest TheRock release that
  * every tracked target has, prefetching each tarball, in one atomic rewrite.
@@ -32,6 +32,8 @@ Options:
   --json            print the result as JSON
   --add-to-store    also add each tarball to the Nix store (as fetchurl would)
   --jobs N          downloads at once (default: 2)
+  --connections N   connections per download, in 4 MiB ranges (default: 4 for
+                    tarballs of 256 MiB or more whose server accepts ranges)
   --allow-http      allow plain http to hosts other than loopback
   --no-progress     no progress bars (there are none unless stderr is a terminal)
   -h, --help        show this help
@@ -58,6 +60,7 @@ async function main(args: string[]): Promise<number> {
       json: { type: "boolean" },
       "add-to-store": { type: "boolean" },
       jobs: { type: "string" },
+      connections: { type: "string" },
       "allow-http": { type: "boolean" },
       "no-progress": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -74,6 +77,12 @@ async function main(args: string[]): Promise<number> {
   ) {
     throw new UsageError(`Invalid --jobs "${values.jobs}": use 1 to 64`);
   }
+  if (
+    values.connections !== undefined &&
+    !(/^\d+$/.test(values.connections) && +values.connections >= 1 && +values.connections <= 64)
+  ) {
+    throw new UsageError(`Invalid --connections "${values.connections}": use 1 to 64`);
+  }
   if (values.version !== undefined && !isValidVersion(values.version)) {
     throw new UsageError(`Invalid --version "${values.version}": not a TheRock version`);
   }
@@ -86,6 +95,7 @@ async function main(args: string[]): Promise<number> {
     ...(values.index === undefined ? {} : { index: values.index }),
     ...(values.version === undefined ? {} : { version: values.version }),
     ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
+    ...(values.connections === undefined ? {} : { connections: Number(values.connections) }),
   };
   const display = createProgressDisplay({
     enabled: !values["no-progress"] && Deno.stderr.isTerminal(),

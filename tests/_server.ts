@@ -61,6 +61,17 @@ export interface Route {
   badRange?: boolean;
   /** How many requests of this path get the faults above. @default {Infinity} */
   faultTimes?: number;
+  /** How many requests of this path are served without faults before the faulty ones. @default {0} */
+  faultAfter?: number;
+  /**
+   * The file changes: requests after the first `after` get this body and
+   * these headers instead (e.g. a new ETag).
+   */
+  changeAfter?: { after: number; body: Uint8Array; headers?: Record<string, string> };
+  /** Limits each connection to this many body bytes per second. @default {unlimited} */
+  bytesPerSecond?: number;
+  /** Fault: send this many bytes more than the Content-Length announced, after the body. */
+  trailingBytes?: number;
   /** Delay in milliseconds between 64 KiB chunks of the body (a slow server). @default {0} */
   chunkDelayMs?: number;
 }
@@ -74,6 +85,8 @@ export interface FileServerOptions {
    * extension (`.ts` → application/typescript, `.json` → application/json).
    */
   root?: string;
+  /** Limits each connection to the folder's files to this many bytes per second. */
+  bytesPerSecond?: number;
 }
 
 /** A request as the server saw it. */
@@ -92,6 +105,8 @@ export interface FileServer extends AsyncDisposable {
   origin: string;
   /** Every request received, in order. */
   requests: LoggedRequest[];
+  /** The most connections that were open at once. */
+  readonly peakConnections: number;
   /** The absolute URL of `path` on this server. */
   url(path: string): string;
   /** Stops listening, drops open connections and waits for every handler. */
@@ -121,11 +136,13 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
   const counts = new Map<string, number>();
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
+  let peak = 0;
   const { promise: closed, resolve: markClosed } = Promise.withResolvers<void>();
 
   const accepting = (async () => {
     for await (const conn of listener) {
       open.add(conn);
+      peak = Math.max(peak, open.size);
       const handler = handle(conn).catch(() => {}).finally(() => {
         open.delete(conn);
         handlers.delete(handler);
@@ -146,9 +163,17 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     let route = options.routes?.[request.path];
     if (route === undefined && options.root !== undefined) {
       route = await routeFromRoot(options.root, request.path);
+      if (route !== undefined && options.bytesPerSecond !== undefined) {
+        route.bytesPerSecond = options.bytesPerSecond;
+      }
     }
     if (route === undefined) route = { status: 404 };
-    const faulty = seen <= (route.faultTimes ?? Infinity);
+    if (route.changeAfter !== undefined && seen > route.changeAfter.after) {
+      const { body, headers } = route.changeAfter;
+      route = { ...route, body, headers: { ...route.headers, ...headers } };
+    }
+    const skipped = route.faultAfter ?? 0;
+    const faulty = seen > skipped && seen <= skipped + (route.faultTimes ?? Infinity);
     await respond(conn, request, route, faulty, closed);
   }
 
@@ -172,6 +197,9 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     port,
     origin,
     requests,
+    get peakConnections(): number {
+      return peak;
+    },
     url: (path: string) => `${origin}${path}`,
     close,
     [Symbol.asyncDispose]: close,
@@ -269,18 +297,20 @@ async function respond(
     ...route.headers,
   };
   if (rangeSupported) headers["Accept-Ranges"] = "bytes";
-  const range = /^bytes=(\d+)-$/.exec(request.headers["range"] ?? "");
+  const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers["range"] ?? "");
+  let end = total; // exclusive
   if (rangeSupported && range !== null) {
     start = Number(range[1]);
     if (start >= total) {
       await head(416, { "Content-Range": `bytes */${total}`, "Content-Length": 0 });
       return;
     }
+    if (range[2] !== "") end = Math.min(total, Number(range[2]) + 1);
     status = 206;
     if (faulty && route.badRange) start = 0;
-    headers["Content-Range"] = `bytes ${start}-${total - 1}/${total}`;
+    headers["Content-Range"] = `bytes ${start}-${end - 1}/${total}`;
   }
-  let length = total - start;
+  let length = end - start;
   let declared = length;
   if (faulty && route.wrongLength === "long") declared = length + 100;
   if (faulty && route.wrongLength === "short") declared = Math.max(0, length - 100);
@@ -292,13 +322,25 @@ async function respond(
   if (faulty && route.resetAfter !== undefined) limit = Math.min(limit, route.resetAfter);
   if (faulty && route.stallAfter !== undefined) limit = Math.min(limit, route.stallAfter);
   length = limit;
+  const began = performance.now();
+  let sent = 0;
   for await (const chunk of bodyChunks(route.body, start, length)) {
-    await write(chunk);
+    if (!route.bytesPerSecond) await write(chunk);
+    // Throttled: 64 KiB at a time, each sent no sooner than the rate allows.
+    for (let at = 0; route.bytesPerSecond && at < chunk.length; at += CHUNK) {
+      const wait = began + (sent / route.bytesPerSecond) * 1000 - performance.now();
+      if (wait > 1) await delay(wait, closed);
+      const piece = chunk.subarray(at, at + CHUNK);
+      await write(piece);
+      sent += piece.length;
+    }
     if (route.chunkDelayMs) await delay(route.chunkDelayMs, closed);
   }
+  if (faulty && route.trailingBytes !== undefined) await write(new Uint8Array(route.trailingBytes));
   if (faulty && route.stallAfter !== undefined) await closed;
 }
 
+/** 64 KiB, or 1 MiB from a file: fewer syscalls for the large bodies of benchmarks. */
 async function* bodyChunks(
   body: Uint8Array | { file: string },
   start: number,
@@ -312,7 +354,7 @@ async function* bodyChunks(
   }
   using file = await Deno.open(body.file);
   await file.seek(start, Deno.SeekMode.Start);
-  const buffer = new Uint8Array(4 * CHUNK);
+  const buffer = new Uint8Array(16 * CHUNK);
   let left = length;
   while (left > 0) {
     const n = await file.read(buffer.subarray(0, Math.min(buffer.length, left)));
@@ -346,11 +388,14 @@ const REASONS: Record<number, string> = {
 };
 
 if (import.meta.main) {
-  const root = Deno.args[0];
-  if (root === undefined) {
-    console.error("usage: deno run -A tests/_server.ts DIR");
+  const [root, rate] = Deno.args;
+  if (root === undefined || (rate !== undefined && !/^\d+$/.test(rate))) {
+    console.error("usage: deno run -A tests/_server.ts DIR [BYTES_PER_SECOND_PER_CONNECTION]");
     Deno.exit(2);
   }
-  const server = startFileServer({ root });
+  const server = startFileServer({
+    root,
+    ...(rate === undefined ? {} : { bytesPerSecond: Number(rate) }),
+  });
   console.log(server.port);
 }

@@ -180,3 +180,18 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** `size` random bytes (getRandomValues fills at most 64 KiB per call). */
+export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65536, size)));
+  }
+  return bytes;
+}
+
+/** The SHA-256 SRI hash of `bytes`, computed independently of lib/ (WebCrypto). */
+export async function sha256Sri(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return `sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`;
+}

@@ -471,6 +471,8 @@ Deno.test("prefetch CLI usage errors exit 2", async () => {
     [["--retries=-1", "x"], /Invalid --retries/],
     [["--timeout", "0", "x"], /Invalid --timeout/],
     [["--max-bytes", "1X", "x"], /Invalid --max-bytes/],
+    [["--connections", "0", "x"], /Invalid --connections "0"/],
+    [["--connections", "65", "x"], /Invalid --connections "65"/],
     [["http://example.com/x.tar.gz"], /plain http is only allowed for loopback hosts/],
     [["ftp://example.com/x.tar.gz"], /unsupported/],
     [["--add-to-store", "-"], /without a name \(use --name\)/],

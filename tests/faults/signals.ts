@@ -67,18 +67,24 @@ async function makeBigClosure(dir: string, size: number): Promise<string> {
   return `${dir}/closure.json`;
 }
 
-/** A fake nix-store first in PATH: it does the real work, then stalls after --add-fixed. */
-async function stallingNixStore(dir: string): Promise<{ path: string; marker: string }> {
-  const real = (await run("sh", ["-c", "command -v nix-store"])).stdout.trim();
-  assert(real !== "", "nix-store on PATH");
+/**
+ * A `nix-daemon` on PATH that marks when prefetch opened its store
+ * connection, then runs the real one: the download streams into it.
+ */
+async function markingNixDaemon(dir: string): Promise<{ path: string; marker: string }> {
+  const real = (await run("sh", ["-c", "command -v nix-daemon"])).stdout.trim();
+  assert(real !== "", "nix-daemon on PATH");
   const bin = `${dir}/bin`;
   await Deno.mkdir(bin);
-  const marker = `${dir}/added`;
+  const marker = `${dir}/connected`;
   await Deno.writeTextFile(
-    `${bin}/nix-store`,
-    `#!/bin/sh\n"${real}" "$@" || exit $?\nif [ "$1" = --add-fixed ]; then : > "${marker}"; exec sleep 30 </dev/null >/dev/null 2>&1; fi\n`,
+    `${bin}/nix-daemon`,
+    `#!/bin/sh
+: > "${marker}"
+exec "${real}" "$@"
+`,
   );
-  await Deno.chmod(`${bin}/nix-store`, 0o755);
+  await Deno.chmod(`${bin}/nix-daemon`, 0o755);
   return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
 }
 
@@ -178,13 +184,18 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
         }),
     },
     {
-      name: `${sig} while nix-store adds the download (the addition is undone)`,
+      name: `${sig} while the download streams into the store (nothing is added)`,
       run: () =>
         inTempDir(async (dir) => {
-          const body = uniqueBytes(4096);
+          const body = uniqueBytes(8192);
           const { ok } = await import("./_fixtures.ts");
-          await using server = startRawServer(() => ok(body));
-          const fake = await stallingNixStore(dir);
+          // Half the body, then a stall: the store connection waits for the rest.
+          await using server = startRawServer(() => ({
+            ...ok(body),
+            body: body.subarray(0, 4096),
+            stall: true,
+          }));
+          const fake = await markingNixDaemon(dir);
           const storeName = `fault-${crypto.randomUUID().slice(0, 8)}.bin`;
           const result = await runScript("prefetch", [
             "--add-to-store",
@@ -193,9 +204,10 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             `${server.origin}/f`,
           ], {
             env: { PATH: fake.path },
-            signal: at((_, exited) =>
-              waitUntil(() => exists(fake.marker), "nix-store --add-fixed", 15_000, 5, exited)
-            ),
+            signal: at(async (_, exited) => {
+              await waitUntil(() => exists(fake.marker), "nix-daemon --stdio", 15_000, 5, exited);
+              await server.stalled("/f");
+            }),
           });
           await assertFailedCleanly(result, {
             code,

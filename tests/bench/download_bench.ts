@@ -1,0 +1,221 @@
+/**
+ * Download benchmark (`deno task bench download`): a 2 GiB file (`.bench/`,
+ * generated once) over loopback HTTP from tests/_server.ts in its own
+ * process, every figure measured side by side in the same run.
+ *
+ * - Unthrottled: `prefetch.ts URL` (default connections, and one) against
+ *   the CPU's SHA-256 speed, `openssl speed -evp sha256 -bytes 1048576`
+ *   measured in the same run (target ≥ 0.85×); `curl -o FILE && openssl
+ *   dgst`; `prefetch.ts --add-to-store URL` against `nix-prefetch-url URL`
+ *   (target ≥ 2×, peak RSS ≤ 64 MiB).
+ * - Throttled to 64 MiB/s per connection: `prefetch.ts --connections 8`
+ *   against the throttle's ideal (8 × 64 MiB/s, target ≥ 0.85×) and
+ *   `aria2c -x8 -s8` followed by `openssl dgst -sha256` (target: faster),
+ *   plus `curl -o` + openssl and `nix-prefetch-url`, which use one connection
+ *   (bound by the throttle: measured in one round).
+ *
+ * Tools run in interleaved rounds and the best time of each is kept, which
+ * cuts the noise of a shared machine. Exits 1 when a target is missed.
+ *
+ * Options: `--size-mib N` (default 2048), `--rounds N` (default 3),
+ * `--rate-mib N` (default 64), `--connections N` (default 8).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { basename, dirname, join } from "node:path";
+import {
+  assertAgree,
+  benchFile,
+  bestOf,
+  GiB,
+  hasTool,
+  hexOf,
+  measure,
+  MiB,
+  NIX_ENV,
+  ROOT,
+  type Sample,
+  shebangPermissions,
+  startServer,
+  Table,
+  type Tool,
+} from "./_measure.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "size-mib": { type: "string" },
+    rounds: { type: "string" },
+    "rate-mib": { type: "string" },
+    connections: { type: "string" },
+  },
+});
+const SIZE = Number(values["size-mib"] ?? 2048) * MiB;
+const ROUNDS = Number(values.rounds ?? 3);
+const RATE = Number(values["rate-mib"] ?? 64) * MiB;
+const CONNECTIONS = Number(values.connections ?? 8);
+const SCRIPT = join(ROOT, "scripts/prefetch.ts");
+const PERMISSIONS = await shebangPermissions(SCRIPT);
+const deno = Deno.execPath();
+
+const file = await benchFile(SIZE);
+const name = basename(file);
+const work = await Deno.makeTempDir({ prefix: "download-bench-" });
+const copy = join(work, "copy.bin");
+const nix = await hasTool("nix-prefetch-url") && await hasTool("nix-daemon");
+const aria2 = await hasTool("aria2c");
+const truth = hexOf((await measure(["openssl", "dgst", "-sha256", file])).stdout);
+const storePath = nix
+  ? (await measure(["nix-store", "--print-fixed-path", "sha256", truth, name], NIX_ENV)).stdout
+    .trim()
+  : undefined;
+
+/** Deletes the benchmark file's store path, so that each run adds it anew. */
+async function dropStorePath(): Promise<void> {
+  if (storePath === undefined) return;
+  await new Deno.Command("nix-store", {
+    args: ["--delete", storePath],
+    env: NIX_ENV,
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+const removeCopy = (): Promise<void> => Deno.remove(copy).catch(() => {});
+
+function ours(label: string, url: () => string, ...flags: string[]): Tool {
+  return {
+    name: `prefetch.ts ${[...flags, label].join(" ")} (ours)`,
+    argv: () => [deno, "run", ...PERMISSIONS, SCRIPT, ...flags, url()],
+    env: NIX_ENV,
+    ...(flags.includes("--add-to-store") ? { before: dropStorePath } : {}),
+  };
+}
+function curl(url: () => string): Tool {
+  return {
+    name: "curl -o FILE && openssl dgst",
+    argv: () => ["curl", "-sS", "-o", copy, url()],
+    then: ["openssl", "dgst", "-sha256", copy],
+    before: removeCopy,
+  };
+}
+function nixPrefetchUrl(url: () => string): Tool {
+  return {
+    name: "nix-prefetch-url URL",
+    argv: () => ["nix-prefetch-url", url()],
+    env: NIX_ENV,
+    before: dropStorePath,
+  };
+}
+
+/** SHA-256 speed of this CPU now, as the time it would take to hash the file. */
+async function opensslSpeed(): Promise<Sample> {
+  const { stdout } = await measure([
+    "openssl",
+    "speed",
+    "-evp",
+    "sha256",
+    "-bytes",
+    "1048576",
+    "-seconds",
+    "2",
+  ]);
+  // The last line: "sha256   1127219.20k" (thousands of bytes per second).
+  const kBps = Number(/([\d.]+)k\s*$/.exec(stdout.trim())?.[1]);
+  if (!(kBps > 0)) throw new Error(`cannot read openssl speed's output: ${stdout}`);
+  return { seconds: SIZE / (kBps * 1000), rssKiB: 0, stdout: "" };
+}
+
+const table = new Table(SIZE);
+try {
+  // Unthrottled: receiving and hashing against the CPU's SHA-256 speed.
+  {
+    await using server = await startServer(dirname(file));
+    const url = (): string => `http://127.0.0.1:${server.port}/${name}`;
+    const tools = [ours("URL", url), ours("URL", url, "--connections", "1"), curl(url)];
+    if (nix) tools.push(ours("URL", url, "--add-to-store"), nixPrefetchUrl(url));
+    let speed: Sample | undefined;
+    const timed = await bestOf([...tools, {
+      name: "openssl speed",
+      argv: () => ["true"],
+      before: async () => {
+        const now = await opensslSpeed();
+        if (speed === undefined || now.seconds < speed.seconds) speed = now;
+      },
+    }], ROUNDS);
+    timed.delete("openssl speed");
+    assertAgree(timed, truth);
+    const group = "loopback";
+    const main = timed.get(tools[0]!.name)!;
+    table.row(group, "`openssl speed -evp sha256` (hash only, no I/O)", speed!, speed!);
+    table.row(group, tools[0]!.name, main, speed!, {
+      text: "≥ 0.85× openssl speed",
+      pass: speed!.seconds / main.seconds >= 0.85,
+    });
+    for (const tool of tools.slice(1, 3)) {
+      table.row(group, tool.name, timed.get(tool.name)!, speed!);
+    }
+    if (nix) {
+      const reference = timed.get("nix-prefetch-url URL")!;
+      const store = timed.get(tools[3]!.name)!;
+      table.row("store seed", tools[3]!.name, store, reference, {
+        text: "≥ 2× nix-prefetch-url, ≤ 64 MiB",
+        pass: reference.seconds / store.seconds >= 2 && store.rssKiB <= 64 * 1024,
+      });
+      table.row("store seed", "nix-prefetch-url URL", reference, reference);
+    }
+  }
+  // Throttled per connection: parallel ranges against the throttle's ideal.
+  {
+    await using server = await startServer(dirname(file), RATE);
+    const url = (): string => `http://127.0.0.1:${server.port}/${name}`;
+    const parallel = [ours("URL", url, "--connections", String(CONNECTIONS))];
+    if (aria2) {
+      parallel.push({
+        name: `aria2c -x${CONNECTIONS} -s${CONNECTIONS} && openssl dgst`,
+        argv: () => [
+          "aria2c",
+          "-q",
+          `-x${CONNECTIONS}`,
+          `-s${CONNECTIONS}`,
+          "--file-allocation=none",
+          "--allow-overwrite=true",
+          "-d",
+          work,
+          "-o",
+          basename(copy),
+          url(),
+        ],
+        then: ["openssl", "dgst", "-sha256", copy],
+        before: removeCopy,
+      });
+    }
+    const timed = await bestOf(parallel, ROUNDS);
+    const single = [curl(url), ...(nix ? [nixPrefetchUrl(url)] : [])];
+    for (const [key, sample] of await bestOf(single, 1)) timed.set(key, sample);
+    assertAgree(timed, truth);
+    const ideal: Sample = { seconds: SIZE / (CONNECTIONS * RATE), rssKiB: 0, stdout: "" };
+    const group = `${RATE / MiB} MiB/s per connection`;
+    const main = timed.get(parallel[0]!.name)!;
+    const reference = timed.get(parallel[1]?.name ?? "") ?? ideal;
+    table.row(group, `ideal: ${CONNECTIONS} × ${RATE / MiB} MiB/s`, ideal, ideal);
+    table.row(group, parallel[0]!.name, main, ideal, {
+      text: aria2 ? "≥ 0.85× ideal, faster than aria2c" : "≥ 0.85× ideal",
+      pass: ideal.seconds / main.seconds >= 0.85 && (!aria2 || main.seconds < reference.seconds),
+    });
+    for (const [key, sample] of timed) {
+      if (sample !== main) table.row(group, key, sample, ideal);
+    }
+  }
+} finally {
+  await dropStorePath();
+  await Deno.remove(work, { recursive: true });
+}
+table.print(ROUNDS);
+console.log(
+  `\nThe ratio column compares with the row named first in each group (${
+    (SIZE / GiB).toFixed(0)
+  } GiB / its time); the store-seed rows compare with nix-prefetch-url.`,
+);
+Deno.exit(table.failed ? 1 : 0);

@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { download, type DownloadOptions, type DownloadWriter } from "../lib/download.ts";
+import { formatHash } from "../lib/hash.ts";
+import { type FileServer, type Route, startFileServer } from "./_server.ts";
+import { randomBytes, repoRoot, run, sha256Sri } from "./_tools.ts";
+
+const RANGE = 64 * 1024;
+
+/** A writer that keeps the bytes in memory, as a file would hold them. */
+function memoryWriter(): DownloadWriter & { bytes: () => Uint8Array; truncations: number } {
+  const chunks: Uint8Array[] = [];
+  const writer = {
+    truncations: 0,
+    write: (chunk: Uint8Array) => {
+      chunks.push(chunk.slice());
+      return Promise.resolve();
+    },
+    truncate: () => {
+      chunks.length = 0;
+      writer.truncations++;
+      return Promise.resolve();
+    },
+    bytes: () => {
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let offset = 0;
+      for (const chunk of chunks) all.set(chunk, (offset += chunk.length) - chunk.length);
+      return all;
+    },
+  };
+  return writer;
+}
+
+/** Serves `route` at /file.bin and downloads it over 4 connections in 64 KiB ranges. */
+async function fetchRoute(
+  route: Route,
+  options: DownloadOptions = {},
+): Promise<{ server: FileServer; result: Awaited<ReturnType<typeof download>> | Error }> {
+  const server = startFileServer({ routes: { "/file.bin": route } });
+  try {
+    const result = await download(server.url("/file.bin"), {
+      connections: 4,
+      rangeSize: RANGE,
+      retryDelayMs: 10,
+      ...options,
+    }).catch((error: Error) => error);
+    return { server, result };
+  } finally {
+    await server.close();
+  }
+}
+
+function ok<T>(result: T | Error): T {
+  if (result instanceof Error) throw result;
+  return result;
+}
+
+const BODY = randomBytes(20 * RANGE + 123);
+const BODY_SRI = await sha256Sri(BODY);
+const ranges = (server: FileServer): (string | undefined)[] =>
+  server.requests.map((r) => r.headers["range"]);
+
+Deno.test("download() fetches ranges over several connections, retrying a reset range on its own", async () => {
+  const writer = memoryWriter();
+  const { server, result } = await fetchRoute(
+    // The fourth request (a range) is cut after 20 000 bytes.
+    { body: BODY, headers: { ETag: '"v1"' }, resetAfter: 20_000, faultAfter: 3, faultTimes: 1 },
+    { writer },
+  );
+  const { hash, size } = ok(result);
+  assert.equal(formatHash(hash, "sri"), BODY_SRI);
+  assert.equal(size, BODY.length);
+  assert.deepEqual(writer.bytes(), BODY);
+  const asked = ranges(server);
+  assert.equal(asked[0], undefined, "the first request is a plain GET");
+  assert.equal(asked.length, 21 + 1, "21 ranges (the first from the GET) and one retry");
+  for (const range of asked.slice(1)) {
+    assert.match(range ?? "", /^bytes=\d+-\d+$/);
+    assert.equal(server.requests[asked.indexOf(range)]!.headers["if-range"], '"v1"');
+  }
+  const retried = asked.filter((range, i) => range !== undefined && asked.indexOf(range) !== i);
+  assert.equal(retried.length, 1, `exactly one range asked twice: ${asked.join(" ")}`);
+  assert.ok(server.peakConnections >= 2, `connections at once: ${server.peakConnections}`);
+  assert.ok(server.peakConnections <= 4, `connections at once: ${server.peakConnections}`);
+});
+
+Deno.test("download() uses one connection when the server does not accept ranges", async () => {
+  const { server, result } = await fetchRoute({ body: BODY, range: false });
+  assert.equal(formatHash(ok(result).hash, "sri"), BODY_SRI);
+  assert.deepEqual(ranges(server), [undefined]);
+});
+
+Deno.test("download() starts over on one connection when the server ignores Range after claiming it", async () => {
+  const writer = memoryWriter();
+  const { server, result } = await fetchRoute(
+    { body: BODY, range: false, headers: { "Accept-Ranges": "bytes" } },
+    { writer },
+  );
+  assert.equal(formatHash(ok(result).hash, "sri"), BODY_SRI);
+  assert.deepEqual(writer.bytes(), BODY);
+  assert.equal(writer.truncations, 1);
+  assert.equal(ranges(server).at(-1), undefined, "the last request is a plain GET");
+});
+
+Deno.test("download() never mixes two versions: a new ETag mid-download starts over", async () => {
+  const next = randomBytes(BODY.length);
+  const writer = memoryWriter();
+  const { result } = await fetchRoute({
+    body: BODY,
+    headers: { ETag: '"v1"' },
+    changeAfter: { after: 6, body: next, headers: { ETag: '"v2"' } },
+  }, { writer });
+  assert.equal(formatHash(ok(result).hash, "sri"), await sha256Sri(next));
+  assert.deepEqual(writer.bytes(), next);
+});
+
+Deno.test("download() starts over when the length changes mid-download", async () => {
+  const next = randomBytes(BODY.length + 1000);
+  const { result } = await fetchRoute({
+    body: BODY,
+    changeAfter: { after: 6, body: next },
+  });
+  assert.equal(formatHash(ok(result).hash, "sri"), await sha256Sri(next));
+  assert.equal(ok(result).size, next.length);
+});
+
+Deno.test("download() fails, without retrying, on a range longer than its Content-Length", async () => {
+  const { server, result } = await fetchRoute({
+    body: BODY,
+    trailingBytes: 10,
+    faultAfter: 4,
+    faultTimes: 1,
+  });
+  assert.ok(result instanceof Error);
+  assert.match(result.message, /more than the \d+ bytes its Content-Length announced/);
+  const asked = ranges(server);
+  assert.equal(new Set(asked).size, asked.length, "no range asked twice");
+});
+
+Deno.test("download() fails at once when the name does not resolve", async () => {
+  let calls = 0;
+  const started = performance.now();
+  const result = await download("https://no-such-host.invalid/file.bin", {
+    retries: 5,
+    retryDelayMs: 1000,
+    connect: () => {
+      calls++;
+      // What Deno's resolver reports for a name that does not exist.
+      return Promise.reject(
+        new Error("failed to lookup address information: Name or service not known"),
+      );
+    },
+  }).catch((error: Error) => error);
+  assert.ok(result instanceof Error);
+  assert.equal(
+    result.message,
+    'Cannot download "https://no-such-host.invalid/file.bin": cannot resolve "no-such-host.invalid": failed to lookup address information: Name or service not known',
+  );
+  assert.equal(calls, 1);
+  assert.ok(performance.now() - started < 1000);
+});
+
+Deno.test("download() still retries a refused connection", async () => {
+  let calls = 0;
+  const retried: string[] = [];
+  const result = await download("https://127.0.0.1:9/file.bin", {
+    retries: 2,
+    retryDelayMs: 1,
+    onRetry: ({ error }) => retried.push(error.message),
+    connect: () => {
+      calls++;
+      return Promise.reject(new Deno.errors.ConnectionRefused("Connection refused (os error 111)"));
+    },
+  }).catch((error: Error) => error);
+  assert.ok(result instanceof Error);
+  assert.match(result.message, /Connection refused.*after 3 attempts/);
+  assert.equal(calls, 3);
+  assert.equal(retried.length, 2);
+});
+
+Deno.test("download() fails when a range keeps failing, and stops the other connections", async () => {
+  const started = performance.now();
+  const { server, result } = await fetchRoute(
+    { body: BODY, serverError: true, faultAfter: 2 },
+    { retries: 2, retryDelayMs: 200 },
+  );
+  assert.ok(result instanceof Error);
+  assert.match(result.message, /HTTP 500.*\(after 3 attempts\)/);
+  // Each of the 4 connections makes at most 3 attempts at the range it holds
+  // (plus one more in flight when the first gives up), then takes no other.
+  assert.ok(server.requests.length <= 2 + 4 * 3 + 4, `${server.requests.length} requests`);
+  assert.ok(performance.now() - started < 5000);
+});
+
+Deno.test("prefetch CLI fetches ranges through the proxy that HTTP_PROXY names", async () => {
+  const script = join(repoRoot, "scripts/prefetch.ts");
+  const permissions = (await Deno.readTextFile(script)).split("\n")[0]!
+    .replace(/^#!\/usr\/bin\/env -S deno run /, "").split(" ");
+  const url = "http://rocm.example.invalid:8080/file.bin";
+  const body = randomBytes(10 * 1024 * 1024 + 5);
+  // The file server answers absolute-form requests by their whole target: a stand-in proxy.
+  await using proxy = startFileServer({ routes: { [url]: { body, headers: { ETag: '"p"' } } } });
+  const result = await run(
+    Deno.execPath(),
+    ["run", ...permissions, script, "--no-progress", "--allow-http", "--connections", "3", url],
+    { env: { HTTP_PROXY: proxy.origin } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.trim(), await sha256Sri(body));
+  assert.ok(proxy.requests.every((r) => r.path === url), "every request went to the proxy");
+  assert.deepEqual(
+    proxy.requests.map((r) => r.headers["range"] ?? "").sort(),
+    ["", "bytes=4194304-8388607", "bytes=8388608-10485764"],
+  );
+});
