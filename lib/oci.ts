@@ -227,7 +227,8 @@ export async function writeDockerArchive(
 /**
  * Writes an OCI image layout directory (`oci-layout`, `index.json`,
  * `blobs/sha256/…`) at `dir`, which must not exist: it is assembled beside it
- * and renamed into place once complete.
+ * and renamed into place once complete. Like the docker-archive of
+ * lib/image.ts, it is not fsynced: an image can be written again.
  *
  * @param layers The layers, bottom first.
  * @param dir The directory to create.
