@@ -19,6 +19,7 @@ export * from "./lib/dir_reader.ts";
 export * from "./lib/download.ts";
 export * from "./lib/elf.ts";
 export * from "./lib/elf_closure.ts";
+export * from "./lib/file_kind.ts";
 export * from "./lib/file_lock.ts";
 export * from "./lib/flake_edit.ts";
 export * from "./lib/flake_file.ts";

@@ -19,7 +19,7 @@ import {
   openDirectoryReader,
 } from "./dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
-import { describeKind } from "./hasher.ts";
+import { describeKind } from "./file_kind.ts";
 import { targetIsas, tokensCoveringIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
