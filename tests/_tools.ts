@@ -149,15 +149,18 @@ export function assertThrowsWith(
 }
 
 /**
- * Runs a Nix command that may build, trying again (at most 6 times in all)
+ * Runs a Nix command that may build, trying again (at most 12 times in all)
  * only when Nix killed its own builder.
  *
  * Nix 2.8 takes end-of-file on a builder's log terminal as the builder's end
  * and SIGKILLs its process group. On this machine's kernel that end-of-file
  * sometimes arrives before the builder has exited, so a sound build fails
  * "due to signal 9 (Killed)" — about 3 in 10 here, for any builder, a bare
- * `echo; sleep` included. A build is deterministic, so trying again is safe;
- * any other failure is returned at once.
+ * `echo; sleep` included, and more often on a loaded machine. A build is
+ * deterministic and what finished stays built, so trying again is safe; a
+ * command that builds several derivations needs a try for each kill, hence
+ * the cap of 12 (6 left a 3-derivation build failing about 1 run in 14).
+ * Any other failure is returned at once.
  */
 export async function runNixBuild(
   cmd: string,
@@ -167,7 +170,7 @@ export async function runNixBuild(
   for (let attempt = 1;; attempt++) {
     const result = await run(cmd, args, options);
     const killedByNix = /failed due to signal 9 \(Killed\)/.test(result.stderr);
-    if (result.code === 0 || !killedByNix || attempt === 6) return result;
+    if (result.code === 0 || !killedByNix || attempt === 12) return result;
   }
 }
 
