@@ -6,6 +6,12 @@
  * was. The temporary file lives in the destination's folder because rename(2)
  * is atomic only within one file system.
  *
+ * By default the bytes are flushed to disk (`fsync`) before the rename, so
+ * that after a crash the destination is the old file or the new one, never
+ * an empty one. A caller writing a regenerable artifact can turn that off
+ * with `durable: false`: the rename is still atomic for every reader while
+ * the system runs, and ENOSPC is still reported by the write that meets it.
+ *
  * @module
  */
 
@@ -28,6 +34,16 @@ export interface AtomicWriteOptions {
    * @default {0o644, or the existing file's mode}
    */
   mode?: number;
+  /**
+   * Whether {@linkcode AtomicFile.commit} flushes the bytes to disk (`fsync`)
+   * before the rename. `false` suits output that can be made again, such as
+   * an image: Nix builders, `tar` and `cp` do not fsync either, and a 2 GiB
+   * fsync costs more than writing the file. Keep it for files a user owns or
+   * that are expensive to get again (flake.nix, a downloaded tarball).
+   *
+   * @default {true}
+   */
+  durable?: boolean;
 }
 
 /**
@@ -55,14 +71,21 @@ export class AtomicFile {
   readonly tempPath: string;
   #file: Deno.FsFile | undefined;
   #mode: number;
+  #durable: boolean;
   #done = false;
   #cleanup: Disposable;
 
-  private constructor(path: string, tempPath: string, file: Deno.FsFile, mode: number) {
+  private constructor(
+    path: string,
+    tempPath: string,
+    file: Deno.FsFile,
+    options: { mode: number; durable: boolean },
+  ) {
     this.path = path;
     this.tempPath = tempPath;
     this.#file = file;
-    this.#mode = mode;
+    this.#mode = options.mode;
+    this.#durable = options.durable;
     // Removed if a signal ends the process before commit or abort.
     this.#cleanup = onCleanup(() => Deno.removeSync(tempPath));
   }
@@ -75,7 +98,7 @@ export class AtomicFile {
    * finding out only at commit would be after the work was done.
    *
    * @param path The destination path.
-   * @param options The file mode.
+   * @param options The file mode and whether commit flushes to disk.
    * @returns The open atomic file.
    * @throws {TypeError} When the destination exists and is not a regular file.
    */
@@ -87,7 +110,7 @@ export class AtomicFile {
     const tempPath = join(dir, temporaryName(basename(path)));
     const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o600 });
     await holdTemporary(file);
-    return new AtomicFile(path, tempPath, file, mode);
+    return new AtomicFile(path, tempPath, file, { mode, durable: options.durable ?? true });
   }
 
   /**
@@ -105,18 +128,12 @@ export class AtomicFile {
   }
 
   /**
-   * Flushes the bytes written so far to disk (`fdatasync`), so that a long
-   * write reaches the disk while it goes on and {@linkcode AtomicFile.commit}
-   * has little left to wait for.
+   * Flushes the bytes to disk (unless created with `durable: false`) and
+   * renames the temporary file over the destination.
    */
-  async syncData(): Promise<void> {
-    await this.#open().syncData();
-  }
-
-  /** Flushes the bytes to disk and renames the temporary file over the destination. */
   async commit(): Promise<void> {
     const file = this.#open();
-    await file.sync();
+    if (this.#durable) await file.sync();
     file.close();
     this.#file = undefined;
     await Deno.chmod(this.tempPath, this.#mode);
@@ -160,7 +177,7 @@ export class AtomicFile {
  *
  * @param path The destination path.
  * @param data The complete new contents.
- * @param options The file mode.
+ * @param options The file mode and whether it is flushed to disk before the rename.
  */
 export async function writeFileAtomic(
   path: string,

@@ -9,13 +9,11 @@
  * copied once from the page cache and hashed once, in large runs, by
  * `node:crypto`'s native SHA-256. The write of a block is the only awaited
  * step: it runs on Deno's I/O thread while the next block is read and hashed,
- * which keeps the output's cost (a file, a pipe) off the hashing core. A file
- * is also flushed to disk every 256 MiB in the background (`fdatasync`), so
- * the disk works while the writer does and the fsync before an atomic rename
- * finds little left: on this project's VM a 2 GiB write with only a final
- * fsync took 3.6 s, with a flush every 256 MiB 1.5 s (every 64 MiB 1.6 s,
- * every 16 MiB 1.9 s). Nested Web Streams with an awaited pull per chunk and
- * a fresh buffer per read, which this replaces, cost six times as much.
+ * which keeps the output's cost (a file, a pipe) off the hashing core. Nothing
+ * is flushed to disk here: whether a file must be durable is for its owner to
+ * say (lib/atomic_write.ts). Nested Web Streams with an awaited pull per
+ * chunk and a fresh buffer per read, which this replaces, cost six times as
+ * much.
  *
  * @module
  */
@@ -26,8 +24,6 @@ import { createHash, type Hash } from "node:crypto";
 export interface ByteSink {
   /** Writes all of `chunk` (may write it partly and return the count, like `Deno.FsFile`). */
   write(chunk: Uint8Array): Promise<number | void>;
-  /** Flushes what was written to disk (`fdatasync`); files have it, pipes do not. */
-  syncData?(): Promise<void>;
 }
 
 /** Options for {@linkcode BlockWriter}. */
@@ -44,13 +40,6 @@ export interface BlockWriterOptions {
    * @default {4}
    */
   blocks?: number;
-  /**
-   * Bytes after which a sink with `syncData` is flushed to disk, in the
-   * background while writing goes on.
-   *
-   * @default {268435456}
-   */
-  syncBytes?: number;
 }
 
 const WOULD_BLOCK_PAUSE_MS = 1;
@@ -86,16 +75,12 @@ export class BlockWriter {
   #written = 0;
   /** The last write queued: writes run one after another, in order. */
   #pending: Promise<void> = Promise.resolve();
-  #syncBytes: number;
-  #unsynced = 0;
-  #syncing: Promise<void> | undefined;
-  #isSyncing = false;
 
   /**
    * Allocates the blocks.
    *
    * @param sink Where the bytes go.
-   * @param options The block size and how often a file sink is flushed to disk.
+   * @param options The block size and count.
    * @throws {RangeError} For a block size under 512 bytes.
    */
   constructor(sink: ByteSink, options: BlockWriterOptions = {}) {
@@ -104,7 +89,6 @@ export class BlockWriter {
       throw new RangeError(`Invalid block size ${size}: expected at least 512 bytes`);
     }
     this.#sink = sink;
-    this.#syncBytes = options.syncBytes ?? 256 * 1024 * 1024;
     const count = options.blocks ?? 4;
     if (!Number.isSafeInteger(count) || count < 2) {
       throw new RangeError(`Invalid block count ${count}: expected at least 2`);
@@ -212,7 +196,6 @@ export class BlockWriter {
   async close(): Promise<void> {
     if (this.#fill > 0) await this.#flush();
     await this.#pending;
-    await this.#syncing;
   }
 
   async #flush(): Promise<void> {
@@ -227,16 +210,6 @@ export class BlockWriter {
     this.#pending = write;
     this.#writes[this.#index] = write;
     this.#written += this.#fill;
-    this.#unsynced += this.#fill;
-    if (
-      this.#unsynced >= this.#syncBytes && this.#sink.syncData !== undefined && !this.#isSyncing
-    ) {
-      // One flush at a time, never waited for here; a failed one fails close().
-      this.#unsynced = 0;
-      this.#isSyncing = true;
-      this.#syncing = this.#sink.syncData().finally(() => this.#isSyncing = false);
-      this.#syncing.catch(() => {});
-    }
     this.#index = (this.#index + 1) % this.#blocks.length;
     this.#block = this.#blocks[this.#index]!;
     this.#fill = 0;

@@ -335,6 +335,8 @@ interface LoadedObject {
   runpath: readonly string[] | undefined;
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
   memo?: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] };
+  /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
+  selfContained?: { defaults: readonly string[]; value: boolean };
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -349,6 +351,12 @@ interface Failure {
 /** A found object, or why nothing was found (with what was passed over). */
 type Lookup = LoadedObject | { passedOver?: string };
 
+/** Folders searched in order, and what each name was found to be there. */
+interface Search {
+  dirs: readonly string[];
+  found: Map<string, Lookup>;
+}
+
 /**
  * Reads objects, folders and symlinks once each and resolves names, caching
  * each search (the same search path and name resolve alike for every object).
@@ -361,7 +369,14 @@ class Resolver implements Disposable {
   #listings = new Map<string, Map<string, boolean> | undefined>();
   #realPaths = new Map<string, string | undefined>();
   #files = new Map<string, boolean>();
-  #lookups = new Map<string, Lookup>();
+  #searches = new Map<string, Search>();
+  #strings = new Map<string, string>();
+  #failures: Failure[] = [];
+  #loadedNames = new Set<string>();
+  #loaded = new Set<LoadedObject>();
+  #queue: LoadedObject[] = [];
+  #chains: (readonly string[])[] = [];
+  #runpathSearches = new Map<readonly string[], Map<readonly string[], Search>>();
   #expanded = new Map<string, string[]>();
   #defaults = new Map<string, readonly string[]>();
 
@@ -376,6 +391,7 @@ class Resolver implements Disposable {
     try {
       const elf = this.#reader.read(path);
       if (elf !== undefined) {
+        this.#internStrings(elf);
         const origin = dirname(path);
         result = {
           path,
@@ -394,6 +410,26 @@ class Resolver implements Disposable {
     }
     this.#objects.set(path, result);
     return result;
+  }
+
+  /**
+   * One copy of each name kept: thousands of files need `libc.so.6` and share
+   * a runpath, and the check keeps every file's names until it resolves them.
+   */
+  #internStrings(elf: ElfFile): void {
+    const strings = this.#strings;
+    const intern = (text: string): string => {
+      const known = strings.get(text);
+      if (known !== undefined) return known;
+      strings.set(text, text);
+      return text;
+    };
+    const needed = elf.needed;
+    for (let i = 0; i < needed.length; i++) needed[i] = intern(needed[i]!);
+    if (elf.soname !== undefined) elf.soname = intern(elf.soname);
+    if (elf.runpath !== undefined) elf.runpath = intern(elf.runpath);
+    if (elf.rpath !== undefined) elf.rpath = intern(elf.rpath);
+    if (elf.interpreter !== undefined) elf.interpreter = intern(elf.interpreter);
   }
 
   /** expandSearchPath, once per search path and folder: files of one folder share it. */
@@ -433,21 +469,32 @@ class Resolver implements Disposable {
 
   /**
    * Loads `root` and what it needs, breadth first, as the loader would;
-   * marks every object loaded in `reached` and returns the names not found.
+   * marks every object loaded in `reached` and returns the names not found
+   * (in an array reused by the next call).
    */
   load(root: LoadedObject, defaults: readonly string[], reached: Set<LoadedObject>): Failure[] {
-    const failures: Failure[] = [];
-    const loadedNames = new Set<string>([basename(root.path)]);
+    // Reused from root to root: thousands of libraries are roots of a few objects each.
+    const failures = this.#failures;
+    failures.length = 0;
+    if (this.#loadsAlike(root, defaults, reached)) return failures;
+    const loadedNames = this.#loadedNames;
+    const loaded = this.#loaded;
+    const queue = this.#queue;
+    const chains = this.#chains;
+    loadedNames.clear();
+    loaded.clear();
+    loadedNames.add(basename(root.path));
     if (root.elf.soname !== undefined) loadedNames.add(root.elf.soname);
-    const loaded = new Set<LoadedObject>([root]);
+    loaded.add(root);
     reached.add(root);
-    // Each entry: an object and the DT_RPATH folders of its loading chain.
-    const queue: { object: LoadedObject; chain: readonly string[] }[] = [{
-      object: root,
-      chain: NO_CHAIN,
-    }];
+    // The queue of objects, each with the DT_RPATH folders of its loading chain.
+    queue.length = 0;
+    chains.length = 0;
+    queue.push(root);
+    chains.push(NO_CHAIN);
     for (let next = 0; next < queue.length; next++) {
-      const { object, chain } = queue[next]!;
+      const object = queue[next]!;
+      const chain = chains[next]!;
       const found = this.#needsOf(object, chain, defaults);
       const childChain = object.rpath.length === 0 ? chain : [...object.rpath, ...chain];
       const needed = object.elf.needed;
@@ -468,10 +515,63 @@ class Resolver implements Disposable {
         if (loaded.has(lookup)) continue;
         loaded.add(lookup);
         reached.add(lookup);
-        queue.push({ object: lookup, chain: childChain });
+        queue.push(lookup);
+        chains.push(childChain);
       }
     }
     return failures;
+  }
+
+  /**
+   * Whether loading `root` can find nothing missing, known without loading
+   * it: `root` lends no DT_RPATH and each name it needs is found, as an
+   * object whose whole closure, lending no DT_RPATH either, finds every name
+   * it needs by search. Then whatever the order of loading, each name is
+   * either loaded already or found, so the breadth-first load would report
+   * nothing; `root` and those closures are marked in `reached`. Thousands of
+   * libraries that need only glibc and a bundled library or two go this way.
+   */
+  #loadsAlike(
+    root: LoadedObject,
+    defaults: readonly string[],
+    reached: Set<LoadedObject>,
+  ): boolean {
+    if (root.rpath.length !== 0) return false;
+    const found = this.#needsOf(root, NO_CHAIN, defaults);
+    for (const lookup of found) {
+      if (!("elf" in lookup) || !this.#selfContained(lookup, defaults, reached)) return false;
+    }
+    reached.add(root);
+    return true;
+  }
+
+  /** See {@linkcode Resolver.#loadsAlike}; computed once per object and defaults. */
+  #selfContained(
+    object: LoadedObject,
+    defaults: readonly string[],
+    reached: Set<LoadedObject>,
+  ): boolean {
+    const known = object.selfContained;
+    if (known !== undefined && known.defaults === defaults) return known.value;
+    const closure = new Set<LoadedObject>([object]);
+    let value = true;
+    for (const member of closure) { // a Set visits what is added while iterating
+      if (member.rpath.length !== 0) {
+        value = false;
+        break;
+      }
+      for (const lookup of this.#needsOf(member, NO_CHAIN, defaults)) {
+        if (!("elf" in lookup)) {
+          value = false;
+          break;
+        }
+        closure.add(lookup);
+      }
+      if (!value) break;
+    }
+    if (value) { for (const member of closure) reached.add(member); }
+    object.selfContained = { defaults, value };
+    return value;
   }
 
   /**
@@ -487,25 +587,39 @@ class Resolver implements Disposable {
     if (memo !== undefined && memo.defaults === defaults && (!inherits || memo.chain === chain)) {
       return memo.found;
     }
-    const dirs = inherits
-      ? [...object.rpath, ...chain, ...defaults]
-      : [...object.runpath!, ...defaults];
-    const key = `${object.elf.machine}\0${dirs.join(":")}\0`;
-    const found = object.elf.needed.map((name) =>
-      this.#lookup(key, name, dirs, object.elf.machine)
-    );
+    const machine = object.elf.machine;
+    const search = inherits
+      ? this.#searchFor([...object.rpath, ...chain, ...defaults], machine)
+      : this.#runpathSearch(object.runpath!, defaults, machine);
+    const found = object.elf.needed.map((name) => {
+      let lookup = search.found.get(name);
+      if (lookup === undefined) {
+        lookup = this.#search(name, search.dirs, machine);
+        search.found.set(name, lookup);
+      }
+      return lookup;
+    });
     object.memo = { chain, defaults, found };
     return found;
   }
 
-  #lookup(key: string, name: string, dirs: readonly string[], machine: number): Lookup {
-    const cacheKey = key + name;
-    let found = this.#lookups.get(cacheKey);
-    if (found === undefined) {
-      found = this.#search(name, dirs, machine);
-      this.#lookups.set(cacheKey, found);
+  /** The search of a DT_RUNPATH (an array shared by the files of a folder) and defaults. */
+  #runpathSearch(runpath: readonly string[], defaults: readonly string[], machine: number): Search {
+    let byDefaults = this.#runpathSearches.get(runpath);
+    if (byDefaults === undefined) this.#runpathSearches.set(runpath, byDefaults = new Map());
+    let search = byDefaults.get(defaults);
+    if (search === undefined) {
+      byDefaults.set(defaults, search = this.#searchFor([...runpath, ...defaults], machine));
     }
-    return found;
+    return search;
+  }
+
+  /** The search of these folders for this machine, shared by every object that makes it. */
+  #searchFor(dirs: readonly string[], machine: number): Search {
+    const key = `${machine}\0${dirs.join(":")}`;
+    let search = this.#searches.get(key);
+    if (search === undefined) this.#searches.set(key, search = { dirs, found: new Map() });
+    return search;
   }
 
   #search(name: string, dirs: readonly string[], machine: number): Lookup {

@@ -56,7 +56,9 @@ export interface WriteImageOptions {
   format?: "docker-archive" | "oci";
   /**
    * Where to write: a file path (docker-archive, replaced atomically), a new
-   * directory (oci), or a sink such as `Deno.stdout` (docker-archive).
+   * directory (oci, renamed into place once complete), or a sink such as
+   * `Deno.stdout` (docker-archive). Files are not flushed to disk (no
+   * `fsync`): the image can be written again; run `sync` for durability.
    */
   output: string | ByteSink;
   /**
@@ -124,7 +126,11 @@ export async function writeImage(
     return await writeOciLayout(layers, output, image);
   }
   if (typeof output !== "string") return await writeDockerArchive(layers, output, image);
-  const file = await AtomicFile.create(output);
+  // Not fsynced: an image is made again from the store by the same command,
+  // as Nix builders, tar, cp and skopeo leave their output to the page cache;
+  // a 2 GiB fsync would cost more than writing the image. The rename keeps the
+  // write atomic, and a full disk still fails the write that meets it.
+  const file = await AtomicFile.create(output, { durable: false });
   try {
     const result = await writeDockerArchive(layers, file, image);
     await file.commit();

@@ -198,8 +198,8 @@ export function rankStorePaths(closure: Closure): string[] {
  * import { planLayers } from "./layers.ts";
  *
  * const path = `/nix/store/${"0".repeat(32)}-rocm`;
- * const dir = { type: "directory", mode: 0o555, size: 0, inode: "" } as const;
- * const file = { type: "file", mode: 0o444, size: 10, inode: "" } as const;
+ * const dir = { type: "directory", mode: 0o555, size: 0 } as const;
+ * const file = { type: "file", mode: 0o444, size: 10 } as const;
  * const layers = planLayers(
  *   { storeDir: "/nix/store", paths: [{ path, narSize: 0, references: [] }] },
  *   new Map([[path, [
@@ -324,7 +324,7 @@ export function planLayers(
  * ```ts
  * import { splitBySubtree } from "./layers.ts";
  *
- * const file = (path: string) => ({ path, type: "file", mode: 0o444, size: 1000, inode: "" } as const);
+ * const file = (path: string) => ({ path, type: "file", mode: 0o444, size: 1000 } as const);
  * const runs = splitBySubtree([file("/s/a/1"), file("/s/a/2"), file("/s/b/1")], 3000);
  * runs.map((run) => run.length); // [2, 1]
  * ```

@@ -132,7 +132,7 @@ const MEDIA = {
  * ```ts
  * import { layerEntries } from "./oci.ts";
  *
- * const file = { path: "/nix/store/x-a/f", type: "file", mode: 0o444, size: 0, inode: "" } as const;
+ * const file = { path: "/nix/store/x-a/f", type: "file", mode: 0o444, size: 0 } as const;
  * const layer = { description: "a", storePaths: [], files: [file], tokens: [], bytes: 0 };
  * layerEntries(layer, new Map()).map((entry) => entry.path);
  * // ["nix", "nix/store", "nix/store/x-a", "nix/store/x-a/f"]
@@ -148,7 +148,7 @@ export function layerEntries(
     for (let dir = dirname(file.path); dir !== "/" && !present.has(dir); dir = dirname(dir)) {
       present.add(dir);
       all.push(
-        directories.get(dir) ?? { path: dir, type: "directory", mode: 0o755, size: 0, inode: "" },
+        directories.get(dir) ?? { path: dir, type: "directory", mode: 0o755, size: 0 },
       );
     }
   }
@@ -227,7 +227,8 @@ export async function writeDockerArchive(
 /**
  * Writes an OCI image layout directory (`oci-layout`, `index.json`,
  * `blobs/sha256/…`) at `dir`, which must not exist: it is assembled beside it
- * and renamed into place once complete.
+ * and renamed into place once complete. Like the docker-archive of
+ * lib/image.ts, it is not fsynced: an image can be written again.
  *
  * @param layers The layers, bottom first.
  * @param dir The directory to create.
@@ -452,7 +453,7 @@ export interface RocmConfigOptions {
  * const path = `/nix/store/${"0".repeat(32)}-rocm-7.12.0`;
  * const config = await rocmContainerConfig(
  *   { storeDir: "/nix/store", paths: [{ path, narSize: 0, references: [] }] },
- *   new Map([[path, [{ path, type: "directory", mode: 0o555, size: 0, inode: "" }]]]),
+ *   new Map([[path, [{ path, type: "directory", mode: 0o555, size: 0 }]]]),
  * );
  * config.Labels?.["org.opencontainers.image.version"]; // "7.12.0"
  * ```

@@ -21,8 +21,6 @@ export interface StoreFile {
   size: number;
   /** Target of a symlink. */
   linkTarget?: string;
-  /** Device and inode, which identify hard links (`"dev:ino"`; files with one link: `""`). */
-  inode: string;
 }
 
 /**
@@ -51,7 +49,6 @@ export async function scanStorePath(path: string): Promise<StoreFile[]> {
     const current = stack.pop()!;
     const info = await lstatNamed(current);
     const mode = (info.mode ?? 0) & 0o7777;
-    const inode = info.isFile && (info.nlink ?? 1) > 1 ? `${info.dev}:${info.ino}` : "";
     if (info.isSymlink) {
       out.push({
         path: current,
@@ -59,12 +56,11 @@ export async function scanStorePath(path: string): Promise<StoreFile[]> {
         mode,
         size: 0,
         linkTarget: await Deno.readLink(current),
-        inode,
       });
     } else if (info.isFile) {
-      out.push({ path: current, type: "file", mode, size: info.size, inode });
+      out.push({ path: current, type: "file", mode, size: info.size });
     } else if (info.isDirectory) {
-      out.push({ path: current, type: "directory", mode, size: 0, inode });
+      out.push({ path: current, type: "directory", mode, size: 0 });
       for await (const child of Deno.readDir(current)) stack.push(join(current, child.name));
     } else {
       throw new TypeError(`Cannot put "${current}" in an image: not a file, directory or symlink`);

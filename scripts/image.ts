@@ -32,7 +32,9 @@ Options:
   --max-layers N        most layers (default 100, at most 125)
   --split-bytes N       split content bigger than this by subtree (default 1 GiB)
   --format FORMAT       docker-archive (default) or oci
-  --output PATH         file (docker-archive) or new directory (oci)
+  --output PATH         file (docker-archive) or new directory (oci), renamed
+                        into place when complete; not fsynced (an image can be
+                        made again): run \`sync PATH\` if it must survive a crash
   --config FILE         JSON of container settings merged over the defaults
                         ({"Env": [...], "Cmd": [...], "Labels": {...}, ...})
   --created TIME        image and file time: ISO 8601 or seconds (default:

@@ -143,12 +143,15 @@ export async function writeTheRockShapedTree(
   await Deno.symlink("libhsa-runtime64.so.1.5.0", join(root, "lib/libhsa-runtime64.so.1"));
 }
 
-/** The host's gcc runtime, copied into `dir/gcc/lib` (what nixpkgs' `stdenv.cc.cc.lib` holds). */
+/**
+ * The host's gcc runtime, copied into `dir/gcc/lib` (what nixpkgs'
+ * `stdenv.cc.cc.lib` holds), with `$ORIGIN` as its runpath as Nix builds it:
+ * libstdc++ finds libgcc_s beside itself.
+ */
 export async function gccRuntime(dir: string): Promise<string> {
   const lib = join(dir, "gcc/lib");
-  await Deno.mkdir(lib, { recursive: true });
   for (const name of ["libstdc++.so.6", "libgcc_s.so.1"]) {
-    await Deno.copyFile(join(SYSTEM_LIBS, name), join(lib, name));
+    await copyElf(join(SYSTEM_LIBS, name), join(lib, name), { runpath: "$ORIGIN" });
   }
   return lib;
 }
@@ -182,11 +185,15 @@ export async function goodOutput(dir: string): Promise<string> {
     runpath: "$ORIGIN/../lib",
     addNeeded: ["libfence.so.1"],
   });
-  const out = join(dir, "good");
+  return await installTree(tree, join(dir, "good"), glibc.interpreter);
+}
+
+/** install.sh from `tree` into `out`, with `interpreter` set on the executables. */
+export async function installTree(tree: string, out: string, interpreter: string): Promise<string> {
   const result = await run("bash", [
     join(repoRoot, "nix/install.sh"),
     ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
+    ...["--interpreter", interpreter, "--patchelf", "patchelf"],
   ]);
   assert.equal(result.code, 0, result.stderr);
   return out;

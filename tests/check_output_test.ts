@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CheckFailure, checkOutput, formatCheckReport } from "../lib/check_output.ts";
 import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
-import { gccRuntime, glibcStandIn, goodOutput, writeTheRockShapedTree } from "./_elf_fixtures.ts";
+import {
+  gccRuntime,
+  glibcStandIn,
+  goodOutput,
+  installTree,
+  writeTheRockShapedTree,
+} from "./_elf_fixtures.ts";
+import { startFileServer } from "./_server.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const ok = await requireTools(
@@ -131,6 +138,22 @@ const DEFECTS: Defect[] = [
       await Deno.writeFile(join(out, "opt/rocm/lib/libtrunc.so.1"), bytes.subarray(0, 200));
     },
     expect: [{ check: "elf-malformed", path: "opt/rocm/lib/libtrunc.so.1" }],
+  },
+  {
+    name: "ELF file with an empty PT_INTERP (not named *.debug, so it is read)",
+    breakIt: async (out) => {
+      const bytes = await Deno.readFile("/bin/true");
+      const view = new DataView(bytes.buffer);
+      const phoff = Number(view.getBigUint64(32, true));
+      for (let i = 0; i < view.getUint16(56, true); i++) {
+        const at = phoff + i * 56;
+        if (view.getUint32(at, true) === 3) view.setBigUint64(at + 32, 0n, true); // PT_INTERP
+      }
+      // As a separate debug file it is skipped; under another name it is a failure.
+      await Deno.writeFile(join(out, "opt/rocm/lib/libtrue.so.1.debug"), bytes);
+      await Deno.writeFile(join(out, "opt/rocm/lib/libtrue.so.1"), bytes);
+    },
+    expect: [{ check: "elf-malformed", path: "opt/rocm/lib/libtrue.so.1" }],
   },
   {
     name: "library an executable needs removed",
@@ -377,13 +400,7 @@ async function rocmOutput(dir: string): Promise<{ out: string; gcc: string }> {
   await Deno.remove(join(tree, "lib/libhsa-runtime64.so.1")); // the sample's stand-in
   await writeTheRockShapedTree(tree, INTERPRETER);
   const glibc = await glibcStandIn(dir);
-  const out = join(dir, "rocm");
-  const result = await run("bash", [
-    join(repoRoot, "nix/install.sh"),
-    ...["--source", tree, "--out", out, "--pname", "rocm-nightly-test"],
-    ...["--interpreter", glibc.interpreter, "--patchelf", "patchelf"],
-  ]);
-  assert.equal(result.code, 0, result.stderr);
+  const out = await installTree(tree, join(dir, "rocm"), glibc.interpreter);
   return { out, gcc: await gccRuntime(dir) };
 }
 
@@ -438,7 +455,7 @@ Deno.test({
       assert.equal(text.code, 0, text.stdout);
       assert.match(
         text.stdout,
-        /: ok \(.*8 ELF files \(1 executables\).*\)\n {2}allowed missing: "libgcc_s.so.1" \(2 ELF files needing it, --allow-missing "lib\*"\)\n/,
+        /: ok \(.*8 ELF files \(1 executable\).*\)\n {2}allowed missing: "libgcc_s.so.1" \(2 ELF files needing it, --allow-missing "lib\*"\)\n/,
       );
       const usage = await script([out, "--allow-missing", ""]);
       assert.equal(usage.code, 2, usage.stderr);
@@ -452,6 +469,24 @@ Deno.test({
       // Without --allow-ffi (Deno's file API, Deno.readDirSync): the same report.
       const slow = await run(Deno.execPath(), ["run", "--allow-read", CHECK, out, "--json"]);
       assert.deepEqual(JSON.parse(slow.stdout), JSON.parse(pass.stdout));
+    });
+  },
+});
+
+Deno.test({
+  name: "check-output.ts run from a URL checks a real output's ELF files",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const good = await goodOutput(dir);
+      await using server = startFileServer({ root: repoRoot });
+      const result = await run(Deno.execPath(), [
+        ...["run", `--allow-import=127.0.0.1:${server.port}`, "--allow-read", "--allow-ffi"],
+        ...[server.url("/scripts/check-output.ts"), good, "--json"],
+      ], { cwd: dir });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(JSON.parse(result.stdout).counts.elfFiles, 2);
+      assert.ok(server.requests.some((r) => r.path === "/lib/elf.ts"));
     });
   },
 });

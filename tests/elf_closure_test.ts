@@ -4,7 +4,12 @@
 // loading chain's RPATH, and what is reported (once per soname) when not.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkElfClosure, type ElfClosureReport, expandSearchPath } from "../lib/elf_closure.ts";
+import {
+  checkElfClosure,
+  ElfClosureCheck,
+  type ElfClosureReport,
+  expandSearchPath,
+} from "../lib/elf_closure.ts";
 import {
   copyElf,
   EXECUTABLE_RUNPATH,
@@ -15,7 +20,7 @@ import {
   SYSTEM_LIBS,
   writeTheRockShapedTree,
 } from "./_elf_fixtures.ts";
-import { requireTools, withTempDir } from "./_tools.ts";
+import { requireTools, run, withTempDir } from "./_tools.ts";
 
 const tools = await requireTools(
   "ELF closure tests (real ROCm ELF files from Debian's rocminfo, patchelf sets their paths)",
@@ -156,6 +161,26 @@ Deno.test({
         assert.deepEqual(sonames(report), ["libstdc++.so.6"]);
       });
     });
+    await t.step(
+      "a FIFO or a link to /dev/zero where a library is looked for: passed over",
+      async () => {
+        await withTempDir(async (dir) => {
+          const report = await closureOf(dir, {
+            hostLibs: true,
+            change: async (root) => {
+              await Deno.remove(join(root, "lib/libgcc_s.so.1"));
+              await Deno.symlink("/dev/zero", join(root, "lib/libgcc_s.so.1"));
+              const fifo = join(root, "lib/rocm_sysdeps/lib/libnuma.so.1");
+              await Deno.remove(fifo);
+              const made = await run("mkfifo", [fifo]);
+              assert.equal(made.code, 0, made.stderr);
+            },
+          });
+          // Never opened (a FIFO would block): found in no search path.
+          assert.deepEqual(sonames(report), ["libgcc_s.so.1", "libnuma.so.1"]);
+        });
+      },
+    );
     await t.step("a library for another machine is passed over", async () => {
       await withTempDir(async (dir) => {
         const report = await closureOf(dir, {
@@ -301,4 +326,30 @@ Deno.test("expandSearchPath() expands $ORIGIN, $LIB and $PLATFORM and drops rela
     "/q/x86_64",
   ]);
   assert.deepEqual(expandSearchPath("$ORIGINAL/x:/opt/$LIBRARY", "/o", 62), ["/opt/$LIBRARY"]);
+});
+
+Deno.test({
+  name: "checkElfClosure() counts every file needing a name but lists only the first few",
+  ignore: !tools,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const glibc = await glibcStandIn(dir);
+      const root = join(dir, "out");
+      await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+      for (let i = 0; i < 5; i++) {
+        await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, `lib/lib${i}.so.1`), {
+          runpath: "$ORIGIN",
+          addNeeded: ["libnowhere.so.3"],
+        });
+      }
+      const report = checkElfClosure(filesBelow(root), { root, examples: 2 });
+      assert.deepEqual(report.unresolved, [
+        { soname: "libnowhere.so.3", count: 5, examples: ["lib/lib0.so.1", "lib/lib1.so.1"] },
+      ]);
+      // One file at a time, in another order: the same report.
+      using check = new ElfClosureCheck({ root, examples: 2 });
+      for (const path of filesBelow(root).reverse()) check.add(path);
+      assert.deepEqual(check.finish(), report);
+    });
+  },
 });

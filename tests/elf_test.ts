@@ -387,3 +387,31 @@ Deno.test({
     assert.ok(performance.now() - start < 10 * TIME_BOUND_MS, "3000 corrupt files took too long");
   },
 });
+
+Deno.test({
+  name: "openElfReader() agrees with readelf on a sample of this system's libraries",
+  ignore: !tools,
+  fn: async () => {
+    // Every 10th regular file of Debian's multiarch folder (sorted: the same
+    // sample on every run of one system), ELF or not, up to 30 ELF files.
+    const names = [...Deno.readDirSync(SYSTEM_LIBS)].filter((entry) => entry.isFile)
+      .map((entry) => entry.name).sort();
+    using reader = openElfReader();
+    let compared = 0;
+    for (let i = 0; i < names.length && compared < 30; i += 10) {
+      const path = join(SYSTEM_LIBS, names[i]!);
+      let elf;
+      try {
+        elf = reader.read(path);
+      } catch (error) {
+        if (error instanceof Deno.errors.PermissionDenied) continue;
+        throw error;
+      }
+      if (elf === undefined) continue;
+      const { type: _type, machine: _machine, ...fields } = elf;
+      assert.deepEqual(fields, await readelfFields(path), path);
+      compared++;
+    }
+    assert.ok(compared >= 10, `only ${compared} ELF files in ${SYSTEM_LIBS}`);
+  },
+});

@@ -36,14 +36,12 @@ const dir = (path: string): StoreFile => ({
   type: "directory",
   mode: 0o555,
   size: 0,
-  inode: "",
 });
 const file = (path: string, size = 10): StoreFile => ({
   path,
   type: "file",
   mode: 0o444,
   size,
-  inode: "",
 });
 
 /** Each store path: its root directory and one small file. */
