@@ -6,26 +6,61 @@
   outputs =
     { self, nixpkgs }:
     let
-      # The registry. `nix run .#update` rewrites these values in place (by
-      # attribute path, see scripts/rewrite.ts): keep each name unique in this
-      # file. The keys of srcHashes are the tracked targets; null means the
-      # tarball has not been fetched yet.
+      # The registry: one set per release channel. `nix run .#update
+      # [--channel C]` rewrites these values in place (by attribute path, see
+      # scripts/rewrite.ts): keep each path unique in this file. The keys of
+      # srcHashes are the tracked targets; null means the tarball has not been
+      # fetched yet. Tarballs come from baseUrl, then from each mirror (a
+      # folder URL); update never picks a version in skip (known bad).
       nightly = {
-        baseUrl = "https://rocm.nightlies.amd.com/tarball/";
-        version = "7.12.0a20260308";
+        baseUrl = "https://nightly.repo.amd.com/rocm/core/tarball/";
+        version = "10.1.0a20260827";
         srcHashes = {
-          gfx1151 = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
+          gfx1151 = null;
           gfx110X-all = null;
           multiarch = null;
         };
+        mirrors = [ ];
+        # Segfault in hsa_init on gfx1151 (AMD's CI skipped that GPU's tests).
+        skip = [
+          "7.14.0a20260609"
+          "7.14.0a20260610"
+          "7.14.0a20260611"
+          "7.14.0a20260612"
+        ];
       };
+
+      # AMD's stable 7.14.0, with the SHA-256 AMD published for it.
+      stable = {
+        baseUrl = "https://repo.amd.com/rocm/tarball-multi-arch/";
+        version = "7.14.0";
+        srcHashes = {
+          gfx908 = "sha256-FoYnDvouUjiJFo7GpDQ/LlPxc9YCb9ucazCNmfmdmfo=";
+          gfx90a = "sha256-scrrt59UKVERTvZHjqWHppHQBcwTwu+t/sV3vYK2/Hg=";
+          gfx94X-dcgpu = "sha256-MuFtyn+EQKCKjWNqan2wA0xhUY8y6pFTR7mNn1UZmww=";
+          gfx950-dcgpu = "sha256-Eq/szQbmyvBpnYbWiPFgg6r6NUdNDsHYBjR3+1wRnUk=";
+          gfx101X-dgpu = "sha256-/bMC7kXp46bctrqylf3y5qTA+LLHpJN2mLGBeHFYItk=";
+          gfx103X-all = "sha256-zppb4rQ+4b3YXeP6nqPD1dy2h1RFrPcoHDdjpO54Pxk=";
+          gfx110X-all = "sha256-54pERcUth5+9B2XyTn+p3x4mKouvaBsRihPnU0ASASc=";
+          gfx1150 = "sha256-1z+OKaIdAxBRRm2tiNXbonNYKBlSH1kw2fEAp+fdCQU=";
+          gfx1151 = "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=";
+          gfx1152 = "sha256-OQyH9Lys8CZXj7+zYmeiORJSTwI/d/f5Mi7Kr2HYi2A=";
+          gfx1153 = "sha256-VtwjOs50A2TcoGyhLCJ0moXl9fVK44EsokQm08XreH0=";
+          gfx120X-all = "sha256-KjBNB7klx+RuUfqPcZsZWpv+LfLMkg1wbxCinS0kca8=";
+        };
+        mirrors = [ ];
+        skip = [ ];
+      };
+
+      # Every channel above. `nix run .#update -- --channel rc` adds an `rc`
+      # set beside them, and here, to follow AMD's release candidates.
+      channels = { inherit nightly stable; };
 
       # The one target table, shared with the TypeScript side.
       targets = builtins.fromJSON (builtins.readFile ./lib/targets.json);
-      resolver = import ./nix/resolve.nix {
-        registry = nightly;
-        inherit targets;
-      };
+      rocm = import ./nix/channels.nix { inherit channels targets; };
+      # The channel packages.default, the overlay's packageFor and the module default to.
+      resolver = rocm.resolvers.${rocm.defaultChannel};
 
       system = "x86_64-linux";
       inherit (nixpkgs) lib;
@@ -43,8 +78,8 @@
         ];
       };
 
-      # rocm-nightly-<family> for each family with a hash, and
-      # rocm-nightly-<isa> aliases reaching one through their fallback chain.
+      # rocm-<channel>-<family> for each family with a hash, and
+      # rocm-<channel>-<isa> aliases reaching one through their fallback chain.
       rocmPackages = pkgs.rocmNightly.packages;
 
       images = lib.mapAttrs' (
@@ -56,26 +91,40 @@
           }
         )
       ) resolver.packageTargets;
+
+      defaultPackage =
+        if rocm.defaultNotice == null then pkgs.rocm-nightly else builtins.trace rocm.defaultNotice pkgs.rocm-nightly;
     in
     {
-      # The registry, the target table and the resolver, for other flakes.
+      # The registry, the target table and the resolvers, for other flakes;
+      # resolve and packageTargets are those of the default channel.
       lib = resolver // {
         registry = nightly;
-        inherit targets;
+        inherit channels targets;
+        inherit (rocm) defaultChannel resolveIn;
+        allPackageTargets = rocm.packageTargets;
+        # gfx_target_version "110501" → "gfx1151"; an ISA in no family → its override.
+        inherit (import ./nix/gfx_version.nix) targetOfGfxVersion;
+        hsaOverrideFor = (import ./nix/gfx_version.nix).hsaOverrideFor targets;
       };
 
       overlays.default = final: _prev: {
         rocmNightly = {
-          inherit (resolver) defaultTarget resolve;
-          packageFor =
-            target:
+          inherit (rocm) defaultTarget defaultChannel resolveIn;
+          inherit (resolver) resolve;
+          channels = rocm.order;
+          packageIn =
+            channel: target:
             final.callPackage ./nix/package.nix {
-              tarball = resolver.resolve target;
+              tarball = rocm.resolveIn channel target;
               inherit src;
             };
-          packages = builtins.mapAttrs (_: final.rocmNightly.packageFor) resolver.packageTargets;
+          packageFor = final.rocmNightly.packageIn rocm.defaultChannel;
+          packages = builtins.mapAttrs (
+            _: p: final.rocmNightly.packageIn p.channel p.target
+          ) rocm.packageTargets;
         };
-        rocm-nightly = final.rocmNightly.packageFor resolver.defaultTarget;
+        rocm-nightly = final.rocmNightly.packageFor rocm.defaultTarget;
       };
 
       nixosModules.default = {
@@ -83,19 +132,22 @@
         nixpkgs.overlays = [ self.overlays.default ];
       };
 
-      packages.${system} = rocmPackages // images // { default = pkgs.rocm-nightly; };
+      packages.${system} = rocmPackages // images // { default = defaultPackage; };
 
       # Targets that cannot be built yet: `nix build .#rocm-nightly-gfx1103`
-      # finds them here and fails with the resolver's explanation.
+      # finds them here and fails with the resolver's explanation (naming the
+      # package of another channel that would serve the target).
       legacyPackages.${system} = builtins.mapAttrs (
-        _: pkgs.rocmNightly.packageFor
-      ) resolver.unavailableTargets;
+        _: p: pkgs.rocmNightly.packageIn p.channel p.target
+      ) rocm.unavailableTargets;
 
       # Imported, not callPackage'd: callPackage would add `override` to the set.
       apps.${system} = import ./nix/apps.nix {
         inherit (pkgs) lib writeShellScriptBin deno;
         inherit src;
-        defaultPackage = pkgs.rocm-nightly;
+        inherit defaultPackage;
+        # detect reads the registry of the flake its app comes from.
+        flake = self;
       };
 
       devShells.${system}.default = pkgs.mkShell {
@@ -111,7 +163,7 @@
       formatter.${system} = pkgs.nixfmt;
 
       checks.${system} = import ./nix/checks.nix {
-        inherit pkgs src resolver;
+        inherit pkgs src resolver rocm;
         nixosSystem = nixpkgs.lib.nixosSystem;
         nixosModule = self.nixosModules.default;
         apps = self.apps.${system};

@@ -23,7 +23,7 @@ import {
   removeDeadTemporaries,
   temporaryName,
 } from "./cleanup.ts";
-import { describeKind } from "./hasher.ts";
+import { describeKind } from "./file_kind.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
 export interface AtomicWriteOptions {

@@ -19,8 +19,8 @@ import {
   openDirectoryReader,
 } from "./dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
-import { describeKind } from "./hasher.ts";
-import { targetIsas, tokenCoversIsa } from "./isa_files.ts";
+import { describeKind } from "./file_kind.ts";
+import { targetIsas, tokensCoveringIsa } from "./isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
 export type CheckName =
@@ -522,8 +522,8 @@ function walkTree(
  * file or folder name carries kernels for. A token covers an ISA when
  * lib/isa_files.ts says so; the only tokens that can are the ISA itself, its
  * family token (the ISA with an X for its last letter) and its generic
- * targets, so each ISA gets one precompiled pattern of exactly those
- * (confirmed with tokenCoversIsa). Most names carry none of them: a screen
+ * targets (tokensCoveringIsa), so each ISA gets one precompiled pattern of
+ * exactly those. Most names carry none of them: a screen
  * of the prefixes every such token starts with rejects those first.
  */
 function kernelMatcher(isas: readonly string[]): (name: string) => number {
@@ -532,16 +532,14 @@ function kernelMatcher(isas: readonly string[]): (name: string) => number {
   }
   const screens = new Set<string>();
   const patterns = isas.map((isa) => {
-    const major = isa.length === 6 ? isa.slice(3, 4) : isa.slice(3, 5);
-    const minor = isa.length === 6 ? isa.slice(4, 5) : isa.slice(5, 6);
-    const stem = isa.slice(0, -1);
-    const tokens = [isa, `${stem}X`, `gfx${major}-generic`, `gfx${major}-${minor}-generic`]
-      .filter((token) => tokenCoversIsa(token, isa));
+    const tokens = tokensCoveringIsa(isa);
     const alternatives = tokens.map((token) =>
       token.endsWith("X") ? `${token.slice(0, -1)}[Xx]` : token
     );
     // The ISA and its family token start with the stem, generic tokens with `gfx<major>-`.
-    screens.add(stem).add(`gfx${major}-`);
+    for (const token of tokens) {
+      screens.add(token.endsWith("-generic") ? /^gfx\d+-/.exec(token)![0] : isa.slice(0, -1));
+    }
     return new RegExp(`(?<![0-9A-Za-z])(?:${alternatives.join("|")})(?![0-9A-Za-z])`);
   });
   // One test of plain prefixes ([0-9a-z-] only) instead of one per ISA: measured

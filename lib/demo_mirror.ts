@@ -99,8 +99,11 @@ export function startDemoMirror(files: MirrorFile[], options: DemoMirrorOptions 
         return new Response(page, { headers: { "content-type": "application/xml" } });
       }
       if (format !== "s3" && url.pathname === folder) {
-        const page = format === "therock"
-          ? renderTheRockIndex(files)
+        const page = format === "therock" ? renderTheRockIndex(files) : format === "text"
+          // An index of no known form whose text carries the names.
+          ? `<html><body><script>window.__DATA__ = ${
+            JSON.stringify({ items: files.map((file) => ({ key: file.name })) })
+          };</script></body></html>\n`
           : renderAutoindex(files, folder);
         return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
       }

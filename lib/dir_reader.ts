@@ -157,13 +157,24 @@ const NON_ASCII = /[^ -~\t\n\r]/; // anything but printable ASCII: re-decode to 
 /** 128 KiB: a folder of 2,000 kernel files in a few calls. */
 const BUFFER_BYTES = 128 * 1024;
 
+/**
+ * glibc, opened once for all the readers open at a time (check-output walks
+ * with one while lib/elf_closure.ts lists search folders with another): each
+ * Deno.dlopen costs a few milliseconds. Closed when the last is disposed.
+ */
+let shared: { glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>; readers: number } | undefined;
+
 function openGetdentsReader(): DirectoryReader | undefined {
-  let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>;
-  try {
-    glibc = Deno.dlopen("libc.so.6", GLIBC_SYMBOLS);
-  } catch {
-    return undefined; // not glibc (musl, say), or getdents64 missing (glibc < 2.30)
+  if (shared === undefined) {
+    try {
+      shared = { glibc: Deno.dlopen("libc.so.6", GLIBC_SYMBOLS), readers: 0 };
+    } catch {
+      return undefined; // not glibc (musl, say), or getdents64 missing (glibc < 2.30)
+    }
   }
+  shared.readers++;
+  const { glibc } = shared;
+  let disposed = false;
   const { opendir, dirfd, getdents64, closedir, open, close } = glibc.symbols;
   const errno = (): number => {
     const at = glibc.symbols.__errno_location();
@@ -233,6 +244,10 @@ function openGetdentsReader(): DirectoryReader | undefined {
       }
     },
     [Symbol.dispose](): void {
+      if (disposed) return;
+      disposed = true;
+      if (--shared!.readers > 0) return;
+      shared = undefined;
       glibc.close();
     },
   };

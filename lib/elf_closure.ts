@@ -370,7 +370,6 @@ class Resolver implements Disposable {
   #realPaths = new Map<string, string | undefined>();
   #files = new Map<string, boolean>();
   #searches = new Map<string, Search>();
-  #strings = new Map<string, string>();
   #failures: Failure[] = [];
   #loadedNames = new Set<string>();
   #loaded = new Set<LoadedObject>();
@@ -391,7 +390,6 @@ class Resolver implements Disposable {
     try {
       const elf = this.#reader.read(path);
       if (elf !== undefined) {
-        this.#internStrings(elf);
         const origin = dirname(path);
         result = {
           path,
@@ -410,26 +408,6 @@ class Resolver implements Disposable {
     }
     this.#objects.set(path, result);
     return result;
-  }
-
-  /**
-   * One copy of each name kept: thousands of files need `libc.so.6` and share
-   * a runpath, and the check keeps every file's names until it resolves them.
-   */
-  #internStrings(elf: ElfFile): void {
-    const strings = this.#strings;
-    const intern = (text: string): string => {
-      const known = strings.get(text);
-      if (known !== undefined) return known;
-      strings.set(text, text);
-      return text;
-    };
-    const needed = elf.needed;
-    for (let i = 0; i < needed.length; i++) needed[i] = intern(needed[i]!);
-    if (elf.soname !== undefined) elf.soname = intern(elf.soname);
-    if (elf.runpath !== undefined) elf.runpath = intern(elf.runpath);
-    if (elf.rpath !== undefined) elf.rpath = intern(elf.rpath);
-    if (elf.interpreter !== undefined) elf.interpreter = intern(elf.interpreter);
   }
 
   /** expandSearchPath, once per search path and folder: files of one folder share it. */

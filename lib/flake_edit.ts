@@ -245,6 +245,141 @@ export function listAttrNames(
 }
 
 /**
+ * Reads a list of string literals (`mirrors = [ "https://…/" ];`).
+ *
+ * @example Usage
+ * ```ts
+ * import { readStringList } from "./flake_edit.ts";
+ *
+ * readStringList('{ n = { skip = [ "7.14.0a20260609" ]; }; }', "n.skip"); // ["7.14.0a20260609"]
+ * readStringList("{ n = { }; }", "n.skip"); // undefined
+ * ```
+ *
+ * @param source Nix source text.
+ * @param path The attribute path of the list.
+ * @param options The file name for messages.
+ * @returns The strings, or `undefined` when the path is not bound.
+ * @throws {AmbiguousBindingError} When the path is bound more than once.
+ * @throws {TypeError} When the value is not a list of plain string literals.
+ * @throws {SyntaxError} When the source or the path does not parse.
+ */
+export function readStringList(
+  source: string,
+  path: string,
+  options: FlakeEditOptions = {},
+): string[] | undefined {
+  const file = options.file ?? "flake.nix";
+  const binding = single(scan(source, file).bindings, parseAttrPath(path), path, file);
+  return binding === undefined ? undefined : stringList(binding, path, file).values;
+}
+
+/**
+ * Appends strings to a list of string literals, leaving every other byte as
+ * it was; a value already in the list is not added again. A missing list is
+ * added as a new binding of its parent set when `addMissing` is set. The
+ * elements of a list named `skip` must be TheRock versions.
+ *
+ * @example Usage
+ * ```ts
+ * import { appendToList } from "./flake_edit.ts";
+ *
+ * appendToList('{ n = { skip = [ ]; }; }', "n.skip", ["7.14.0a20260609"]).text;
+ * // '{ n = { skip = [ "7.14.0a20260609" ]; }; }'
+ * ```
+ *
+ * @param source Nix source text.
+ * @param path The attribute path of the list.
+ * @param values The strings to append.
+ * @param options The file name for messages, and whether a missing list may be added.
+ * @returns The new text and one change per value added.
+ * @throws {AmbiguousBindingError} When the path is bound more than once.
+ * @throws {MissingBindingError} When the list is missing and cannot be added.
+ * @throws {TypeError} When the value is not a list of plain strings, or a
+ * value cannot be written as a plain Nix string.
+ * @throws {SyntaxError} When the source or path does not parse, or a `skip`
+ * value is not a version.
+ */
+export function appendToList(
+  source: string,
+  path: string,
+  values: string[],
+  options: FlakeEditOptions = {},
+): EditResult {
+  const file = options.file ?? "flake.nix";
+  const target = parseAttrPath(path);
+  for (const value of values) {
+    if (typeof value !== "string" || !isSafeString(value)) {
+      throw new TypeError(
+        `Cannot add ${
+          JSON.stringify(value)
+        } to "${path}" in ${file}: a value may not contain ", \\, \${ or control characters`,
+      );
+    }
+    if (target.at(-1) === "skip") parseVersion(value);
+  }
+  const { bindings, sets } = scan(source, file);
+  const binding = single(bindings, target, path, file);
+  const existing = binding === undefined ? [] : stringList(binding, path, file).values;
+  const added = [...new Set(values)].filter((value) => !existing.includes(value));
+  if (added.length === 0) return { text: source, changes: [] };
+  const rendered = added.map(render).join(" ");
+  let offset: number;
+  let insert: string;
+  if (binding === undefined) {
+    if (!options.addMissing) throw missing(bindings, target, path, file);
+    const at = insertion(source, bindings, sets, target, path, file);
+    offset = at.offset;
+    insert = `${at.before}${at.attrs}${quoteName(target.at(-1)!)} = [ ${rendered} ];${at.after}`;
+  } else {
+    const close = stringList(binding, path, file).close;
+    const lineStart = source.lastIndexOf("\n", close.start - 1) + 1;
+    const before = source.slice(lineStart, close.start);
+    const last = binding.value.at(-2)!;
+    if (/^[ \t]*$/.test(before) && last.text !== "[") {
+      // `]` on its own line: a new line with the last element's indentation.
+      offset = lineStart;
+      const eol = source.slice(lineStart - 2, lineStart) === "\r\n" ? "\r\n" : "\n";
+      insert = `${indentOf(source, last.start)}${rendered}${eol}`;
+    } else {
+      offset = close.start;
+      const space = /\s/.test(source[close.start - 1] ?? "");
+      insert = last.text === "[" && !space
+        ? ` ${rendered} `
+        : space
+        ? `${rendered} `
+        : ` ${rendered}`;
+    }
+  }
+  const text = source.slice(0, offset) + insert + source.slice(offset);
+  const line = lineAt(text, offset + insert.search(/"/));
+  return {
+    text,
+    changes: added.map((value) => ({ path, line, oldValue: undefined, newValue: value })),
+  };
+}
+
+function stringList(
+  binding: NixBinding,
+  path: string,
+  file: string,
+): { values: string[]; close: NixToken } {
+  const tokens = binding.value;
+  const open = tokens[0];
+  const close = tokens.at(-1);
+  const items = tokens.slice(1, -1);
+  if (
+    open?.text !== "[" || close?.text !== "]" || tokens.length < 2 ||
+    !items.every((t) => t.kind === "string" && t.value !== undefined)
+  ) {
+    throw new TypeError(
+      `Cannot read "${path}" in ${file}: the value at line ${binding.first.line} is not a ` +
+        "list of string literals",
+    );
+  }
+  return { values: items.map((t) => t.value!), close };
+}
+
+/**
  * Applies edits to Nix source, all or nothing: every value is validated and
  * every binding found before any change is made, and an error leaves nothing
  * half-done. Each value literal is replaced by the new one and every other

@@ -8,7 +8,7 @@
  */
 
 import { writeFileAtomic } from "./atomic_write.ts";
-import { describeKind } from "./hasher.ts";
+import { describeKind } from "./file_kind.ts";
 
 /** A flake file as read by {@linkcode readFlakeFile}. */
 export interface FlakeFile {

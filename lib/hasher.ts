@@ -13,6 +13,7 @@
  */
 
 import { createHash, type Hash as NodeHash } from "node:crypto";
+import { describeKind } from "./file_kind.ts";
 import type { Hash, HashAlgorithm } from "./hash.ts";
 
 /** The result of hashing a whole input. */
@@ -267,26 +268,4 @@ export async function hashStream(
     options.onProgress?.(hasher.size);
   }
   return { hash: hasher.digest(), size: hasher.size };
-}
-
-/**
- * What kind of file `info` describes, for messages about a file that should
- * have been a regular one.
- *
- * @example Usage
- * ```ts
- * import { describeKind } from "./hasher.ts";
- * describeKind(Deno.statSync("/dev/null")); // "a character device"
- * ```
- *
- * @param info The file's stat.
- * @returns "a directory", "a FIFO (named pipe)", "a socket", ….
- */
-export function describeKind(info: Deno.FileInfo): string {
-  if (info.isDirectory) return "a directory";
-  if (info.isFifo) return "a FIFO (named pipe)";
-  if (info.isSocket) return "a socket";
-  if (info.isCharDevice) return "a character device";
-  if (info.isBlockDevice) return "a block device";
-  return "not a regular file";
 }

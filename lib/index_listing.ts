@@ -9,6 +9,12 @@
  * - `autoindex`: a plain HTML listing of `<a href>` links, as nginx serves
  *   for a mirror.
  *
+ * A page in none of these forms (or a page of links to none of its
+ * tarballs) whose text still carries tarball names is read as `text`: the
+ * names matching the strict tarball grammar are taken, in the page's
+ * folder, with dates from their versions, and the page carries a warning
+ * that its format was not recognised. A page without names stays an error.
+ *
  * There is no DOM parser in Deno, so each form has a small extractor of its
  * own. Every name passes {@linkcode parseTarballName} before it becomes an
  * entry; whatever else the index holds is counted as skipped.
@@ -20,6 +26,7 @@
 import { z } from "npm:zod@^4";
 import { checkUrlAllowed } from "./download.ts";
 import { parseTarballName } from "./tarball_name.ts";
+import { parseVersion } from "./versions.ts";
 
 /** One usable tarball of a listing. */
 export interface IndexEntry {
@@ -38,7 +45,7 @@ export interface IndexEntry {
 }
 
 /** The form of a listing. */
-export type IndexFormat = "therock" | "s3" | "autoindex";
+export type IndexFormat = "therock" | "s3" | "autoindex" | "text";
 
 /** One parsed page of a listing. */
 export interface IndexPage {
@@ -50,6 +57,8 @@ export interface IndexPage {
   skipped: number;
   /** For a truncated S3 page: the query parameters that fetch the next page. */
   next?: Record<string, string>;
+  /** Set when the page was read by its text alone (format `text`). */
+  warning?: string;
 }
 
 const THEROCK_START = /\b(?:const|let|var)\s+files\s*=\s*\[/;
@@ -70,7 +79,7 @@ const HREF = /(?:^|\s)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"']+))/i;
  * detectIndexFormat("<script>const files = [];</script>"); // "therock"
  * ```
  */
-export function detectIndexFormat(text: string): IndexFormat {
+export function detectIndexFormat(text: string): Exclude<IndexFormat, "text"> {
   if (S3_ROOT.test(text)) return "s3";
   if (THEROCK_START.test(text)) return "therock";
   if (!anchors(text).next().done) return "autoindex";
@@ -102,13 +111,25 @@ export function detectIndexFormat(text: string): IndexFormat {
  */
 export function parseIndexPage(text: string, pageUrl: string): IndexPage {
   try {
-    switch (detectIndexFormat(text)) {
+    let format: Exclude<IndexFormat, "text">;
+    try {
+      format = detectIndexFormat(text);
+    } catch (error) {
+      const scanned = scanTarballNames(text, pageUrl);
+      if (scanned.entries.length > 0) return scanned;
+      throw error;
+    }
+    switch (format) {
       case "therock":
         return parseTheRockIndex(text, pageUrl);
       case "s3":
         return parseS3Listing(text, pageUrl);
-      case "autoindex":
-        return parseAutoindex(text, pageUrl);
+      case "autoindex": {
+        // Links, but to none of the tarballs the text names (a script-built page).
+        const page = parseAutoindex(text, pageUrl);
+        const scanned = page.entries.length === 0 ? scanTarballNames(text, pageUrl) : page;
+        return scanned.entries.length > 0 ? scanned : page;
+      }
     }
   } catch (error) {
     if (error instanceof SyntaxError && !error.message.includes(pageUrl)) {
@@ -315,6 +336,59 @@ export function parseAutoindex(text: string, pageUrl: string): IndexPage {
   return { format: "autoindex", entries, skipped };
 }
 
+// A tarball name in running text: bounded, so a page of "therock-dist-"
+// without an end costs linear time. `%2B` and `+` both occur for dev builds.
+const NAME_IN_TEXT =
+  /(?<![A-Za-z0-9._%+-])therock-dist-[A-Za-z0-9._%+-]{1,200}?\.tar\.gz(?![A-Za-z0-9])/g;
+
+/**
+ * Reads a page of unknown form by its text alone: every tarball name in it
+ * that passes the strict grammar ({@linkcode parseTarballName}) becomes an
+ * entry in the page's folder, once, dated by its version (a nightly's
+ * `aYYYYMMDD`; other versions get no date). The page carries a warning.
+ *
+ * @param text The page.
+ * @param pageUrl The page's URL (the names are taken to be in its folder).
+ * @returns The entries, with format `text` and a warning when there are any.
+ *
+ * @example Usage
+ * ```ts
+ * import { scanTarballNames } from "./index_listing.ts";
+ *
+ * const page = scanTarballNames(
+ *   '{"items": ["therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz"]}',
+ *   "https://nightly.repo.amd.com/rocm/core/tarball/",
+ * );
+ * page.entries[0]?.mtime; // 1787788800 (2026-08-27)
+ * ```
+ */
+export function scanTarballNames(text: string, pageUrl: string): IndexPage {
+  const folder = pageFolder(pageUrl);
+  const entries: IndexEntry[] = [];
+  const seen = new Set<string>();
+  let skipped = 0;
+  for (const match of text.matchAll(NAME_IN_TEXT)) {
+    const name = safeDecode(match[0]);
+    if (name === undefined || seen.has(name)) continue;
+    seen.add(name);
+    const date = parseVersionDate(parseTarballName(name)?.version);
+    const mtime = date === undefined
+      ? undefined
+      : Date.UTC(Number(date.slice(0, 4)), Number(date.slice(4, 6)) - 1, Number(date.slice(6))) /
+        1000;
+    const entry = toEntry(name, folder, mtime, undefined);
+    if (entry === undefined) skipped++;
+    else entries.push(entry);
+  }
+  const page: IndexPage = { format: "text", entries, skipped };
+  if (entries.length > 0) {
+    page.warning = `the index "${pageUrl}" is in no known format (TheRock index, S3 listing, ` +
+      `autoindex): took ${entries.length} tarball names from its text by their grammar, ` +
+      "dated by their versions";
+  }
+  return page;
+}
+
 // The href of each <a> tag and the offset after the tag. Each tag is found
 // with indexOf and skipped past, so a hostile page costs linear time.
 function* anchors(text: string): Generator<{ href: string; end: number }> {
@@ -370,6 +444,8 @@ export interface IndexListing {
   skipped: number;
   /** How many pages were fetched. */
   pages: number;
+  /** Pages read by their text alone (see {@linkcode scanTarballNames}). */
+  warnings: string[];
 }
 
 /**
@@ -403,13 +479,15 @@ export async function listIndex(
   const entries: IndexEntry[] = [];
   let skipped = 0;
   let format: IndexFormat | undefined;
+  const warnings: string[] = [];
   for (let pages = 1;; pages++) {
     const { text, finalUrl } = await fetchCapped(pageUrl, options);
     const page = parseIndexPage(text, finalUrl);
     format ??= page.format;
     entries.push(...page.entries);
     skipped += page.skipped;
-    if (page.next === undefined) return { url, format, entries, skipped, pages };
+    if (page.warning !== undefined) warnings.push(page.warning);
+    if (page.next === undefined) return { url, format, entries, skipped, pages, warnings };
     if (pages >= maxPages) {
       throw new RangeError(`Cannot list "${url}": more than ${maxPages} pages`);
     }
@@ -522,6 +600,10 @@ function pageFolder(pageUrl: string): URL {
   const last = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
   if (last !== "" && !last.includes(".")) url.pathname += "/";
   return new URL(".", url);
+}
+
+function parseVersionDate(version: string | undefined): string | undefined {
+  return version === undefined ? undefined : parseVersion(version).date;
 }
 
 function tooLarge(url: URL, maxBytes: number): RangeError {

@@ -72,6 +72,9 @@ export function tokenCoversIsa(token: string, isa: string): boolean {
     const stem = token.slice(0, -1);
     return isa.length === token.length && isa.startsWith(stem);
   }
+  const members = GENERIC_TARGETS[token];
+  if (members !== undefined) return members.includes(isa);
+  // A generic target LLVM added after this table: assume it spans its version.
   const generic = /^gfx(\d{1,2})(?:-(\d))?-generic$/.exec(token);
   if (generic === null || !ISA.test(isa)) return false;
   // gfx9xx has a one-digit major version, gfx1xxx a two-digit one.
@@ -126,6 +129,57 @@ export function targetIsas(target: string): string[] {
 export function tokensMatchTarget(tokens: readonly string[], isas: readonly string[]): boolean {
   if (tokens.length === 0) return true;
   return tokens.some((token) => isas.some((isa) => tokenCoversIsa(token, isa)));
+}
+
+/**
+ * LLVM's generic targets and the ISAs whose code objects they run on
+ * (AMDGPUUsage, "Generic processors"). They do not follow the version digits:
+ * gfx9-generic leaves out gfx908/gfx90a, and gfx9-4-generic takes in gfx950.
+ */
+const GENERIC_TARGETS: Readonly<Record<string, readonly string[]>> = {
+  "gfx9-generic": ["gfx900", "gfx902", "gfx904", "gfx906", "gfx909", "gfx90c"],
+  "gfx9-4-generic": ["gfx940", "gfx941", "gfx942", "gfx950"],
+  "gfx10-1-generic": ["gfx1010", "gfx1011", "gfx1012", "gfx1013"],
+  "gfx10-3-generic": ["gfx1030", "gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035", "gfx1036"],
+  "gfx11-generic": [
+    "gfx1100",
+    "gfx1101",
+    "gfx1102",
+    "gfx1103",
+    "gfx1150",
+    "gfx1151",
+    "gfx1152",
+    "gfx1153",
+  ],
+  "gfx12-generic": ["gfx1200", "gfx1201"],
+};
+
+/**
+ * The tokens that can cover an ISA: the ISA itself, its family token and
+ * the generic targets that include it (check-output builds one pattern of
+ * these per ISA).
+ *
+ * @param isa An ISA such as `gfx950`.
+ * @returns The tokens, each confirmed by {@linkcode tokenCoversIsa}.
+ *
+ * @example Usage
+ * ```ts
+ * import { tokensCoveringIsa } from "./isa_files.ts";
+ *
+ * tokensCoveringIsa("gfx950").includes("gfx9-4-generic"); // true
+ * ```
+ */
+export function tokensCoveringIsa(isa: string): string[] {
+  const major = isa.length === 6 ? isa.slice(3, 4) : isa.slice(3, 5);
+  const minor = isa.length === 6 ? isa.slice(4, 5) : isa.slice(5, 6);
+  const candidates = [
+    isa,
+    `${isa.slice(0, -1)}X`,
+    `gfx${major}-generic`,
+    `gfx${major}-${minor}-generic`,
+    ...Object.keys(GENERIC_TARGETS),
+  ];
+  return [...new Set(candidates)].filter((token) => tokenCoversIsa(token, isa));
 }
 
 const familyMembers: Map<string, Set<string>> = (() => {

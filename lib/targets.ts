@@ -7,6 +7,7 @@
  * @module
  */
 
+import { parseIsaName } from "./gfx_version.ts";
 import table from "./targets.json" with { type: "json" };
 
 /** One family of the table. */
@@ -35,6 +36,12 @@ export interface TargetTable {
   families: Record<string, FamilyInfo>;
   /** ISAs by name. */
   isas: Record<string, IsaInfo>;
+  /**
+   * For ISAs in no family: the supported ISA whose code each generation
+   * (`gfx103X`: the ISA name with its stepping digit as X) can run under
+   * `HSA_OVERRIDE_GFX_VERSION`. See {@linkcode nearestSupportedIsa}.
+   */
+  hsaOverrides: Record<string, string>;
 }
 
 /**
@@ -117,6 +124,7 @@ export function currentFamilyName(family: string): string {
  * import { candidateFamilies } from "./targets.ts";
  *
  * candidateFamilies("gfx1100"); // ["gfx110X-all", "gfx110X-dgpu", "multiarch"]
+ * candidateFamilies("gfx1103"); // ["gfx110X-all", "multiarch"]
  * candidateFamilies("gfx110X-dgpu"); // ["gfx110X-dgpu", "gfx110X-all"]
  * ```
  */
@@ -186,6 +194,52 @@ export function productsOf(family: string): string[] {
   return isas.flatMap((isa) => targetTable.isas[isa]?.products ?? []);
 }
 
+/**
+ * Tells whether AMD ships code for an ISA: whether a family of the table
+ * lists it.
+ *
+ * @param isa The ISA, e.g. `"gfx1100"`.
+ * @returns `true` when a family's tarball has code for it.
+ *
+ * @example Usage
+ * ```ts
+ * import { isSupportedIsa } from "./targets.ts";
+ *
+ * isSupportedIsa("gfx1100"); // true
+ * isSupportedIsa("gfx1013"); // false
+ * ```
+ */
+export function isSupportedIsa(isa: string): boolean {
+  return Object.values(targetTable.families).some((family) => family.isas.includes(isa));
+}
+
+/**
+ * The supported ISA whose code an ISA in no family can run, unsupported by
+ * AMD, with `HSA_OVERRIDE_GFX_VERSION` set to it: the table's choice for the
+ * ISA's generation (`hsaOverrides` of lib/targets.json, keyed like `gfx103X`).
+ *
+ * @param isa The ISA, e.g. `"gfx1013"`.
+ * @returns The nearest supported ISA, or `undefined` when the table has none
+ * for its generation (a supported ISA is its own nearest).
+ * @throws {SyntaxError} When `isa` is not an ISA name.
+ *
+ * @example Usage
+ * ```ts
+ * import { nearestSupportedIsa } from "./targets.ts";
+ *
+ * nearestSupportedIsa("gfx1013"); // "gfx1010"
+ * nearestSupportedIsa("gfx1151"); // "gfx1151"
+ * ```
+ */
+export function nearestSupportedIsa(isa: string): string | undefined {
+  parseIsaName(isa);
+  if (isSupportedIsa(isa)) return isa;
+  const generation = `${isa.slice(0, -1)}X`;
+  return Object.hasOwn(targetTable.hsaOverrides, generation)
+    ? targetTable.hsaOverrides[generation]
+    : undefined;
+}
+
 // The JSON is part of the repository, but Nix and people edit it too: catch a
 // broken table at load time instead of as odd behaviour later.
 function checkTable(data: unknown): TargetTable {
@@ -213,6 +267,21 @@ function checkTable(data: unknown): TargetTable {
     }
     for (const family of isa.fallback) {
       if (!Object.hasOwn(families, family)) fail(`isas.${name}.fallback names "${family}"`);
+      // A family without the ISA's kernels cannot serve it (gfx1103 is not in gfx110X-dgpu).
+      if (!families[family]!.isas.includes(name)) {
+        fail(`isas.${name}.fallback names "${family}", which lacks ${name}`);
+      }
+    }
+  }
+  if (typeof t.hsaOverrides !== "object" || t.hsaOverrides === null) fail("no hsaOverrides");
+  for (const [generation, isa] of Object.entries(t.hsaOverrides!)) {
+    if (generation.startsWith("$")) continue;
+    if (!/^gfx[1-9][0-9]?[0-9a-f]X$/.test(generation)) {
+      fail(`hsaOverrides key "${generation}" is not a generation like gfx103X`);
+    }
+    const inFamily = Object.values(families).some((family) => family.isas.includes(isa));
+    if (!isa.startsWith(generation.slice(0, -1)) || !inFamily) {
+      fail(`hsaOverrides.${generation} = "${isa}" is not a supported ISA of that generation`);
     }
   }
   if (!Object.hasOwn(families, t.defaultTarget!) && !Object.hasOwn(isas, t.defaultTarget!)) {

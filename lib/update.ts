@@ -21,22 +21,33 @@
  * tracked target the index does not carry at all is pinned to `null` and
  * reported as a warning; see {@linkcode chooseRelease}.
  *
+ * With channels (lib/channels.ts) the registry is one set per channel
+ * (`nightly`, `stable`, `rc`): an update rewrites one channel's set and no
+ * byte of the others. A channel's `skip` list holds known-bad versions that
+ * are never picked; its `mirrors` are checked to serve each new tarball at
+ * the size hashed. With a gate (lib/update_gate.ts), the candidate flake is
+ * tried by a command before it is written.
+ *
  * @module
  */
 
 import { basename, dirname, join } from "node:path";
 import { acquireLock } from "./file_lock.ts";
+import { addChannel, channelsIn, isChannel, requireChannel } from "./channels.ts";
 import {
+  appendToList,
   applyEdits,
   type BindingChange,
   type BindingEdit,
   type EditResult,
   listAttrNames,
   readBinding,
+  readStringList,
 } from "./flake_edit.ts";
 import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "./flake_file.ts";
 import { formatHash } from "./hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "./index_listing.ts";
+import { checkMirrors } from "./mirror_check.ts";
 import { deleteStorePath } from "./nix_store.ts";
 import { prefetch } from "./prefetch.ts";
 import { chooseRelease, type HeldBack } from "./release_choice.ts";
@@ -44,6 +55,7 @@ import { folderUrl, isValidFamily, tarballUrl } from "./tarball_name.ts";
 import { resolveTarget } from "./targets.ts";
 import { compareVersions, isValidVersion, parseVersion } from "./versions.ts";
 import { unifiedDiff } from "./unified_diff.ts";
+import { runGate } from "./update_gate.ts";
 
 /** Options for {@linkcode updateFlake}. */
 export interface UpdateOptions {
@@ -96,9 +108,34 @@ export interface UpdateOptions {
   /**
    * The attribute path of the registry in the flake.
    *
-   * @default {"nightly"}
+   * @default {the channel}
    */
   registry?: string;
+  /**
+   * The channel to update (`nightly`, `stable`, `rc`): its set in the flake
+   * is the registry; the other channels stay byte for byte.
+   *
+   * @default {"nightly"}
+   */
+  channel?: string;
+  /**
+   * Versions to add to the channel's `skip` list (known bad), in the same
+   * rewrite; they are not picked by this update either.
+   *
+   * @default {[]}
+   */
+  skip?: string[];
+  /**
+   * Pin `version` even when it is in the `skip` list.
+   *
+   * @default {false}
+   */
+  force?: boolean;
+  /**
+   * A shell command that must exit 0 on the candidate flake (in a temporary
+   * copy of its folder named by `ROCM_NIGHTLY_FLAKE`) before it is written.
+   */
+  gate?: string;
   /**
    * The largest index page accepted, in bytes.
    *
@@ -152,6 +189,10 @@ export interface TargetUpdate {
 export interface UpdateResult {
   /** The flake file. */
   flake: string;
+  /** The registry that was updated (the channel's set, e.g. `nightly`). */
+  registry: string;
+  /** The gate command's last output lines, when a gate ran and passed. */
+  gate?: string[];
   /** The index that was listed. */
   index: string;
   /** The form of the listing. */
@@ -210,6 +251,11 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
     throw new RangeError(`Cannot update with ${jobs} jobs: use 1 to 64`);
   }
   if (options.version !== undefined) parseVersion(options.version);
+  for (const version of options.skip ?? []) parseVersion(version);
+  // The channel's set is the registry (an explicit registry path wins).
+  if (options.channel !== undefined && options.registry === undefined) {
+    options = { ...options, registry: options.channel };
+  }
   if (options.dryRun) return await run(flake, jobs, options);
   await using _lock = await acquireLock(join(dirname(flake), `.${basename(flake)}.update-lock`), {
     purpose: `update "${flake}"`,
@@ -223,9 +269,26 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const flakeFile = await readFlakeFile(flake);
   const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
-  const oldBaseUrl = readBinding(source, at("baseUrl"), { file });
-  const oldVersion = readBinding(source, at("version"), { file });
-  const tracked = listAttrNames(source, at("srcHashes"), { file });
+  // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
+  // the registry is read from, and edited in, `text`.
+  const adding = options.channel !== undefined && isChannel(registry) &&
+    !channelsIn(source).includes(registry);
+  const text = adding && isChannel(registry) ? addChannel(source, registry, { file }) : source;
+  requireChannel(text, registry, { file });
+  const mirrors = readStringList(text, at("mirrors"), { file }) ?? [];
+  const skip = new Set([
+    ...readStringList(text, at("skip"), { file }) ?? [],
+    ...options.skip ?? [],
+  ]);
+  if (options.version !== undefined && skip.has(options.version) && !options.force) {
+    throw new Error(
+      `Cannot pin version "${options.version}": it is in ${at("skip")} (known bad); ` +
+        "pass --force to pin it anyway",
+    );
+  }
+  const oldBaseUrl = readBinding(text, at("baseUrl"), { file });
+  const oldVersion = readBinding(text, at("version"), { file });
+  const tracked = listAttrNames(text, at("srcHashes"), { file });
   for (const target of tracked) {
     if (!isValidFamily(target)) {
       throw new SyntaxError(
@@ -233,7 +296,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
       );
     }
   }
-  const oldHashes = new Map(tracked.map((t) => [t, readBinding(source, at(`srcHashes.${t}`))]));
+  const oldHashes = new Map(tracked.map((t) => [t, readBinding(text, at(`srcHashes.${t}`))]));
   const index = options.index ?? oldBaseUrl;
   if (index === null) {
     throw new TypeError(`Cannot update ${file}: ${at("baseUrl")} is null and no --index was given`);
@@ -258,7 +321,11 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const targets = [...new Set([...tracked, ...required])];
   // Only targets named with --target may become new keys of srcHashes.
   const editOptions = { file, addMissing: required.some((t) => !tracked.includes(t)) };
-  const choice = chooseRelease(listing.entries, targets, {
+  // A skipped version is never chosen (one named with --version --force is).
+  const offered = listing.entries.filter((entry) =>
+    !skip.has(entry.version) || entry.version === options.version
+  );
+  const choice = chooseRelease(offered, targets, {
     required,
     ...(options.version === undefined ? {} : { version: options.version }),
   });
@@ -269,6 +336,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const newBaseUrl = oldBaseUrl !== null && sameFolder(oldBaseUrl, folder) ? oldBaseUrl : folder;
   if (
     options.version === undefined && oldVersion !== null && isValidVersion(oldVersion) &&
+    !skip.has(oldVersion) &&
     compareVersions(parseVersion(newVersion), parseVersion(oldVersion)) < 0
   ) {
     throw new Error(
@@ -284,8 +352,10 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     moved,
     dryRun: options.dryRun ?? false,
   });
+  warnings.unshift(...listing.warnings);
   const result: UpdateResult = {
     flake,
+    registry,
     index,
     format: listing.format,
     oldVersion,
@@ -308,12 +378,22 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
       .filter((u) => u.newHash !== u.oldHash && u.newHash !== undefined)
       .map((u) => ({ path: at(`srcHashes.${u.target}`), value: u.newHash ?? null })),
   ];
-  if (toFetch.length === 0 && applyEdits(source, edits(), editOptions).changes.length === 0) {
+  // Scalar values, then the versions added to the skip list: one rewrite.
+  const rewrite = (): EditResult => {
+    const edited = applyEdits(text, edits(), editOptions);
+    if ((options.skip ?? []).length === 0) return edited;
+    const skipped = appendToList(edited.text, at("skip"), options.skip!, {
+      file,
+      addMissing: true,
+    });
+    return { text: skipped.text, changes: [...edited.changes, ...skipped.changes] };
+  };
+  if (toFetch.length === 0 && rewrite().changes.length === 0 && !adding) {
     result.current = true;
     return result;
   }
   if (options.dryRun) {
-    result.commitMessage = commitMessage(oldVersion, newVersion, updates);
+    result.commitMessage = commitMessage(oldVersion, newVersion, updates, registry);
     return result;
   }
 
@@ -322,7 +402,21 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   let edited: EditResult;
   try {
     await fetchAll(toFetch, jobs, options, added);
-    edited = applyEdits(source, edits(), editOptions);
+    const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+      if (mirrors.length === 0 || update.size === undefined) return [];
+      const found = await checkMirrors(entry.name, update.size, mirrors, {
+        allowHttp: options.allowHttp ?? false,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      return found.map((warning) => `${update.target}: ${warning}`);
+    }));
+    result.warnings.push(...mirrorWarnings.flat());
+    edited = rewrite();
+    if (options.gate !== undefined && edited.changes.length > 0) {
+      result.gate = await runGate(flake, edited.text, options.gate, {
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    }
     // The downloads take minutes: refuse to overwrite edits made meanwhile.
     if (!await flakeUnchanged(flakeFile)) {
       throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
@@ -335,7 +429,9 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
-  result.commitMessage = result.current ? null : commitMessage(oldVersion, newVersion, updates);
+  result.commitMessage = result.current
+    ? null
+    : commitMessage(oldVersion, newVersion, updates, registry);
   return result;
 }
 
@@ -427,6 +523,9 @@ export function formatUpdateReport(result: UpdateResult): string {
     }
     if (result.oldBaseUrl !== result.newBaseUrl) {
       lines.push(`baseUrl: ${result.oldBaseUrl} → ${result.newBaseUrl}`);
+    }
+    for (const change of result.changes) {
+      if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
     }
     for (const t of result.targets) {
       if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;
@@ -532,8 +631,12 @@ function commitMessage(
   oldVersion: string | null,
   newVersion: string,
   updates: TargetUpdate[],
+  registry: string,
 ): string {
-  if (oldVersion !== newVersion) return `rocm-nightly: ${oldVersion ?? "null"} -> ${newVersion}`;
+  // The nightly keeps the message it always had; other channels are named.
+  const prefix = registry === "nightly" ? "rocm-nightly:" : `rocm-nightly: ${registry}`;
+  if (oldVersion !== newVersion) return `${prefix} ${oldVersion ?? "null"} -> ${newVersion}`;
   const fetched = updates.filter((u) => u.action !== "kept").map((u) => u.target);
-  return `rocm-nightly: ${newVersion}: update ${fetched.join(", ")}`;
+  if (fetched.length === 0) return `${prefix} ${newVersion}: skip list`;
+  return `${prefix} ${newVersion}: update ${fetched.join(", ")}`;
 }

@@ -11,6 +11,7 @@
   deno,
   src,
   defaultPackage,
+  flake ? null,
 }:
 let
   scripts = (import ./scripts.nix).scriptsIn (src + "/scripts");
@@ -30,6 +31,11 @@ let
       runner = writeShellScriptBin "rocm-nightly-${name}" ''
         export DENO_DIR="''${XDG_CACHE_HOME:-$HOME/.cache}/rocm-nightly/deno"
         mkdir -p "$DENO_DIR"
+        ${
+          # The flake.nix whose registry `detect` reports on when run away
+          # from a checkout (only the runner depends on the whole source).
+          if flake == null then "" else ''export ROCM_NIGHTLY_APP_FLAKE="${flake}/flake.nix"''
+        }
         exec ${lib.getExe deno} run ${
           lib.escapeShellArgs (
             lockFlags

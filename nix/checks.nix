@@ -1,11 +1,13 @@
 # `nix flake check`: evaluations of the module and the flake's outputs, and
 # the package and its output-structure test built from a small generated
 # tarball. Never a multi-GB download: nothing here depends on the real
-# packages' outputs (their store paths are only compared as strings).
+# packages' outputs (their store paths are only compared as strings) — except
+# the smoke-<isa> checks (nix/smoke.nix), which only a builder with that GPU runs.
 {
   pkgs,
   src,
   resolver,
+  rocm,
   nixosSystem,
   nixosModule,
   apps,
@@ -60,10 +62,21 @@ let
     package = stub;
   };
   withDefault = evalSystem { enable = true; };
+  withStable = evalSystem {
+    enable = true;
+    channel = "stable";
+    target = "gfx1100";
+  };
   withNixLd = evalSystemWith { programs.nix-ld.enable = true; } {
     enable = true;
     package = stub;
   };
+  withOverride = hsaOverrideGfxVersion: evalSystem {
+    enable = true;
+    package = stub;
+    inherit hsaOverrideGfxVersion;
+  };
+  failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   str = builtins.unsafeDiscardStringContext;
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
@@ -86,7 +99,7 @@ let
         version = "0.0.0-sample";
         pname = "rocm-nightly-sample";
         name = "therock-dist-linux-gfx1151-sample.tar.gz";
-        url = "file:///nonexistent/sample.tar.gz";
+        urls = [ "file:///nonexistent/sample.tar.gz" ];
         hash = lib.fakeHash;
       };
       inherit src;
@@ -94,8 +107,25 @@ let
       (_: {
         src = sampleTarball;
       });
+
+  # smoke-<isa> (nix/smoke.nix): the nightly package for that ISA, on a
+  # builder with that GPU.
+  smokeCheck =
+    channel: isa:
+    pkgs.callPackage ./smoke.nix {
+      package = pkgs.rocmNightly.packageIn channel isa;
+      inherit isa;
+    };
+  smokeChecks = lib.listToAttrs (
+    map (isa: lib.nameValuePair "smoke-${isa}" (smokeCheck "nightly" isa)) (
+      lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
+        builtins.attrNames rocm.targets.isas
+      )
+    )
+  );
 in
-{
+smokeChecks
+// {
   module-eval = summary "rocm-nightly-module-eval" [
     (expectEqual "systemPackages holds the package" (
       builtins.elem stub withStub.environment.systemPackages
@@ -111,6 +141,18 @@ in
     (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
       (resolver.resolve resolver.defaultTarget).pname
     )
+    (expectEqual "default channel" withDefault.services.rocm-nightly.channel rocm.defaultChannel)
+    (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
+      (rocm.resolveIn "stable" "gfx1100").pname
+    )
+    (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.variables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
+    (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withStub.environment.variables ? HSA_OVERRIDE_GFX_VERSION) false)
+    (expectEqual "a malformed hsaOverrideGfxVersion fails an assertion" (lib.any (
+      lib.hasInfix "is not an HSA_OVERRIDE_GFX_VERSION"
+    ) (failedAssertions (withOverride "11.0"))) true)
+    (expectEqual "an override the target's tarball lacks warns" (lib.any (
+      lib.hasInfix "makes ROCm run gfx1030 code"
+    ) (withOverride "10.3.0").warnings) true)
   ] {
     defaultPackage = str withDefault.services.rocm-nightly.package.name;
     tmpfiles = map str withStub.systemd.tmpfiles.rules;

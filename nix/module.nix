@@ -11,6 +11,14 @@
 }:
 let
   cfg = config.services.rocm-nightly;
+  gfxVersion = import ./gfx_version.nix;
+  # The ISA whose code HSA_OVERRIDE_GFX_VERSION makes ROCm run, and the ISAs
+  # the target's tarball has code for (null when either is unknown).
+  overrideIsa =
+    if cfg.hsaOverrideGfxVersion == null then null else gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion;
+  families = (builtins.fromJSON (builtins.readFile ../lib/targets.json)).families;
+  resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
+  targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =
     pkgs.rocmNightly
       or (throw "services.rocm-nightly: pkgs.rocmNightly is missing: add the rocm-nightly flake's overlays.default to nixpkgs.overlays (its nixosModules.default does this)");
@@ -18,6 +26,20 @@ in
 {
   options.services.rocm-nightly = {
     enable = lib.mkEnableOption "AMD ROCm nightly (TheRock) under /opt/rocm";
+
+    channel = lib.mkOption {
+      type = lib.types.str;
+      default = rocmNightly.defaultChannel;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.defaultChannel";
+      example = "stable";
+      description = ''
+        The release channel of the flake's registry to install from:
+        `nightly`, `stable` (or `rc` when the flake tracks it). The default is
+        the nightly when it pins the default target, else stable. Evaluation
+        fails naming the channel that would serve the target when this one
+        has no pinned tarball for it.
+      '';
+    };
 
     target = lib.mkOption {
       type = lib.types.str;
@@ -32,15 +54,42 @@ in
       '';
     };
 
+    hsaOverrideGfxVersion = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "10.3.0";
+      description = ''
+        Sets `HSA_OVERRIDE_GFX_VERSION` system-wide, so ROCm runs the code of
+        the ISA it names (`major.minor.stepping` in decimal: "10.3.0" is
+        gfx1030, "11.0.0" gfx1100) on a GPU whose own ISA AMD ships in no
+        family: unsupported by AMD, and applied to every GPU. `detect` (`nix
+        run .#detect`) prints the value and the matching `target` for this
+        machine's GPU; a warning names the target to set when the target's
+        tarball has no code for that ISA. `null` leaves the variable unset.
+      '';
+    };
+
     package = lib.mkOption {
       type = lib.types.package;
-      default = rocmNightly.packageFor cfg.target;
-      defaultText = lib.literalExpression "pkgs.rocmNightly.packageFor config.services.rocm-nightly.target";
-      description = "The ROCm nightly package to install.";
+      default = rocmNightly.packageIn cfg.channel cfg.target;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.packageIn config.services.rocm-nightly.channel config.services.rocm-nightly.target";
+      description = "The ROCm package to install.";
     };
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion =
+          cfg.hsaOverrideGfxVersion == null || gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion != null;
+        message = "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} is not an HSA_OVERRIDE_GFX_VERSION: expected <major>.<minor>.<stepping> in decimal with minor and stepping 0 to 15, such as \"10.3.0\" (runs gfx1030 code) or \"11.0.0\" (gfx1100); `nix run .#detect` prints the value for this machine's GPU";
+      }
+    ];
+    warnings = lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
+    environment.variables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (
+      cfg.hsaOverrideGfxVersion != null
+    ) cfg.hsaOverrideGfxVersion;
+
     environment.systemPackages = [ cfg.package ];
 
     # Many ROCm tools and build systems look in /opt/rocm first.

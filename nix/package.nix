@@ -1,5 +1,5 @@
-# One ROCm nightly tarball as a package. `tarball` is one result of
-# nix/resolve.nix ({ url, hash, name, family, version, pname }); `src` is this
+# One ROCm tarball as a package. `tarball` is one result of nix/resolve.nix
+# ({ urls, hash, name, family, version, pname, channel }); `src` is this
 # repository (for scripts/check-output.ts in passthru.tests).
 {
   lib,
@@ -50,8 +50,9 @@ in
 stdenvNoCC.mkDerivation (finalAttrs: {
   inherit (tarball) pname version;
 
+  # The channel's baseUrl first, then its mirrors: a pin outlives AMD's copy.
   src = fetchurl {
-    inherit (tarball) url hash name;
+    inherit (tarball) urls hash name;
   };
 
   # A tarbomb: nix/install.sh extracts it straight into $out/opt/rocm.
@@ -112,7 +113,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
   };
 
   meta = {
-    description = "AMD ROCm nightly (TheRock ${tarball.version}) for GPU family ${tarball.family}";
+    description = "AMD ROCm ${tarball.channel or "nightly"} (TheRock ${tarball.version}) for GPU family ${tarball.family}";
     longDescription = ''
       The ROCm tree of AMD's TheRock nightly tarball ${tarball.name}, under
       opt/rocm, with wrappers in bin/ that default ROCM_PATH, ROCM_HOME,

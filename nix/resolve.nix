@@ -7,7 +7,16 @@
 # A name is an ISA (gfx1100) or a family (gfx110X-all, multiarch). An ISA
 # follows its fallback list from the table to the first tracked family with a
 # hash; a family means that tarball or the family it was renamed to.
-{ registry, targets }:
+#
+# `registry` is one channel of flake.nix (nightly, stable, rc): its tarballs
+# are fetched from baseUrl, then from each of its `mirrors` (so a pin
+# survives AMD deleting its copy), and a version in its `skip` list is known
+# bad and refused.
+{
+  registry,
+  targets,
+  channel ? "nightly",
+}:
 let
   inherit (builtins)
     attrNames
@@ -17,6 +26,7 @@ let
     isAttrs
     isString
     length
+    isList
     listToAttrs
     map
     match
@@ -29,22 +39,32 @@ let
     if isAttrs (registry.srcHashes or null) then
       registry.srcHashes
     else
-      fail "the registry (nightly in flake.nix) has no srcHashes attribute set";
+      fail "the registry (${channel} in flake.nix) has no srcHashes attribute set";
 
   version =
     if isString (registry.version or null) && match "[0-9]+\\.[0-9]+\\.[0-9]+[0-9A-Za-z.+]*" registry.version != null then
       registry.version
     else
-      fail "nightly.version ${builtins.toJSON (registry.version or null)} is not a TheRock version";
+      fail "${channel}.version ${builtins.toJSON (registry.version or null)} is not a TheRock version";
 
-  baseUrl =
-    let
-      url = registry.baseUrl or null;
-    in
+  folder =
+    what: url:
     if isString url && match "https?://[^ \"]+" url != null then
       (if match ".*/" url != null then url else "${url}/")
     else
-      fail "nightly.baseUrl ${builtins.toJSON url} is not an http(s) URL";
+      fail "${what} ${builtins.toJSON url} is not an http(s) URL";
+
+  baseUrl = folder "${channel}.baseUrl" (registry.baseUrl or null);
+
+  listOf =
+    name:
+    let
+      value = registry.${name} or [ ];
+    in
+    if isList value then value else fail "${channel}.${name} must be a list, got ${builtins.typeOf value}";
+
+  mirrors = map (folder "a URL of ${channel}.mirrors") (listOf "mirrors");
+  skip = listOf "skip";
 
   # Every tracked family (a key of srcHashes), sorted; and those with a hash.
   tracked = attrNames hashes;
@@ -80,12 +100,13 @@ let
     if isString hash && match "sha256-[A-Za-z0-9+/]{43}=" hash != null then
       hash
     else
-      fail "nightly.srcHashes.${family} = ${builtins.toJSON hash} is not a sha256 SRI hash";
+      fail "${channel}.srcHashes.${family} = ${builtins.toJSON hash} is not a sha256 SRI hash";
 
   # The tarball's file name (a dev version's "+" stays literal: it is a valid
   # store-path character) and its URL (where "+" must be escaped).
   tarballName = family: "therock-dist-linux-${family}-${version}.tar.gz";
-  tarballUrl = family: baseUrl + replaceStrings [ "+" ] [ "%2B" ] (tarballName family);
+  escapedName = family: replaceStrings [ "+" ] [ "%2B" ] (tarballName family);
+  tarballUrls = family: map (folder: folder + escapedName family) ([ baseUrl ] ++ mirrors);
 
   firstAvailable =
     chain:
@@ -102,43 +123,60 @@ let
         if hashes ? ${family} then
           "${family} (hash is null: not fetched)"
         else
-          "${family} (not tracked in nightly.srcHashes)"
+          "${family} (not tracked in ${channel}.srcHashes)"
       ) chain
     );
 
   availableText = "available targets: ${listOrNone available}";
+  updateCommand =
+    if channel == "nightly" then "`nix run .#update`" else "`nix run .#update -- --channel ${channel}`";
+
+  # Why `target` cannot be resolved (a message), or null when it can.
+  problem =
+    target:
+    let
+      chain = chainOf target;
+    in
+    if !(isString target) then
+      "a target must be a string, got ${builtins.typeOf target}"
+    else if chain == null then
+      "unknown target ${quote target}: not an ISA or family in lib/targets.json nor a key of ${channel}.srcHashes; ${availableText}"
+    else if firstAvailable chain == null then
+      "no tarball for target ${quote target} in the ${channel} channel: tried ${
+        arrows ([ target ] ++ filter (f: f != target) chain)
+      } — ${describeTried chain}; ${availableText}. ${updateCommand} fetches every key of ${channel}.srcHashes (add the family there first if it is not tracked)"
+    else if elem version skip then
+      "${channel}.version ${quote version} is in ${channel}.skip (known bad): ${updateCommand} moves to a good release"
+    else
+      null;
 
   # Resolves `target` to the tarball to fetch, or throws naming the chain
   # that was tried and the targets that are available.
   resolve =
     target:
     let
-      chain = chainOf target;
-      family = firstAvailable chain;
+      family = firstAvailable (chainOf target);
+      urls = tarballUrls family;
     in
-    if !(isString target) then
-      fail "a target must be a string, got ${builtins.typeOf target}"
-    else if chain == null then
-      fail "unknown target ${quote target}: not an ISA or family in lib/targets.json nor a key of nightly.srcHashes; ${availableText}"
-    else if family == null then
-      fail "no tarball for target ${quote target}: tried ${
-        arrows ([ target ] ++ filter (f: f != target) chain)
-      } — ${describeTried chain}; ${availableText}. `nix run .#update` fetches every key of nightly.srcHashes (add the family there first if it is not tracked)"
+    if problem target != null then
+      fail (problem target)
     else
       {
-        inherit target family version chain;
+        inherit
+          target
+          family
+          version
+          channel
+          urls
+          ;
+        chain = chainOf target;
         hash = checkedHash family;
         name = tarballName family;
-        url = tarballUrl family;
-        pname = "rocm-nightly-${family}";
+        url = builtins.head urls;
+        pname = "rocm-${channel}-${family}";
       };
 
-  canResolve =
-    target:
-    let
-      chain = chainOf target;
-    in
-    chain != null && firstAvailable chain != null;
+  canResolve = target: problem target == null;
 
   # Every name a user may ask for: families and ISAs of the table, plus
   # tracked families the table does not know yet.
@@ -148,11 +186,11 @@ let
   # that reach one through their fallback chain. Values are target names.
   packageTargets = listToAttrs (
     map (family: {
-      name = "rocm-nightly-${family}";
+      name = "rocm-${channel}-${family}";
       value = family;
-    }) available
+    }) (filter canResolve available)
     ++ map (isa: {
-      name = "rocm-nightly-${isa}";
+      name = "rocm-${channel}-${isa}";
       value = isa;
     }) (filter (isa: !(elem isa available) && canResolve isa) (attrNames isas))
   );
@@ -161,16 +199,19 @@ let
   # message (exposed under legacyPackages so `nix build .#…` explains why).
   unavailableTargets = listToAttrs (
     map (target: {
-      name = "rocm-nightly-${target}";
+      name = "rocm-${channel}-${target}";
       value = target;
-    }) (filter (target: !(packageTargets ? "rocm-nightly-${target}")) knownNames)
+    }) (filter (target: !(packageTargets ? "rocm-${channel}-${target}")) knownNames)
   );
 in
 {
   inherit
     resolve
+    problem
     chainOf
     canResolve
+    channel
+    version
     tracked
     available
     packageTargets

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
 /**
  * `update`: move the registry in flake.nix to the newest TheRock release that
  * every tracked target has, prefetching each tarball, in one atomic rewrite.
@@ -10,24 +10,37 @@
 import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
 import { createProgressDisplay, type ProgressBar } from "../lib/progress.ts";
+import { isChannel } from "../lib/channels.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/update.ts";
+import { GateFailedError } from "../lib/update_gate.ts";
 import { isValidVersion } from "../lib/versions.ts";
 
 const USAGE = `Usage: update [options]
 
 Lists AMD's TheRock index, picks the newest version available for every target
-tracked in flake.nix (the keys of nightly.srcHashes), downloads and hashes each
-tarball, then writes the version, base URL and all hashes in one atomic rewrite.
-If anything fails, flake.nix is left exactly as it was.
+tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one
+in <channel>.skip, downloads and hashes each tarball, checks each of
+<channel>.mirrors serves it at that size, then writes the version, base URL and
+all hashes in one atomic rewrite. Other channels are not touched. If anything
+fails (or the gate does), flake.nix is left exactly as it was.
 
 Options:
   --flake PATH      the flake to update (default: flake.nix)
-  --index URL       index to list: TheRock page, S3 listing or autoindex
-                    (default: nightly.baseUrl); its folder becomes nightly.baseUrl
+  --channel C       the channel to update: nightly, stable or rc (default: nightly);
+                    a missing rc set is added, tracking the nightly's targets
+  --index URL       index to list: TheRock page, S3 listing, autoindex, or any
+                    page naming the tarballs (default: <channel>.baseUrl); its
+                    folder becomes <channel>.baseUrl (moving between AMD's hosts)
   --target T        also track T (family like gfx110X-all or multiarch, or an ISA
                     like gfx1100); repeatable; T must be in the index
   --version V       pin exactly version V instead of the newest (update never
-                    moves to an older release without it)
+                    moves to an older release without it); a skipped V needs --force
+  --skip V          add V to <channel>.skip (known bad) in the same rewrite;
+                    repeatable
+  --force           pin --version V even when V is in <channel>.skip
+  --gate CMD        before writing, run sh -c CMD in a temporary copy of the
+                    flake's folder holding the new flake.nix (ROCM_NIGHTLY_FLAKE
+                    names it); write only if CMD exits 0
   --dry-run         list the index and report what would change; download nothing
   --json            print the result as JSON
   --add-to-store    also add each tarball to the Nix store (as fetchurl would)
@@ -46,6 +59,9 @@ store as they were).
 Examples:
   update --dry-run
   update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
+  update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/
+  update --skip 7.14.0a20260609 --gate \
+    'nix build "path:$ROCM_NIGHTLY_FLAKE#checks.x86_64-linux.smoke-gfx1151"'
 `;
 
 async function main(args: string[]): Promise<number> {
@@ -57,6 +73,10 @@ async function main(args: string[]): Promise<number> {
       index: { type: "string" },
       target: { type: "string", multiple: true },
       version: { type: "string" },
+      channel: { type: "string" },
+      skip: { type: "string", multiple: true },
+      force: { type: "boolean" },
+      gate: { type: "string" },
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
       "add-to-store": { type: "boolean" },
@@ -87,11 +107,23 @@ async function main(args: string[]): Promise<number> {
   if (values.version !== undefined && !isValidVersion(values.version)) {
     throw new UsageError(`Invalid --version "${values.version}": not a TheRock version`);
   }
+  for (const version of values.skip ?? []) {
+    if (!isValidVersion(version)) {
+      throw new UsageError(`Invalid --skip "${version}": not a TheRock version`);
+    }
+  }
+  if (values.channel !== undefined && !isChannel(values.channel)) {
+    throw new UsageError(`Invalid --channel "${values.channel}": use nightly, stable or rc`);
+  }
   const options: UpdateOptions = {
     dryRun: values["dry-run"] ?? false,
     addToStore: values["add-to-store"] ?? false,
     allowHttp: values["allow-http"] ?? false,
     targets: values.target ?? [],
+    skip: values.skip ?? [],
+    force: values.force ?? false,
+    ...(values.channel === undefined ? {} : { channel: values.channel }),
+    ...(values.gate === undefined ? {} : { gate: values.gate }),
     ...(values.flake === undefined ? {} : { flake: values.flake }),
     ...(values.index === undefined ? {} : { index: values.index }),
     ...(values.version === undefined ? {} : { version: values.version }),
@@ -114,6 +146,13 @@ async function main(args: string[]): Promise<number> {
     for (const warning of result.warnings) console.error(`update: warning: ${warning}`);
     console.log(values.json ? JSON.stringify(result, null, 2) : formatUpdateReport(result));
     return 0;
+  } catch (error) {
+    // The gate's own output first, then the verdict (runMain's one line).
+    if (error instanceof GateFailedError) {
+      display.stop();
+      for (const line of error.tail) console.error(`update: gate | ${line}`);
+    }
+    throw error;
   } finally {
     display.stop();
   }

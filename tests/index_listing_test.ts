@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import {
   detectIndexFormat,
+  type IndexEntry,
   type IndexFormat,
   listIndex,
   parseIndexPage,
   parseS3Listing,
   parseTheRockIndex,
+  scanTarballNames,
 } from "../lib/index_listing.ts";
 import { type MirrorFile, startDemoMirror } from "../lib/demo_mirror.ts";
 
@@ -47,6 +49,16 @@ const EXPECTED = [
   "multiarch 10.0.0a20260815",
 ];
 
+/** The dev build's "+" is literal in its name and %2B in its URL, which the mirror serves. */
+async function assertDevBuildFetchable(entries: IndexEntry[], baseUrl: string): Promise<void> {
+  const dev = entries.find((e) => e.version.includes("dev"))!;
+  assert.equal(dev.name, "therock-dist-linux-gfx1151-7.9.0.dev0+0123abcdef.tar.gz");
+  assert.equal(dev.url, `${baseUrl}therock-dist-linux-gfx1151-7.9.0.dev0%2B0123abcdef.tar.gz`);
+  const response = await fetch(dev.url);
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+}
+
 for (const format of ["therock", "s3", "autoindex"] as IndexFormat[]) {
   Deno.test(`listIndex() reads a ${format} listing of mixed names`, async () => {
     const files = MIXED.map((file) => ({ ...file, body: new Uint8Array(7) }));
@@ -61,22 +73,40 @@ for (const format of ["therock", "s3", "autoindex"] as IndexFormat[]) {
     // An autoindex also links the parent folder.
     assert.equal(listing.skipped, MIXED.length - USABLE + (format === "autoindex" ? 1 : 0));
     assert.deepEqual(versionsOf(listing.entries), EXPECTED);
-    const dev = listing.entries.find((e) => e.version.includes("dev"))!;
-    assert.equal(dev.name, "therock-dist-linux-gfx1151-7.9.0.dev0+0123abcdef.tar.gz");
-    assert.equal(
-      dev.url,
-      `${mirror.baseUrl}therock-dist-linux-gfx1151-7.9.0.dev0%2B0123abcdef.tar.gz`,
-    );
-    // Every entry URL is fetchable from the mirror (the encodings agree).
-    const response = await fetch(dev.url);
-    assert.equal(response.status, 200);
-    await response.body?.cancel();
+    await assertDevBuildFetchable(listing.entries, mirror.baseUrl);
     const first = listing.entries.find((e) => e.name === MIXED[0]!.name)!;
     if (format === "therock") assert.equal(first.mtime, 1772937600.5);
     else assert.equal(first.mtime, format === "s3" ? 1772937600.5 : 1772937600);
     if (format !== "therock") assert.equal(first.size, 7);
   });
 }
+
+Deno.test("listIndex() reads a page of unknown form by the tarball names in its text", async () => {
+  const files = MIXED.map((file) => ({ ...file, body: new Uint8Array(7) }));
+  await using mirror = startDemoMirror(files, { format: "text" });
+  const listing = await listIndex(mirror.indexUrl);
+  assert.equal(listing.format, "text");
+  assert.deepEqual(versionsOf(listing.entries), EXPECTED);
+  // Windows, -tests- and ADHOCBUILD names match the scan but not the grammar;
+  // the hostile ones never match, and the .sha256 name is the first one again.
+  assert.equal(listing.skipped, 3);
+  assert.equal(listing.warnings.length, 1);
+  assert.match(listing.warnings[0]!, /is in no known format .*took 8 tarball names/);
+  // Dates come from the versions; a stable version has none.
+  const byName = new Map(listing.entries.map((e) => [e.name, e]));
+  assert.equal(byName.get(MIXED[0]!.name)!.mtime, Date.UTC(2026, 2, 8) / 1000);
+  assert.equal(byName.get(MIXED[2]!.name)!.mtime, Date.UTC(2025, 5, 25) / 1000);
+  assert.equal(byName.get(MIXED[4]!.name)!.mtime, undefined);
+  await assertDevBuildFetchable(listing.entries, mirror.baseUrl);
+  // A page of links to none of its tarballs is read the same way; %2B is decoded.
+  const links = parseIndexPage(
+    '<a href="/">home</a><td>therock-dist-linux-gfx1151-7.9.0.dev0%2Babcdef1.tar.gz</td>',
+    "https://nightly.repo.amd.com/rocm/core/tarball/",
+  );
+  assert.equal(links.format, "text");
+  assert.equal(links.entries[0]?.version, "7.9.0.dev0+abcdef1");
+  assert.deepEqual(scanTarballNames("no names, only therock-dist- alone", "http://x/").entries, []);
+});
 
 Deno.test("listIndex() follows S3 continuation tokens over 3 pages", async () => {
   const files: MirrorFile[] = [];
@@ -133,6 +163,7 @@ Deno.test("listIndex() rejects garbage with a SyntaxError naming the URL", async
     const body of [
       "hello world",
       "<html><body>No links here</body></html>",
+      "<html><body>therock-dist-windows-gfx1151-10.0.0.tar.gz only</body></html>",
       '<script>const files = [{"name": "a",]</script>',
       '<script>const files = [{"name": 5}];</script>',
       '<script>const files = [{"name": "x"}, {"name": "y"</script>',

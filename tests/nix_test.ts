@@ -3,6 +3,7 @@
 // registry and `lib` output) give the expected values and error messages.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { scanBindings } from "../lib/nix_bindings.ts";
 import { nixEnv, repoRoot, requireTools, run, runNixBuild } from "./_tools.ts";
 
 const ok = await requireTools("Nix evaluation tests", "nix", "nix-instantiate");
@@ -75,6 +76,10 @@ Deno.test({
       version: "7.12.0a20260308",
       chain: ["gfx1151", "multiarch"],
       hash: GFX1151,
+      channel: "nightly",
+      urls: [
+        "https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
+      ],
       name: "therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
       pname: "rocm-nightly-gfx1151",
       url:
@@ -150,12 +155,15 @@ Deno.test({
   ignore: !ok,
   fn: async () => {
     const r = resolver({ gfx1151: GFX1151, "gfx110X-all": null, multiarch: null });
-    const error = await nixEvalError(`${r}.resolve "gfx1103"`);
-    assert.match(error, /no tarball for target "gfx1103"/);
-    assert.match(error, /tried gfx1103 → gfx110X-all → gfx110X-dgpu → multiarch/);
+    const error = await nixEvalError(`${r}.resolve "gfx1100"`);
+    assert.match(error, /no tarball for target "gfx1100"/);
+    assert.match(error, /tried gfx1100 → gfx110X-all → gfx110X-dgpu → multiarch/);
     assert.match(error, /gfx110X-all \(hash is null: not fetched\)/);
     assert.match(error, /gfx110X-dgpu \(not tracked in nightly.srcHashes\)/);
     assert.match(error, /available targets: gfx1151\b/);
+    // An iGPU's chain skips the -dgpu family, which has no gfx1103 kernels.
+    const igpu = await nixEvalError(`${r}.resolve "gfx1103"`);
+    assert.match(igpu, /tried gfx1103 → gfx110X-all → multiarch —/);
   },
 });
 
@@ -283,33 +291,199 @@ Deno.test({
   name: "flake.nix registry is the contract's format and its lib output resolves the default",
   ignore: !ok,
   fn: async () => {
-    const registry = await nixEval(`${FLAKE}.lib.registry`) as {
+    type Registry = {
       baseUrl: string;
       version: string;
       srcHashes: Record<string, string | null>;
+      mirrors: string[];
+      skip: string[];
     };
-    assert.equal(registry.baseUrl, "https://rocm.nightlies.amd.com/tarball/");
+    const registry = await nixEval(`${FLAKE}.lib.registry`) as Registry;
+    assert.equal(registry.baseUrl, "https://nightly.repo.amd.com/rocm/core/tarball/");
     assert.match(registry.version, /^\d+\.\d+\.\d+a\d{8}$/);
     assert.ok(Object.keys(registry.srcHashes).includes("gfx1151"));
+    // Nightly hashes stay null until update runs (the nightly workflow keeps them fresh).
+    assert.ok(Object.values(registry.srcHashes).every((hash) => hash === null));
+    assert.ok(registry.skip.includes("7.14.0a20260609"));
+    const stable = await nixEval(`${FLAKE}.lib.channels.stable`) as Registry;
+    assert.equal(stable.baseUrl, "https://repo.amd.com/rocm/tarball-multi-arch/");
+    assert.equal(stable.version, "7.14.0");
+    assert.deepEqual(stable.srcHashes, {
+      gfx908: "sha256-FoYnDvouUjiJFo7GpDQ/LlPxc9YCb9ucazCNmfmdmfo=",
+      gfx90a: "sha256-scrrt59UKVERTvZHjqWHppHQBcwTwu+t/sV3vYK2/Hg=",
+      "gfx94X-dcgpu": "sha256-MuFtyn+EQKCKjWNqan2wA0xhUY8y6pFTR7mNn1UZmww=",
+      "gfx950-dcgpu": "sha256-Eq/szQbmyvBpnYbWiPFgg6r6NUdNDsHYBjR3+1wRnUk=",
+      "gfx101X-dgpu": "sha256-/bMC7kXp46bctrqylf3y5qTA+LLHpJN2mLGBeHFYItk=",
+      "gfx103X-all": "sha256-zppb4rQ+4b3YXeP6nqPD1dy2h1RFrPcoHDdjpO54Pxk=",
+      "gfx110X-all": "sha256-54pERcUth5+9B2XyTn+p3x4mKouvaBsRihPnU0ASASc=",
+      gfx1150: "sha256-1z+OKaIdAxBRRm2tiNXbonNYKBlSH1kw2fEAp+fdCQU=",
+      gfx1151: "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=",
+      gfx1152: "sha256-OQyH9Lys8CZXj7+zYmeiORJSTwI/d/f5Mi7Kr2HYi2A=",
+      gfx1153: "sha256-VtwjOs50A2TcoGyhLCJ0moXl9fVK44EsokQm08XreH0=",
+      "gfx120X-all": "sha256-KjBNB7klx+RuUfqPcZsZWpv+LfLMkg1wbxCinS0kca8=",
+    });
+    // A fresh clone builds the default target from stable (the nightly has no pin yet).
+    assert.equal(await nixEval(`${FLAKE}.lib.defaultChannel`), "stable");
     const resolved = await nixEval(`${FLAKE}.lib.resolve ${FLAKE}.lib.defaultTarget`) as {
       url: string;
       hash: string;
+      pname: string;
     };
-    assert.ok(resolved.url.startsWith(registry.baseUrl));
-    assert.match(resolved.hash, /^sha256-[A-Za-z0-9+/]{43}=$/);
+    assert.equal(
+      resolved.url,
+      "https://repo.amd.com/rocm/tarball-multi-arch/therock-dist-linux-gfx1151-7.14.0.tar.gz",
+    );
+    assert.equal(resolved.hash, stable.srcHashes.gfx1151);
+    assert.equal(resolved.pname, "rocm-stable-gfx1151");
     const targets = await nixEval(`${FLAKE}.lib.targets.defaultTarget`);
     const json = JSON.parse(await Deno.readTextFile(join(repoRoot, "lib/targets.json")));
     assert.equal(targets, json.defaultTarget);
   },
 });
 
-Deno.test("flake.nix binds each registry name exactly once (tools edit it by path)", async () => {
+Deno.test({
+  name: "channels.nix names the channel that would serve a target another lacks",
+  ignore: !ok,
+  fn: async () => {
+    const error = await nixEvalError(`${FLAKE}.lib.resolveIn "nightly" "gfx1100"`);
+    assert.match(error, /no tarball for target "gfx1100" in the nightly channel/);
+    assert.match(error, /another channel serves it: rocm-stable-gfx1100 \(stable 7\.14\.0\)/);
+    const unknown = await nixEvalError(`${FLAKE}.lib.resolveIn "rc" "gfx1100"`);
+    assert.match(unknown, /no channel "rc" in flake.nix \(channels: nightly, stable\)/);
+    // Nothing serves gfx1250 yet: the plain message, without a hint.
+    const none = await nixEvalError(`${FLAKE}.lib.resolveIn "stable" "gfx1250"`);
+    assert.match(none, /no tarball for target "gfx1250" in the stable channel/);
+    assert.doesNotMatch(none, /another channel/);
+  },
+});
+
+Deno.test({
+  name: "module.nix channel option defaults to the overlay's channel and picks the package",
+  ignore: !ok,
+  fn: async () => {
+    const expr = `let
+      evaluate = settings: (import ${repoRoot}/tests/fixtures/module_eval.nix {
+        module = import ${repoRoot}/nix/module.nix;
+        inherit settings;
+        pkgs.rocmNightly = {
+          defaultChannel = "stable";
+          defaultTarget = "gfx1151";
+          packageIn = channel: target: { outPath = "\${channel}/\${target}"; };
+        };
+      }).cfg;
+    in {
+      channel = (evaluate { }).channel;
+      package = (evaluate { channel = "nightly"; target = "gfx1100"; }).package.outPath;
+    }`;
+    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
+  },
+});
+
+Deno.test({
+  name: "channels.nix serves an added rc channel and falls back to it for the default",
+  ignore: !ok,
+  fn: async () => {
+    const channels = `(import ${repoRoot}/nix/channels.nix {
+      channels = {
+        nightly = { baseUrl = "https://n.example/"; version = "10.1.0a20260827";
+          srcHashes = { gfx1151 = null; }; };
+        rc = { baseUrl = "https://rc.repo.amd.com/rocm/core/tarball/"; version = "10.1.0rc0";
+          srcHashes = { gfx1151 = ${lit(GFX1151)}; }; mirrors = [ ]; skip = [ ]; };
+      };
+      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/targets.json);
+    })`;
+    const value = await nixEval(`let c = ${channels}; in {
+      inherit (c) defaultChannel order defaultNotice;
+      rc = c.packageTargets."rocm-rc-gfx1151";
+      url = (c.resolveIn "rc" "gfx1151").url;
+    }`);
+    assert.deepEqual(value, {
+      defaultChannel: "rc",
+      order: ["nightly", "rc"],
+      defaultNotice:
+        "rocm-nightly: packages.default is rocm-rc-gfx1151 (rc 10.1.0rc0): the nightly channel has no pinned tarball for gfx1151 (`nix run .#update` pins one)",
+      rc: { channel: "rc", target: "gfx1151" },
+      url: "https://rc.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0rc0.tar.gz",
+    });
+  },
+});
+
+Deno.test({
+  name: "smoke.nix passes when rocminfo lists the ISA's agent, fails otherwise, needs rocm-<isa>",
+  ignore: !ok,
+  fn: async () => {
+    // A package whose rocminfo prints one agent (or fails), and nixpkgs' runCommand in small.
+    const smoke = (agent: string, exit = 0): string =>
+      `let
+        system = "x86_64-linux";
+        runCommand = name: env: script: derivation (env // {
+          inherit name system; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin";
+        });
+        package = derivation {
+          name = "fake-rocm-${agent}-${exit}"; inherit system; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+          args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\necho \\"  Name:                    ${agent}\\"\\nexit ${exit}\\n' > $out/bin/rocminfo && chmod +x $out/bin/rocminfo" ];
+        };
+      in import ${repoRoot}/nix/smoke.nix { inherit runCommand package; isa = "gfx1151"; }`;
+    const build = (expr: string, features: string) =>
+      runNixBuild("nix-build", [
+        "--no-out-link",
+        ...["--option", "system-features", features],
+        "--expr",
+        expr,
+      ], { env });
+    const pass = await build(smoke("gfx1151"), "rocm-gfx1151");
+    assert.equal(pass.code, 0, pass.stderr);
+    assert.match(await Deno.readTextFile(pass.stdout.trim()), /Name: +gfx1151/);
+    const other = await build(smoke("gfx1100"), "rocm-gfx1151");
+    assert.notEqual(other.code, 0);
+    assert.match(
+      other.stderr,
+      /smoke-gfx1151: rocminfo of fake-rocm-gfx1100-0 \(exit 0\) lists no gfx1151 agent/,
+    );
+    const crashed = await build(smoke("gfx1151", 139), "rocm-gfx1151");
+    assert.match(crashed.stderr, /\(exit 139\) lists no gfx1151 agent/);
+    // Without the feature, Nix refuses to build it here at all.
+    const elsewhere = await build(smoke("gfx1151", 1), "kvm");
+    assert.notEqual(elsewhere.code, 0);
+    assert.match(elsewhere.stderr, /rocm-gfx1151/);
+  },
+});
+
+Deno.test({
+  name: "resolve.nix puts the channel's mirrors after baseUrl and refuses a skipped version",
+  ignore: !ok,
+  fn: async () => {
+    const r = resolver(
+      { "gfx1151": GFX1151 },
+      `mirrors = [ "http://127.0.0.1:1/m" "https://mirror.example/rocm/" ];`,
+    );
+    assert.deepEqual(await nixEval(`(${r}.resolve "gfx1151").urls`), [
+      "https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
+      "http://127.0.0.1:1/m/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
+      "https://mirror.example/rocm/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
+    ]);
+    const badMirror = await nixEvalError(
+      `(${resolver({ gfx1151: GFX1151 }, `mirrors = [ "ftp://m/" ];`)}.resolve "gfx1151").urls`,
+    );
+    assert.match(badMirror, /a URL of nightly.mirrors "ftp:\/\/m\/" is not an http\(s\) URL/);
+    const skipped = resolver({ gfx1151: GFX1151 }, `skip = [ "7.12.0a20260308" ];`);
+    const error = await nixEvalError(`${skipped}.resolve "gfx1151"`);
+    assert.match(error, /nightly.version "7.12.0a20260308" is in nightly.skip \(known bad\)/);
+    assert.deepEqual(await nixEval(`${skipped}.packageTargets`), {});
+  },
+});
+
+Deno.test("flake.nix binds each registry path exactly once (tools edit it by path)", async () => {
   const text = await Deno.readTextFile(join(repoRoot, "flake.nix"));
-  const code = text.split("\n").map((line) => line.replace(/#.*$/, "")).join("\n");
-  for (const name of ["nightly", "baseUrl", "version", "srcHashes"]) {
-    const count = code.match(new RegExp(`(^|[\\s{;.])${name}\\s*=`, "g"))?.length ?? 0;
-    assert.equal(count, 1, `${name} is bound ${count} times`);
+  const { bindings } = scanBindings(text);
+  const paths = bindings.map((b) => b.path.join("."));
+  for (const channel of ["nightly", "stable"]) {
+    for (const name of ["", ".baseUrl", ".version", ".srcHashes", ".mirrors", ".skip"]) {
+      const count = paths.filter((path) => path === `${channel}${name}`).length;
+      assert.equal(count, 1, `${channel}${name} is bound ${count} times`);
+    }
   }
+  const code = text.split("\n").map((line) => line.replace(/#.*$/, "")).join("\n");
   assert.equal(code.match(/nightly\.version/g), null);
   assert.match(
     text,
@@ -365,6 +539,7 @@ const STUB_NIXPKGS = String.raw`{
         id = x: x;
         all = pred: builtins.all pred;
         filter = builtins.filter;
+        listToAttrs = builtins.listToAttrs;
         mapAttrs = builtins.mapAttrs;
         optionals = cond: list: if cond then list else [ ];
         nameValuePair = name: value: { inherit name value; };
@@ -425,8 +600,9 @@ const STUB_NIXPKGS = String.raw`{
             umoci = drv "umoci" "mkdir $out";
             closureInfo = { rootPaths }: drv "closure-info" "mkdir $out";
             mkShell = { packages }: drv "shell" "mkdir $out";
-            fetchurl = { url, hash, name }: derivation {
-              inherit name system url;
+            fetchurl = { urls, hash, name }: derivation {
+              inherit name system urls;
+              url = builtins.head urls;
               builder = "/bin/sh";
               args = [ "-c" "exit 1" ];
               outputHashMode = "flat";
@@ -525,14 +701,18 @@ Deno.test({
         assert.equal(result.code, 0, result.stderr);
         return JSON.parse(result.stdout);
       };
-      const lib = await evalJson("lib", "l: { inherit (l) packageTargets defaultTarget; }") as {
+      const lib = await evalJson(
+        "lib",
+        "l: { inherit (l) packageTargets allPackageTargets defaultTarget; }",
+      ) as {
         packageTargets: Record<string, string>;
+        allPackageTargets: Record<string, unknown>;
         defaultTarget: string;
       };
 
       await t.step("packages: one per resolvable target, its image, and default", async () => {
         const names = await evalJson("packages.x86_64-linux", "builtins.attrNames");
-        const targets = Object.keys(lib.packageTargets);
+        const targets = Object.keys(lib.allPackageTargets);
         const images = Object.values(lib.packageTargets).map((target) => `docker-${target}`);
         assert.deepEqual(names, ["default", ...images, ...targets].sort());
         const main = await evalJson(
@@ -554,6 +734,69 @@ Deno.test({
           "p: p.drvPath",
         );
         assert.match(String(image), /docker-image-rocm-nightly-.+\.drv$/);
+        // A fresh clone: packages.default is stable's, with a warning naming the channel.
+        const trace = await nix([
+          "eval",
+          "--raw",
+          `path:${flake}#packages.x86_64-linux.default.pname`,
+        ]);
+        assert.equal(trace.stdout, "rocm-stable-gfx1151");
+        assert.match(
+          trace.stderr,
+          /trace: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
+        );
+      });
+
+      await t.step("a nightly package without a pin names the stable package", async () => {
+        const result = await nix(["eval", `path:${flake}#rocm-nightly-gfx1151`]);
+        assert.notEqual(result.code, 0);
+        assert.match(result.stderr, /no tarball for target "gfx1151" in the nightly channel/);
+        assert.match(result.stderr, /rocm-stable-gfx1151 \(stable 7\.14\.0\)/);
+      });
+
+      await t.step("mirrors and smoke checks of a pinned nightly, in fetchurl's urls", async () => {
+        const pinned = join(dir, "pinned");
+        await Deno.mkdir(pinned);
+        const copied = await run("cp", [
+          "-r",
+          ...["flake.nix", "flake.lock", "deno.json", "mod.ts", "lib", "nix", "scripts"].map((p) =>
+            join(flake, p)
+          ),
+          pinned,
+        ]);
+        assert.equal(copied.code, 0, copied.stderr);
+        const text = await Deno.readTextFile(join(pinned, "flake.nix"));
+        await Deno.writeTextFile(
+          join(pinned, "flake.nix"),
+          text.replace("gfx1151 = null;", `gfx1151 = "${GFX1151}";`)
+            .replace("mirrors = [ ];", 'mirrors = [ "http://127.0.0.1:9/keep/" ];'),
+        );
+        const evalPinned = async (attr: string, apply: string): Promise<unknown> => {
+          const result = await nix(["eval", "--json", `path:${pinned}#${attr}`, "--apply", apply]);
+          assert.equal(result.code, 0, result.stderr);
+          assert.doesNotMatch(result.stderr, /packages.default is/);
+          return JSON.parse(result.stdout);
+        };
+        const src = await evalPinned(
+          "packages.x86_64-linux.default",
+          "p: { inherit (p) pname; inherit (p.src) urls outputHash; }",
+        );
+        assert.deepEqual(src, {
+          pname: "rocm-nightly-gfx1151",
+          outputHash: GFX1151,
+          urls: [
+            "https://nightly.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
+            "http://127.0.0.1:9/keep/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
+          ],
+        });
+        const smoke = await evalPinned(
+          "checks.x86_64-linux",
+          'c: builtins.mapAttrs (_: d: d.requiredSystemFeatures) (builtins.removeAttrs c (builtins.filter (n: builtins.substring 0 6 n != "smoke-") (builtins.attrNames c)))',
+        );
+        assert.deepEqual(smoke, { "smoke-gfx1151": ["rocm-gfx1151"] });
+        // The fresh clone's nightly has no pin: no smoke checks yet.
+        const fresh = await evalJson("checks.x86_64-linux", "builtins.attrNames") as string[];
+        assert.deepEqual(fresh.filter((name) => name.startsWith("smoke-")), []);
       });
 
       await t.step("nix eval .#rocm-nightly-<unavailable> explains the chain tried", async () => {
@@ -561,7 +804,8 @@ Deno.test({
           string,
           string
         >;
-        const name = Object.keys(unavailable).find((n) => n.startsWith("rocm-nightly-gfx1"))!;
+        const name = "rocm-stable-gfx1250";
+        assert.ok(Object.hasOwn(unavailable, name));
         const result = await nix(["eval", `path:${flake}#${name}`]);
         assert.notEqual(result.code, 0);
         assert.match(result.stderr, /rocm-nightly: no tarball for target "gfx1.*tried gfx1.* → /);
@@ -583,7 +827,7 @@ Deno.test({
           assert.equal(app.type, "app", name);
           assert.ok(app.description.length > 10, name);
         }
-        assert.match(apps.default!.program, /-rocm-nightly-.+\/bin\/rocminfo$/);
+        assert.match(apps.default!.program, /-rocm-stable-gfx1151-.+\/bin\/rocminfo$/);
       });
 
       await t.step(
@@ -659,61 +903,28 @@ Deno.test({
 });
 
 /**
- * nix/module.nix applied to a stand-in of nixpkgs' module system: `lib` with
- * the option and condition functions the module calls (mkIf and mkMerge kept
- * as markers, then pushed down the way the module system does), `config`
- * built from the module's own option defaults plus `settings`, and a stub
- * package. Real NixOS semantics are CI's `nix flake check` (module-eval).
+ * nix/module.nix evaluated by the builtins-only stand-in for nixpkgs' module
+ * system (tests/fixtures/module_eval.nix, shared with tests/module_test.ts),
+ * with a stub package and nix-ld's `enable` as another module would set it.
+ * Real NixOS semantics are CI's `nix flake check` (module-eval).
  */
 function moduleEval(settings: string, nixLd: boolean): string {
   return `let
-  lib = rec {
-    mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkMerge = contents: { _type = "merge"; inherit contents; };
-    mkDefault = content: { _type = "override"; inherit content; };
-    mkForce = mkDefault;
-    mkOption = option: option;
-    mkEnableOption = description: { default = false; inherit description; };
-    literalExpression = text: { _type = "literalExpression"; inherit text; };
-    optional = condition: value: if condition then [ value ] else [ ];
-    optionals = condition: values: if condition then values else [ ];
-    optionalAttrs = condition: attrs: if condition then attrs else { };
-    optionalString = condition: text: if condition then text else "";
-    types = {
-      str = "str"; bool = "bool"; int = "int"; package = "package"; path = "path";
-      nullOr = t: "nullOr"; listOf = t: "listOf"; attrsOf = t: "attrsOf"; enum = values: "enum";
-    };
-  };
   store = name: { type = "derivation"; inherit name; outPath = "/nix/store/${
     "0".repeat(32)
   }-\${name}"; };
   withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
   withoutIcd = store "rocm-user";
-  pkgs.rocmNightly = { defaultTarget = "gfx1151"; packageFor = _: withIcd; };
-  module = import ${repoRoot}/nix/module.nix;
-  evaluate = config: module { inherit lib pkgs config; };
-  defaults = options: builtins.mapAttrs (_: option: option.default or null) options;
-  config = {
-    services.rocm-nightly = defaults (evaluate config).options.services.rocm-nightly // (${settings});
-    programs.nix-ld.enable = ${nixLd};
-  };
-  merge = a: b:
-    if a == null then b else if b == null then a
-    else if builtins.isList a then a ++ b
-    else if builtins.isAttrs a && !(a ? outPath) then
-      a // builtins.mapAttrs (name: value: if a ? \${name} then merge a.\${name} value else value) b
-    else b;
-  resolve = value:
-    if builtins.isAttrs value && value ? _type then
-      if value._type == "if" then (if value.condition then resolve value.content else null)
-      else if value._type == "merge" then builtins.foldl' merge null (map resolve value.contents)
-      else if value._type == "override" then resolve value.content
-      else value
-    else if builtins.isAttrs value && !(value ? outPath) then
-      let resolved = builtins.mapAttrs (_: resolve) value;
-      in builtins.removeAttrs resolved (builtins.filter (name: resolved.\${name} == null) (builtins.attrNames resolved))
-    else value;
-  result = resolve (evaluate config).config;
+  result = (import ${repoRoot}/tests/fixtures/module_eval.nix {
+    module = import ${repoRoot}/nix/module.nix;
+    settings = ${settings};
+    pkgs.rocmNightly = {
+      defaultTarget = "gfx1151";
+      defaultChannel = "nightly";
+      packageIn = _: _: withIcd;
+    };
+    otherConfig.programs.nix-ld.enable = ${nixLd};
+  }).definitions;
 in {
   systemPackages = result.environment.systemPackages or [ ];
   tmpfiles = result.systemd.tmpfiles.rules or [ ];

@@ -36,6 +36,8 @@ for (const name of scripts) {
       const result = await run(Deno.execPath(), [
         "run",
         `--allow-import=127.0.0.1:${server.port}`,
+        // A port an earlier run used may still be in Deno's module cache.
+        `--reload=${server.origin}`,
         ...permissions,
         server.url(`/scripts/${name}`),
         "--help",

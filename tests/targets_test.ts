@@ -54,3 +54,44 @@ Deno.test("productsOf() names the GPUs of a family", () => {
   assert.ok(productsOf("gfx110X-all").some((p) => p.includes("7900")));
   assert.deepEqual(productsOf("nope"), []);
 });
+
+Deno.test("targetTable families hold TheRock's members (cmake/therock_amdgpu_targets.cmake)", () => {
+  const isas = (family: string): string[] | undefined => targetTable.families[family]?.isas;
+  assert.deepEqual(isas("gfx110X-dgpu"), ["gfx1100", "gfx1101", "gfx1102"]);
+  assert.deepEqual(isas("gfx110X-all"), ["gfx1100", "gfx1101", "gfx1102", "gfx1103"]);
+  assert.deepEqual(isas("gfx103X-dgpu"), ["gfx1030", "gfx1031", "gfx1032", "gfx1034"]);
+  assert.deepEqual(isas("gfx103X-all"), [
+    "gfx1030",
+    "gfx1031",
+    "gfx1032",
+    "gfx1033",
+    "gfx1034",
+    "gfx1035",
+    "gfx1036",
+  ]);
+  assert.deepEqual(isas("gfx101X-dgpu"), ["gfx1010", "gfx1011", "gfx1012"]);
+  assert.deepEqual(isas("gfx120X-all"), ["gfx1200", "gfx1201"]);
+  assert.deepEqual(productsOf("gfx1153"), ["Radeon 820M"]);
+});
+
+Deno.test("candidateFamilies() never sends an iGPU through a -dgpu family", () => {
+  for (const igpu of ["gfx1033", "gfx1035", "gfx1036"]) {
+    assert.deepEqual(candidateFamilies(igpu), ["gfx103X-all", "multiarch"], igpu);
+  }
+  assert.deepEqual(candidateFamilies("gfx1103"), ["gfx110X-all", "multiarch"]);
+  for (const dgpu of ["gfx1030", "gfx1031", "gfx1032", "gfx1034"]) {
+    assert.deepEqual(candidateFamilies(dgpu), ["gfx103X-all", "gfx103X-dgpu", "multiarch"], dgpu);
+  }
+  for (const dgpu of ["gfx1100", "gfx1101", "gfx1102"]) {
+    assert.deepEqual(candidateFamilies(dgpu), ["gfx110X-all", "gfx110X-dgpu", "multiarch"], dgpu);
+  }
+  // Every family of every chain carries the ISA's kernels.
+  for (const [isa, info] of Object.entries(targetTable.isas)) {
+    for (const family of info.fallback) {
+      assert.ok(targetTable.families[family]!.isas.includes(isa), `${isa} via ${family}`);
+    }
+  }
+  // On an old index with only gfx110X-dgpu, gfx1103 takes multiarch, not the dGPU tarball.
+  const old = new Set(["gfx110X-dgpu", "multiarch"]);
+  assert.equal(resolveTarget("gfx1103", { available: old }).family, "multiarch");
+});

@@ -126,3 +126,23 @@ Deno.test("compareVersions() never throws on versions without a date", () => {
   assert.ok(compareVersions(parseVersion("6.4.0"), parseVersion("7.0.0rc20250625")) < 0);
   assert.ok(compareVersions(parseVersion("10.0.0"), parseVersion("7.12.0a20260308")) > 0);
 });
+
+Deno.test("parseVersion() reads the versions of AMD's ROCm 10 channels and stable 7.14.0", () => {
+  assert.deepEqual(parseVersion("10.1.0a20260827"), {
+    text: "10.1.0a20260827",
+    kind: "nightly",
+    base: [10, 1, 0],
+    date: "20260827",
+  });
+  assert.deepEqual(parseVersion("10.0.0"), { text: "10.0.0", kind: "stable", base: [10, 0, 0] });
+  assert.deepEqual(parseVersion("10.1.0rc0"), {
+    text: "10.1.0rc0",
+    kind: "prerelease",
+    base: [10, 1, 0],
+    rc: 0,
+  });
+  assert.equal(parseVersion("7.14.0").kind, "stable");
+  // The release candidate of 10.1.0 follows 10.0.0 and precedes 10.1.0.
+  const order = ["10.1.0", "10.1.0rc0", "10.0.0", "7.14.0"].map(parseVersion).sort(compareVersions);
+  assert.deepEqual(order.map((v) => v.text), ["7.14.0", "10.0.0", "10.1.0rc0", "10.1.0"]);
+});

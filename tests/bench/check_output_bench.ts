@@ -7,8 +7,12 @@
  * tree. Target: check-output within 2× of find, end to end (process start
  * included for both). Exits 1 when the target is missed. check-output runs
  * with its shebang's permissions, so it reads directories with getdents64
- * (lib/dir_reader.ts); two more rows show it without `--allow-ffi` and a bare
- * Deno.readDirSync walk in its own process, the floor of that fallback.
+ * (lib/dir_reader.ts); more rows show it without `--allow-ffi`, a bare
+ * Deno.readDirSync walk in its own process (the floor of that fallback), and
+ * the floors of check-output's own work (tests/bench/_walk_floor.ts): the
+ * getdents64 walk alone, then with openat/pread/close of the first 4 KiB of
+ * each ELF candidate and no parsing, the least any Deno check of this tree
+ * reading its ELF files on one thread pays.
  *
  * @module
  */
@@ -128,6 +132,9 @@ console.log(n);
   const check: number[] = [];
   const noFfi: number[] = [];
   const bare: number[] = [];
+  const walkFloor: number[] = [];
+  const readFloor: number[] = [];
+  const floorScript = join(root, "tests/bench/_walk_floor.ts");
   let found = "";
   let summary = "";
   for (let i = 0; i < RUNS; i++) {
@@ -158,6 +165,18 @@ console.log(n);
     const b = await timed(Deno.execPath(), ["run", "--no-lock", "--allow-read", walker, out]);
     if (b.stdout.trim() !== found) throw new Error(`walk.ts counted ${b.stdout.trim()} files`);
     bare.push(b.ms);
+    const floorArgs = ["run", "--allow-read", "--allow-ffi", floorScript, out];
+    const w = await timed(Deno.execPath(), floorArgs);
+    if (w.stdout.trim() !== found) throw new Error(`_walk_floor.ts counted ${w.stdout.trim()}`);
+    walkFloor.push(w.ms);
+    const r = await timed(Deno.execPath(), [...floorArgs, "--read-elf"]);
+    const elfFiles = summary.match(/ (\d+) ELF files/)?.[1];
+    if (r.stdout.trim() !== `${found} ${elfFiles}`) {
+      throw new Error(
+        `_walk_floor.ts --read-elf counted ${r.stdout.trim()}, not ${found} ${elfFiles}`,
+      );
+    }
+    readFloor.push(r.ms);
   }
   const f = median(floor);
   const c = median(check);
@@ -190,6 +209,18 @@ console.log(n);
     `| bare \`Deno.readDirSync\` walk (Deno's floor) | ${w.toFixed(0)} | ${rate(w)} | ${
       (w / f).toFixed(2)
     }× | — | check-output = ${(c / w).toFixed(2)}× this |`,
+  );
+  const g = median(walkFloor);
+  console.log(
+    `| getdents64 walk alone (check-output's floor) | ${g.toFixed(0)} | ${rate(g)} | ${
+      (g / f).toFixed(2)
+    }× | — | floor |`,
+  );
+  const e = median(readFloor);
+  console.log(
+    `| same + openat/pread 4 KiB/close of each ELF file | ${e.toFixed(0)} | ${rate(e)} | ${
+      (e / f).toFixed(2)
+    }× | — | check-output = ${(c / e).toFixed(2)}× this |`,
   );
   if (!pass) Deno.exitCode = 1;
 } finally {

@@ -371,6 +371,36 @@ export const SIGNAL_CASES: FaultCase[] = [
   ...SIGNALS.flatMap((signal) => [...stages(signal), checkOutputCase(signal)]),
   imageCase(SIGNALS[0], "oci"),
   {
+    name: "SIGTERM while update's --gate runs: the command stops, its candidate copy is removed",
+    run: () =>
+      inTempDir(async (dir) => {
+        const { ok } = await import("./_fixtures.ts");
+        await using server = startRawServer(indexAndTarball(() => ok(uniqueBytes(4096))));
+        await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${server.origin}/tarball/`));
+        const before = snapshot(dir);
+        const marks = await Deno.makeTempDir({ prefix: "fault-gate-" });
+        try {
+          const started = `${marks}/started`;
+          const result = await runScript("update", [
+            ...["--flake", `${dir}/flake.nix`],
+            ...["--gate", `touch '${started}'; exec sleep 30`],
+          ], {
+            signal: {
+              name: "SIGTERM",
+              when: (_, exited) => waitUntil(() => exists(started), "the gate", 15_000, 5, exited),
+            },
+          });
+          await assertFailedCleanly(result, {
+            code: 143,
+            stderr: INTERRUPTED("SIGTERM"),
+            unchanged: [before],
+          });
+        } finally {
+          await Deno.remove(marks, { recursive: true });
+        }
+      }),
+  },
+  {
     name: "SIGKILL mid-download: the next run in that folder sweeps the leftover temporary",
     run: () =>
       inTempDir(async (dir) => {

@@ -1,0 +1,67 @@
+/**
+ * The floors of check-output's work, for tests/bench/check_output_bench.ts:
+ * `deno run --allow-read --allow-ffi _walk_floor.ts TREE [--read-elf]` walks
+ * TREE with lib/dir_reader.ts (getdents64) and prints how many regular files
+ * it holds; with `--read-elf`, it also opens each ELF candidate (check-output's
+ * rule: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`)
+ * relative to its folder and reads its first 4 KiB, the least any reader of
+ * its program headers does: openat, pread, close, through glibc, no parsing.
+ *
+ * @module
+ */
+
+import { openDirectoryReader } from "../../lib/dir_reader.ts";
+
+const [tree, flag] = Deno.args;
+if (tree === undefined) throw new TypeError("usage: _walk_floor.ts TREE [--read-elf]");
+const readElf = flag === "--read-elf";
+const glibc = Deno.dlopen(
+  "libc.so.6",
+  {
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+    close: { parameters: ["i32"], result: "i32" },
+  } as const,
+);
+const { open, openat, pread, close } = glibc.symbols;
+// <fcntl.h>: O_PATH | O_DIRECTORY | O_CLOEXEC for folders, O_NONBLOCK | O_CLOEXEC for files.
+const FOLDER_FLAGS = 0o10000000 | 0o200000 | 0o2000000;
+const FILE_FLAGS = 0o4000 | 0o2000000;
+const EXECUTABLE_DIRS = new Set(["bin", "sbin", "libexec"]);
+const encoder = new TextEncoder();
+const pathBytes = new Uint8Array(8192);
+const head = new Uint8Array(4096);
+const cString = (text: string): Uint8Array => {
+  pathBytes[encoder.encodeInto(text, pathBytes).written] = 0;
+  return pathBytes;
+};
+
+let files = 0;
+let elfFiles = 0;
+using reader = openDirectoryReader();
+const stack: { dir: string; executable: boolean }[] = [{ dir: tree, executable: false }];
+while (stack.length > 0) {
+  const { dir, executable } = stack.pop()!;
+  let folder = -1;
+  reader.read(dir, (name, kind) => {
+    if (kind === "directory") {
+      stack.push({ dir: `${dir}/${name}`, executable: executable || EXECUTABLE_DIRS.has(name) });
+    } else if (kind === "file") {
+      files++;
+      if (
+        !readElf || name.endsWith(".debug") ||
+        !(executable || name.endsWith(".so") || name.includes(".so."))
+      ) return;
+      if (folder < 0) folder = open(cString(dir), FOLDER_FLAGS);
+      const fd = openat(folder, cString(name), FILE_FLAGS);
+      if (fd < 0) throw new Error(`cannot open "${dir}/${name}"`);
+      if (Number(pread(fd, head, BigInt(head.length), 0n)) >= 4 && head[0] === 0x7f) elfFiles++;
+      close(fd);
+    }
+  });
+  if (folder >= 0) close(folder);
+}
+glibc.close();
+// deno-lint-ignore no-console
+console.log(readElf ? `${files} ${elfFiles}` : `${files}`);
