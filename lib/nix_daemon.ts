@@ -95,7 +95,12 @@ export class StoreStream {
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("nix-daemon", {
-        args: ["--stdio"],
+        // A local store's AddToStore first gathers up to nar-buffer-size
+        // (32 MiB) in memory before it spills to a temporary file in the
+        // store: with 0 it streams to the file at once, which halves
+        // nix-daemon's peak RSS (65 → 33 MiB) and changes nothing else. (A
+        // daemon this one forwards to keeps its own setting.)
+        args: ["--stdio", "--option", "nar-buffer-size", "0"],
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",

@@ -38,7 +38,7 @@ Options:
   --timeout SECONDS     give up an attempt after this long without data (default: 60)
   --max-bytes SIZE      refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)
   --connections N       fetch in 4 MiB ranges over up to N connections when the server
-                        accepts ranges (default: 4 for files of 256 MiB or more, else 1);
+                        accepts ranges (default: 4 for files of 256 MiB or more, 1 on loopback);
                         memory: about 64 MiB + (N + 2) x 4 MiB, whatever the size
   --allow-http          allow plain http to any host
   -h, --help            show this help

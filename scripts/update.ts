@@ -46,7 +46,8 @@ Options:
   --add-to-store    also add each tarball to the Nix store (as fetchurl would)
   --jobs N          downloads at once (default: 2)
   --connections N   connections per download, in 4 MiB ranges (default: 4 for
-                    tarballs of 256 MiB or more whose server accepts ranges)
+                    tarballs of 256 MiB or more whose server accepts ranges,
+                    except on loopback)
   --allow-http      allow plain http to hosts other than loopback
   --no-progress     no progress bars (there are none unless stderr is a terminal)
   -h, --help        show this help

@@ -217,6 +217,43 @@ export async function startServer(
   };
 }
 
+/**
+ * busybox httpd serving `dir` on 127.0.0.1 (it sends files with sendfile(2),
+ * so the server costs next to no CPU and the measured client gets the
+ * machine's other core), or `undefined` with the reason printed when busybox
+ * is not installed.
+ */
+export async function startSendfileServer(
+  dir: string,
+): Promise<({ port: number } & AsyncDisposable) | undefined> {
+  if (!await hasTool("busybox")) {
+    console.log("busybox not installed: the unthrottled rows use tests/_server.ts (costs a core)");
+    return undefined;
+  }
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const server = new Deno.Command("busybox", {
+    args: ["httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", dir],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async (): Promise<void> => {
+    server.kill();
+    await server.status;
+  };
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, [Symbol.asyncDispose]: stop };
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  await stop();
+  throw new Error(`busybox httpd did not listen on port ${port} within 2 s`);
+}
+
 /** The rows of a result table: each tool's time against a reference's. */
 export class Table {
   #rows: string[][] = [];

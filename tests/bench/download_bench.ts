@@ -1,14 +1,15 @@
 /**
  * Download benchmark (`deno task bench download`): a 2 GiB file (`.bench/`,
- * generated once) over loopback HTTP from tests/_server.ts in its own
- * process, every figure measured side by side in the same run.
+ * generated once) over loopback HTTP from a server in its own process, every
+ * figure measured side by side in the same run.
  *
- * - Unthrottled: `prefetch.ts URL` (default connections, and one) against
+ * - Unthrottled, served by busybox httpd (sendfile(2), next to no CPU) when
+ *   installed: `prefetch.ts URL` (default connections, and four) against
  *   the CPU's SHA-256 speed, `openssl speed -evp sha256 -bytes 1048576`
  *   measured in the same run (target ≥ 0.85×); `curl -o FILE && openssl
  *   dgst`; `prefetch.ts --add-to-store URL` against `nix-prefetch-url URL`
  *   (target ≥ 2×, peak RSS ≤ 64 MiB).
- * - Throttled to 64 MiB/s per connection: `prefetch.ts --connections 8`
+ * - Throttled to 64 MiB/s per connection (tests/_server.ts): `prefetch.ts --connections 8`
  *   against the throttle's ideal (8 × 64 MiB/s, target ≥ 0.85×) and
  *   `aria2c -x8 -s8` followed by `openssl dgst -sha256` (target: faster),
  *   plus `curl -o` + openssl and `nix-prefetch-url`, which use one connection
@@ -38,6 +39,7 @@ import {
   ROOT,
   type Sample,
   shebangPermissions,
+  startSendfileServer,
   startServer,
   Table,
   type Tool,
@@ -127,14 +129,39 @@ async function opensslSpeed(): Promise<Sample> {
   return { seconds: SIZE / (kBps * 1000), rssKiB: 0, stdout: "" };
 }
 
+const loadAverage = async (): Promise<string> =>
+  (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+const loadBefore = await loadAverage();
+const CEILING = join(work, "hash_ceiling.ts");
+await Deno.writeTextFile(
+  CEILING,
+  `import { createHash } from "node:crypto";
+const block = new Uint8Array(4 * 1024 * 1024);
+const hash = createHash("sha256");
+for (let left = ${SIZE}; left > 0; left -= block.length) hash.update(block.subarray(0, Math.min(left, block.length)));
+hash.digest();
+`,
+);
+const empty = join(work, "empty.ts");
+await Deno.writeTextFile(empty, "");
+const floor = await measure([deno, "run", empty]);
 const table = new Table(SIZE);
 try {
   // Unthrottled: receiving and hashing against the CPU's SHA-256 speed.
   {
-    await using server = await startServer(dirname(file));
+    await using server = await startSendfileServer(dirname(file)) ??
+      await startServer(dirname(file));
     const url = (): string => `http://127.0.0.1:${server.port}/${name}`;
-    const tools = [ours("URL", url), ours("URL", url, "--connections", "1"), curl(url)];
+    const tools = [ours("URL", url), ours("URL", url, "--connections", "4"), curl(url)];
     if (nix) tools.push(ours("URL", url, "--add-to-store"), nixPrefetchUrl(url));
+    // The ceiling for a Deno process: its own SHA-256 (node:crypto, 4 MiB
+    // updates from memory, start-up included), which the download can at
+    // best keep busy from the first byte to the last.
+    const ceiling: Tool = {
+      name: "Deno node:crypto SHA-256 from memory (no I/O)",
+      argv: () => [deno, "run", CEILING],
+    };
+    tools.push(ceiling);
     let speed: Sample | undefined;
     const timed = await bestOf([...tools, {
       name: "openssl speed",
@@ -145,10 +172,13 @@ try {
       },
     }], ROUNDS);
     timed.delete("openssl speed");
+    const hashOnly = timed.get(ceiling.name)!;
+    timed.delete(ceiling.name);
     assertAgree(timed, truth);
     const group = "loopback";
     const main = timed.get(tools[0]!.name)!;
     table.row(group, "`openssl speed -evp sha256` (hash only, no I/O)", speed!, speed!);
+    table.row(group, ceiling.name, hashOnly, speed!);
     table.row(group, tools[0]!.name, main, speed!, {
       text: "≥ 0.85× openssl speed",
       pass: speed!.seconds / main.seconds >= 0.85,
@@ -213,6 +243,12 @@ try {
   await Deno.remove(work, { recursive: true });
 }
 table.print(ROUNDS);
+console.log(
+  `\nDeno's floor: \`deno run\` of an empty script peaks at ${
+    (floor.rssKiB / 1024).toFixed(1)
+  } MiB RSS.`,
+);
+console.log(`\nLoad average (1, 5, 15 min): ${loadBefore} before, ${await loadAverage()} after.`);
 console.log(
   `\nThe ratio column compares with the row named first in each group (${
     (SIZE / GiB).toFixed(0)
