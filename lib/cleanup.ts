@@ -142,7 +142,7 @@ const FOLDER_GRACE_MS = 60_000;
 /**
  * Removes the temporaries of {@linkcode temporaryName} in `dir` whose owner
  * is gone (no flock held on them), and the `prefetch-<pid>-…` folders of
- * lib/prefetch.ts and lib/nix_store.ts that are over a minute old and hold
+ * lib/prefetch.ts that are over a minute old and hold
  * no locked file: what a SIGKILL left behind.
  *
  * @example Usage

@@ -1,19 +1,17 @@
 /**
- * Seeding the Nix store with a downloaded file, under exactly the path that
- * nixpkgs' `fetchurl` (and `<nix/fetchurl.nix>`) would produce: a flat
- * fixed-output path named after the file. A later build that needs the file
- * then finds it valid in the store and downloads nothing.
+ * The Nix store paths of downloaded files, exactly as nixpkgs' `fetchurl`
+ * (and `<nix/fetchurl.nix>`) names them: flat fixed-output paths named after
+ * the file, checked for validity and deleted again through `nix-store`. The
+ * bytes themselves reach the store through lib/nix_daemon.ts.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
-import { makeTemporaryFolder, onCleanup } from "./cleanup.ts";
 import { formatHash, type Hash } from "./hash.ts";
 import { encodeNix32 } from "./nix32.ts";
 
-/** Options for {@linkcode fixedOutputPath} and {@linkcode addToStore}. */
+/** Options for {@linkcode fixedOutputPath}. */
 export interface StoreOptions {
   /**
    * The Nix store directory.
@@ -21,23 +19,6 @@ export interface StoreOptions {
    * @default {"/nix/store"}
    */
   storeDir?: string;
-}
-
-/** Options for {@linkcode addToStore}. */
-export interface AddToStoreOptions extends StoreOptions {
-  /**
-   * The store name.
-   *
-   * @default {the file's base name}
-   */
-  name?: string;
-  /**
-   * Cancels the addition: nix-store is killed, and a path it registered
-   * meanwhile is deleted again.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
 }
 
 /** The longest name Nix accepts in a store path. */
@@ -121,72 +102,19 @@ function sha256Hex(text: string): string {
  * @returns `true` when `nix-store --check-validity` accepts it.
  */
 export async function isValidStorePath(path: string): Promise<boolean> {
-  const { success } = await nixStore(["--check-validity", path], "null");
+  const { success } = await nixStore(["--check-validity", path]);
   return success;
 }
 
-/** Runs nix-store, turning "not installed" into a clear error. */
-async function nixStore(
-  args: string[],
-  output: "null" | "piped",
-  signal?: AbortSignal,
-): Promise<Deno.CommandOutput> {
+/** Runs nix-store for its exit status, turning "not installed" into a clear error. */
+async function nixStore(args: string[]): Promise<Deno.CommandOutput> {
   try {
-    return await new Deno.Command("nix-store", {
-      args,
-      stdout: output,
-      stderr: output,
-      ...(signal === undefined ? {} : { signal }),
-    }).output();
+    return await new Deno.Command("nix-store", { args, stdout: "null", stderr: "null" }).output();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Error(`Cannot run "nix-store": it is not on PATH (is Nix installed?)`);
     }
     throw error;
-  }
-}
-
-/**
- * Adds a file to the Nix store as a flat fixed-output path named `name`,
- * unless that path is already valid. `hash` must be the file's hash (the
- * caller checked it); the path Nix reports is verified against it.
- *
- * `nix-store --add-fixed` names the path after the file it is given (and
- * does not follow symlinks), so a file with another base name is hard-linked
- * (or, across file systems, copied) into a temporary folder under `name`.
- *
- * @example Usage
- * ```ts ignore
- * import { addToStore } from "./nix_store.ts";
- * import { hashFile } from "./hasher.ts";
- *
- * const { hash } = await hashFile("./therock.tar.gz");
- * await addToStore("./therock.tar.gz", hash); // "/nix/store/…-therock.tar.gz"
- * ```
- *
- * @param path The file to add.
- * @param hash The file's hash; its algorithm is the one the path is computed with.
- * @param options The store name and directory.
- * @returns The store path.
- * @throws {TypeError} When the name is not a valid store name.
- */
-export async function addToStore(
-  path: string,
-  hash: Hash,
-  options: AddToStoreOptions = {},
-): Promise<string> {
-  const name = options.name ?? basename(path);
-  const expected = fixedOutputPath(name, hash, options);
-  if (await isValidStorePath(expected)) return expected;
-  const signal = options.signal;
-  try {
-    signal?.throwIfAborted();
-    return await addNamed(path, name, hash, expected, signal);
-  } catch (error) {
-    // Killed mid-way, nix-store may still have registered the path: a
-    // cancelled addition adds nothing.
-    if (signal?.aborted) await deleteStorePath(expected);
-    throw signal?.aborted ? signal.reason : error;
   }
 }
 
@@ -205,62 +133,5 @@ export async function addToStore(
  */
 export async function deleteStorePath(path: string): Promise<boolean> {
   if (!await isValidStorePath(path)) return true;
-  return (await nixStore(["--delete", path], "null")).success;
-}
-
-async function addNamed(
-  path: string,
-  name: string,
-  hash: Hash,
-  expected: string,
-  signal: AbortSignal | undefined,
-): Promise<string> {
-  if (basename(path) === name) return await addFixed(path, hash, expected, signal);
-  const dir = await makeTempDirBeside(path);
-  using _cleanup = onCleanup(() => Deno.removeSync(dir, { recursive: true }));
-  try {
-    const named = join(dir, name);
-    try {
-      await Deno.link(path, named);
-    } catch {
-      await Deno.copyFile(path, named);
-    }
-    return await addFixed(named, hash, expected, signal);
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-/** A temporary folder on the same file system as `path` if possible, so a hard link works. */
-async function makeTempDirBeside(path: string): Promise<string> {
-  try {
-    return await makeTemporaryFolder(dirname(path));
-  } catch {
-    return await makeTemporaryFolder();
-  }
-}
-
-async function addFixed(
-  path: string,
-  hash: Hash,
-  expected: string,
-  signal: AbortSignal | undefined,
-): Promise<string> {
-  const { success, stdout, stderr } = await nixStore(
-    ["--add-fixed", hash.algorithm, path],
-    "piped",
-    signal,
-  );
-  const decoder = new TextDecoder();
-  if (!success) {
-    const detail = decoder.decode(stderr).trim().split("\n").at(-1) ?? "";
-    throw new Error(`Cannot add "${path}" to the Nix store: nix-store failed: ${detail}`);
-  }
-  const added = decoder.decode(stdout).trim();
-  if (added !== expected) {
-    throw new Error(
-      `Cannot add "${path}" to the Nix store: nix-store made "${added}", expected "${expected}" (did the file change?)`,
-    );
-  }
-  return added;
+  return (await nixStore(["--delete", path])).success;
 }
