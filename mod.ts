@@ -36,6 +36,7 @@ export * from "./lib/kfd_topology.ts";
 export * from "./lib/layers.ts";
 export * from "./lib/mirror_check.ts";
 export * from "./lib/nix32.ts";
+export * from "./lib/local_store.ts";
 export * from "./lib/nix_daemon.ts";
 export * from "./lib/nix_store.ts";
 export * from "./lib/oci.ts";

@@ -221,6 +221,12 @@ export const DEFAULT_MAX_BYTES: number = 32 * 1024 ** 3;
 const BLOCK_SIZE = 4 * 1024 * 1024;
 /** Blocks in flight on one connection: receiving, writing, hashing. */
 const SEQUENTIAL_BLOCKS = 4;
+/**
+ * With a writer that hashes (the Nix store): one block received while the
+ * other is written. Measured as fast as four into the local store, with
+ * 8 MiB less memory.
+ */
+const SELF_HASHING_BLOCKS = 2;
 /** The most one read of the body takes from the connection (1 MiB: 10% less CPU than 256 KiB on loopback). */
 const READ_SIZE = 1024 * 1024;
 const MAX_RETRY_DELAY_MS = 30_000;
@@ -336,11 +342,14 @@ export async function download(
     );
   }
   const most = connections ?? DEFAULT_CONNECTIONS;
+  const sequentialBlocks = options.writer?.digest === undefined
+    ? SEQUENTIAL_BLOCKS
+    : SELF_HASHING_BLOCKS;
   using pipeline = new BlockPipeline({
     ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
     ...(options.writer === undefined ? {} : { writer: options.writer }),
     blockSize: rangeSize,
-    blocks: SEQUENTIAL_BLOCKS,
+    blocks: sequentialBlocks,
   });
   const job: Job = {
     start,
@@ -522,11 +531,12 @@ async function runAttempt(job: Job): Promise<void> {
   control.arm("data");
   if (connections > 1) {
     // This response supplies the first range; the rest come in parallel.
+    const sequentialBlocks = pipeline.blocks;
     pipeline.blocks = connections + 2;
     try {
       await downloadRanges(job, response.body, connections, control);
     } finally {
-      pipeline.blocks = SEQUENTIAL_BLOCKS;
+      pipeline.blocks = sequentialBlocks;
     }
     return;
   }

@@ -18,6 +18,7 @@ import {
 } from "./download.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "./hash.ts";
 import { hashReader, openRegularFile } from "./hasher.ts";
+import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "./local_store.ts";
 import { type StoreAddResult, StoreStream } from "./nix_daemon.ts";
 import { checkStoreName, deleteStorePath, fixedOutputPath, isValidStorePath } from "./nix_store.ts";
 
@@ -55,6 +56,15 @@ export interface PrefetchOptions {
    * @default {false}
    */
   addToStore?: boolean;
+  /**
+   * With `addToStore`, seed the store through `nix-daemon --stdio` even
+   * when the local store is writable here. By default a writable local store
+   * gets the file directly (lib/local_store.ts: one copy, no second read),
+   * and any other store goes through the daemon.
+   *
+   * @default {false}
+   */
+  viaDaemon?: boolean;
   /**
    * Retries of a transient download failure.
    *
@@ -253,6 +263,7 @@ export async function prefetch(
   const sink = await Sink.open(name, {
     output: options.output,
     store: options.addToStore === true ? algorithm : undefined,
+    viaDaemon: options.viaDaemon === true,
     // With nothing left to check after the last byte (no expected hash, no
     // output to commit), the daemon's hash is the file's: one SHA-256 pass
     // less, and the path is registered as the download ends.
@@ -287,11 +298,10 @@ export async function prefetch(
     }
     let storePath: string | null = null;
     if (options.addToStore) {
-      const expected = fixedOutputPath(name, hash);
-      const existed = sink.existedBefore ?? await isValidStorePath(expected);
-      storePath = await sink.finishStore(expected);
+      const finished = await sink.finishStore(fixedOutputPath(name, hash));
+      storePath = finished.path;
       // A run that fails after this point must not leave the path it added.
-      if (!existed) added = storePath;
+      if (!finished.existed) added = storePath;
     }
     options.signal?.throwIfAborted();
     await sink.commit();
@@ -450,6 +460,7 @@ class Sink {
   writer: DownloadWriter | undefined;
   #atomic: AtomicFile | undefined;
   #store: StoreStream | undefined;
+  #local: LocalStoreFile | undefined;
   #added: StoreAddResult | undefined;
   /** When the store connection opened, in Unix seconds (Nix's registration times). */
   #openedAt = 0;
@@ -461,10 +472,13 @@ class Sink {
       store: HashAlgorithm | undefined;
       /** Whether the store's hash is the result (the bytes are not hashed here). */
       storeHashes: boolean;
+      /** Whether the store is reached through nix-daemon even when it is local and writable. */
+      viaDaemon: boolean;
     },
   ): Promise<Sink> {
     const sink = new Sink();
     const { output, store } = options;
+    const local = store === undefined || options.viaDaemon ? undefined : chooseLocalStore().layout;
     const openOutput = async (): Promise<void> => {
       if (output === undefined) return;
       try {
@@ -475,6 +489,10 @@ class Sink {
     };
     const openStore = async (): Promise<void> => {
       if (store === undefined) return;
+      if (local !== undefined) {
+        sink.#local = await openLocalStoreFile(local, name, store);
+        if (sink.#local !== undefined) return;
+      }
       sink.#openedAt = Math.floor(Date.now() / 1000);
       sink.#store = await StoreStream.open(name, store);
     };
@@ -488,7 +506,11 @@ class Sink {
     if (output === undefined && store === undefined) return sink;
     sink.writer = {
       write: async (chunk) => {
-        await Promise.all([sink.#atomic?.write(chunk), sink.#store?.write(chunk)]);
+        await Promise.all([
+          sink.#atomic?.write(chunk),
+          sink.#store?.write(chunk),
+          sink.#local?.write(chunk),
+        ]);
       },
       truncate: async () => {
         await sink.abort();
@@ -496,7 +518,10 @@ class Sink {
         await openStore();
       },
     };
-    if (store !== undefined && options.storeHashes) {
+    if (sink.#local !== undefined) {
+      // The file is hashed as it is written: no hashing thread, one pass.
+      sink.writer.digest = () => sink.#local!.digest();
+    } else if (store !== undefined && options.storeHashes) {
       sink.writer.digest = async () => {
         sink.#added = await sink.#store!.finish();
         sink.#store = undefined;
@@ -520,9 +545,15 @@ class Sink {
    * Registers the store path, checked against `storePath`, the path the
    * hash gives.
    *
-   * @returns The store path.
+   * @returns The store path, and whether it was valid before this run.
    */
-  async finishStore(storePath: string): Promise<string> {
+  async finishStore(storePath: string): Promise<{ path: string; existed: boolean }> {
+    if (this.#local !== undefined) {
+      const local = this.#local;
+      this.#local = undefined;
+      return await local.finish(storePath);
+    }
+    const existed = this.existedBefore ?? await isValidStorePath(storePath);
     if (this.#store !== undefined) {
       this.#added = await this.#store.finish();
       this.#store = undefined;
@@ -533,7 +564,7 @@ class Sink {
         `Cannot add "${storePath}" to the Nix store: the daemon made "${result.path}" (did the bytes change?)`,
       );
     }
-    return result.path;
+    return { path: result.path, existed };
   }
 
   /** Renames the output into place. */
@@ -545,6 +576,8 @@ class Sink {
     await this.#atomic?.abort();
     await this.#store?.abort();
     this.#store = undefined;
+    await this.#local?.abort();
+    this.#local = undefined;
   }
 }
 

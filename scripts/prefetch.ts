@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR
 /**
  * `prefetch`: hash a URL, file or stdin in one pass at the speed of the CPU's
  * SHA-256, optionally keeping the bytes and seeding the Nix store exactly as
@@ -29,7 +29,11 @@ Options:
   --expect HASH         fail (exit 1) unless the hash is HASH (SRI or algo:hash; a bare
                         hex or nix32 hash is of --algo)
   --add-to-store        add the file to the Nix store as fetchurl names it, print the
-                        store path on a second line (a later build downloads nothing)
+                        store path on a second line (a later build downloads nothing).
+                        A local store this process can write (root) gets the file
+                        directly, registered with nix-store --register-validity;
+                        any other store gets it through nix-daemon --stdio
+  --via-daemon          with --add-to-store, always go through nix-daemon --stdio
   --name NAME           store name (default: the URL's last path component)
   -o, --output FILE     keep the bytes in FILE (written only once complete and verified)
   --json                print {"name","size","hash","nix32","hex","url"|"path","storePath"}
@@ -68,6 +72,7 @@ async function main(args: string[]): Promise<number> {
       algo: { type: "string" },
       expect: { type: "string" },
       "add-to-store": { type: "boolean" },
+      "via-daemon": { type: "boolean" },
       name: { type: "string" },
       output: { type: "string", short: "o" },
       json: { type: "boolean" },
@@ -90,6 +95,10 @@ async function main(args: string[]): Promise<number> {
     throw new UsageError(`Invalid --algo "${values.algo}": use sha256 or sha512`);
   }
   const options: PrefetchOptions = { addToStore: values["add-to-store"] ?? false };
+  if (values["via-daemon"]) {
+    if (!options.addToStore) throw new UsageError("--via-daemon needs --add-to-store");
+    options.viaDaemon = true;
+  }
   if (values.algo !== undefined) options.algorithm = values.algo as HashAlgorithm;
   if (values.name !== undefined) options.name = values.name;
   if (values.output !== undefined) options.output = values.output;

@@ -1,9 +1,13 @@
 /**
- * `prefetch --add-to-store` streams the download into the store in one pass:
- * through the local store (as root) and through a nix-daemon started here,
- * on a private socket so that other Nix users of this machine are not
- * disturbed. Each seeded path must pass `nix-store --verify-path` and serve
- * `<nix/fetchurl.nix>` with the server stopped.
+ * `prefetch --add-to-store` seeds the store in one pass: straight into the
+ * local store (as root, lib/local_store.ts), through `nix-daemon --stdio`
+ * on it (`--via-daemon`), and through a nix-daemon started here on a private
+ * socket so that other Nix users of this machine are not disturbed. Each
+ * seeded path must pass `nix-store --verify-path` and serve
+ * `<nix/fetchurl.nix>` with the server stopped. The direct route must keep
+ * Nix's garbage collector away from the file it writes: through the
+ * temporary-roots file, and through the collector's socket while a
+ * collection holds the GC lock.
  *
  * @module
  */
@@ -73,12 +77,46 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * A `nix-daemon` on PATH that marks that it ran, then runs the real one:
+ * `ran()` tells which route prefetch took.
+ */
+async function markingNixDaemon(
+  dir: string,
+): Promise<{ PATH: string; ran: () => Promise<boolean> }> {
+  const real = (await run("sh", ["-c", "command -v nix-daemon"])).stdout.trim();
+  assert.notEqual(real, "", "nix-daemon on PATH");
+  await Deno.mkdir(join(dir, "bin"));
+  const marker = join(dir, "daemon-ran");
+  await Deno.writeTextFile(
+    join(dir, "bin/nix-daemon"),
+    `#!/bin/sh\n: > "${marker}"\nexec "${real}" "$@"\n`,
+  );
+  await Deno.chmod(join(dir, "bin/nix-daemon"), 0o755);
+  return {
+    PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+    ran: () => exists(marker),
+  };
+}
+
+/** Store entries named `*-<name>` that are not valid paths: what a direct write left. */
+async function unregistered(name: string, env: Record<string, string>): Promise<string[]> {
+  const left: string[] = [];
+  for await (const entry of Deno.readDir("/nix/store")) {
+    if (!entry.name.endsWith(`-${name}`)) continue;
+    const valid = await run("nix-store", ["--check-validity", `/nix/store/${entry.name}`], { env });
+    if (valid.code !== 0) left.push(entry.name);
+  }
+  return left;
+}
+
+/**
  * Seeds a 10 MiB file over 3 connections with `env`, then checks the path
  * and builds `<nix/fetchurl.nix>` with the server stopped; deletes the path.
  */
 async function seedAndBuild(
   env: Record<string, string>,
   afterSeed: () => Promise<void> = () => Promise.resolve(),
+  flags: string[] = [],
 ): Promise<void> {
   const body = randomBytes(10 * 1024 * 1024 + 17);
   const expected = await sha256Sri(body);
@@ -91,6 +129,7 @@ async function seedAndBuild(
       ...PERMISSIONS,
       SCRIPT,
       "--add-to-store",
+      ...flags,
       "--connections",
       "3",
       url,
@@ -119,9 +158,145 @@ async function seedAndBuild(
 }
 
 Deno.test({
-  name: "prefetch --add-to-store seeds the local store in one pass, used by fetchurl offline",
+  name: "prefetch --add-to-store writes straight into the local store, used by fetchurl offline",
   ignore: !nix,
-  fn: () => seedAndBuild(nixEnv()),
+  fn: () =>
+    withTempDir(async (dir) => {
+      const daemon = await markingNixDaemon(dir);
+      const env = nixEnv({ PATH: daemon.PATH });
+      await seedAndBuild(env, async () => {
+        assert.equal(await daemon.ran(), false, "no nix-daemon: the file went straight in");
+        assert.deepEqual(await unregistered("rocm-seed.tar.gz", env), [], "no temporary left");
+      });
+    }),
+});
+
+Deno.test({
+  name: "prefetch --add-to-store --via-daemon seeds the local store through nix-daemon --stdio",
+  ignore: !nix,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const daemon = await markingNixDaemon(dir);
+      await seedAndBuild(nixEnv({ PATH: daemon.PATH }), async () => {
+        assert.equal(await daemon.ran(), true, "went through nix-daemon");
+      }, ["--via-daemon"]);
+    }),
+});
+
+/** A store name no other test uses. */
+const uniqueName = (stem: string): string => `${stem}-${crypto.randomUUID().slice(0, 8)}.bin`;
+
+Deno.test({
+  name: "prefetch --add-to-store: the file being written is a GC root, and the path ends valid",
+  ignore: !nix,
+  fn: async () => {
+    const env = nixEnv();
+    const name = uniqueName("gc-root");
+    const body = randomBytes(4 * 1024 * 1024);
+    const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
+    // 2 s of download: time to find the file and try to collect it.
+    await using server = startFileServer({
+      routes: { [`/${name}`]: { body, bytesPerSecond: 2 * 1024 * 1024 } },
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...PERMISSIONS, SCRIPT, "--add-to-store", server.url(`/${name}`)],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      let temporary: string | undefined;
+      for (let waited = 0; temporary === undefined; waited += 20) {
+        assert.ok(waited < 10_000, "the store file appeared within 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        temporary = (await unregistered(name, env))[0];
+      }
+      const roots = await Deno.readFile(`/nix/var/nix/temproots/${child.pid}`);
+      assert.ok(
+        new TextDecoder().decode(roots).split("\0").includes(`/nix/store/${temporary}`),
+        "listed in the temporary-roots file of prefetch's process",
+      );
+      const collect = await run("nix-store", ["--delete", `/nix/store/${temporary}`], { env });
+      assert.notEqual(collect.code, 0, "the collector refuses to delete it");
+      assert.match(collect.stderr, /still alive/);
+    } finally {
+      const { code, stdout, stderr } = await output;
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      assert.equal(new TextDecoder().decode(stdout).split("\n")[1], storePath);
+    }
+    try {
+      const verify = await run("nix-store", ["--verify-path", storePath], { env });
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.deepEqual(await unregistered(name, env), []);
+      assert.equal(
+        await exists(`/nix/var/nix/temproots/${child.pid}`),
+        false,
+        "roots file removed",
+      );
+    } finally {
+      await run("nix-store", ["--delete", storePath], { env });
+    }
+  },
+});
+
+Deno.test({
+  name: "prefetch --add-to-store sends its roots to a running collector's socket",
+  ignore: !nix,
+  fn: () =>
+    withTempDir(async (dir) => {
+      // A store of its own state (database, locks, roots) over /nix/store, so
+      // that holding its GC lock stops nobody else.
+      const state = join(dir, "state");
+      const env = nixEnv({ NIX_STATE_DIR: state });
+      const init = await run("nix-store", ["--init"], { env });
+      assert.equal(init.code, 0, init.stderr);
+      // A collection in progress: the GC lock held, the socket listening.
+      using gcLock = await Deno.open(join(state, "gc.lock"), { write: true, create: true });
+      await gcLock.lock(true);
+      await Deno.mkdir(join(state, "gc-socket"));
+      const listener = Deno.listen({ transport: "unix", path: join(state, "gc-socket/socket") });
+      const received: string[] = [];
+      const serving = (async () => {
+        for await (const connection of listener) {
+          const buffer = new Uint8Array(4096);
+          let text = "";
+          for (let n; (n = await connection.read(buffer)) !== null;) {
+            text += new TextDecoder().decode(buffer.subarray(0, n));
+            while (text.includes("\n")) {
+              received.push(text.slice(0, text.indexOf("\n")));
+              text = text.slice(text.indexOf("\n") + 1);
+              await connection.write(new TextEncoder().encode("1"));
+            }
+          }
+          connection.close();
+        }
+      })().catch(() => {});
+      const name = uniqueName("gc-socket");
+      const body = randomBytes(64 * 1024);
+      const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
+      await using server = startFileServer({ routes: { [`/${name}`]: { body } } });
+      try {
+        const result = await run(Deno.execPath(), [
+          "run",
+          ...PERMISSIONS,
+          SCRIPT,
+          "--add-to-store",
+          server.url(`/${name}`),
+        ], { env });
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(received.length, 2, `the file and the path: ${received.join(", ")}`);
+        assert.match(received[0]!, new RegExp(`^/nix/store/[0-9a-z]{32}-${name}$`));
+        assert.notEqual(received[0], storePath);
+        assert.equal(received[1], storePath);
+        const valid = await run("nix-store", ["--check-validity", storePath], { env });
+        assert.equal(valid.code, 0, "valid in the store it was registered in");
+      } finally {
+        listener.close();
+        await serving;
+        await Deno.remove(storePath).catch(() => {});
+      }
+    }),
 });
 
 Deno.test({

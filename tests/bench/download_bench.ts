@@ -7,8 +7,9 @@
  *   installed: `prefetch.ts URL` (default connections, and four) against
  *   the CPU's SHA-256 speed, `openssl speed -evp sha256 -bytes 1048576`
  *   measured in the same run (target ≥ 0.85×); `curl -o FILE && openssl
- *   dgst`; `prefetch.ts --add-to-store URL` against `nix-prefetch-url URL`
- *   (target ≥ 2×, peak RSS ≤ 64 MiB).
+ *   dgst`; `prefetch.ts --add-to-store URL` (straight into the local store)
+ *   against `nix-prefetch-url URL` (target ≥ 2×, peak RSS ≤ 64 MiB), and the
+ *   same `--via-daemon`.
  * - Throttled to 64 MiB/s per connection (tests/_server.ts): `prefetch.ts --connections 8`
  *   against the throttle's ideal (8 × 64 MiB/s, target ≥ 0.85×) and
  *   `aria2c -x8 -s8` followed by `openssl dgst -sha256` (target: faster),
@@ -153,7 +154,13 @@ try {
       await startServer(dirname(file));
     const url = (): string => `http://127.0.0.1:${server.port}/${name}`;
     const tools = [ours("URL", url), ours("URL", url, "--connections", "4"), curl(url)];
-    if (nix) tools.push(ours("URL", url, "--add-to-store"), nixPrefetchUrl(url));
+    if (nix) {
+      tools.push(
+        ours("URL", url, "--add-to-store"),
+        ours("URL", url, "--add-to-store", "--via-daemon"),
+        nixPrefetchUrl(url),
+      );
+    }
     // The ceiling for a Deno process: its own SHA-256 (node:crypto, 4 MiB
     // updates from memory, start-up included), which the download can at
     // best keep busy from the first byte to the last.
@@ -193,6 +200,7 @@ try {
         text: "≥ 2× nix-prefetch-url, ≤ 64 MiB",
         pass: reference.seconds / store.seconds >= 2 && store.rssKiB <= 64 * 1024,
       });
+      table.row("store seed", tools[4]!.name, timed.get(tools[4]!.name)!, reference);
       table.row("store seed", "nix-prefetch-url URL", reference, reference);
     }
   }

@@ -167,6 +167,16 @@ export async function assertFailedCleanly(
     for (const { name, hash } of promise.notInStore ?? []) {
       const path = fixedOutputPath(name, parseSri(hash));
       equal(await isValidStorePath(path), false, `${path} not added to the store`);
+      // Nor an unregistered file of that name left in the store folder (a
+      // direct write's temporary); other tests may have added valid ones.
+      const left: string[] = [];
+      for await (const entry of Deno.readDir("/nix/store")) {
+        const entryPath = `/nix/store/${entry.name}`;
+        if (entry.name.endsWith(`-${name}`) && !await isValidStorePath(entryPath)) {
+          left.push(entry.name);
+        }
+      }
+      equal(left.join(" "), "", `no unregistered "*-${name}" left in /nix/store`);
     }
   } finally {
     await Deno.remove(result.tmpdir, { recursive: true }).catch(() => {});

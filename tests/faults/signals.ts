@@ -88,6 +88,14 @@ exec "${real}" "$@"
   return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
 }
 
+/** Whether the store folder holds an entry named `<hash>-<name>` (valid or not). */
+async function storeHolds(name: string): Promise<boolean> {
+  for await (const entry of Deno.readDir("/nix/store")) {
+    if (entry.name.endsWith(`-${name}`)) return true;
+  }
+  return false;
+}
+
 /** 64 MiB: writing its archive takes long enough for the signal to land mid-write. */
 const BIG_CLOSURE = shared((dir) => makeBigClosure(dir, 64 * 1024 * 1024));
 
@@ -183,13 +191,15 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           });
         }),
     },
-    {
-      name: `${sig} while the download streams into the store (nothing is added)`,
+    ...(["daemon", "local"] as const).map((route) => ({
+      name: route === "daemon"
+        ? `${sig} while the download streams into the store through nix-daemon (nothing is added)`
+        : `${sig} while the download is written into the local store (nothing is added or left)`,
       run: () =>
         inTempDir(async (dir) => {
           const body = uniqueBytes(8192);
           const { ok } = await import("./_fixtures.ts");
-          // Half the body, then a stall: the store connection waits for the rest.
+          // Half the body, then a stall: the store file waits for the rest.
           await using server = startRawServer(() => ({
             ...ok(body),
             body: body.subarray(0, 4096),
@@ -197,15 +207,19 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           }));
           const fake = await markingNixDaemon(dir);
           const storeName = `fault-${crypto.randomUUID().slice(0, 8)}.bin`;
+          const started = route === "daemon"
+            ? () => exists(fake.marker)
+            : () => storeHolds(storeName);
           const result = await runScript("prefetch", [
             "--add-to-store",
+            ...(route === "daemon" ? ["--via-daemon"] : []),
             "--name",
             storeName,
             `${server.origin}/f`,
           ], {
             env: { PATH: fake.path },
             signal: at(async (_, exited) => {
-              await waitUntil(() => exists(fake.marker), "nix-daemon --stdio", 15_000, 5, exited);
+              await waitUntil(started, `the ${route} store file`, 15_000, 5, exited);
               await server.stalled("/f");
             }),
           });
@@ -214,8 +228,9 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             stderr: INTERRUPTED(sig),
             notInStore: [{ name: storeName, hash: sriOf(body) }],
           });
+          if (route === "local") equal(await exists(fake.marker), false, "no nix-daemon was run");
         }),
-    },
+    })),
     {
       name: `${sig} while rewrite writes flake.nix`,
       run: () =>
