@@ -29,6 +29,11 @@ export interface DownloadWriter {
    * instead of hashing the bytes a second time.
    */
   digest?: () => Promise<Hash>;
+  /**
+   * Called before the first byte is written (again after each truncation),
+   * with the body's size when the server announced it.
+   */
+  begin?: (size: number | undefined) => void;
 }
 
 /** Progress of a download. */
@@ -227,6 +232,12 @@ const SEQUENTIAL_BLOCKS = 4;
  * 8 MiB less memory.
  */
 const SELF_HASHING_BLOCKS = 2;
+/**
+ * How much of each block one connection fills before handing it on, with a
+ * writer that hashes: 512 KiB writes are as fast, and the untouched rest of
+ * each 4 MiB block (kept whole for ranges) never becomes resident memory.
+ */
+const SELF_HASHING_FILL = 512 * 1024;
 /** The most one read of the body takes from the connection (1 MiB: 10% less CPU than 256 KiB on loopback). */
 const READ_SIZE = 1024 * 1024;
 const MAX_RETRY_DELAY_MS = 30_000;
@@ -518,6 +529,7 @@ async function runAttempt(job: Job): Promise<void> {
   if (resumeFrom === 0) {
     job.total = expectedEnd;
     job.validator = validatorOf(response.headers);
+    options.writer?.begin?.(expectedEnd);
   }
   const total = job.total;
   checkSize(job, total, response);
@@ -541,6 +553,7 @@ async function runAttempt(job: Job): Promise<void> {
     return;
   }
   await readBody(response.body, pipeline, {
+    fill: options.writer?.digest === undefined ? pipeline.blockSize : SELF_HASHING_FILL,
     arm: () => control.arm("data"),
     limit: (pending) => {
       if (pipeline.size + pending > options.maxBytes) {
@@ -625,6 +638,8 @@ async function readBody(
   body: ReadableStream<Uint8Array>,
   pipeline: BlockPipeline,
   hooks: {
+    /** Bytes of a block filled before it is pushed (at most its size). */
+    fill: number;
     arm: () => void;
     limit: (pending: number) => void;
     progress: (pending: number) => void;
@@ -632,7 +647,7 @@ async function readBody(
   },
 ): Promise<void> {
   const reader = body.getReader({ mode: "byob" });
-  let chunk = new ArrayBuffer(READ_SIZE);
+  let chunk = new ArrayBuffer(Math.min(READ_SIZE, hooks.fill));
   let block: Uint8Array | undefined = new Uint8Array(await pipeline.acquire());
   let filled = 0;
   const push = (): void => {
@@ -655,11 +670,12 @@ async function readBody(
       hooks.limit(filled + bytes.length);
       while (bytes.length > 0) {
         block ??= new Uint8Array(await pipeline.acquire());
-        const taken = Math.min(bytes.length, block.length - filled);
+        const room = Math.min(block.length, hooks.fill) - filled;
+        const taken = Math.min(bytes.length, room);
         block.set(bytes.subarray(0, taken), filled);
         filled += taken;
         bytes = bytes.subarray(taken);
-        if (filled === block.length) push();
+        if (taken === room) push();
       }
       if (step.done) {
         if (block !== undefined) push();

@@ -31,7 +31,7 @@
 
 import { onCleanup } from "./cleanup.ts";
 import { Hasher } from "./hasher.ts";
-import type { Hash, HashAlgorithm } from "./hash.ts";
+import { formatHash, type Hash, type HashAlgorithm } from "./hash.ts";
 import { encodeNix32 } from "./nix32.ts";
 
 /** Where a local store lives: its store folder and its state folder. */
@@ -165,6 +165,9 @@ export class LocalStoreFile {
   #hasher: Hasher;
   #cleanup: Disposable;
   #done = false;
+  #written = 0;
+  /** The NAR hash, computed in the same pass when the size was announced first. */
+  #nar: { hasher: Hasher; framing: NarFraming; size: number } | undefined;
 
   /** Use {@linkcode openLocalStoreFile}. */
   constructor(
@@ -187,6 +190,22 @@ export class LocalStoreFile {
   }
 
   /**
+   * Announces the file's size before its first byte (a download's
+   * Content-Length): the NAR hash is then computed in the same pass, and
+   * registration reads nothing back. Without it, nix-store hashes the file.
+   *
+   * @param size The size the file will have, when known.
+   */
+  begin(size: number | undefined): void {
+    this.#nar = undefined;
+    if (size === undefined || this.#written !== 0) return;
+    const framing = flatFileNar(size);
+    const hasher = new Hasher("sha256");
+    hasher.update(framing.head);
+    this.#nar = { hasher, framing, size };
+  }
+
+  /**
    * Appends bytes and hashes them; the chunk may be reused once the promise
    * settles.
    *
@@ -198,6 +217,8 @@ export class LocalStoreFile {
     // The write goes to Deno's blocking-I/O thread: hash while it runs.
     let written = file.write(chunk);
     this.#hasher.update(chunk);
+    this.#nar?.hasher.update(chunk);
+    this.#written += chunk.length;
     for (let at = await written; at < chunk.length; at += await written) {
       written = file.write(chunk.subarray(at));
     }
@@ -208,6 +229,8 @@ export class LocalStoreFile {
     await this.#file?.truncate(0);
     await this.#file?.seek(0, Deno.SeekMode.Start);
     this.#hasher = new Hasher(this.#hasher.algorithm);
+    this.#written = 0;
+    this.#nar = undefined;
   }
 
   /**
@@ -257,8 +280,14 @@ export class LocalStoreFile {
     await Deno.rename(this.#temporary, storePath);
     this.#done = true;
     this.#cleanup[Symbol.dispose]();
+    let nar: { hex: string; size: number } | undefined;
+    if (this.#nar !== undefined && this.#nar.size === this.#written) {
+      const { hasher, framing } = this.#nar;
+      hasher.update(framing.tail);
+      nar = { hex: formatHash(hasher.digest(), "hex"), size: framing.narSize };
+    }
     try {
-      await register(storePath);
+      await register(storePath, nar);
     } catch (error) {
       await Deno.remove(storePath).catch(() => {});
       throw error;
@@ -278,22 +307,83 @@ export class LocalStoreFile {
   }
 }
 
+/** The bytes around a regular file's contents in its NAR serialisation. */
+export interface NarFraming {
+  /** Everything before the contents. */
+  head: Uint8Array;
+  /** The contents' zero padding to 8 bytes, and the closing parenthesis. */
+  tail: Uint8Array;
+  /** The size of the whole NAR. */
+  narSize: number;
+}
+
+/**
+ * The NAR framing of a flat, non-executable file of `size` bytes (what a
+ * fixed-output `fetchurl` path is): its NAR hash is the SHA-256 of head,
+ * contents and tail, so it can be computed while the contents stream by.
+ *
+ * @example Usage
+ * ```ts
+ * import { flatFileNar } from "./local_store.ts";
+ * flatFileNar(3).narSize; // 120: 112 bytes of framing, 3 of contents, 5 of padding
+ * ```
+ *
+ * @param size The file's size.
+ * @returns The framing.
+ */
+export function flatFileNar(size: number): NarFraming {
+  const encoder = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  const u64 = (value: number): void => {
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
+    parts.push(bytes);
+  };
+  const str = (text: string): void => {
+    const bytes = encoder.encode(text);
+    u64(bytes.length);
+    parts.push(bytes, new Uint8Array((8 - (bytes.length % 8)) % 8));
+  };
+  for (const token of ["nix-archive-1", "(", "type", "regular", "contents"]) str(token);
+  u64(size);
+  const head = concat(parts);
+  parts.length = 0;
+  parts.push(new Uint8Array((8 - (size % 8)) % 8));
+  str(")");
+  const tail = concat(parts);
+  return { head, tail, narSize: head.length + size + tail.length };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
 async function isValid(path: string): Promise<boolean> {
   const { success } = await nixStore(["--check-validity", path]);
   return success;
 }
 
-/** `nix-store --register-validity`: it canonicalises the file (mode 0444, mtime 1) and hashes its NAR. */
-async function register(path: string): Promise<void> {
+/**
+ * `nix-store --register-validity`: it canonicalises the file (mode 0444,
+ * mtime 1), and hashes its NAR unless `nar` gives the hash and size.
+ */
+async function register(path: string, nar?: { hex: string; size: number }): Promise<void> {
   const child = new Deno.Command("nix-store", {
-    args: ["--register-validity"],
+    args: ["--register-validity", ...(nar === undefined ? [] : ["--hash-given"])],
     stdin: "piped",
     stdout: "null",
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  // The path, no deriver, no references.
-  await writer.write(new TextEncoder().encode(`${path}\n\n0\n`));
+  // The path, [its NAR hash and size,] no deriver, no references.
+  const given = nar === undefined ? "" : `sha256:${nar.hex}\n${nar.size}\n`;
+  await writer.write(new TextEncoder().encode(`${path}\n${given}\n0\n`));
   await writer.close();
   const { success, stderr } = await child.output();
   if (!success) {

@@ -521,6 +521,7 @@ class Sink {
     if (sink.#local !== undefined) {
       // The file is hashed as it is written: no hashing thread, one pass.
       sink.writer.digest = () => sink.#local!.digest();
+      sink.writer.begin = (size) => sink.#local?.begin(size);
     } else if (store !== undefined && options.storeHashes) {
       sink.writer.digest = async () => {
         sink.#added = await sink.#store!.finish();

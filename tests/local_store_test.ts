@@ -1,0 +1,78 @@
+/**
+ * lib/local_store.ts on its own: the NAR framing it hashes in the same pass
+ * (checked against `nix-store --dump`), and when it leaves the store to the
+ * daemon. The seeding itself is tested end to end in store_seed_test.ts.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { chooseLocalStore, flatFileNar } from "../lib/local_store.ts";
+import { randomBytes, requireTools, withTempDir } from "./_tools.ts";
+
+const nix = await requireTools("NAR framing against nix-store --dump", "nix-store");
+
+Deno.test({
+  name: "flatFileNar() frames a file as nix-store --dump serialises it",
+  ignore: !nix,
+  fn: () =>
+    withTempDir(async (dir) => {
+      for (const size of [0, 1, 7, 8, 9, 4096 + 3]) {
+        const contents = randomBytes(size);
+        const path = join(dir, `file-${size}`);
+        await Deno.writeFile(path, contents);
+        const dump = await new Deno.Command("nix-store", {
+          args: ["--dump", path],
+          stdout: "piped",
+        })
+          .output();
+        assert.ok(dump.success, `nix-store --dump ${path}`);
+        const { head, tail, narSize } = flatFileNar(size);
+        assert.equal(narSize, dump.stdout.length, `NAR size of ${size} bytes`);
+        const ours = createHash("sha256").update(head).update(contents).update(tail).digest("hex");
+        const theirs = createHash("sha256").update(dump.stdout).digest("hex");
+        assert.equal(ours, theirs, `NAR hash of ${size} bytes`);
+      }
+    }),
+});
+
+/** Runs `fn` with `NIX_REMOTE`/`NIX_CONFIG` set as given, then restores them. */
+function withEnv(values: Record<string, string | undefined>, fn: () => void): void {
+  const saved = Object.fromEntries(Object.keys(values).map((key) => [key, Deno.env.get(key)]));
+  const apply = (entries: Record<string, string | undefined>): void => {
+    for (const [key, value] of Object.entries(entries)) {
+      if (value === undefined) Deno.env.delete(key);
+      else Deno.env.set(key, value);
+    }
+  };
+  apply(values);
+  try {
+    fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+Deno.test("chooseLocalStore() leaves any store but a local one to the daemon, saying why", () => {
+  withEnv({ NIX_REMOTE: "daemon" }, () => {
+    assert.deepEqual(chooseLocalStore(), { reason: `NIX_REMOTE is "daemon"` });
+  });
+  withEnv(
+    { NIX_REMOTE: undefined, NIX_CONFIG: "substituters =\nstore = ssh-ng://builder\n" },
+    () => {
+      assert.deepEqual(chooseLocalStore(), {
+        reason: `the Nix setting "store" is "ssh-ng://builder"`,
+      });
+    },
+  );
+  withEnv({ NIX_REMOTE: "", NIX_CONFIG: "", NIX_STATE_DIR: "/nonexistent/state" }, () => {
+    const choice = chooseLocalStore();
+    assert.equal(choice.layout, undefined);
+    assert.match(
+      (choice as { reason: string }).reason,
+      /^"\/nonexistent\/state\/db" is not writable here/,
+    );
+  });
+});
