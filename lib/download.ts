@@ -8,7 +8,12 @@
 
 import { BlockPipeline } from "./block_pipeline.ts";
 import type { Hash, HashAlgorithm } from "./hash.ts";
-import { type Connector, fetchHttp1, ResponseFramingError } from "./http1_client.ts";
+import {
+  type Connector,
+  directBodyReader,
+  fetchHttp1,
+  ResponseFramingError,
+} from "./http1_client.ts";
 
 /**
  * Where downloaded bytes go besides the hash. `truncate()` is called when the
@@ -552,7 +557,7 @@ async function runAttempt(job: Job): Promise<void> {
     }
     return;
   }
-  await readBody(response.body, pipeline, {
+  await readBody(bodyReader(response), pipeline, {
     fill: options.writer?.digest === undefined ? pipeline.blockSize : SELF_HASHING_FILL,
     arm: () => control.arm("data"),
     limit: (pending) => {
@@ -634,8 +639,49 @@ function bodyFailure(url: URL, error: unknown, signal: AbortSignal, received: nu
  * separate copy: when the connection fails the bytes already received are
  * pushed first, so a resume starts right after them.
  */
+/**
+ * Reads of a response body into the caller's view, which keeps its buffer:
+ * straight from lib/http1_client.ts's connection, or, for a fetch()
+ * response (through a proxy), from the body stream through a buffer of its
+ * own and a copy.
+ */
+interface BodyReader {
+  /** Fills up to `view.length` bytes; 0 at the end of the body. */
+  read(view: Uint8Array): Promise<number>;
+  /** Stops reading (closes the connection); also after the end. */
+  cancel(): Promise<void>;
+}
+
+function bodyReader(response: Response): BodyReader {
+  const body = response.body!;
+  const direct = directBodyReader(response);
+  if (direct !== undefined) {
+    return { read: direct, cancel: () => body.cancel().catch(() => {}) };
+  }
+  const reader = body.getReader({ mode: "byob" });
+  let chunk = new ArrayBuffer(READ_SIZE);
+  return {
+    async read(view: Uint8Array): Promise<number> {
+      const step = await reader.read(new Uint8Array(chunk, 0, Math.min(READ_SIZE, view.length)));
+      if (step.value === undefined) return 0;
+      chunk = step.value.buffer as ArrayBuffer;
+      view.set(step.value);
+      return step.value.length;
+    },
+    async cancel(): Promise<void> {
+      reader.releaseLock();
+      await body.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * Reads a body into pipeline blocks of `hooks.fill` bytes, pushing each
+ * when full and the last part at the end; on a failure the bytes received
+ * so far are pushed too, so the next attempt resumes after them.
+ */
 async function readBody(
-  body: ReadableStream<Uint8Array>,
+  body: BodyReader,
   pipeline: BlockPipeline,
   hooks: {
     /** Bytes of a block filled before it is pushed (at most its size). */
@@ -646,9 +692,7 @@ async function readBody(
     failed: (error: unknown) => unknown;
   },
 ): Promise<void> {
-  const reader = body.getReader({ mode: "byob" });
-  let chunk = new ArrayBuffer(Math.min(READ_SIZE, hooks.fill));
-  let block: Uint8Array | undefined = new Uint8Array(await pipeline.acquire());
+  let block: Uint8Array | undefined;
   let filled = 0;
   const push = (): void => {
     pipeline.push(block!.subarray(0, filled));
@@ -657,36 +701,28 @@ async function readBody(
   };
   try {
     for (;;) {
-      let step: ReadableStreamReadResult<Uint8Array>;
+      block ??= new Uint8Array(await pipeline.acquire());
+      const end = Math.min(block.length, hooks.fill);
+      let n: number;
       try {
-        step = await reader.read(new Uint8Array(chunk));
+        n = await body.read(block.subarray(filled, end));
       } catch (error) {
-        if (block !== undefined) push();
+        push();
         throw hooks.failed(error);
       }
       hooks.arm();
-      let bytes = step.value ?? new Uint8Array();
-      if (step.value !== undefined) chunk = step.value.buffer as ArrayBuffer;
-      hooks.limit(filled + bytes.length);
-      while (bytes.length > 0) {
-        block ??= new Uint8Array(await pipeline.acquire());
-        const room = Math.min(block.length, hooks.fill) - filled;
-        const taken = Math.min(bytes.length, room);
-        block.set(bytes.subarray(0, taken), filled);
-        filled += taken;
-        bytes = bytes.subarray(taken);
-        if (taken === room) push();
-      }
-      if (step.done) {
-        if (block !== undefined) push();
+      if (n === 0) {
+        push();
         return;
       }
-      hooks.progress(filled);
+      hooks.limit(filled + n);
+      filled += n;
+      if (filled === end) push();
+      else hooks.progress(filled);
     }
   } finally {
     if (block !== undefined) pipeline.release(block.buffer as ArrayBuffer);
-    reader.releaseLock();
-    await body.cancel().catch(() => {});
+    await body.cancel();
   }
 }
 

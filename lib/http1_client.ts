@@ -160,7 +160,19 @@ export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<
       return new Response(null, init);
     }
     const framing = bodyFraming(head.headers, reader, options.closeGraceMs ?? 1000);
-    return new Response(bodyStream(framing, done, signal), init);
+    const response = new Response(bodyStream(framing, done, signal), init);
+    directReaders.set(response, async (view) => {
+      let n: number;
+      try {
+        n = await framing(view);
+      } catch (error) {
+        done();
+        throw signal?.aborted ? signal.reason : error;
+      }
+      if (n === 0) done();
+      return n;
+    });
+    return response;
   } catch (error) {
     done();
     if (signal?.aborted) throw signal.reason;
@@ -469,6 +481,37 @@ function chunked(reader: ConnectionReader, graceMs: number): Framing {
     }
     return n;
   };
+}
+
+/** Reads of a response's body straight into the caller's buffer (see {@linkcode directBodyReader}). */
+const directReaders = new WeakMap<Response, (view: Uint8Array) => Promise<number>>();
+
+/**
+ * For a response of {@linkcode fetchHttp1} whose body has not been touched:
+ * a function that reads the next bytes of the body into `view` (at most its
+ * length) and returns how many, 0 at the end, with the same framing checks
+ * as the body stream and none of its per-read promise hops or buffer
+ * transfers. The view keeps its buffer, so bytes read before a failure stay
+ * where they are. Use it or the body stream, not both; cancel the body
+ * (`response.body.cancel()`) to stop early.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { directBodyReader, fetchHttp1 } from "./http1_client.ts";
+ *
+ * const response = await fetchHttp1(new URL("http://127.0.0.1:8080/file"));
+ * const read = directBodyReader(response)!;
+ * const buffer = new Uint8Array(1 << 20);
+ * for (let n = await read(buffer); n > 0; n = await read(buffer)) console.log(n);
+ * ```
+ *
+ * @param response A response.
+ * @returns The reader, or `undefined` for a response from elsewhere (fetch()).
+ */
+export function directBodyReader(
+  response: Response,
+): ((view: Uint8Array) => Promise<number>) | undefined {
+  return response.bodyUsed || response.body?.locked ? undefined : directReaders.get(response);
 }
 
 /** The body as a byte stream: BYOB reads land in the caller's buffer. */

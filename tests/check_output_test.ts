@@ -481,7 +481,9 @@ Deno.test({
       const good = await goodOutput(dir);
       await using server = startFileServer({ root: repoRoot });
       const result = await run(Deno.execPath(), [
-        ...["run", `--allow-import=127.0.0.1:${server.port}`, "--allow-read", "--allow-ffi"],
+        // A port an earlier run used may still be in Deno's module cache.
+        ...["run", `--reload=${server.origin}`, `--allow-import=127.0.0.1:${server.port}`],
+        ...["--allow-read", "--allow-ffi"],
         ...[server.url("/scripts/check-output.ts"), good, "--json"],
       ], { cwd: dir });
       assert.equal(result.code, 0, result.stderr);

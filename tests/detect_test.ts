@@ -558,6 +558,8 @@ Deno.test("detect runs from a URL on a captured tree, with its shebang's permiss
     const result = await run(Deno.execPath(), [
       "run",
       `--allow-import=127.0.0.1:${server.port}`,
+      // A port an earlier run used may still be in Deno's module cache.
+      `--reload=${server.origin}`,
       ...PERMISSIONS,
       server.url("/scripts/detect.ts"),
       "--sysfs",

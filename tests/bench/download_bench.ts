@@ -75,7 +75,12 @@ const storePath = nix
     .trim()
   : undefined;
 
-/** Deletes the benchmark file's store path, so that each run adds it anew. */
+/**
+ * Deletes the benchmark file's store path, so that each run adds it anew,
+ * then writes back every dirty page (sync): each store-seeding run then
+ * starts with the page cache in the same state, instead of paying for the
+ * previous run's 2 GiB of writeback (measured: 5.1–7.2 s for the same run).
+ */
 async function dropStorePath(): Promise<void> {
   if (storePath === undefined) return;
   await new Deno.Command("nix-store", {
@@ -84,6 +89,7 @@ async function dropStorePath(): Promise<void> {
     stdout: "null",
     stderr: "null",
   }).output();
+  await new Deno.Command("sync").output();
 }
 const removeCopy = (): Promise<void> => Deno.remove(copy).catch(() => {});
 
