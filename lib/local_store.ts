@@ -483,28 +483,37 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
     for (let at = 0; at < bytes.length;) at += await held.write(bytes.subarray(at));
   };
   let roots: string[] = [];
+  // One change at a time: concurrent downloads (update --jobs) share the file.
+  let last: Promise<unknown> = Promise.resolve();
+  const serially = <T>(change: () => Promise<T>): Promise<T> => {
+    const next = last.then(change, change);
+    last = next.catch(() => {});
+    return next;
+  };
+  const add = async (root: string): Promise<void> => {
+    using gcLock = await openGcLock();
+    for (let attempt = 0; !(await gcLock.tryLock(false)); attempt++) {
+      if (attempt === 100) throw new Error(`Cannot add a GC root: the collector never answered`);
+      if (await sendToCollector(`${stateDir}/gc-socket/socket`, root)) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    roots.push(root);
+    await writeAll(encoder.encode(`${root}\0`));
+  };
+  const remove = async (paths: readonly string[]): Promise<void> => {
+    // No collection may read the file while it is rewritten. One that is
+    // running holds the lock until it ends: the roots then stay until this
+    // process exits (harmless, and rare).
+    using gcLock = await openGcLock();
+    if (!(await gcLock.tryLock(false))) return;
+    roots = roots.filter((root) => !paths.includes(root));
+    await held.truncate(0);
+    await held.seek(0, Deno.SeekMode.Start);
+    await writeAll(encoder.encode(roots.map((root) => `${root}\0`).join("")));
+  };
   return {
-    async add(root: string): Promise<void> {
-      using gcLock = await openGcLock();
-      for (let attempt = 0; !(await gcLock.tryLock(false)); attempt++) {
-        if (attempt === 100) throw new Error(`Cannot add a GC root: the collector never answered`);
-        if (await sendToCollector(`${stateDir}/gc-socket/socket`, root)) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      roots.push(root);
-      await writeAll(encoder.encode(`${root}\0`));
-    },
-    async remove(paths: readonly string[]): Promise<void> {
-      // No collection may read the file while it is rewritten. One that is
-      // running holds the lock until it ends: the roots then stay until this
-      // process exits (harmless, and rare).
-      using gcLock = await openGcLock();
-      if (!(await gcLock.tryLock(false))) return;
-      roots = roots.filter((root) => !paths.includes(root));
-      await held.truncate(0);
-      await held.seek(0, Deno.SeekMode.Start);
-      await writeAll(encoder.encode(roots.map((root) => `${root}\0`).join("")));
-    },
+    add: (root) => serially(() => add(root)),
+    remove: (paths) => serially(() => remove(paths)),
   };
 }
 

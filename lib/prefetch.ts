@@ -429,6 +429,8 @@ async function readLocal(
   }
   try {
     const writer = sink.writer;
+    // A file's size is known: the store can hash its NAR in the same pass.
+    writer?.begin?.(total);
     return await hashReader(file ?? Deno.stdin, {
       algorithm,
       maxBytes,

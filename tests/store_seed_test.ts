@@ -340,3 +340,32 @@ Deno.test({
     assert.notEqual(valid.code, 0, "the truncated file was not registered");
   },
 });
+
+Deno.test({
+  name: "prefetch --add-to-store FILE and stdin write straight into the local store, valid paths",
+  ignore: !nix,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const env = nixEnv();
+      // A file (its size known: the NAR hash comes from the same pass) and stdin (unknown).
+      for (const source of ["file", "stdin"] as const) {
+        const name = uniqueName(`local-${source}`);
+        const body = randomBytes(1024 * 1024 + 5);
+        const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
+        await Deno.writeFile(join(dir, name), body);
+        const result = await run(Deno.execPath(), [
+          ...["run", ...PERMISSIONS, SCRIPT, "--add-to-store", "--name", name],
+          source === "file" ? join(dir, name) : "-",
+        ], { env, ...(source === "stdin" ? { stdin: body } : {}) });
+        try {
+          assert.equal(result.code, 0, result.stderr);
+          assert.equal(result.stdout.split("\n")[1], storePath);
+          const verify = await run("nix-store", ["--verify-path", storePath], { env });
+          assert.equal(verify.code, 0, verify.stderr);
+          assert.deepEqual(await unregistered(name, env), []);
+        } finally {
+          await run("nix-store", ["--delete", storePath], { env });
+        }
+      }
+    }),
+});
