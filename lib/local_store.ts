@@ -33,10 +33,11 @@ import { onCleanup } from "./cleanup.ts";
 import { Hasher } from "./hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "./hash.ts";
 import { encodeNix32 } from "./nix32.ts";
+import { isValidStorePath } from "./nix_store.ts";
 
 /** Where a local store lives: its store folder and its state folder. */
 export interface LocalStoreLayout {
-  /** The store folder, `/nix/store` unless `NIX_STORE_DIR` says otherwise. */
+  /** The store folder: `/nix/store` (the folder `fetchurl`'s paths are computed for). */
   storeDir: string;
   /** The state folder, `/nix/var/nix` unless `NIX_STATE_DIR` says otherwise. */
   stateDir: string;
@@ -61,6 +62,10 @@ export type LocalStoreChoice =
  * @returns The layout, or the reason the daemon route applies.
  */
 export function chooseLocalStore(): LocalStoreChoice {
+  const storeDir = Deno.env.get("NIX_STORE_DIR");
+  if (storeDir !== undefined && storeDir !== "/nix/store") {
+    return { reason: `NIX_STORE_DIR is "${storeDir}" (only /nix/store is written directly)` };
+  }
   const remote = Deno.env.get("NIX_REMOTE") ?? "";
   if (!["", "auto", "local"].includes(remote)) return { reason: `NIX_REMOTE is "${remote}"` };
   const configured = storeSetting();
@@ -68,7 +73,7 @@ export function chooseLocalStore(): LocalStoreChoice {
     return { reason: `the Nix setting "store" is "${configured}"` };
   }
   const layout = {
-    storeDir: Deno.env.get("NIX_STORE_DIR") ?? "/nix/store",
+    storeDir: "/nix/store",
     stateDir: Deno.env.get("NIX_STATE_DIR") ?? "/nix/var/nix",
   };
   // Nix's own test for "auto": can this process write the database?
@@ -142,7 +147,13 @@ export async function openLocalStoreFile(
       file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) continue;
-      if (error instanceof Deno.errors.PermissionDenied) return undefined;
+      // Not this process's to write (NixOS mounts the store read-only; Nix
+      // itself remounts it in a namespace of its own, which Deno cannot).
+      const code = (error as { code?: string }).code;
+      if (error instanceof Deno.errors.PermissionDenied || code === "EROFS" || code === "EPERM") {
+        await roots.remove([path]);
+        return undefined;
+      }
       throw new Error(
         `Cannot write the Nix store "${layout.storeDir}": ${(error as Error).message}`,
       );
@@ -267,7 +278,7 @@ export class LocalStoreFile {
 
   async #moveIntoPlace(storePath: string): Promise<LocalStoreResult> {
     await using _lock = await lockPath(`${storePath}.lock`);
-    if (await isValid(storePath)) {
+    if (await isValidStorePath(storePath)) {
       await this.abort();
       return { path: storePath, existed: true };
     }
@@ -364,11 +375,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return bytes;
 }
 
-async function isValid(path: string): Promise<boolean> {
-  const { success } = await nixStore(["--check-validity", path]);
-  return success;
-}
-
 /**
  * `nix-store --register-validity`: it canonicalises the file (mode 0444,
  * mtime 1), and hashes its NAR unless `nar` gives the hash and size.
@@ -389,17 +395,6 @@ async function register(path: string, nar?: { hex: string; size: number }): Prom
   if (!success) {
     const detail = new TextDecoder().decode(stderr).trim().split("\n").at(-1) ?? "";
     throw new Error(`Cannot register "${path}" in the Nix store: nix-store failed: ${detail}`);
-  }
-}
-
-async function nixStore(args: string[]): Promise<Deno.CommandOutput> {
-  try {
-    return await new Deno.Command("nix-store", { args, stdout: "null", stderr: "null" }).output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`Cannot run "nix-store": it is not on PATH (is Nix installed?)`);
-    }
-    throw error;
   }
 }
 

@@ -2,7 +2,8 @@
  * The Nix store paths of downloaded files, exactly as nixpkgs' `fetchurl`
  * (and `<nix/fetchurl.nix>`) names them: flat fixed-output paths named after
  * the file, checked for validity and deleted again through `nix-store`. The
- * bytes themselves reach the store through lib/nix_daemon.ts.
+ * bytes themselves reach the store through lib/local_store.ts (written
+ * straight in) or lib/nix_daemon.ts (through the daemon).
  *
  * @module
  */

@@ -369,3 +369,47 @@ Deno.test({
       }
     }),
 });
+
+/** Whether this process may make a mount namespace with a read-only /nix/store (root, unshare). */
+async function canMountReadOnlyStore(): Promise<boolean> {
+  const probe = await run("unshare", ["-m", "sh", "-c", READ_ONLY_STORE + "true"]);
+  if (probe.code === 0) return true;
+  const reason =
+    `read-only store test: cannot remount /nix/store read-only (${probe.stderr.trim()})`;
+  if (Deno.env.get("CI") === "true") throw new Error(`${reason} (CI=true)`);
+  console.log(`SKIP ${reason}`);
+  return false;
+}
+
+/** NixOS's store: a read-only bind mount, here in a mount namespace of the test's own. */
+const READ_ONLY_STORE =
+  "mount --bind /nix/store /nix/store && mount -o remount,ro,bind /nix/store && exec ";
+
+Deno.test({
+  name: "prefetch --add-to-store on a read-only store (NixOS) goes through nix-daemon instead",
+  ignore: !nix || !await canMountReadOnlyStore(),
+  fn: () =>
+    withTempDir(async (dir) => {
+      const daemon = await markingNixDaemon(dir);
+      const env = nixEnv({ PATH: daemon.PATH });
+      const name = uniqueName("read-only");
+      const body = randomBytes(256 * 1024);
+      const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
+      await using server = startFileServer({ routes: { [`/${name}`]: { body } } });
+      // nix-daemon --stdio, as root, remounts the store writable in a
+      // namespace of its own, as Nix does; Deno cannot, so it must hand over.
+      const result = await run("unshare", [
+        ...["-m", "sh", "-c", `${READ_ONLY_STORE}"$@"`, "sh", Deno.execPath(), "run"],
+        ...[...PERMISSIONS, SCRIPT, "--add-to-store", server.url(`/${name}`)],
+      ], { env });
+      try {
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stdout.split("\n")[1], storePath);
+        assert.equal(await daemon.ran(), true, "handed over to nix-daemon");
+        const verify = await run("nix-store", ["--verify-path", storePath], { env });
+        assert.equal(verify.code, 0, verify.stderr);
+      } finally {
+        await run("nix-store", ["--delete", storePath], { env });
+      }
+    }),
+});
