@@ -269,6 +269,9 @@ export class LocalStoreFile {
     await roots.add(storePath);
     try {
       return await this.#moveIntoPlace(storePath);
+    } catch (error) {
+      await this.abort(); // the file, unless it was moved already
+      throw error;
     } finally {
       // The path is registered (or was there, or is gone): as collectable as
       // nix-prefetch-url leaves it, and the caller can still delete it.
@@ -389,8 +392,12 @@ async function register(path: string, nar?: { hex: string; size: number }): Prom
   const writer = child.stdin.getWriter();
   // The path, [its NAR hash and size,] no deriver, no references.
   const given = nar === undefined ? "" : `sha256:${nar.hex}\n${nar.size}\n`;
-  await writer.write(new TextEncoder().encode(`${path}\n${given}\n0\n`));
-  await writer.close();
+  try {
+    await writer.write(new TextEncoder().encode(`${path}\n${given}\n0\n`));
+    await writer.close();
+  } catch {
+    // nix-store exited without reading: its exit status and stderr say why.
+  }
   const { success, stderr } = await child.output();
   if (!success) {
     const detail = new TextDecoder().decode(stderr).trim().split("\n").at(-1) ?? "";

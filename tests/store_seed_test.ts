@@ -413,3 +413,35 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "prefetch --add-to-store: a refused registration leaves nothing in the store",
+  ignore: !nix,
+  fn: () =>
+    withTempDir(async (dir) => {
+      // nix-store as it is, except that it refuses to register anything.
+      const real = (await run("sh", ["-c", "command -v nix-store"])).stdout.trim();
+      await Deno.mkdir(join(dir, "bin"));
+      await Deno.writeTextFile(
+        join(dir, "bin/nix-store"),
+        `#!/bin/sh\ncase "$1" in --register-validity) echo "error: disk quota exceeded" >&2; exit 1;; esac\nexec "${real}" "$@"\n`,
+      );
+      await Deno.chmod(join(dir, "bin/nix-store"), 0o755);
+      const env = nixEnv({ PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` });
+      const name = uniqueName("refused");
+      const body = randomBytes(64 * 1024);
+      const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
+      await using server = startFileServer({ routes: { [`/${name}`]: { body } } });
+      const result = await run(Deno.execPath(), [
+        ...["run", ...PERMISSIONS, SCRIPT, "--add-to-store", server.url(`/${name}`)],
+      ], { env });
+      assert.equal(result.code, 1);
+      assert.equal(result.stdout, "");
+      assert.match(
+        result.stderr.trim(),
+        /^prefetch: Cannot register ".*" in the Nix store: nix-store failed: error: disk quota exceeded$/,
+      );
+      assert.equal(await exists(storePath), false, "the moved file was taken out again");
+      assert.deepEqual(await unregistered(name, nixEnv()), [], "no temporary left");
+    }),
+});
