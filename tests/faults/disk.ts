@@ -102,7 +102,7 @@ export const DISK_CASES: FaultCase[] = [
               code: 1,
               stderr: message,
               unchanged: [before],
-              notInStore: [{ name, hash: sriOf(body) }],
+              notInStore: [{ name, hash: sriOf(body), unique: true }],
             });
           }, setup),
       },

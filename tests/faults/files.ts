@@ -99,7 +99,7 @@ export const FILE_CASES: FaultCase[] = [
           code: 1,
           stderr: kind.refusal,
           unchanged: [before],
-          notInStore: [{ name, hash: sriOf(body) }],
+          notInStore: [{ name, hash: sriOf(body), unique: true }],
         });
         equal(server.requests.length, 0, "refused before downloading");
       }),

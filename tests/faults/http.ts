@@ -49,7 +49,7 @@ function prefetchRefuses(
           code: 1,
           stderr,
           unchanged: [before],
-          notInStore: [{ name: storeName, hash: sriOf(body) }],
+          notInStore: [{ name: storeName, hash: sriOf(body), unique: true }],
         });
       }),
   };

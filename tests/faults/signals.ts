@@ -163,7 +163,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             code,
             stderr: INTERRUPTED(sig),
             unchanged: [before],
-            notInStore: [{ name: storeName, hash: sriOf(body) }],
+            notInStore: [{ name: storeName, hash: sriOf(body), unique: true }],
           });
         }),
     },
@@ -226,7 +226,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           await assertFailedCleanly(result, {
             code,
             stderr: INTERRUPTED(sig),
-            notInStore: [{ name: storeName, hash: sriOf(body) }],
+            notInStore: [{ name: storeName, hash: sriOf(body), unique: true }],
           });
           if (route === "local") equal(await exists(fake.marker), false, "no nix-daemon was run");
         }),
