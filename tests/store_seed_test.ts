@@ -77,25 +77,41 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * Puts a shell wrapper named `tool` first on PATH: `before` runs, then the
+ * real tool with the same arguments. Returns the PATH to use.
+ */
+async function wrapOnPath(dir: string, tool: string, before: string): Promise<string> {
+  const real = (await run("sh", ["-c", `command -v ${tool}`])).stdout.trim();
+  assert.notEqual(real, "", `${tool} on PATH`);
+  await Deno.mkdir(join(dir, "bin"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "bin", tool), `#!/bin/sh\n${before}\nexec "${real}" "$@"\n`);
+  await Deno.chmod(join(dir, "bin", tool), 0o755);
+  return `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
+}
+
+/**
  * A `nix-daemon` on PATH that marks that it ran, then runs the real one:
  * `ran()` tells which route prefetch took.
  */
 async function markingNixDaemon(
   dir: string,
 ): Promise<{ PATH: string; ran: () => Promise<boolean> }> {
-  const real = (await run("sh", ["-c", "command -v nix-daemon"])).stdout.trim();
-  assert.notEqual(real, "", "nix-daemon on PATH");
-  await Deno.mkdir(join(dir, "bin"));
   const marker = join(dir, "daemon-ran");
-  await Deno.writeTextFile(
-    join(dir, "bin/nix-daemon"),
-    `#!/bin/sh\n: > "${marker}"\nexec "${real}" "$@"\n`,
-  );
-  await Deno.chmod(join(dir, "bin/nix-daemon"), 0o755);
   return {
-    PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+    PATH: await wrapOnPath(dir, "nix-daemon", `: > "${marker}"`),
     ran: () => exists(marker),
   };
+}
+
+/** Asserts that `storePath` is valid, with its bytes as registered, and no temporary of `name` is left. */
+async function assertSeeded(
+  storePath: string,
+  name: string,
+  env: Record<string, string>,
+): Promise<void> {
+  const verify = await run("nix-store", ["--verify-path", storePath], { env });
+  assert.equal(verify.code, 0, verify.stderr);
+  assert.deepEqual(await unregistered(name, env), [], "no temporary left");
 }
 
 /** Store entries named `*-<name>` that are not valid paths: what a direct write left. */
@@ -226,9 +242,7 @@ Deno.test({
       assert.equal(new TextDecoder().decode(stdout).split("\n")[1], storePath);
     }
     try {
-      const verify = await run("nix-store", ["--verify-path", storePath], { env });
-      assert.equal(verify.code, 0, verify.stderr);
-      assert.deepEqual(await unregistered(name, env), []);
+      await assertSeeded(storePath, name, env);
       assert.equal(
         await exists(`/nix/var/nix/temproots/${child.pid}`),
         false,
@@ -360,9 +374,7 @@ Deno.test({
         try {
           assert.equal(result.code, 0, result.stderr);
           assert.equal(result.stdout.split("\n")[1], storePath);
-          const verify = await run("nix-store", ["--verify-path", storePath], { env });
-          assert.equal(verify.code, 0, verify.stderr);
-          assert.deepEqual(await unregistered(name, env), []);
+          await assertSeeded(storePath, name, env);
         } finally {
           await run("nix-store", ["--delete", storePath], { env });
         }
@@ -406,8 +418,7 @@ Deno.test({
         assert.equal(result.code, 0, result.stderr);
         assert.equal(result.stdout.split("\n")[1], storePath);
         assert.equal(await daemon.ran(), true, "handed over to nix-daemon");
-        const verify = await run("nix-store", ["--verify-path", storePath], { env });
-        assert.equal(verify.code, 0, verify.stderr);
+        await assertSeeded(storePath, name, env);
       } finally {
         await run("nix-store", ["--delete", storePath], { env });
       }
@@ -420,14 +431,12 @@ Deno.test({
   fn: () =>
     withTempDir(async (dir) => {
       // nix-store as it is, except that it refuses to register anything.
-      const real = (await run("sh", ["-c", "command -v nix-store"])).stdout.trim();
-      await Deno.mkdir(join(dir, "bin"));
-      await Deno.writeTextFile(
-        join(dir, "bin/nix-store"),
-        `#!/bin/sh\ncase "$1" in --register-validity) echo "error: disk quota exceeded" >&2; exit 1;; esac\nexec "${real}" "$@"\n`,
+      const PATH = await wrapOnPath(
+        dir,
+        "nix-store",
+        `case "$1" in --register-validity) echo "error: disk quota exceeded" >&2; exit 1;; esac`,
       );
-      await Deno.chmod(join(dir, "bin/nix-store"), 0o755);
-      const env = nixEnv({ PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` });
+      const env = nixEnv({ PATH });
       const name = uniqueName("refused");
       const body = randomBytes(64 * 1024);
       const storePath = fixedOutputPath(name, parseHash(await sha256Sri(body)));
