@@ -63,6 +63,14 @@ export interface HashReaderOptions extends HashOptions {
    * @default {Infinity}
    */
   maxBytes?: number;
+  /**
+   * For an `onBlock` consumer that hashes the blocks itself (the Nix store
+   * does): the digest of everything it was given, returned instead of
+   * hashing the input a second time.
+   *
+   * @default {undefined}
+   */
+  digest?: () => Promise<Hash>;
 }
 
 /** The size of each of the two read buffers: large enough that syscalls and promise hops vanish. */
@@ -159,7 +167,8 @@ export async function hashReader(
   reader: BufferReader,
   options: HashReaderOptions = {},
 ): Promise<HashResult> {
-  const hasher = new Hasher(options.algorithm);
+  const hasher = options.digest === undefined ? new Hasher(options.algorithm) : undefined;
+  let size = 0;
   let current = new Uint8Array(BLOCK_SIZE);
   let spare = new Uint8Array(BLOCK_SIZE);
   let count = await reader.read(current);
@@ -169,19 +178,20 @@ export async function hashReader(
     // A rejected read must not go unhandled while this block is processed.
     next.catch(() => {});
     const block = current.subarray(0, count);
-    if (hasher.size + count > (options.maxBytes ?? Infinity)) {
+    if (size + count > (options.maxBytes ?? Infinity)) {
       await next.catch(() => {});
       throw new RangeError(
         `the input exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
       );
     }
-    hasher.update(block);
+    hasher?.update(block);
+    size += count;
     if (options.onBlock !== undefined) await options.onBlock(block);
-    options.onProgress?.(hasher.size);
+    options.onProgress?.(size);
     count = await next;
     [current, spare] = [spare, current];
   }
-  return { hash: hasher.digest(), size: hasher.size };
+  return { hash: hasher?.digest() ?? await options.digest!(), size };
 }
 
 /**

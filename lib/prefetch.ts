@@ -435,6 +435,8 @@ async function readLocal(
       algorithm,
       maxBytes,
       ...(writer === undefined ? {} : { onBlock: (block: Uint8Array) => writer.write(block) }),
+      // The local store hashes what it writes: the file is hashed once.
+      ...(writer?.digest === undefined ? {} : { digest: writer.digest }),
       ...(options.onProgress === undefined
         ? {}
         : { onProgress: (received: number) => options.onProgress?.({ received, total }) }),
