@@ -633,17 +633,11 @@ function bodyFailure(url: URL, error: unknown, signal: AbortSignal, received: nu
 }
 
 /**
- * Reads a body with a BYOB reader into a reused buffer (no allocation per
- * chunk), gathers the bytes into the pipeline's blocks and pushes each full
- * block. A failed read detaches its buffer, which is why the block is a
- * separate copy: when the connection fails the bytes already received are
- * pushed first, so a resume starts right after them.
- */
-/**
  * Reads of a response body into the caller's view, which keeps its buffer:
  * straight from lib/http1_client.ts's connection, or, for a fetch()
  * response (through a proxy), from the body stream through a buffer of its
- * own and a copy.
+ * own and a copy (a failed BYOB read detaches the buffer it was given, and
+ * the bytes already in a block must survive it for the resume).
  */
 interface BodyReader {
   /** Fills up to `view.length` bytes; 0 at the end of the body. */
