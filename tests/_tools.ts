@@ -198,3 +198,54 @@ export async function sha256Sri(bytes: Uint8Array<ArrayBuffer>): Promise<string>
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return `sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`;
 }
+
+/** Whether `path` exists (a dangling symlink counts). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Puts a shell wrapper named `tool` first on PATH, in `dir/bin`: `before`
+ * runs, then the real tool with the same arguments.
+ *
+ * @returns The PATH to run with.
+ */
+export async function wrapOnPath(dir: string, tool: string, before: string): Promise<string> {
+  const real = (await run("sh", ["-c", `command -v ${tool}`])).stdout.trim();
+  if (real === "") throw new Error(`${tool} is not on PATH`);
+  await Deno.mkdir(`${dir}/bin`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/bin/${tool}`, `#!/bin/sh\n${before}\nexec "${real}" "$@"\n`);
+  await Deno.chmod(`${dir}/bin/${tool}`, 0o755);
+  return `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
+}
+
+/**
+ * A `nix-daemon` on PATH that marks that it ran, then runs the real one:
+ * `ran()` tells whether prefetch took the daemon route.
+ */
+export async function markingNixDaemon(
+  dir: string,
+): Promise<{ PATH: string; ran: () => Promise<boolean> }> {
+  const marker = `${dir}/nix-daemon-ran`;
+  const PATH = await wrapOnPath(dir, "nix-daemon", `: > "${marker}"`);
+  return { PATH, ran: () => pathExists(marker) };
+}
+
+/** Entries `/nix/store/*-<name>` that are not valid paths: what a direct store write left. */
+export async function unregisteredInStore(
+  name: string,
+  env: Record<string, string> = nixEnv(),
+): Promise<string[]> {
+  const left: string[] = [];
+  for await (const entry of Deno.readDir("/nix/store")) {
+    if (!entry.name.endsWith(`-${name}`)) continue;
+    const valid = await run("nix-store", ["--check-validity", `/nix/store/${entry.name}`], { env });
+    if (valid.code !== 0) left.push(entry.name);
+  }
+  return left;
+}

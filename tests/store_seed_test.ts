@@ -18,14 +18,18 @@ import { parseHash } from "../lib/hash.ts";
 import { fixedOutputPath } from "../lib/nix_store.ts";
 import { startFileServer } from "./_server.ts";
 import {
+  markingNixDaemon,
   nixEnv,
+  pathExists,
   randomBytes,
   repoRoot,
   requireTools,
   run,
   runNixBuild,
   sha256Sri,
+  unregisteredInStore,
   withTempDir,
+  wrapOnPath,
 } from "./_tools.ts";
 
 const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
@@ -55,7 +59,7 @@ async function withDaemon<T>(
   ).catch(() => {});
   const accepted = (): number => log.match(/accepted connection/g)?.length ?? 0;
   try {
-    for (let waited = 0; !(await exists(socket)); waited += 20) {
+    for (let waited = 0; !(await pathExists(socket)); waited += 20) {
       if (waited > 10_000) throw new Error("nix-daemon did not open its socket within 10 s");
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -67,42 +71,6 @@ async function withDaemon<T>(
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Puts a shell wrapper named `tool` first on PATH: `before` runs, then the
- * real tool with the same arguments. Returns the PATH to use.
- */
-async function wrapOnPath(dir: string, tool: string, before: string): Promise<string> {
-  const real = (await run("sh", ["-c", `command -v ${tool}`])).stdout.trim();
-  assert.notEqual(real, "", `${tool} on PATH`);
-  await Deno.mkdir(join(dir, "bin"), { recursive: true });
-  await Deno.writeTextFile(join(dir, "bin", tool), `#!/bin/sh\n${before}\nexec "${real}" "$@"\n`);
-  await Deno.chmod(join(dir, "bin", tool), 0o755);
-  return `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
-}
-
-/**
- * A `nix-daemon` on PATH that marks that it ran, then runs the real one:
- * `ran()` tells which route prefetch took.
- */
-async function markingNixDaemon(
-  dir: string,
-): Promise<{ PATH: string; ran: () => Promise<boolean> }> {
-  const marker = join(dir, "daemon-ran");
-  return {
-    PATH: await wrapOnPath(dir, "nix-daemon", `: > "${marker}"`),
-    ran: () => exists(marker),
-  };
-}
-
 /** Asserts that `storePath` is valid, with its bytes as registered, and no temporary of `name` is left. */
 async function assertSeeded(
   storePath: string,
@@ -111,18 +79,7 @@ async function assertSeeded(
 ): Promise<void> {
   const verify = await run("nix-store", ["--verify-path", storePath], { env });
   assert.equal(verify.code, 0, verify.stderr);
-  assert.deepEqual(await unregistered(name, env), [], "no temporary left");
-}
-
-/** Store entries named `*-<name>` that are not valid paths: what a direct write left. */
-async function unregistered(name: string, env: Record<string, string>): Promise<string[]> {
-  const left: string[] = [];
-  for await (const entry of Deno.readDir("/nix/store")) {
-    if (!entry.name.endsWith(`-${name}`)) continue;
-    const valid = await run("nix-store", ["--check-validity", `/nix/store/${entry.name}`], { env });
-    if (valid.code !== 0) left.push(entry.name);
-  }
-  return left;
+  assert.deepEqual(await unregisteredInStore(name, env), [], "no temporary left");
 }
 
 /**
@@ -182,7 +139,11 @@ Deno.test({
       const env = nixEnv({ PATH: daemon.PATH });
       await seedAndBuild(env, async () => {
         assert.equal(await daemon.ran(), false, "no nix-daemon: the file went straight in");
-        assert.deepEqual(await unregistered("rocm-seed.tar.gz", env), [], "no temporary left");
+        assert.deepEqual(
+          await unregisteredInStore("rocm-seed.tar.gz", env),
+          [],
+          "no temporary left",
+        );
       });
     }),
 });
@@ -226,7 +187,7 @@ Deno.test({
       for (let waited = 0; temporary === undefined; waited += 20) {
         assert.ok(waited < 10_000, "the store file appeared within 10 s");
         await new Promise((resolve) => setTimeout(resolve, 20));
-        temporary = (await unregistered(name, env))[0];
+        temporary = (await unregisteredInStore(name, env))[0];
       }
       const roots = await Deno.readFile(`/nix/var/nix/temproots/${child.pid}`);
       assert.ok(
@@ -244,7 +205,7 @@ Deno.test({
     try {
       await assertSeeded(storePath, name, env);
       assert.equal(
-        await exists(`/nix/var/nix/temproots/${child.pid}`),
+        await pathExists(`/nix/var/nix/temproots/${child.pid}`),
         false,
         "roots file removed",
       );
@@ -450,7 +411,7 @@ Deno.test({
         result.stderr.trim(),
         /^prefetch: Cannot register ".*" in the Nix store: nix-store failed: error: disk quota exceeded$/,
       );
-      assert.equal(await exists(storePath), false, "the moved file was taken out again");
-      assert.deepEqual(await unregistered(name, nixEnv()), [], "no temporary left");
+      assert.equal(await pathExists(storePath), false, "the moved file was taken out again");
+      assert.deepEqual(await unregisteredInStore(name, nixEnv()), [], "no temporary left");
     }),
 });

@@ -12,7 +12,7 @@ import { equal, match } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fixedOutputPath, isValidStorePath } from "../../lib/nix_store.ts";
 import { parseSri } from "../../lib/hash.ts";
-import { nixEnv, repoRoot } from "../_tools.ts";
+import { nixEnv, repoRoot, unregisteredInStore } from "../_tools.ts";
 
 /** One fault case: a name and a body that throws when a promise breaks. */
 export interface FaultCase {
@@ -175,13 +175,7 @@ export async function assertFailedCleanly(
       if (!unique) continue;
       // Nor an unregistered file of that name left in the store folder (a
       // direct write's temporary).
-      const left: string[] = [];
-      for await (const entry of Deno.readDir("/nix/store")) {
-        const entryPath = `/nix/store/${entry.name}`;
-        if (entry.name.endsWith(`-${name}`) && !await isValidStorePath(entryPath)) {
-          left.push(entry.name);
-        }
-      }
+      const left = await unregisteredInStore(name);
       equal(left.join(" "), "", `no unregistered "*-${name}" left in /nix/store`);
     }
   } finally {

@@ -23,7 +23,7 @@ import {
 } from "./_harness.ts";
 import { indexAndTarball, registry, uniqueBytes } from "./_fixtures.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
-import { nixEnv, run } from "../_tools.ts";
+import { markingNixDaemon, nixEnv, run } from "../_tools.ts";
 
 const SIGNALS = [
   { name: "SIGTERM", code: 143 },
@@ -65,27 +65,6 @@ async function makeBigClosure(dir: string, size: number): Promise<string> {
   equal(info.code, 0, info.stderr);
   await Deno.writeTextFile(`${dir}/closure.json`, info.stdout);
   return `${dir}/closure.json`;
-}
-
-/**
- * A `nix-daemon` on PATH that marks when prefetch opened its store
- * connection, then runs the real one: the download streams into it.
- */
-async function markingNixDaemon(dir: string): Promise<{ path: string; marker: string }> {
-  const real = (await run("sh", ["-c", "command -v nix-daemon"])).stdout.trim();
-  assert(real !== "", "nix-daemon on PATH");
-  const bin = `${dir}/bin`;
-  await Deno.mkdir(bin);
-  const marker = `${dir}/connected`;
-  await Deno.writeTextFile(
-    `${bin}/nix-daemon`,
-    `#!/bin/sh
-: > "${marker}"
-exec "${real}" "$@"
-`,
-  );
-  await Deno.chmod(`${bin}/nix-daemon`, 0o755);
-  return { path: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`, marker };
 }
 
 /** Whether the store folder holds an entry named `<hash>-<name>` (valid or not). */
@@ -207,9 +186,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
           }));
           const fake = await markingNixDaemon(dir);
           const storeName = `fault-${crypto.randomUUID().slice(0, 8)}.bin`;
-          const started = route === "daemon"
-            ? () => exists(fake.marker)
-            : () => storeHolds(storeName);
+          const started = route === "daemon" ? fake.ran : () => storeHolds(storeName);
           const result = await runScript("prefetch", [
             "--add-to-store",
             ...(route === "daemon" ? ["--via-daemon"] : []),
@@ -217,7 +194,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             storeName,
             `${server.origin}/f`,
           ], {
-            env: { PATH: fake.path },
+            env: { PATH: fake.PATH },
             signal: at(async (_, exited) => {
               await waitUntil(started, `the ${route} store file`, 15_000, 5, exited);
               await server.stalled("/f");
@@ -228,7 +205,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             stderr: INTERRUPTED(sig),
             notInStore: [{ name: storeName, hash: sriOf(body), unique: true }],
           });
-          if (route === "local") equal(await exists(fake.marker), false, "no nix-daemon was run");
+          if (route === "local") equal(await fake.ran(), false, "no nix-daemon was run");
         }),
     })),
     {
