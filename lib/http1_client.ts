@@ -9,6 +9,15 @@
  * or until the connection closes) and then reads on until the server closes:
  * a single byte more is an error.
  *
+ * With a {@linkcode ConnectionPool} it keeps connections open between
+ * requests instead (a parallel download's ranges: no new TCP and TLS
+ * handshake, and no TCP slow start, per range). Since requests are never
+ * pipelined, every byte between one body's end and the next status line is
+ * a byte too many: those already received at the end of the body fail it,
+ * later ones fail the next response on that connection, and
+ * {@linkcode ConnectionPool.drain} waits a moment for them on the connections
+ * left idle at the end.
+ *
  * It does what downloads need and no more: GET over http or https (TLS from
  * `Deno.connectTls`, with Deno's root certificates), no proxy, no cookies, no
  * compression, no redirects (the caller follows them, checking each hop).
@@ -84,6 +93,119 @@ export interface Http1Options {
    * @default {Deno.connect or Deno.connectTls}
    */
   connect?: Connector;
+  /**
+   * Where idle connections wait between requests: an idle connection to the
+   * same origin is reused, and this one goes back once its body has been
+   * read to the exact end (or had none).
+   *
+   * @default {undefined (a new connection, closed after the response)}
+   */
+  pool?: ConnectionPool;
+}
+
+/** A connection and the bytes read from it but not yet consumed. */
+interface OpenConnection {
+  conn: Deno.Conn;
+  reader: ConnectionReader;
+}
+
+/**
+ * Idle HTTP/1.1 connections kept open for reuse by {@linkcode fetchHttp1},
+ * by origin. Disposing of the pool closes them.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { ConnectionPool, fetchHttp1 } from "./http1_client.ts";
+ *
+ * using pool = new ConnectionPool();
+ * for (const range of ["bytes=0-99", "bytes=100-199"]) {
+ *   const response = await fetchHttp1(new URL("https://example.com/file"), {
+ *     headers: { range },
+ *     pool,
+ *   });
+ *   await response.arrayBuffer(); // read to the end: the connection goes back
+ * }
+ * pool.opened; // 1
+ * ```
+ */
+export class ConnectionPool implements Disposable {
+  constructor() {
+    pools.set(this, { idle: new Map(), closed: false, opened: 0 });
+  }
+
+  /** How many connections requests through this pool have opened. */
+  get opened(): number {
+    return pools.get(this)!.opened;
+  }
+
+  /**
+   * Waits up to `graceMs` for a stray byte on each idle connection, then
+   * closes them all: the check for bytes after a body that the close of a
+   * `Connection: close` response gives, for the last response on each.
+   *
+   * @param graceMs How long to wait, for all connections at once.
+   * @throws {ResponseFramingError} When a server sent bytes after a body.
+   */
+  async drain(graceMs: number): Promise<void> {
+    const state = pools.get(this)!;
+    const idle = [...state.idle.values()].flat();
+    state.idle.clear();
+    state.closed = true;
+    const stray = await Promise.all(idle.map(({ reader }) => reader.hasMore(graceMs)));
+    for (const { conn } of idle) closeQuietly(conn);
+    if (stray.includes(true)) {
+      throw new ResponseFramingError(
+        "overlong",
+        "the server sent more than a response's Content-Length announced: bytes followed its body on a kept-alive connection",
+      );
+    }
+  }
+
+  /** Closes every idle connection; connections given back later are closed too. */
+  close(): void {
+    const state = pools.get(this)!;
+    state.closed = true;
+    for (const idle of state.idle.values()) for (const { conn } of idle) closeQuietly(conn);
+    state.idle.clear();
+  }
+
+  /** Closes every idle connection. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A pool's idle connections by origin, and what it counts. */
+interface PoolState {
+  idle: Map<string, OpenConnection[]>;
+  closed: boolean;
+  opened: number;
+}
+const pools = new WeakMap<ConnectionPool, PoolState>();
+
+/** Takes an idle connection to `origin` from the pool, if there is one. */
+function takeIdle(pool: ConnectionPool, origin: string): OpenConnection | undefined {
+  return pools.get(pool)!.idle.get(origin)?.pop();
+}
+
+/** Gives a connection back to the pool (closed if the pool is). */
+function giveBack(pool: ConnectionPool, origin: string, connection: OpenConnection): void {
+  const state = pools.get(pool)!;
+  if (state.closed) {
+    closeQuietly(connection.conn);
+    return;
+  }
+  const idle = state.idle.get(origin) ?? [];
+  idle.push(connection);
+  state.idle.set(origin, idle);
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
 }
 
 /** Opens a connection to `hostname:port`, over TLS when `tls` is set. */
@@ -122,29 +244,55 @@ const NULL_BODY_STATUSES = new Set([204, 205, 304]);
  * @throws {ResponseFramingError} When the response head is not HTTP/1.1.
  */
 export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<Response> {
-  const { signal } = options;
+  const { signal, pool } = options;
   signal?.throwIfAborted();
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`Cannot fetch "${url}": only http: and https: are supported`);
   }
-  const conn = await connect(url, signal, options.connect);
-  const close = (): void => {
+  const idle = pool === undefined ? undefined : takeIdle(pool, url.origin);
+  if (idle !== undefined) {
     try {
-      conn.close();
-    } catch {
-      // already closed
+      return await exchange(url, idle, true, options);
+    } catch (error) {
+      // A server may close an idle connection whenever it likes; before it
+      // sent a byte of the answer, asking again on a new one is safe (GET).
+      if (signal?.aborted || idle.reader.received > 0) throw error;
     }
-  };
+  }
+  const conn = await connect(url, signal, options.connect);
+  if (pool !== undefined) pools.get(pool)!.opened++;
+  return await exchange(url, { conn, reader: new ConnectionReader(conn) }, false, options);
+}
+
+/** Sends the request on `connection` and reads the response head. */
+async function exchange(
+  url: URL,
+  connection: OpenConnection,
+  reused: boolean,
+  options: Http1Options,
+): Promise<Response> {
+  const { signal, pool } = options;
+  const { conn, reader } = connection;
+  const keepAlive = pool !== undefined;
+  const close = (): void => closeQuietly(conn);
   signal?.addEventListener("abort", close, { once: true });
   if (signal?.aborted) close(); // aborted while connecting
-  const done = (): void => {
+  let settled = false;
+  /** The end of the exchange: the connection goes back to the pool when `reusable`, else closes. */
+  const done = (reusable = false): void => {
+    if (settled) return;
+    settled = true;
     signal?.removeEventListener("abort", close);
-    close();
+    if (reusable && keepAlive) giveBack(pool!, url.origin, connection);
+    else close();
   };
   try {
-    await writeAll(conn, new TextEncoder().encode(requestHead(url, options.headers ?? {})));
-    const reader = new ConnectionReader(conn);
-    let head = await readHead(reader);
+    reader.received = 0;
+    await writeAll(
+      conn,
+      new TextEncoder().encode(requestHead(url, options.headers ?? {}, keepAlive)),
+    );
+    let head = await readHead(reader, reused);
     for (let interim = 0; head.status < 200; interim++) {
       if (interim === MAX_INTERIM_RESPONSES) {
         throw new ResponseFramingError(
@@ -152,24 +300,28 @@ export async function fetchHttp1(url: URL, options: Http1Options = {}): Promise<
           `more than ${MAX_INTERIM_RESPONSES} interim (1xx) responses`,
         );
       }
-      head = await readHead(reader);
+      head = await readHead(reader, false);
     }
     const init = { status: head.status, statusText: head.statusText, headers: head.headers };
+    const reusable = keepAlive && head.keepAlive;
     if (NULL_BODY_STATUSES.has(head.status)) {
-      done();
+      done(reusable && reader.buffered === 0);
       return new Response(null, init);
     }
-    const framing = bodyFraming(head.headers, reader, options.closeGraceMs ?? 1000);
+    const framing = bodyFraming(head.headers, reader, {
+      graceMs: options.closeGraceMs ?? 1000,
+      keepAlive: reusable,
+    });
     const response = new Response(bodyStream(framing, done, signal), init);
     directReaders.set(response, async (view) => {
       let n: number;
       try {
-        n = await framing(view);
+        n = await framing.read(view);
       } catch (error) {
         done();
         throw signal?.aborted ? signal.reason : error;
       }
-      if (n === 0) done();
+      if (n === 0) done(framing.reusable);
       return n;
     });
     return response;
@@ -216,13 +368,13 @@ function defaultConnector(
     : Deno.connect({ hostname, port });
 }
 
-function requestHead(url: URL, headers: Record<string, string>): string {
+function requestHead(url: URL, headers: Record<string, string>, keepAlive: boolean): string {
   const lines = [
     `GET ${url.pathname}${url.search} HTTP/1.1`,
     `Host: ${url.host}`,
     "User-Agent: rocm-nightly",
     "Accept: */*",
-    "Connection: close",
+    keepAlive ? "Connection: keep-alive" : "Connection: close",
   ];
   for (const [name, value] of Object.entries(headers)) {
     if (/[\r\n]/.test(name + value)) throw new TypeError(`Invalid header ${JSON.stringify(name)}`);
@@ -249,9 +401,17 @@ class ConnectionReader {
   #buffer = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
+  /** Bytes received since the last request was sent (set to 0 then). */
+  received = 0;
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+  }
+
+  async #receive(view: Uint8Array): Promise<number> {
+    const n = await readConnection(this.#conn, view);
+    this.received += n;
+    return n;
   }
 
   get buffered(): number {
@@ -266,7 +426,7 @@ class ConnectionReader {
       this.#start += n;
       return n;
     }
-    return await readConnection(this.#conn, view);
+    return await this.#receive(view);
   }
 
   /**
@@ -296,7 +456,7 @@ class ConnectionReader {
         grown.set(this.#buffer.subarray(0, this.#end));
         this.#buffer = grown;
       }
-      const n = await readConnection(this.#conn, this.#buffer.subarray(this.#end));
+      const n = await this.#receive(this.#buffer.subarray(this.#end));
       if (n === 0) {
         throw new ResponseFramingError("truncated", `the connection closed inside the ${what}`);
       }
@@ -360,12 +520,26 @@ interface ResponseHead {
   status: number;
   statusText: string;
   headers: Headers;
+  /** HTTP/1.1 without `Connection: close`: the server keeps the connection open. */
+  keepAlive: boolean;
 }
 
-async function readHead(reader: ConnectionReader): Promise<ResponseHead> {
+/**
+ * Reads a response head. On a `reused` connection, anything before the
+ * status line was sent after the previous body: bytes past its end.
+ */
+async function readHead(reader: ConnectionReader, reused: boolean): Promise<ResponseHead> {
   const text = latin1.decode(await reader.readUntil(CRLF_CRLF, MAX_HEAD_BYTES, "response head"));
   const [statusLine = "", ...fields] = text.split("\r\n");
-  const status = /^HTTP\/1\.[01] ([1-5]\d\d)(?: (.*))?$/.exec(statusLine);
+  const status = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: (.*))?$/.exec(statusLine);
+  if (status === null && reused) {
+    throw new ResponseFramingError(
+      "overlong",
+      `the server sent more than the previous response's Content-Length announced on this connection: ${
+        JSON.stringify(statusLine.slice(0, 80))
+      } came before the next status line`,
+    );
+  }
   if (status === null) {
     throw new ResponseFramingError(
       "malformed",
@@ -385,18 +559,40 @@ async function readHead(reader: ConnectionReader): Promise<ResponseHead> {
     }
     headers.append(match[1]!, match[2]!);
   }
-  return { status: Number(status[1]), statusText: status[2] ?? "", headers };
+  const keepAlive = status[1] === "1" &&
+    !/(^|,)\s*close\s*(,|$)/i.test(headers.get("connection") ?? "");
+  return { status: Number(status[2]), statusText: status[3] ?? "", headers, keepAlive };
 }
 
 /** Reads the body into a view: the byte count, 0 once the body is complete. */
 type Framing = (view: Uint8Array) => Promise<number>;
 
-/** The body's framing as RFC 9112 §6.3 orders it: chunked, Content-Length, or until close. */
-function bodyFraming(headers: Headers, reader: ConnectionReader, graceMs: number): Framing {
+/** Whether any byte follows the body's end (it is then an error). */
+type AfterBody = () => Promise<boolean>;
+
+/** A body's framing, and whether its connection can carry another request after its end. */
+interface BodyFraming {
+  read: Framing;
+  reusable: boolean;
+}
+
+/**
+ * The body's framing as RFC 9112 §6.3 orders it: chunked, Content-Length,
+ * or until close. With `keepAlive`, the bytes after the end that count are
+ * those already received; otherwise the server's close is awaited.
+ */
+function bodyFraming(
+  headers: Headers,
+  reader: ConnectionReader,
+  options: { graceMs: number; keepAlive: boolean },
+): BodyFraming {
+  const afterBody: AfterBody = options.keepAlive
+    ? () => Promise.resolve(reader.buffered > 0)
+    : () => reader.hasMore(options.graceMs);
   const transferEncoding = headers.get("transfer-encoding");
   if (transferEncoding !== null) {
     if (!/(^|,)\s*chunked\s*$/i.test(transferEncoding)) return untilClose(reader);
-    return chunked(reader, graceMs);
+    return { read: chunked(reader, afterBody), reusable: options.keepAlive };
   }
   const contentLength = headers.get("content-length");
   if (contentLength === null) return untilClose(reader);
@@ -410,9 +606,9 @@ function bodyFraming(headers: Headers, reader: ConnectionReader, graceMs: number
   }
   const length = Number(value);
   let remaining = length;
-  return async (view) => {
+  const read: Framing = async (view) => {
     if (remaining === 0) {
-      if (await reader.hasMore(graceMs)) {
+      if (await afterBody()) {
         throw new ResponseFramingError(
           "overlong",
           `the server sent more than the ${length} bytes its Content-Length announced`,
@@ -432,13 +628,14 @@ function bodyFraming(headers: Headers, reader: ConnectionReader, graceMs: number
     remaining -= n;
     return n;
   };
+  return { read, reusable: options.keepAlive };
 }
 
-function untilClose(reader: ConnectionReader): Framing {
-  return (view) => reader.read(view);
+function untilClose(reader: ConnectionReader): BodyFraming {
+  return { read: (view) => reader.read(view), reusable: false };
 }
 
-function chunked(reader: ConnectionReader, graceMs: number): Framing {
+function chunked(reader: ConnectionReader, afterBody: AfterBody): Framing {
   let remaining = 0; // of the current chunk
   let finished = false;
   return async (view) => {
@@ -464,7 +661,7 @@ function chunked(reader: ConnectionReader, graceMs: number): Framing {
             throw new ResponseFramingError("malformed", "more than 100 trailer fields");
           }
         }
-        if (await reader.hasMore(graceMs)) {
+        if (await afterBody()) {
           throw new ResponseFramingError("overlong", "the server sent bytes after the last chunk");
         }
         finished = true;
@@ -516,8 +713,8 @@ export function directBodyReader(
 
 /** The body as a byte stream: BYOB reads land in the caller's buffer. */
 function bodyStream(
-  framing: Framing,
-  done: () => void,
+  framing: BodyFraming,
+  done: (reusable?: boolean) => void,
   signal: AbortSignal | undefined,
 ): ReadableStream<Uint8Array> {
   return new ReadableStream({
@@ -528,7 +725,7 @@ function bodyStream(
       const { buffer, byteOffset, byteLength } = request.view!;
       let n: number;
       try {
-        n = await framing(new Uint8Array(buffer, byteOffset, byteLength));
+        n = await framing.read(new Uint8Array(buffer, byteOffset, byteLength));
       } catch (error) {
         done();
         throw signal?.aborted ? signal.reason : error;
@@ -537,7 +734,7 @@ function bodyStream(
         request.respond(n);
         return;
       }
-      done();
+      done(framing.reusable);
       controller.close();
       request.respond(0);
     },

@@ -5,7 +5,10 @@
  * that it can misbehave in ways a correct server library refuses to: lie
  * about Content-Length, cut a body short, answer a Range request with the
  * wrong range. Every response closes its connection, so each request is
- * independent and a fault never leaks into the next request.
+ * independent and a fault never leaks into the next request, unless
+ * `keepAlive` is set: then a request that asks for keep-alive gets it
+ * (after a fault too, when the framing allows: bytes after a body then reach
+ * the next response on that connection).
  *
  * @example Usage
  * ```ts
@@ -87,6 +90,20 @@ export interface FileServerOptions {
   root?: string;
   /** Limits each connection to the folder's files to this many bytes per second. */
   bytesPerSecond?: number;
+  /**
+   * Keeps a connection open after a response when the request asked for it
+   * (`Connection: keep-alive`) and the response's framing allows it.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * With `keepAlive`: closes a connection after this many responses
+   * without a word, as a server does with an idle connection it times out.
+   *
+   * @default {Infinity}
+   */
+  keepAliveRequests?: number;
 }
 
 /** A request as the server saw it. */
@@ -95,6 +112,8 @@ export interface LoggedRequest {
   path: string;
   /** Request headers, names lower-cased. */
   headers: Record<string, string>;
+  /** Which connection it came on: 1 for the first accepted, and so on. */
+  connection: number;
 }
 
 /** A running server. */
@@ -107,6 +126,8 @@ export interface FileServer extends AsyncDisposable {
   requests: LoggedRequest[];
   /** The most connections that were open at once. */
   readonly peakConnections: number;
+  /** How many connections were accepted. */
+  readonly connections: number;
   /** The absolute URL of `path` on this server. */
   url(path: string): string;
   /** Stops listening, drops open connections and waits for every handler. */
@@ -137,13 +158,14 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
   const open = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   let peak = 0;
+  let accepted = 0;
   const { promise: closed, resolve: markClosed } = Promise.withResolvers<void>();
 
   const accepting = (async () => {
     for await (const conn of listener) {
       open.add(conn);
       peak = Math.max(peak, open.size);
-      const handler = handle(conn).catch(() => {}).finally(() => {
+      const handler = handle(conn, ++accepted).catch(() => {}).finally(() => {
         open.delete(conn);
         handlers.delete(handler);
         try {
@@ -154,9 +176,22 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     }
   })().catch(() => {});
 
-  async function handle(conn: Deno.Conn): Promise<void> {
-    const request = await readRequest(conn);
-    if (request === undefined) return;
+  async function handle(conn: Deno.Conn, connection: number): Promise<void> {
+    for (let answered = 0; answered < (options.keepAliveRequests ?? Infinity); answered++) {
+      const request = await readRequest(conn, connection);
+      if (request === undefined) return;
+      const keepAlive = options.keepAlive === true &&
+        /keep-alive/i.test(request.headers["connection"] ?? "");
+      if (!await answer(conn, request, keepAlive)) return;
+    }
+  }
+
+  /** Answers one request; whether the connection stays open for the next. */
+  async function answer(
+    conn: Deno.Conn,
+    request: LoggedRequest,
+    keepAlive: boolean,
+  ): Promise<boolean> {
     requests.push(request);
     const seen = (counts.get(request.path) ?? 0) + 1;
     counts.set(request.path, seen);
@@ -174,7 +209,7 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     }
     const skipped = route.faultAfter ?? 0;
     const faulty = seen > skipped && seen <= skipped + (route.faultTimes ?? Infinity);
-    await respond(conn, request, route, faulty, closed);
+    return await respond(conn, request, route, faulty, closed, keepAlive);
   }
 
   let closing: Promise<void> | undefined;
@@ -200,6 +235,9 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     get peakConnections(): number {
       return peak;
     },
+    get connections(): number {
+      return accepted;
+    },
     url: (path: string) => `${origin}${path}`,
     close,
     [Symbol.asyncDispose]: close,
@@ -207,11 +245,14 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
 }
 
 /** Reads one request's head from `conn` (at most 16 KiB), or `undefined` when it closes first. */
-export async function readRequest(conn: Deno.Conn): Promise<LoggedRequest | undefined> {
+export async function readRequest(
+  conn: Deno.Conn,
+  connection = 1,
+): Promise<LoggedRequest | undefined> {
   const buffer = new Uint8Array(16 * 1024);
   let length = 0;
   for (;;) {
-    const n = await conn.read(buffer.subarray(length));
+    const n = await conn.read(buffer.subarray(length)).catch(() => null);
     if (n === null) return undefined;
     length += n;
     const text = new TextDecoder().decode(buffer.subarray(0, length));
@@ -226,7 +267,7 @@ export async function readRequest(conn: Deno.Conn): Promise<LoggedRequest | unde
           headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
         }
       }
-      return { method, path: target.split("?")[0] ?? "/", headers };
+      return { method, path: target.split("?")[0] ?? "/", headers, connection };
     }
     if (length === buffer.length) return undefined;
   }
@@ -254,13 +295,20 @@ async function respond(
   route: Route,
   faulty: boolean,
   closed: Promise<void>,
-): Promise<void> {
+  keepAlive: boolean,
+): Promise<boolean> {
+  // Faults that end the body by closing keep nothing alive.
+  const keep = keepAlive && !route.noLength &&
+    !(faulty && (route.resetAfter ?? route.stallAfter ?? route.wrongLength) !== undefined);
   const write = async (bytes: Uint8Array): Promise<void> => {
     let offset = 0;
     while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
   };
   const head = async (status: number, headers: Record<string, string | number>): Promise<void> => {
-    const lines = [`HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}`, "Connection: close"];
+    const lines = [
+      `HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}`,
+      keep ? "Connection: keep-alive" : "Connection: close",
+    ];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     await write(encoder.encode(lines.join("\r\n") + "\r\n\r\n"));
   };
@@ -270,20 +318,20 @@ async function respond(
       ? route.status
       : 302;
     await head(status, { Location: route.redirect, "Content-Length": 0 });
-    return;
+    return keep;
   }
   if (faulty && route.serverError) {
     const body = encoder.encode("injected failure\n");
     await head(500, { "Content-Type": "text/plain", "Content-Length": body.length });
     await write(body);
-    return;
+    return keep;
   }
   if (route.body === undefined || (route.status !== undefined && route.status !== 200)) {
     const status = route.status ?? 404;
     const body = encoder.encode(`${REASONS[status] ?? "Status"}\n`);
     await head(status, { "Content-Type": "text/plain", "Content-Length": body.length });
     await write(body);
-    return;
+    return keep;
   }
 
   const total = route.body instanceof Uint8Array
@@ -303,7 +351,7 @@ async function respond(
     start = Number(range[1]);
     if (start >= total) {
       await head(416, { "Content-Range": `bytes */${total}`, "Content-Length": 0 });
-      return;
+      return keep;
     }
     if (range[2] !== "") end = Math.min(total, Number(range[2]) + 1);
     status = 206;
@@ -316,7 +364,7 @@ async function respond(
   if (faulty && route.wrongLength === "short") declared = Math.max(0, length - 100);
   if (!route.noLength) headers["Content-Length"] = declared;
   await head(status, headers);
-  if (request.method === "HEAD") return;
+  if (request.method === "HEAD") return keep;
 
   let limit = length;
   if (faulty && route.resetAfter !== undefined) limit = Math.min(limit, route.resetAfter);
@@ -345,6 +393,7 @@ async function respond(
   }
   if (faulty && route.trailingBytes !== undefined) await write(new Uint8Array(route.trailingBytes));
   if (faulty && route.stallAfter !== undefined) await closed;
+  return keep;
 }
 
 /** 64 KiB, or 1 MiB from a file: fewer syscalls for the large bodies of benchmarks. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { download, type DownloadOptions, type DownloadWriter } from "../lib/download.ts";
 import { formatHash } from "../lib/hash.ts";
-import { type FileServer, type Route, startFileServer } from "./_server.ts";
+import { type FileServer, type FileServerOptions, type Route, startFileServer } from "./_server.ts";
 import { randomBytes, repoRoot, run, sha256Sri } from "./_tools.ts";
 
 const RANGE = 64 * 1024;
@@ -35,8 +35,9 @@ function memoryWriter(): DownloadWriter & { bytes: () => Uint8Array; truncations
 async function fetchRoute(
   route: Route,
   options: DownloadOptions = {},
+  serverOptions: FileServerOptions = {},
 ): Promise<{ server: FileServer; result: Awaited<ReturnType<typeof download>> | Error }> {
-  const server = startFileServer({ routes: { "/file.bin": route } });
+  const server = startFileServer({ ...serverOptions, routes: { "/file.bin": route } });
   try {
     const result = await download(server.url("/file.bin"), {
       connections: 4,
@@ -135,6 +136,56 @@ Deno.test("download() fails, without retrying, on a range longer than its Conten
   assert.match(result.message, /more than the \d+ bytes its Content-Length announced/);
   const asked = ranges(server);
   assert.equal(new Set(asked).size, asked.length, "no range asked twice");
+});
+
+Deno.test("download() keeps range connections alive, and replaces those the server closes", async (t) => {
+  for (const keepAliveRequests of [Infinity, 3]) {
+    const closes = keepAliveRequests === Infinity ? "never" : `after ${keepAliveRequests}`;
+    await t.step(`the server closes a connection ${closes}`, async () => {
+      const writer = memoryWriter();
+      const retried: string[] = [];
+      const { server, result } = await fetchRoute(
+        { body: BODY, headers: { ETag: '"v1"' } },
+        { writer, onRetry: ({ error }) => retried.push(error.message) },
+        { keepAlive: true, keepAliveRequests },
+      );
+      assert.equal(formatHash(ok(result).hash, "sri"), BODY_SRI);
+      assert.deepEqual(writer.bytes(), BODY);
+      assert.deepEqual(retried, []);
+      const asked = ranges(server);
+      assert.equal(asked.length, 21, "each range asked once");
+      assert.equal(server.requests[0]!.headers["connection"], "close", "the plain GET");
+      for (const request of server.requests.slice(1)) {
+        assert.equal(request.headers["connection"], "keep-alive");
+      }
+      // The plain GET's connection, then at most one per connection at a
+      // time, or a new one after every third request.
+      const expected = keepAliveRequests === Infinity ? 5 : 1 + Math.ceil(20 / 3) + 4;
+      assert.ok(server.connections <= expected, `${server.connections} connections`);
+      if (keepAliveRequests !== Infinity) assert.ok(server.connections > 5);
+    });
+  }
+});
+
+Deno.test("download() fails on a range longer than its Content-Length on a kept-alive connection", async (t) => {
+  // The 5th request is followed by more requests on its connection; the
+  // 21st is the last one, so its connection is left idle at the end.
+  for (
+    const [faultAfter, where] of [[4, "a range in the middle"], [20, "the last range"]] as const
+  ) {
+    await t.step(where, async () => {
+      const { server, result } = await fetchRoute(
+        { body: BODY, trailingBytes: 10, faultAfter, faultTimes: 1 },
+        {},
+        { keepAlive: true },
+      );
+      assert.ok(result instanceof Error, "the download was accepted");
+      assert.match(result.message, /sent more than .*Content-Length announced/);
+      assert.match(result.message, /the file's size is in doubt/);
+      const asked = ranges(server);
+      assert.equal(new Set(asked).size, asked.length, "no range asked twice");
+    });
+  }
 });
 
 Deno.test("download() fails at once when the name does not resolve", async () => {

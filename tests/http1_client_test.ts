@@ -3,7 +3,7 @@
 // interim responses, aborts, and TLS with a certificate made by openssl.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fetchHttp1, ResponseFramingError } from "../lib/http1_client.ts";
+import { ConnectionPool, fetchHttp1, ResponseFramingError } from "../lib/http1_client.ts";
 import { repoRoot, requireTools, run, withTempDir } from "./_tools.ts";
 
 const encoder = new TextEncoder();
@@ -248,6 +248,106 @@ Deno.test("fetchHttp1() rejects with the signal's reason on abort, mid-body too"
   await assert.rejects(
     fetchHttp1(server.url("/"), { signal: aborted.signal }),
     (e) => e === reason,
+  );
+});
+
+/**
+ * Answers up to `count` requests on each connection with "hello" and
+ * `Connection: keep-alive`; `after` is written after each body (stray bytes),
+ * at once or after a pause. Then the server closes without a word.
+ */
+function keptAlive(
+  count: number,
+  after?: { bytes: string; pauseMs: number },
+  heads: string[] = [],
+): Answer {
+  return async (conn) => {
+    for (let answered = 0; answered < count; answered++) {
+      if (answered > 0) heads.push(await readRequestHead(conn));
+      const head = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello";
+      if (after?.pauseMs === 0) {
+        await writes(head + after.bytes)(conn);
+        continue;
+      }
+      await writes(head)(conn);
+      if (after === undefined) continue;
+      await new Promise((resolve) => setTimeout(resolve, after.pauseMs));
+      await writes(after.bytes)(conn);
+    }
+  };
+}
+
+Deno.test("fetchHttp1() with a pool keeps connections alive, and checks every byte between responses", async (t) => {
+  const get = async (server: RawServer, pool: ConnectionPool): Promise<string> =>
+    await (await fetchHttp1(server.url("/"), { pool })).text();
+
+  await t.step("three requests, one connection, each asking for keep-alive", async () => {
+    const later: string[] = [];
+    await using server = rawServer(keptAlive(3, undefined, later));
+    using pool = new ConnectionPool();
+    for (let i = 0; i < 3; i++) assert.equal(await get(server, pool), "hello");
+    assert.equal(pool.opened, 1);
+    const heads = [...server.heads, ...later];
+    assert.equal(heads.length, 3);
+    for (const head of heads) assert.match(head, /\r\nConnection: keep-alive\r\n/);
+  });
+
+  await t.step("a connection the server closed while idle is replaced, once", async () => {
+    await using server = rawServer(keptAlive(1));
+    using pool = new ConnectionPool();
+    assert.equal(await get(server, pool), "hello");
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the server has closed it
+    assert.equal(await get(server, pool), "hello");
+    assert.equal(pool.opened, 2);
+  });
+
+  await t.step("stray bytes received with the body fail it", async () => {
+    await using server = rawServer(keptAlive(1, { bytes: "!!", pauseMs: 0 }));
+    using pool = new ConnectionPool();
+    await assert.rejects(
+      get(server, pool),
+      (error) => error instanceof ResponseFramingError && error.kind === "overlong",
+    );
+  });
+
+  await t.step("stray bytes sent later fail the next response on that connection", async () => {
+    await using server = rawServer(keptAlive(2, { bytes: "!!", pauseMs: 20 }));
+    using pool = new ConnectionPool();
+    assert.equal(await get(server, pool), "hello");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await assert.rejects(
+      get(server, pool),
+      (error) =>
+        error instanceof ResponseFramingError && error.kind === "overlong" &&
+        /"!!HTTP\/1\.1 200 OK" came before the next status line/.test(error.message),
+    );
+    assert.equal(pool.opened, 1, "not taken for a closed connection and retried");
+  });
+
+  await t.step("drain() finds stray bytes on a connection left idle", async () => {
+    await using server = rawServer(keptAlive(1, { bytes: "!!", pauseMs: 20 }));
+    const pool = new ConnectionPool();
+    assert.equal(await get(server, pool), "hello");
+    await assert.rejects(
+      pool.drain(500),
+      (error) => error instanceof ResponseFramingError && error.kind === "overlong",
+    );
+  });
+
+  await t.step(
+    "drain() of quiet connections waits its grace period once, not per connection",
+    async () => {
+      // Each server waits for a second request, keeping its connection open.
+      await using first = rawServer(keptAlive(2));
+      await using second = rawServer(keptAlive(2));
+      const pool = new ConnectionPool();
+      assert.equal(await get(first, pool), "hello");
+      assert.equal(await get(second, pool), "hello");
+      const started = performance.now();
+      await pool.drain(100);
+      const waited = performance.now() - started;
+      assert.ok(waited >= 90 && waited < 180, `drained in ${waited} ms`);
+    },
   );
 });
 
