@@ -104,6 +104,18 @@ export interface FileServerOptions {
    * @default {Infinity}
    */
   keepAliveRequests?: number;
+  /**
+   * A network's round-trip time, in milliseconds, acted out: a new
+   * connection waits 2 RTT before its first request is read (the TCP and
+   * TLS 1.3 handshakes), each response 1 RTT before its head (the request
+   * travelling, the answer's first byte travelling back), and a throttled
+   * connection ramps up as TCP slow start does: 10 segments of 1448 bytes
+   * in the first RTT, twice as many in each next one, up to the rate. A
+   * kept-alive connection keeps its pace between responses.
+   *
+   * @default {0}
+   */
+  rttMs?: number;
 }
 
 /** A request as the server saw it. */
@@ -177,12 +189,15 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
   })().catch(() => {});
 
   async function handle(conn: Deno.Conn, connection: number): Promise<void> {
+    const pace: Pace = { rttMs: options.rttMs ?? 0, sent: 0 };
+    if (pace.rttMs > 0) await delay(2 * pace.rttMs, closed);
     for (let answered = 0; answered < (options.keepAliveRequests ?? Infinity); answered++) {
       const request = await readRequest(conn, connection);
       if (request === undefined) return;
+      // HTTP/1.1 connections persist unless the request says otherwise.
       const keepAlive = options.keepAlive === true &&
-        /keep-alive/i.test(request.headers["connection"] ?? "");
-      if (!await answer(conn, request, keepAlive)) return;
+        !/(^|,)\s*close\s*(,|$)/i.test(request.headers["connection"] ?? "");
+      if (!await answer(conn, request, keepAlive, pace)) return;
     }
   }
 
@@ -191,6 +206,7 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     conn: Deno.Conn,
     request: LoggedRequest,
     keepAlive: boolean,
+    pace: Pace,
   ): Promise<boolean> {
     requests.push(request);
     const seen = (counts.get(request.path) ?? 0) + 1;
@@ -209,7 +225,7 @@ export function startFileServer(options: FileServerOptions = {}): FileServer {
     }
     const skipped = route.faultAfter ?? 0;
     const faulty = seen > skipped && seen <= skipped + (route.faultTimes ?? Infinity);
-    return await respond(conn, request, route, faulty, closed, keepAlive);
+    return await respond(conn, request, route, faulty, closed, keepAlive, pace);
   }
 
   let closing: Promise<void> | undefined;
@@ -296,7 +312,9 @@ async function respond(
   faulty: boolean,
   closed: Promise<void>,
   keepAlive: boolean,
+  pace: Pace,
 ): Promise<boolean> {
+  if (pace.rttMs > 0) await delay(pace.rttMs, closed);
   // Faults that end the body by closing keep nothing alive.
   const keep = keepAlive && !route.noLength &&
     !(faulty && (route.resetAfter ?? route.stallAfter ?? route.wrongLength) !== undefined);
@@ -370,8 +388,9 @@ async function respond(
   if (faulty && route.resetAfter !== undefined) limit = Math.min(limit, route.resetAfter);
   if (faulty && route.stallAfter !== undefined) limit = Math.min(limit, route.stallAfter);
   length = limit;
-  const began = performance.now();
-  let sent = 0;
+  // The connection's pace resumes where its last response left it: idle
+  // time between responses earns no burst.
+  const began = performance.now() - sendingTime(pace.sent, route.bytesPerSecond, pace.rttMs);
   // Throttled: pieces of 1/128 s of the rate (64 KiB to 1 MiB), each sent no
   // sooner than the rate allows. At benchmark rates (64 MiB/s) 64 KiB pieces
   // cost the server half a core in timers and writes, which the measured
@@ -383,17 +402,46 @@ async function respond(
   for await (const chunk of bodyChunks(route.body, start, length)) {
     if (!route.bytesPerSecond) await write(chunk);
     for (let at = 0; route.bytesPerSecond && at < chunk.length; at += pieceSize) {
-      const wait = began + (sent / route.bytesPerSecond) * 1000 - performance.now();
-      if (wait > 1) await delay(wait, closed);
       const piece = chunk.subarray(at, at + pieceSize);
+      const wait = began + sendingTime(pace.sent + piece.length, route.bytesPerSecond, pace.rttMs) -
+        performance.now();
+      if (wait > 1) await delay(wait, closed);
       await write(piece);
-      sent += piece.length;
+      pace.sent += piece.length;
     }
     if (route.chunkDelayMs) await delay(route.chunkDelayMs, closed);
   }
   if (faulty && route.trailingBytes !== undefined) await write(new Uint8Array(route.trailingBytes));
   if (faulty && route.stallAfter !== undefined) await closed;
   return keep;
+}
+
+/** A connection's pace: its round-trip time and the body bytes it has sent. */
+interface Pace {
+  rttMs: number;
+  sent: number;
+}
+
+/** TCP's initial window (RFC 6928): 10 segments of 1448 bytes. */
+const INITIAL_WINDOW = 10 * 1448;
+
+/**
+ * The milliseconds a connection takes to send its first `bytes` at
+ * `bytesPerSecond`, after a slow start when `rttMs` is set: a window of
+ * {@linkcode INITIAL_WINDOW} bytes per RTT, doubled each RTT until it
+ * carries the rate.
+ */
+function sendingTime(bytes: number, bytesPerSecond: number | undefined, rttMs: number): number {
+  if (!bytesPerSecond) return 0;
+  let time = 0;
+  let sent = 0;
+  for (let window = INITIAL_WINDOW; rttMs > 0 && window < (bytesPerSecond * rttMs) / 1000;) {
+    if (bytes <= sent + window) return time + ((bytes - sent) / window) * rttMs;
+    sent += window;
+    time += rttMs;
+    window *= 2;
+  }
+  return time + ((bytes - sent) / bytesPerSecond) * 1000;
 }
 
 /** 64 KiB, or 1 MiB from a file: fewer syscalls for the large bodies of benchmarks. */
@@ -444,14 +492,19 @@ const REASONS: Record<number, string> = {
 };
 
 if (import.meta.main) {
-  const [root, rate] = Deno.args;
-  if (root === undefined || (rate !== undefined && !/^\d+$/.test(rate))) {
-    console.error("usage: deno run -A tests/_server.ts DIR [BYTES_PER_SECOND_PER_CONNECTION]");
+  const [root, rate, rtt] = Deno.args;
+  if (root === undefined || [rate, rtt].some((n) => n !== undefined && !/^\d+$/.test(n))) {
+    console.error(
+      "usage: deno run -A tests/_server.ts DIR [BYTES_PER_SECOND_PER_CONNECTION [RTT_MS]]",
+    );
     Deno.exit(2);
   }
+  // As servers on the Internet do, connections are kept alive on request.
   const server = startFileServer({
     root,
+    keepAlive: true,
     ...(rate === undefined ? {} : { bytesPerSecond: Number(rate) }),
+    ...(rtt === undefined ? {} : { rttMs: Number(rtt) }),
   });
   console.log(server.port);
 }

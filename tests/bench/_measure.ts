@@ -192,6 +192,7 @@ export async function benchFile(size: number): Promise<string> {
 export async function startServer(
   dir: string,
   bytesPerSecond?: number,
+  rttMs?: number,
 ): Promise<{ port: number } & AsyncDisposable> {
   const server = new Deno.Command(Deno.execPath(), {
     args: [
@@ -200,6 +201,7 @@ export async function startServer(
       join(ROOT, "tests/_server.ts"),
       dir,
       ...(bytesPerSecond === undefined ? [] : [String(bytesPerSecond)]),
+      ...(rttMs === undefined ? [] : [String(rttMs)]),
     ],
     stdout: "piped",
     stderr: "inherit",
