@@ -28,10 +28,13 @@
  *
  * Run as a program it serves a folder: `deno run -A tests/_server.ts DIR`
  * prints the port on stdout and serves until killed (the benchmarks use this
- * to keep the server out of the measured process).
+ * to keep the server out of the measured process); `--bytes-per-second`,
+ * `--rtt-ms` and `--close-every-connection` set the options below.
  *
  * @module
  */
+
+import { parseArgs } from "node:util";
 
 /** How one path answers. Fault fields apply to the first `faultTimes` requests of the path. */
 export interface Route {
@@ -492,19 +495,29 @@ const REASONS: Record<number, string> = {
 };
 
 if (import.meta.main) {
-  const [root, rate, rtt] = Deno.args;
-  if (root === undefined || [rate, rtt].some((n) => n !== undefined && !/^\d+$/.test(n))) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: {
+      "bytes-per-second": { type: "string" },
+      "rtt-ms": { type: "string" },
+      "close-every-connection": { type: "boolean" },
+    },
+    allowPositionals: true,
+  });
+  const numbers = [values["bytes-per-second"], values["rtt-ms"]];
+  if (positionals.length !== 1 || numbers.some((n) => n !== undefined && !/^\d+$/.test(n))) {
     console.error(
-      "usage: deno run -A tests/_server.ts DIR [BYTES_PER_SECOND_PER_CONNECTION [RTT_MS]]",
+      "usage: deno run -A tests/_server.ts [--bytes-per-second N] [--rtt-ms N] [--close-every-connection] DIR",
     );
     Deno.exit(2);
   }
-  // As servers on the Internet do, connections are kept alive on request.
+  // As servers on the Internet do, connections are kept alive on request,
+  // unless told otherwise.
   const server = startFileServer({
-    root,
-    keepAlive: true,
-    ...(rate === undefined ? {} : { bytesPerSecond: Number(rate) }),
-    ...(rtt === undefined ? {} : { rttMs: Number(rtt) }),
+    root: positionals[0]!,
+    keepAlive: !values["close-every-connection"],
+    ...(numbers[0] === undefined ? {} : { bytesPerSecond: Number(numbers[0]) }),
+    ...(numbers[1] === undefined ? {} : { rttMs: Number(numbers[1]) }),
   });
   console.log(server.port);
 }

@@ -188,20 +188,25 @@ export async function benchFile(size: number): Promise<string> {
   return file;
 }
 
-/** tests/_server.ts serving `dir` in its own process, optionally throttled per connection. */
+/**
+ * tests/_server.ts serving `dir` in its own process, optionally throttled
+ * per connection, with a round-trip time acted out, closing every
+ * connection after one response.
+ */
 export async function startServer(
   dir: string,
-  bytesPerSecond?: number,
-  rttMs?: number,
+  options: { bytesPerSecond?: number; rttMs?: number; closeEveryConnection?: boolean } = {},
 ): Promise<{ port: number } & AsyncDisposable> {
+  const { bytesPerSecond, rttMs } = options;
   const server = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       join(ROOT, "tests/_server.ts"),
+      ...(bytesPerSecond === undefined ? [] : ["--bytes-per-second", String(bytesPerSecond)]),
+      ...(rttMs === undefined ? [] : ["--rtt-ms", String(rttMs)]),
+      ...(options.closeEveryConnection ? ["--close-every-connection"] : []),
       dir,
-      ...(bytesPerSecond === undefined ? [] : [String(bytesPerSecond)]),
-      ...(rttMs === undefined ? [] : [String(rttMs)]),
     ],
     stdout: "piped",
     stderr: "inherit",
