@@ -557,7 +557,7 @@ async function runAttempt(job: Job): Promise<void> {
     const sequentialBlocks = pipeline.blocks;
     pipeline.blocks = connections + 2;
     try {
-      await downloadRanges(job, response.body, connections, control);
+      await downloadRanges(job, bodyReader(response), connections, control);
     } finally {
       pipeline.blocks = sequentialBlocks;
     }
@@ -738,13 +738,13 @@ interface Range {
 
 /**
  * Fetches the file as ranges of one block each over `connections`
- * connections. `head` is the body of the first (plain) response: its first
+ * connections. `head` reads the body of the first (plain) response: its first
  * block is range 0, then it is closed. Completed ranges are pushed in order,
  * so at most `connections` blocks wait, plus those being written and hashed.
  */
 async function downloadRanges(
   job: Job,
-  head: ReadableStream<Uint8Array>,
+  head: BodyReader,
   connections: number,
   headControl: AttemptControl,
 ): Promise<void> {
@@ -792,7 +792,7 @@ async function downloadRanges(
       pushed++;
     }
   };
-  const fetchRange = async (range: Range, opened?: ReadableStream<Uint8Array>): Promise<void> => {
+  const fetchRange = async (range: Range, opened?: BodyReader): Promise<void> => {
     const what = `bytes ${range.first}-${range.last}`;
     try {
       await withRetries(job, what, () => received, async () => {
@@ -814,12 +814,11 @@ async function downloadRanges(
             pool,
           );
           checkRange(response, job, from, range.last);
-          body = response.body!;
+          body = bodyReader(response);
         }
         active.arm("data");
         try {
           await readRange(body, range, {
-            pipeline,
             arm: () => active.arm("data"),
             received: (bytes) => {
               received += bytes;
@@ -840,7 +839,7 @@ async function downloadRanges(
     complete(range);
   };
 
-  const worker = async (range: Range | undefined, opened?: ReadableStream<Uint8Array>) => {
+  const worker = async (range: Range | undefined, opened?: BodyReader) => {
     for (; range !== undefined; range = await take()) {
       await fetchRange(range, range.index === 0 ? opened : undefined);
     }
@@ -862,7 +861,7 @@ async function downloadRanges(
     });
   } finally {
     stop.abort();
-    await head.cancel().catch(() => {});
+    await head.cancel();
     for (const range of ranges.values()) pipeline.release(range.block);
     ranges.clear();
   }
@@ -903,16 +902,16 @@ function checkRange(response: Response, job: Job, first: number, last: number): 
 }
 
 /**
- * Reads a range's body straight into its block (BYOB, no copy). A failed
- * read detaches the block, so the range starts again from its first byte
- * with a new block. For the first response (`whole`, a plain GET of the
- * whole file), only the first block is read, then the connection is closed.
+ * Reads a range's body into its block, after the bytes it already holds (a
+ * retry resumes after them). For the first response (`whole`, a plain GET
+ * of the whole file), only the first block is read, then the connection is
+ * closed; any other body must end with the range (the framing checks run
+ * then).
  */
 async function readRange(
-  body: ReadableStream<Uint8Array>,
+  body: BodyReader,
   range: Range,
   hooks: {
-    pipeline: BlockPipeline;
     arm: () => void;
     received: (bytes: number) => void;
     failed: (error: unknown) => unknown;
@@ -920,45 +919,37 @@ async function readRange(
   },
 ): Promise<void> {
   const length = range.last - range.first + 1;
-  const reader = body.getReader({ mode: "byob" });
+  const block = new Uint8Array(range.block, 0, length);
   try {
-    for (;;) {
-      let step: ReadableStreamReadResult<Uint8Array>;
-      const room = range.filled < length
-        ? new Uint8Array(range.block, range.filled, length - range.filled)
-        // Full: one more read must find the end (the framing checks run then).
-        : new Uint8Array(range.block, 0, 1);
+    for (let got = -1; got !== 0 && range.filled < length;) {
       try {
-        step = await reader.read(room);
+        got = await body.read(block.subarray(range.filled));
       } catch (error) {
-        hooks.pipeline.forget();
-        range.block = await hooks.pipeline.acquire();
-        hooks.received(-range.filled);
-        range.filled = 0;
         throw hooks.failed(error);
       }
       hooks.arm();
-      if (step.value !== undefined) range.block = step.value.buffer as ArrayBuffer;
-      const got = step.value?.length ?? 0;
-      if (range.filled === length && got > 0) {
+      range.filled += got;
+      hooks.received(got);
+    }
+    if (range.filled === length && !hooks.whole) {
+      let more: number;
+      try {
+        more = await body.read(new Uint8Array(1));
+      } catch (error) {
+        throw hooks.failed(error);
+      }
+      if (more > 0) {
         throw new Error(
           `Cannot download: the server sent more than bytes ${range.first}-${range.last}`,
         );
       }
-      range.filled += got;
-      hooks.received(got);
-      if (step.done || (hooks.whole && range.filled === length)) break;
     }
   } finally {
-    reader.releaseLock();
-    await body.cancel().catch(() => {});
+    await body.cancel();
   }
   if (range.filled !== length) {
-    const filled = range.filled;
-    hooks.received(-filled);
-    range.filled = 0;
     throw new TransientError(
-      `Cannot download: bytes ${range.first}-${range.last} ended after ${filled} bytes`,
+      `Cannot download: bytes ${range.first}-${range.last} ended after ${range.filled} bytes`,
     );
   }
 }
