@@ -48,6 +48,18 @@ export type LocalStoreChoice =
   | { layout: LocalStoreLayout }
   | { layout?: undefined; reason: string };
 
+/** Options for {@linkcode chooseLocalStore}. */
+export interface ChooseLocalStoreOptions {
+  /**
+   * Reads an environment variable (NIX_REMOTE, NIX_CONFIG, NIX_CONF_DIR,
+   * NIX_STORE_DIR, NIX_STATE_DIR), for a decision about another
+   * environment than this process's.
+   *
+   * @default {(name) => Deno.env.get(name)}
+   */
+  env?: (name: string) => string | undefined;
+}
+
 /**
  * Decides whether the store Nix would use here is a local store this
  * process can write (see the module documentation).
@@ -59,22 +71,24 @@ export type LocalStoreChoice =
  * if (choice.layout === undefined) console.log(`through nix-daemon: ${choice.reason}`);
  * ```
  *
+ * @param options Where the environment is read from.
  * @returns The layout, or the reason the daemon route applies.
  */
-export function chooseLocalStore(): LocalStoreChoice {
-  const storeDir = Deno.env.get("NIX_STORE_DIR");
+export function chooseLocalStore(options: ChooseLocalStoreOptions = {}): LocalStoreChoice {
+  const env = options.env ?? ((name: string) => Deno.env.get(name));
+  const storeDir = env("NIX_STORE_DIR");
   if (storeDir !== undefined && storeDir !== "/nix/store") {
     return { reason: `NIX_STORE_DIR is "${storeDir}" (only /nix/store is written directly)` };
   }
-  const remote = Deno.env.get("NIX_REMOTE") ?? "";
+  const remote = env("NIX_REMOTE") ?? "";
   if (!["", "auto", "local"].includes(remote)) return { reason: `NIX_REMOTE is "${remote}"` };
-  const configured = storeSetting();
+  const configured = storeSetting(env);
   if (configured !== undefined && !["auto", "local"].includes(configured)) {
     return { reason: `the Nix setting "store" is "${configured}"` };
   }
   const layout = {
     storeDir: "/nix/store",
-    stateDir: Deno.env.get("NIX_STATE_DIR") ?? "/nix/var/nix",
+    stateDir: env("NIX_STATE_DIR") ?? "/nix/var/nix",
   };
   // Nix's own test for "auto": can this process write the database?
   try {
@@ -86,12 +100,12 @@ export function chooseLocalStore(): LocalStoreChoice {
 }
 
 /** The last `store = …` of NIX_CONFIG, else of /etc/nix/nix.conf (NIX_CONFIG wins in Nix). */
-function storeSetting(): string | undefined {
+function storeSetting(env: (name: string) => string | undefined): string | undefined {
   const find = (text: string): string | undefined =>
     [...text.matchAll(/^[ \t]*store[ \t]*=[ \t]*(\S*)[ \t]*$/gm)].at(-1)?.[1];
-  const fromEnv = find(Deno.env.get("NIX_CONFIG") ?? "");
+  const fromEnv = find(env("NIX_CONFIG") ?? "");
   if (fromEnv !== undefined) return fromEnv;
-  const confDir = Deno.env.get("NIX_CONF_DIR") ?? "/etc/nix";
+  const confDir = env("NIX_CONF_DIR") ?? "/etc/nix";
   try {
     return find(Deno.readTextFileSync(`${confDir}/nix.conf`));
   } catch {

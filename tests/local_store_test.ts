@@ -38,41 +38,29 @@ Deno.test({
     }),
 });
 
-/** Runs `fn` with `NIX_REMOTE`/`NIX_CONFIG` set as given, then restores them. */
-function withEnv(values: Record<string, string | undefined>, fn: () => void): void {
-  const saved = Object.fromEntries(Object.keys(values).map((key) => [key, Deno.env.get(key)]));
-  const apply = (entries: Record<string, string | undefined>): void => {
-    for (const [key, value] of Object.entries(entries)) {
-      if (value === undefined) Deno.env.delete(key);
-      else Deno.env.set(key, value);
-    }
-  };
-  apply(values);
-  try {
-    fn();
-  } finally {
-    apply(saved);
-  }
-}
+/**
+ * An environment of these variables only (a test changing this process's
+ * own would change it for the test files running beside it).
+ */
+const only = (values: Record<string, string>) => (name: string): string | undefined => values[name];
 
 Deno.test("chooseLocalStore() leaves any store but a local one to the daemon, saying why", () => {
-  withEnv({ NIX_REMOTE: "daemon" }, () => {
-    assert.deepEqual(chooseLocalStore(), { reason: `NIX_REMOTE is "daemon"` });
+  assert.deepEqual(chooseLocalStore({ env: only({ NIX_REMOTE: "daemon" }) }), {
+    reason: `NIX_REMOTE is "daemon"`,
   });
-  withEnv(
-    { NIX_REMOTE: undefined, NIX_CONFIG: "substituters =\nstore = ssh-ng://builder\n" },
-    () => {
-      assert.deepEqual(chooseLocalStore(), {
-        reason: `the Nix setting "store" is "ssh-ng://builder"`,
-      });
-    },
+  assert.deepEqual(
+    chooseLocalStore({ env: only({ NIX_CONFIG: "substituters =\nstore = ssh-ng://builder\n" }) }),
+    { reason: `the Nix setting "store" is "ssh-ng://builder"` },
   );
-  withEnv({ NIX_REMOTE: "", NIX_CONFIG: "", NIX_STATE_DIR: "/nonexistent/state" }, () => {
-    const choice = chooseLocalStore();
-    assert.equal(choice.layout, undefined);
-    assert.match(
-      (choice as { reason: string }).reason,
-      /^"\/nonexistent\/state\/db" is not writable here/,
-    );
+  assert.deepEqual(chooseLocalStore({ env: only({ NIX_STORE_DIR: "/gnu/store" }) }), {
+    reason: `NIX_STORE_DIR is "/gnu/store" (only /nix/store is written directly)`,
   });
+  const choice = chooseLocalStore({
+    env: only({ NIX_REMOTE: "", NIX_CONFIG: "", NIX_STATE_DIR: "/nonexistent/state" }),
+  });
+  assert.equal(choice.layout, undefined);
+  assert.match(
+    (choice as { reason: string }).reason,
+    /^"\/nonexistent\/state\/db" is not writable here/,
+  );
 });
