@@ -12,6 +12,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /**
  * What a directory entry is, without following symlinks. `"undecodable"`:
  * a name that is not UTF-8, which `Deno.readDirSync` reports lossily (with
@@ -304,13 +306,7 @@ function encodeName(name: string, encoder: TextEncoder): Uint8Array {
       ? Uint8Array.of(part.charCodeAt(0) - 0xdc00)
       : encoder.encode(part)
   );
-  const bytes = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
 
 /** For file systems whose readdir does not fill in d_type. */

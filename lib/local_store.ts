@@ -29,6 +29,7 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
 import { onCleanup } from "./cleanup.ts";
 import { Hasher } from "./hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "./hash.ts";
@@ -374,22 +375,12 @@ export function flatFileNar(size: number): NarFraming {
   };
   for (const token of ["nix-archive-1", "(", "type", "regular", "contents"]) str(token);
   u64(size);
-  const head = concat(parts);
+  const head = concatBytes(parts);
   parts.length = 0;
   parts.push(new Uint8Array((8 - (size % 8)) % 8));
   str(")");
-  const tail = concat(parts);
+  const tail = concatBytes(parts);
   return { head, tail, narSize: head.length + size + tail.length };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
 }
 
 /**

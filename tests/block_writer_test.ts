@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { concatBytes } from "../lib/bytes.ts";
 import { BlockWriter, type ByteSink } from "../lib/block_writer.ts";
 import { withTempDir } from "./_tools.ts";
 
@@ -19,18 +20,8 @@ function memorySink(step = Infinity): ByteSink & { bytes(): Uint8Array } {
       chunks.push(chunk.slice(0, count));
       return Promise.resolve(count);
     },
-    bytes: (): Uint8Array => concat(chunks),
+    bytes: (): Uint8Array => concatBytes(chunks),
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 const sha256 = (bytes: Uint8Array): string =>
@@ -67,8 +58,8 @@ Deno.test("BlockWriter writes bytes, zeros and files in order and hashes only th
     expected.push(head.subarray(0, 10));
     assert.equal(writer.position, expected.reduce((sum, part) => sum + part.length, 0));
     await writer.close();
-    assert.deepEqual(sink.bytes(), concat(expected));
-    assert.equal(digest, sha256(concat(hashed)));
+    assert.deepEqual(sink.bytes(), concatBytes(expected));
+    assert.equal(digest, sha256(concatBytes(hashed)));
   }));
 
 Deno.test("BlockWriter.file() rejects a file whose size is not the one listed", () =>

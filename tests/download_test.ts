@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { concatBytes } from "../lib/bytes.ts";
 import { download, type DownloadOptions, type DownloadWriter } from "../lib/download.ts";
 import { formatHash } from "../lib/hash.ts";
 import { type FileServer, type FileServerOptions, type Route, startFileServer } from "./_server.ts";
@@ -21,12 +22,7 @@ function memoryWriter(): DownloadWriter & { bytes: () => Uint8Array; truncations
       writer.truncations++;
       return Promise.resolve();
     },
-    bytes: () => {
-      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let offset = 0;
-      for (const chunk of chunks) all.set(chunk, (offset += chunk.length) - chunk.length);
-      return all;
-    },
+    bytes: () => concatBytes(chunks),
   };
   return writer;
 }

@@ -82,6 +82,21 @@ async function assertSeeded(
   assert.deepEqual(await unregisteredInStore(name, env), [], "no temporary left");
 }
 
+/** Runs `checks`, then {@linkcode assertSeeded}; deletes the path whatever they find. */
+async function assertSeededThenDelete(
+  storePath: string,
+  name: string,
+  env: Record<string, string>,
+  checks: () => Promise<void> | void = () => {},
+): Promise<void> {
+  try {
+    await checks();
+    await assertSeeded(storePath, name, env);
+  } finally {
+    await run("nix-store", ["--delete", storePath], { env });
+  }
+}
+
 /**
  * Seeds a 10 MiB file over 3 connections with `env`, then checks the path
  * and builds `<nix/fetchurl.nix>` with the server stopped; deletes the path.
@@ -202,16 +217,13 @@ Deno.test({
       assert.equal(code, 0, new TextDecoder().decode(stderr));
       assert.equal(new TextDecoder().decode(stdout).split("\n")[1], storePath);
     }
-    try {
-      await assertSeeded(storePath, name, env);
+    await assertSeededThenDelete(storePath, name, env, async () => {
       assert.equal(
         await pathExists(`/nix/var/nix/temproots/${child.pid}`),
         false,
         "roots file removed",
       );
-    } finally {
-      await run("nix-store", ["--delete", storePath], { env });
-    }
+    });
   },
 });
 
@@ -332,13 +344,10 @@ Deno.test({
           ...["run", ...PERMISSIONS, SCRIPT, "--add-to-store", "--name", name],
           source === "file" ? join(dir, name) : "-",
         ], { env, ...(source === "stdin" ? { stdin: body } : {}) });
-        try {
+        await assertSeededThenDelete(storePath, name, env, () => {
           assert.equal(result.code, 0, result.stderr);
           assert.equal(result.stdout.split("\n")[1], storePath);
-          await assertSeeded(storePath, name, env);
-        } finally {
-          await run("nix-store", ["--delete", storePath], { env });
-        }
+        });
       }
     }),
 });
@@ -375,14 +384,11 @@ Deno.test({
         ...["-m", "sh", "-c", `${READ_ONLY_STORE}"$@"`, "sh", Deno.execPath(), "run"],
         ...[...PERMISSIONS, SCRIPT, "--add-to-store", server.url(`/${name}`)],
       ], { env });
-      try {
+      await assertSeededThenDelete(storePath, name, env, async () => {
         assert.equal(result.code, 0, result.stderr);
         assert.equal(result.stdout.split("\n")[1], storePath);
         assert.equal(await daemon.ran(), true, "handed over to nix-daemon");
-        await assertSeeded(storePath, name, env);
-      } finally {
-        await run("nix-store", ["--delete", storePath], { env });
-      }
+      });
     }),
 });
 

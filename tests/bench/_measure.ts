@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { pathExists } from "../_tools.ts";
 
 export const ROOT: string = new URL("../..", import.meta.url).pathname;
 export const GiB = 1024 ** 3;
@@ -16,7 +17,7 @@ export const NIX_ENV: Record<string, string> = {
   NIX_CONFIG:
     "experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\nbuild-users-group =",
 };
-const GNU_TIME = await exists("/usr/bin/time");
+const GNU_TIME = await pathExists("/usr/bin/time");
 export const RSS_SOURCE: string = GNU_TIME ? "GNU time %M" : "/proc VmHWM";
 
 /** The permissions in a script's shebang. */
@@ -29,15 +30,6 @@ export interface Sample {
   seconds: number;
   rssKiB: number;
   stdout: string;
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function hasTool(name: string): Promise<boolean> {
@@ -167,7 +159,7 @@ export async function benchFile(size: number): Promise<string> {
   const dir = join(ROOT, ".bench");
   await Deno.mkdir(dir, { recursive: true });
   const file = join(dir, `big-${Math.round(size / MiB)}.bin`);
-  if (!(await exists(file)) || (await Deno.stat(file)).size !== size) {
+  if (!(await pathExists(file)) || (await Deno.stat(file)).size !== size) {
     const block = new Uint8Array(4 * MiB);
     crypto.getRandomValues(block.subarray(0, 65536));
     for (let offset = 65536; offset < block.length; offset *= 2) {
