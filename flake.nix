@@ -57,7 +57,7 @@
       channels = { inherit nightly stable; };
 
       # The one target table, shared with the TypeScript side.
-      targets = builtins.fromJSON (builtins.readFile ./lib/targets.json);
+      targets = builtins.fromJSON (builtins.readFile ./lib/releases/targets.json);
       rocm = import ./nix/channels.nix { inherit channels targets; };
       # The channel packages.default, the overlay's packageFor and the module default to.
       resolver = rocm.resolvers.${rocm.defaultChannel};

@@ -4,51 +4,63 @@
  *
  * This module re-exports the library behind the scripts in `scripts/`.
  *
+ * The exports are grouped by the folders of `lib/`, lowest layer first
+ * (docs/architecture.md).
+ *
  * @module
  */
 
-export * from "./lib/atomic_write.ts";
-export * from "./lib/block_pipeline.ts";
-export * from "./lib/block_writer.ts";
-export * from "./lib/channels.ts";
-export * from "./lib/check_output.ts";
-export * from "./lib/cli.ts";
-export * from "./lib/cleanup.ts";
-export * from "./lib/closure.ts";
-export * from "./lib/detect.ts";
-export * from "./lib/dir_reader.ts";
-export * from "./lib/download.ts";
-export * from "./lib/elf.ts";
-export * from "./lib/elf_closure.ts";
-export * from "./lib/file_kind.ts";
-export * from "./lib/file_lock.ts";
-export * from "./lib/flake_edit.ts";
-export * from "./lib/flake_file.ts";
-export * from "./lib/gfx_version.ts";
-export * from "./lib/hash.ts";
-export * from "./lib/hasher.ts";
-export * from "./lib/http1_client.ts";
-export * from "./lib/image.ts";
-export * from "./lib/index_listing.ts";
-export * from "./lib/isa_files.ts";
-export * from "./lib/kernel_files.ts";
-export * from "./lib/kfd_topology.ts";
-export * from "./lib/layers.ts";
-export * from "./lib/mirror_check.ts";
-export * from "./lib/nix32.ts";
-export * from "./lib/local_store.ts";
-export * from "./lib/nix_daemon.ts";
-export * from "./lib/nix_store.ts";
-export * from "./lib/oci.ts";
-export * from "./lib/prefetch.ts";
-export * from "./lib/release_choice.ts";
-export * from "./lib/sample_rocm.ts";
-export * from "./lib/status.ts";
-export * from "./lib/store_scan.ts";
-export * from "./lib/tar.ts";
-export * from "./lib/tarball_name.ts";
-export * from "./lib/targets.ts";
-export * from "./lib/unified_diff.ts";
-export * from "./lib/update.ts";
-export * from "./lib/update_gate.ts";
-export * from "./lib/versions.ts";
+export * from "./lib/fs/atomic_write.ts";
+export * from "./lib/fs/cleanup.ts";
+export * from "./lib/fs/dir_reader.ts";
+export * from "./lib/fs/file_kind.ts";
+export * from "./lib/fs/file_lock.ts";
+
+export * from "./lib/cli/cli.ts";
+export * from "./lib/cli/unified_diff.ts";
+
+export * from "./lib/hash/block_pipeline.ts";
+export * from "./lib/hash/hash.ts";
+export * from "./lib/hash/hasher.ts";
+export * from "./lib/hash/nix32.ts";
+
+export * from "./lib/store/closure.ts";
+export * from "./lib/store/local_store.ts";
+export * from "./lib/store/nix_daemon.ts";
+export * from "./lib/store/nix_store.ts";
+export * from "./lib/store/store_scan.ts";
+
+export * from "./lib/fetch/download.ts";
+export * from "./lib/fetch/http1_client.ts";
+export * from "./lib/fetch/mirror_check.ts";
+export * from "./lib/fetch/prefetch.ts";
+
+export * from "./lib/releases/gfx_version.ts";
+export * from "./lib/releases/index_listing.ts";
+export * from "./lib/releases/isa_files.ts";
+export * from "./lib/releases/kernel_files.ts";
+export * from "./lib/releases/release_choice.ts";
+export * from "./lib/releases/tarball_name.ts";
+export * from "./lib/releases/targets.ts";
+export * from "./lib/releases/versions.ts";
+
+export * from "./lib/flake/channels.ts";
+export * from "./lib/flake/flake_edit.ts";
+export * from "./lib/flake/flake_file.ts";
+
+export * from "./lib/package/check_output.ts";
+export * from "./lib/package/elf.ts";
+export * from "./lib/package/elf_closure.ts";
+export * from "./lib/package/sample_rocm.ts";
+
+export * from "./lib/image/block_writer.ts";
+export * from "./lib/image/image.ts";
+export * from "./lib/image/layers.ts";
+export * from "./lib/image/oci.ts";
+export * from "./lib/image/tar.ts";
+
+export * from "./lib/jobs/detect.ts";
+export * from "./lib/jobs/kfd_topology.ts";
+export * from "./lib/jobs/status.ts";
+export * from "./lib/jobs/update.ts";
+export * from "./lib/jobs/update_gate.ts";

@@ -80,13 +80,13 @@ let
   str = builtins.unsafeDiscardStringContext;
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
-  # (lib/sample_rocm.ts) instead of the real download.
+  # (lib/package/sample_rocm.ts) instead of the real download.
   sampleTarball =
     runCommand "therock-dist-linux-gfx1151-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
       ''
         export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
         deno eval --no-config "
-          import { writeSampleRocmTree } from '${src}/lib/sample_rocm.ts';
+          import { writeSampleRocmTree } from '${src}/lib/package/sample_rocm.ts';
           await writeSampleRocmTree('tree', { isas: ['gfx1151'] });
         "
         tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .

@@ -5,7 +5,7 @@
 #
 #   pkgs.callPackage ./nix/docker.nix {
 #     package = rocm-nightly-gfx1151; # its closure goes into the image
-#     target = "gfx1151";             # ISA or family of lib/targets.json: kernels kept
+#     target = "gfx1151";             # ISA or family of lib/releases/targets.json: kernels kept
 #     src = ./.;                      # this repository (scripts/, lib/)
 #     name = "rocm-nightly";          # image name      (default "rocm-nightly")
 #     tag = "gfx1151";                # image tag       (default: target)

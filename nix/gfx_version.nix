@@ -1,5 +1,5 @@
 # The kernel's gfx_target_version and ROCm's HSA_OVERRIDE_GFX_VERSION as ISA
-# names, as lib/gfx_version.ts converts them: gfx_target_version is
+# names, as lib/releases/gfx_version.ts converts them: gfx_target_version is
 # major·10000 + minor·100 + stepping, and the ISA name writes the major in
 # decimal and the minor and stepping as one hex digit each (110501 → gfx1151,
 # 90010 → gfx90a); HSA_OVERRIDE_GFX_VERSION is "major.minor.stepping" in decimal.
@@ -83,7 +83,7 @@ let
     in
     if parts == null then null else isaOf (part 0) (part 1) (part 2);
 
-  # For an ISA in no family of the target table (lib/targets.json): the
+  # For an ISA in no family of the target table (lib/releases/targets.json): the
   # supported ISA of its generation whose code it can run, and the
   # HSA_OVERRIDE_GFX_VERSION that makes ROCm run it; null for a supported ISA
   # or a generation the table has no entry for.

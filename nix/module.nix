@@ -16,7 +16,7 @@ let
   # the target's tarball has code for (null when either is unknown).
   overrideIsa =
     if cfg.hsaOverrideGfxVersion == null then null else gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion;
-  families = (builtins.fromJSON (builtins.readFile ../lib/targets.json)).families;
+  families = (builtins.fromJSON (builtins.readFile ../lib/releases/targets.json)).families;
   resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
   targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =

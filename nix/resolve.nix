@@ -1,5 +1,5 @@
 # Target resolution: the registry of flake.nix plus the target table
-# (lib/targets.json) decide which tarball a target name stands for.
+# (lib/releases/targets.json) decide which tarball a target name stands for.
 #
 # Builtins only, no nixpkgs: the tests evaluate this file with a bare
 # `nix eval` on a machine without nixpkgs, error messages included.
@@ -140,7 +140,7 @@ let
     if !(isString target) then
       "a target must be a string, got ${builtins.typeOf target}"
     else if chain == null then
-      "unknown target ${quote target}: not an ISA or family in lib/targets.json nor a key of ${channel}.srcHashes; ${availableText}"
+      "unknown target ${quote target}: not an ISA or family in lib/releases/targets.json nor a key of ${channel}.srcHashes; ${availableText}"
     else if firstAvailable chain == null then
       "no tarball for target ${quote target} in the ${channel} channel: tried ${
         arrows ([ target ] ++ filter (f: f != target) chain)

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { runMain, UsageError } from "../lib/cli.ts";
-import { checkOutput, formatCheckReport } from "../lib/check_output.ts";
+import { runMain, UsageError } from "../lib/cli/cli.ts";
+import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
 
 const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--allow-missing SONAME]...
 
@@ -30,7 +30,7 @@ reports EVERY defect, not just the first:
 
 Options:
   --json         print the report as JSON on stdout
-  --target ISA   an ISA or family of lib/targets.json (gfx1151, gfx110X-all)
+  --target ISA   an ISA or family of lib/releases/targets.json (gfx1151, gfx110X-all)
   --allow-missing SONAME
                  a library that may be missing (an optional dependency); a
                  glob with * and ?, e.g. 'libpython3*.so*'; repeatable. It is

@@ -9,9 +9,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain } from "../lib/cli.ts";
-import { runDemo } from "../lib/demo.ts";
-import { formatUpdateReport } from "../lib/update.ts";
+import { runMain } from "../lib/cli/cli.ts";
+import { runDemo } from "../lib/jobs/demo.ts";
+import { formatUpdateReport } from "../lib/jobs/update.ts";
 
 const USAGE = `Usage: demo [--flake PATH]
 

@@ -8,8 +8,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain, UsageError } from "../lib/cli.ts";
-import { detectInstallation, formatDetection, unknownGpusError } from "../lib/detect.ts";
+import { runMain, UsageError } from "../lib/cli/cli.ts";
+import { detectInstallation, formatDetection, unknownGpusError } from "../lib/jobs/detect.ts";
 
 const USAGE = `Usage: detect [options]
 

@@ -7,12 +7,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain, UsageError } from "../lib/cli.ts";
-import { parseClosure } from "../lib/closure.ts";
-import { parseCreationTime, writeImage } from "../lib/image.ts";
-import { targetIsas } from "../lib/isa_files.ts";
-import { MAX_LAYERS_LIMIT } from "../lib/layers.ts";
-import { imageReference, parseContainerConfig } from "../lib/oci.ts";
+import { runMain, UsageError } from "../lib/cli/cli.ts";
+import { parseClosure } from "../lib/store/closure.ts";
+import { parseCreationTime, writeImage } from "../lib/image/image.ts";
+import { targetIsas } from "../lib/releases/isa_files.ts";
+import { MAX_LAYERS_LIMIT } from "../lib/image/layers.ts";
+import { imageReference, parseContainerConfig } from "../lib/image/oci.ts";
 
 const HELP = `Usage: image.ts --closure FILE --name NAME [options]
 
@@ -28,7 +28,7 @@ Options:
   --name NAME           image name, e.g. rocm
   --tag TAG             image tag (default: latest)
   --target ISA          keep only this GPU target's kernels (an ISA or family
-                        of lib/targets.json, e.g. gfx1151); default: all
+                        of lib/releases/targets.json, e.g. gfx1151); default: all
   --max-layers N        most layers (default 100, at most 125)
   --split-bytes N       split content bigger than this by subtree (default 1 GiB)
   --format FORMAT       docker-archive (default) or oci

@@ -8,16 +8,16 @@
  */
 
 import { parseArgs } from "node:util";
-import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
-import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash.ts";
+import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash/hash.ts";
 import {
   checkPrefetch,
   defaultName,
   prefetch,
   prefetchJson,
   type PrefetchOptions,
-} from "../lib/prefetch.ts";
-import type { ProgressDisplay } from "../lib/progress.ts";
+} from "../lib/fetch/prefetch.ts";
+import type { ProgressDisplay } from "../lib/cli/progress.ts";
 
 const USAGE = `Usage: prefetch [options] <url | path | ->
 
@@ -124,7 +124,7 @@ async function main(args: string[]): Promise<number> {
   let display: ProgressDisplay | undefined;
   if (!values["no-progress"] && Deno.stderr.isTerminal()) {
     // Loaded only for a terminal: npm's cli-progress costs start-up time and memory.
-    const progress = await import("../lib/progress.ts");
+    const progress = await import("../lib/cli/progress.ts");
     const shown = display = progress.createProgressDisplay({ enabled: true });
     const bar = shown.bar(values.name ?? defaultName(source), undefined);
     options.onProgress = ({ received, total }) => bar.update(received, total);

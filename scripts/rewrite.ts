@@ -7,10 +7,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain, UsageError } from "../lib/cli.ts";
-import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake_edit.ts";
-import { readFlakeFile, writeFlakeFile } from "../lib/flake_file.ts";
-import { unifiedDiff } from "../lib/unified_diff.ts";
+import { runMain, UsageError } from "../lib/cli/cli.ts";
+import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
+import { readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
+import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
 

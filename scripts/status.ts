@@ -7,9 +7,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Channel, isChannel } from "../lib/channels.ts";
-import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
-import { flakeStatus, formatStatusReport } from "../lib/status.ts";
+import { type Channel, isChannel } from "../lib/flake/channels.ts";
+import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
 
 const USAGE = `Usage: status [options]
 

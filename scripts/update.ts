@@ -8,12 +8,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { abortOnInterrupt, runMain, UsageError } from "../lib/cli.ts";
-import { createProgressDisplay, type ProgressBar } from "../lib/progress.ts";
-import { isChannel } from "../lib/channels.ts";
-import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/update.ts";
-import { GateFailedError } from "../lib/update_gate.ts";
-import { isValidVersion } from "../lib/versions.ts";
+import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import { createProgressDisplay, type ProgressBar } from "../lib/cli/progress.ts";
+import { isChannel } from "../lib/flake/channels.ts";
+import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
+import { GateFailedError } from "../lib/jobs/update_gate.ts";
+import { isValidVersion } from "../lib/releases/versions.ts";
 
 const USAGE = `Usage: update [options]
 

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeSampleRocmTree } from "../lib/sample_rocm.ts";
+import { writeSampleRocmTree } from "../lib/package/sample_rocm.ts";
 import { repoRoot, run } from "./_tools.ts";
 
 /** Debian's multiarch folder, where the real libraries come from. */
@@ -69,7 +69,7 @@ export async function copyElf(source: string, dest: string, edit: ElfEdit = {}):
   }
 }
 
-/** `readelf -d` and `readelf -l` of a file, as the fields lib/elf.ts reads. */
+/** `readelf -d` and `readelf -l` of a file, as the fields lib/package/elf.ts reads. */
 export async function readelfFields(path: string): Promise<{
   needed: string[];
   runpath?: string;

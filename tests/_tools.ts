@@ -94,11 +94,17 @@ const DENO_DOWNLOAD_NOTICE = /^(?:\x1b\[[0-9;]*m)*Download(?:\x1b\[[0-9;]*m)* ht
 export async function run(
   cmd: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; stdin?: Uint8Array } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin?: Uint8Array;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<RunResult> {
   const child = new Deno.Command(cmd, {
     args,
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.env === undefined ? {} : { env: options.env }),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",

@@ -5,8 +5,12 @@
  * @module
  */
 import { join } from "node:path";
-import { type DemoMirrorOptions, type MirrorFile, startDemoMirror } from "../lib/demo_mirror.ts";
-import { updateFlake, type UpdateOptions } from "../lib/update.ts";
+import {
+  type DemoMirrorOptions,
+  type MirrorFile,
+  startDemoMirror,
+} from "../lib/jobs/demo_mirror.ts";
+import { updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 
 /** The flake, its folder, the mirror, and `update()` against the mirror's index. */
 export interface Fixture extends AsyncDisposable {

@@ -93,7 +93,7 @@ export function hexOf(stdout: string): string {
 }
 
 function nix32ToHex(text: string): string {
-  // Independent of lib/nix32.ts on purpose: the benchmark checks agreement.
+  // Independent of lib/hash/nix32.ts on purpose: the benchmark checks agreement.
   const alphabet = "0123456789abcdfghijklmnpqrsvwxyz";
   const bytes = new Uint8Array(32);
   for (let n = 0; n < text.length; n++) {

@@ -1,7 +1,7 @@
 /**
  * The floors of check-output's work, for tests/bench/check_output_bench.ts:
  * `deno run --allow-read --allow-ffi _walk_floor.ts TREE [--read-elf]` walks
- * TREE with lib/dir_reader.ts (getdents64) and prints how many regular files
+ * TREE with lib/fs/dir_reader.ts (getdents64) and prints how many regular files
  * it holds; with `--read-elf`, it also opens each ELF candidate (check-output's
  * rule: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`)
  * relative to its folder and reads its first 4 KiB, the least any reader of
@@ -10,7 +10,7 @@
  * @module
  */
 
-import { openDirectoryReader } from "../../lib/dir_reader.ts";
+import { openDirectoryReader } from "../../lib/fs/dir_reader.ts";
 
 const [tree, flag] = Deno.args;
 if (tree === undefined) throw new TypeError("usage: _walk_floor.ts TREE [--read-elf]");

@@ -7,7 +7,7 @@
  * tree. Target: check-output within 2× of find, end to end (process start
  * included for both). Exits 1 when the target is missed. check-output runs
  * with its shebang's permissions, so it reads directories with getdents64
- * (lib/dir_reader.ts); more rows show it without `--allow-ffi`, a bare
+ * (lib/fs/dir_reader.ts); more rows show it without `--allow-ffi`, a bare
  * Deno.readDirSync walk in its own process (the floor of that fallback), and
  * the floors of check-output's own work (tests/bench/_walk_floor.ts): the
  * getdents64 walk alone, then with openat/pread/close of the first 4 KiB of
@@ -18,7 +18,7 @@
  */
 
 import { join } from "node:path";
-import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
+import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
 import {
   copyElf,
   EXECUTABLE_RUNPATH,

@@ -22,7 +22,7 @@
  */
 
 import { join } from "node:path";
-import { writeSampleRocmTree } from "../../lib/sample_rocm.ts";
+import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
 
 const MiB = 2 ** 20;
 const ROUNDS = 5;

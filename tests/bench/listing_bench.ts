@@ -1,6 +1,6 @@
 /**
  * Listing parse speed: a generated 10,000-entry index in each of the three
- * forms, parsed by lib/index_listing.ts (name validation included), side by
+ * forms, parsed by lib/releases/index_listing.ts (name validation included), side by
  * side with a bare reference extractor that only pulls the names out (the
  * floor any parser pays), and four hostile 16 MiB pages that must be
  * refused in linear time (reference: one indexOf pass over the page).
@@ -14,13 +14,13 @@ import {
   parseIndexPage,
   parseS3Listing,
   parseTheRockIndex,
-} from "../../lib/index_listing.ts";
+} from "../../lib/releases/index_listing.ts";
 import {
   type MirrorFile,
   renderAutoindex,
   renderS3ListPage,
   renderTheRockIndex,
-} from "../../lib/demo_mirror.ts";
+} from "../../lib/jobs/demo_mirror.ts";
 
 const ENTRIES = 10_000;
 const RUNS = 9;

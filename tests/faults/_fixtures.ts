@@ -6,7 +6,7 @@
  * @module
  */
 
-import { renderTheRockIndex } from "../../lib/demo_mirror.ts";
+import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
 import type { RawReply, RawRequest } from "./_raw_server.ts";
 
 export const VERSION_OLD = "7.12.0a20260308";

@@ -10,8 +10,8 @@
 
 import { equal, match } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { fixedOutputPath, isValidStorePath } from "../../lib/nix_store.ts";
-import { parseSri } from "../../lib/hash.ts";
+import { fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
+import { parseSri } from "../../lib/hash/hash.ts";
 import { nixEnv, repoRoot, unregisteredInStore } from "../_tools.ts";
 
 /** One fault case: a name and a body that throws when a promise breaks. */

@@ -272,7 +272,7 @@ export const REDIRECT_CASES: FaultCase[] = [
       "update --add-to-store: a second tarball's 404 takes the first one out of the store again",
     run: () =>
       inTempDir(async (dir) => {
-        const { renderTheRockIndex } = await import("../../lib/demo_mirror.ts");
+        const { renderTheRockIndex } = await import("../../lib/jobs/demo_mirror.ts");
         const { tarballName, VERSION_NEW } = await import("./_fixtures.ts");
         const body = uniqueBytes(4096);
         const other = `therock-dist-linux-gfx110X-all-${VERSION_NEW}.tar.gz`;

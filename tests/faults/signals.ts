@@ -44,7 +44,7 @@ function stalling(body: Uint8Array): RawReply {
   };
 }
 
-/** Whether a temporary of lib/cleanup.ts (`.<name>.<pid>-<random>.tmp`) exists in `dir`. */
+/** Whether a temporary of lib/fs/cleanup.ts (`.<name>.<pid>-<random>.tmp`) exists in `dir`. */
 function hasTemporary(dir: string, name: string): boolean {
   return [...Deno.readDirSync(dir)].some((e) =>
     e.name.startsWith(`.${name}.`) && e.name.endsWith(".tmp")

@@ -1,0 +1,129 @@
+/**
+ * Reading and writing the user's flake.nix as bytes: the file is decoded
+ * only when it is UTF-8 throughout (a lossy decode would turn any other byte
+ * into U+FFFD and write that back), and written through a symlink to its
+ * target, so the link stays a link. `rewrite` and `update` share this path.
+ *
+ * @module
+ */
+
+import { writeFileAtomic } from "../fs/atomic_write.ts";
+import { describeKind } from "../fs/file_kind.ts";
+
+/** A flake file as read by {@linkcode readFlakeFile}. */
+export interface FlakeFile {
+  /** The path as given (for messages). */
+  path: string;
+  /** The file itself, symlinks resolved: where a write goes. */
+  realPath: string;
+  /** The contents, decoded from UTF-8 exactly (a BOM is kept as U+FEFF). */
+  text: string;
+  /** The bytes read. */
+  bytes: Uint8Array;
+}
+
+/**
+ * Reads a Nix file for editing, refusing one that is not UTF-8 rather than
+ * decoding it lossily.
+ *
+ * @example Usage
+ * ```ts
+ * import { readFlakeFile } from "./flake_file.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".nix" });
+ * await Deno.writeTextFile(path, "{ }\n");
+ * (await readFlakeFile(path)).text; // "{ }\n"
+ * ```
+ *
+ * @param path The file (a symlink is followed).
+ * @returns The real path and the text.
+ * @throws {Error} When the file cannot be read or is not UTF-8.
+ */
+export async function readFlakeFile(path: string): Promise<FlakeFile> {
+  let realPath: string;
+  let bytes: Uint8Array;
+  try {
+    realPath = await Deno.realPath(path);
+    // A FIFO would block the read forever, a device might never end it.
+    const info = await Deno.stat(realPath);
+    if (!info.isFile) throw new Error(`it is ${describeKind(info)}, not a file`);
+    bytes = await Deno.readFile(realPath);
+  } catch (error) {
+    throw new Error(`Cannot read "${path}": ${(error as Error).message}`);
+  }
+  return { path, realPath, text: decodeFlake(path, bytes), bytes };
+}
+
+/**
+ * Replaces the file read by {@linkcode readFlakeFile} atomically with `text`,
+ * at its real path, keeping its mode.
+ *
+ * @example Usage
+ * ```ts
+ * import { readFlakeFile, writeFlakeFile } from "./flake_file.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".nix" });
+ * await writeFlakeFile(await readFlakeFile(path), "{ a = 1; }\n");
+ * ```
+ *
+ * @param file The file as read.
+ * @param text The new contents.
+ * @throws {Error} When the file cannot be written.
+ */
+export async function writeFlakeFile(file: FlakeFile, text: string): Promise<void> {
+  try {
+    await writeFileAtomic(file.realPath, text);
+  } catch (error) {
+    throw new Error(`Cannot write "${file.path}": ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Whether the file still holds exactly `file.text` (it may have been edited
+ * during a long update).
+ *
+ * @example Usage
+ * ```ts
+ * import { flakeUnchanged, readFlakeFile } from "./flake_file.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".nix" });
+ * await flakeUnchanged(await readFlakeFile(path)); // true
+ * ```
+ *
+ * @param file The file as read.
+ * @returns `false` when its bytes differ now.
+ */
+export async function flakeUnchanged(file: FlakeFile): Promise<boolean> {
+  const now = await Deno.readFile(file.realPath);
+  return now.length === file.bytes.length && now.every((byte, i) => byte === file.bytes[i]);
+}
+
+function decodeFlake(path: string, bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidByte(bytes);
+    throw new Error(
+      `Cannot edit "${path}": it is not UTF-8 (byte 0x${
+        bytes[at]?.toString(16).padStart(2, "0")
+      } at offset ${at}); rewriting it would change bytes outside the values, so convert it to UTF-8 first`,
+    );
+  }
+}
+
+/** The offset of the first byte that does not begin a valid UTF-8 sequence. */
+function firstInvalidByte(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (let i = 0; i < bytes.length;) {
+    const b = bytes[i]!;
+    const length = b < 0x80 ? 1 : b >> 5 === 6 ? 2 : b >> 4 === 14 ? 3 : b >> 3 === 30 ? 4 : 0;
+    try {
+      if (length === 0) return i;
+      decoder.decode(bytes.subarray(i, i + length));
+    } catch {
+      return i;
+    }
+    i += length;
+  }
+  return bytes.length;
+}

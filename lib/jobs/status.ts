@@ -1,0 +1,308 @@
+/**
+ * Is every pin of the flake still downloadable? For each channel of the
+ * registry (lib/flake/channels.ts) and each tracked target with a hash: the pinned
+ * version and its age in days, whether the pinned URL and each mirror still
+ * serve the file and at what size (one HEAD each, lib/fetch/mirror_check.ts), and
+ * the newest version the channel's index offers (skip list honoured).
+ *
+ * A pin is **gone** when every URL answered 404 or 410: a scheduled job can
+ * then warn before users hit the 404. A URL that gave no answer is
+ * unreachable, which says nothing about the file, so it never makes a pin
+ * gone. AMD keeps nightlies for about 120 days; the age says how close a pin is.
+ *
+ * @module
+ */
+
+import { basename } from "node:path";
+import { type Channel, channelsIn, readChannel } from "../flake/channels.ts";
+import { listIndex } from "../releases/index_listing.ts";
+import { describeProbe, mirrorUrl, probeUrl, type UrlProbe } from "../fetch/mirror_check.ts";
+import { chooseRelease } from "../releases/release_choice.ts";
+import { tarballFileName, tarballUrl } from "../releases/tarball_name.ts";
+import { parseVersion } from "../releases/versions.ts";
+
+/** Options for {@linkcode flakeStatus}. */
+export interface StatusOptions {
+  /**
+   * The flake file.
+   *
+   * @default {"flake.nix"}
+   */
+  flake?: string;
+  /**
+   * The channels to check.
+   *
+   * @default {every channel the flake has}
+   */
+  channels?: Channel[];
+  /**
+   * Allow plain http to hosts other than loopback.
+   *
+   * @default {false}
+   */
+  allowHttp?: boolean;
+  /**
+   * Seconds each request may take.
+   *
+   * @default {30}
+   */
+  timeoutSeconds?: number;
+  /**
+   * The time ages are counted to, in ms since 1970.
+   *
+   * @default {Date.now()}
+   */
+  now?: number;
+  /** Cancels the checks. */
+  signal?: AbortSignal;
+}
+
+/** One tracked target of a channel. */
+export interface TargetStatus {
+  /** The target (a key of `srcHashes`). */
+  target: string;
+  /** The pinned hash (`null`: not pinned, nothing checked). */
+  hash: string | null;
+  /** The pinned URL, then each mirror's, with what each answered. */
+  urls: UrlProbe[];
+  /** Every URL answered 404 or 410. */
+  gone: boolean;
+}
+
+/** One channel of the registry. */
+export interface ChannelStatus {
+  /** The channel. */
+  channel: Channel;
+  /** The pinned version. */
+  version: string | null;
+  /**
+   * Days since the pinned build: a nightly's date, else the pinned file's
+   * Last-Modified; `null` when neither is known.
+   */
+  ageDays: number | null;
+  /** The channel's baseUrl. */
+  baseUrl: string | null;
+  /** The newest version the index offers for every tracked target (`null`: see `indexError`). */
+  newest: string | null;
+  /** Why the index could not tell the newest version. */
+  indexError?: string;
+  /** Per tracked target. */
+  targets: TargetStatus[];
+}
+
+/** The outcome of {@linkcode flakeStatus}. */
+export interface StatusReport {
+  /** The flake file. */
+  flake: string;
+  /** Per channel. */
+  channels: ChannelStatus[];
+  /** Pins gone from every URL, as `<channel>.<target>`. */
+  gone: string[];
+  /** Things to look at: a URL gone while a mirror serves, unreachable URLs, size mismatches. */
+  warnings: string[];
+}
+
+/**
+ * Checks every pin of a flake's registry.
+ *
+ * @param options The flake, channels, http policy and timeout.
+ * @returns The report; `gone` is non-empty when some pin is lost everywhere.
+ * @throws {MissingBindingError} When a channel asked for is not in the flake.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { flakeStatus, formatStatusReport } from "./status.ts";
+ *
+ * const report = await flakeStatus({ flake: "flake.nix" });
+ * console.log(formatStatusReport(report));
+ * ```
+ */
+export async function flakeStatus(options: StatusOptions = {}): Promise<StatusReport> {
+  const flake = options.flake ?? "flake.nix";
+  const source = await Deno.readTextFile(flake);
+  const file = basename(flake);
+  const channels = options.channels ?? channelsIn(source);
+  const report: StatusReport = { flake, channels: [], gone: [], warnings: [] };
+  const probeOptions = {
+    allowHttp: options.allowHttp ?? false,
+    ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+  for (const channel of channels) {
+    const registry = readChannel(source, channel, { file });
+    const pinned = Object.entries(registry.srcHashes).filter(
+      (entry): entry is [string, string] => typeof entry[1] === "string",
+    );
+    const [targets, newest] = await Promise.all([
+      Promise.all(pinned.map(async ([target, hash]): Promise<TargetStatus> => {
+        const urls = pinUrls(registry.baseUrl, registry.version, target, registry.mirrors);
+        const probes = await Promise.all(urls.map((url) => probeOrRefusal(url, probeOptions)));
+        return {
+          target,
+          hash,
+          urls: probes,
+          gone: probes.length > 0 && probes.every((p) => p.state === "gone"),
+        };
+      })),
+      newestOffered(registry.baseUrl, Object.keys(registry.srcHashes), registry.skip, options),
+    ]);
+    for (const [target] of Object.entries(registry.srcHashes).filter(([, h]) => h === null)) {
+      targets.push({ target, hash: null, urls: [], gone: false });
+    }
+    const status: ChannelStatus = {
+      channel,
+      version: registry.version,
+      ageDays: ageDays(registry.version, targets, options.now ?? Date.now()),
+      baseUrl: registry.baseUrl,
+      newest: newest.version,
+      ...(newest.error === undefined ? {} : { indexError: newest.error }),
+      targets,
+    };
+    report.channels.push(status);
+    if (
+      channel === "nightly" && status.ageDays !== null &&
+      status.ageDays >= NIGHTLY_RETENTION_DAYS - 30 && pinned.length > 0
+    ) {
+      report.warnings.push(
+        `nightly ${registry.version} is ${status.ageDays} days old: AMD keeps nightlies for ` +
+          `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`,
+      );
+    }
+    for (const t of targets) {
+      const name = `${channel}.${t.target}`;
+      if (t.gone) report.gone.push(name);
+      report.warnings.push(...warningsFor(name, t));
+    }
+  }
+  return report;
+}
+
+// AMD's retention of nightly tarballs, as announced with ROCm 10.
+const NIGHTLY_RETENTION_DAYS = 120;
+
+function pinUrls(
+  baseUrl: string | null,
+  version: string | null,
+  target: string,
+  mirrors: string[],
+): string[] {
+  if (baseUrl === null || version === null) return [];
+  return [
+    tarballUrl(baseUrl, target, version),
+    ...mirrors.map((m) => mirrorUrl(m, tarballFileName(target, version))),
+  ];
+}
+
+async function probeOrRefusal(
+  url: string,
+  options: Parameters<typeof probeUrl>[1],
+): Promise<UrlProbe> {
+  try {
+    return await probeUrl(url, options);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return { url, state: "error", detail: error.message };
+  }
+}
+
+async function newestOffered(
+  baseUrl: string | null,
+  tracked: string[],
+  skip: string[],
+  options: StatusOptions,
+): Promise<{ version: string | null; error?: string }> {
+  if (baseUrl === null || tracked.length === 0) return { version: null, error: "nothing tracked" };
+  try {
+    const listing = await listIndex(baseUrl, {
+      allowHttp: options.allowHttp ?? false,
+      ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    const offered = listing.entries.filter((entry) => !skip.includes(entry.version));
+    return { version: chooseRelease(offered, tracked).version };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    return { version: null, error: (error as Error).message };
+  }
+}
+
+function ageDays(version: string | null, targets: TargetStatus[], now: number): number | null {
+  let built: number | undefined;
+  try {
+    const date = version === null ? undefined : parseVersion(version).date;
+    if (date !== undefined) {
+      built = Date.UTC(
+        Number(date.slice(0, 4)),
+        Number(date.slice(4, 6)) - 1,
+        Number(date.slice(6)),
+      );
+    }
+  } catch {
+    // Not a version: no date from it.
+  }
+  built ??= targets.flatMap((t) => t.urls).find((p) => p.lastModified !== undefined)
+    ?.lastModified;
+  return built === undefined ? null : Math.floor((now - built) / 86_400_000);
+}
+
+function warningsFor(name: string, target: TargetStatus): string[] {
+  const [primary, ...mirrors] = target.urls;
+  if (primary === undefined || target.gone) return [];
+  const serving = target.urls.find((p) => p.state === "ok");
+  const warnings: string[] = [];
+  if (primary.state !== "ok") {
+    warnings.push(
+      `${name}: ${primary.url} ${describeProbe(primary)}` +
+        (serving === undefined ? "" : `; served by the mirror ${serving.url}`),
+    );
+  }
+  for (const mirror of mirrors) {
+    if (mirror.state !== "ok") {
+      warnings.push(`${name}: mirror ${mirror.url} ${describeProbe(mirror)}`);
+    } else if (primary.size !== undefined && mirror.size !== primary.size) {
+      warnings.push(
+        `${name}: mirror ${mirror.url} serves ${mirror.size ?? "an unknown number of"} bytes, ` +
+          `the primary ${primary.size}`,
+      );
+    }
+  }
+  return warnings;
+}
+
+/**
+ * Formats a status report for people: one block per channel, one line per
+ * target and URL, `GONE` where a pin is lost everywhere.
+ *
+ * @param report The report of {@linkcode flakeStatus}.
+ * @returns The lines, joined with newlines.
+ *
+ * @example Usage
+ * ```ts
+ * import { formatStatusReport } from "./status.ts";
+ *
+ * formatStatusReport({ flake: "flake.nix", channels: [], gone: [], warnings: [] });
+ * // "flake.nix: no channels"
+ * ```
+ */
+export function formatStatusReport(report: StatusReport): string {
+  if (report.channels.length === 0) return `${report.flake}: no channels`;
+  const lines: string[] = [];
+  for (const c of report.channels) {
+    const age = c.ageDays === null ? "age unknown" : `${c.ageDays} days old`;
+    const newest = c.newest === null
+      ? `newest unknown: ${c.indexError}`
+      : c.newest === c.version
+      ? "the newest in its index"
+      : `newest in its index: ${c.newest}`;
+    lines.push(`${c.channel} ${c.version} (${age}; ${newest})`);
+    for (const t of c.targets) {
+      if (t.hash === null) {
+        lines.push(`  ${t.target}: not pinned`);
+        continue;
+      }
+      lines.push(`  ${t.target}: ${t.gone ? "GONE from every URL" : "ok"}`);
+      for (const probe of t.urls) lines.push(`    ${probe.url}: ${describeProbe(probe)}`);
+    }
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,642 @@
+/**
+ * The update job behind `scripts/update.ts`: read the registry in flake.nix,
+ * list the index, choose one version for every tracked target, prefetch the
+ * tarballs, then rewrite the version, base URL and every hash in one atomic
+ * write — or leave the file exactly as it was.
+ *
+ * The registry is the `nightly` attribute set of flake.nix:
+ *
+ * ```nix
+ * nightly = {
+ *   baseUrl = "https://rocm.nightlies.amd.com/tarball/";
+ *   version = "7.12.0a20260308";
+ *   srcHashes = {
+ *     gfx1151 = "sha256-…";
+ *     gfx110X-all = null;
+ *   };
+ * };
+ * ```
+ *
+ * The keys of `srcHashes` are the tracked targets (tarball families). A
+ * tracked target the index does not carry at all is pinned to `null` and
+ * reported as a warning; see {@linkcode chooseRelease}.
+ *
+ * With channels (lib/flake/channels.ts) the registry is one set per channel
+ * (`nightly`, `stable`, `rc`): an update rewrites one channel's set and no
+ * byte of the others. A channel's `skip` list holds known-bad versions that
+ * are never picked; its `mirrors` are checked to serve each new tarball at
+ * the size hashed. With a gate (lib/jobs/update_gate.ts), the candidate flake is
+ * tried by a command before it is written.
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import { acquireLock } from "../fs/file_lock.ts";
+import { addChannel, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
+import {
+  appendToList,
+  applyEdits,
+  type BindingChange,
+  type BindingEdit,
+  type EditResult,
+  listAttrNames,
+  readBinding,
+  readStringList,
+} from "../flake/flake_edit.ts";
+import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "../flake/flake_file.ts";
+import { formatHash } from "../hash/hash.ts";
+import { type IndexEntry, type IndexFormat, listIndex } from "../releases/index_listing.ts";
+import { checkMirrors } from "../fetch/mirror_check.ts";
+import { deleteStorePath } from "../store/nix_store.ts";
+import { prefetch } from "../fetch/prefetch.ts";
+import { chooseRelease, type HeldBack } from "../releases/release_choice.ts";
+import { folderUrl, isValidFamily, tarballUrl } from "../releases/tarball_name.ts";
+import { resolveTarget } from "../releases/targets.ts";
+import { compareVersions, isValidVersion, parseVersion } from "../releases/versions.ts";
+import { unifiedDiff } from "../cli/unified_diff.ts";
+import { runGate } from "./update_gate.ts";
+
+/** Options for {@linkcode updateFlake}. */
+export interface UpdateOptions {
+  /**
+   * The flake file to update.
+   *
+   * @default {"flake.nix"}
+   */
+  flake?: string;
+  /**
+   * The index to list (TheRock index page, S3 listing URL or autoindex page).
+   *
+   * @default {the registry's baseUrl}
+   */
+  index?: string;
+  /**
+   * Targets to track in addition to the keys of `srcHashes`: families
+   * (`gfx110X-all`, `multiarch`) or ISAs (`gfx1100`, resolved through the
+   * target table to a family the index has). They must be in the index.
+   *
+   * @default {[]}
+   */
+  targets?: string[];
+  /** Pin exactly this version instead of the newest one. */
+  version?: string;
+  /**
+   * Only list the index and report what would change; download nothing, write nothing.
+   *
+   * @default {false}
+   */
+  dryRun?: boolean;
+  /**
+   * Also add each tarball to the Nix store as `fetchurl` would.
+   *
+   * @default {false}
+   */
+  addToStore?: boolean;
+  /**
+   * Tarballs downloaded at once.
+   *
+   * @default {2}
+   */
+  jobs?: number;
+  /**
+   * Allow plain http to hosts other than loopback (index and downloads).
+   *
+   * @default {false}
+   */
+  allowHttp?: boolean;
+  /**
+   * The attribute path of the registry in the flake.
+   *
+   * @default {the channel}
+   */
+  registry?: string;
+  /**
+   * The channel to update (`nightly`, `stable`, `rc`): its set in the flake
+   * is the registry; the other channels stay byte for byte.
+   *
+   * @default {"nightly"}
+   */
+  channel?: string;
+  /**
+   * Versions to add to the channel's `skip` list (known bad), in the same
+   * rewrite; they are not picked by this update either.
+   *
+   * @default {[]}
+   */
+  skip?: string[];
+  /**
+   * Pin `version` even when it is in the `skip` list.
+   *
+   * @default {false}
+   */
+  force?: boolean;
+  /**
+   * A shell command that must exit 0 on the candidate flake (in a temporary
+   * copy of its folder named by `ROCM_NIGHTLY_FLAKE`) before it is written.
+   */
+  gate?: string;
+  /**
+   * The largest index page accepted, in bytes.
+   *
+   * @default {16777216}
+   */
+  maxIndexBytes?: number;
+  /**
+   * Retries of a transient download failure, per tarball.
+   *
+   * @default {5}
+   */
+  retries?: number;
+  /**
+   * Connections per tarball download (see lib/fetch/download.ts).
+   *
+   * @default {4 for tarballs ≥ 256 MiB whose server accepts ranges, else 1}
+   */
+  connections?: number;
+  /** Called when a tarball download starts. */
+  onStart?: (target: string, entry: IndexEntry) => void;
+  /** Called as a tarball's bytes arrive. */
+  onProgress?: (target: string, received: number, total: number | undefined) => void;
+  /** Called when a tarball is hashed. */
+  onDone?: (target: string, hash: string) => void;
+  /** Cancels the update; the flake stays as it was. */
+  signal?: AbortSignal;
+}
+
+/** What happened to one tracked target. */
+export interface TargetUpdate {
+  /** The target (a key of `srcHashes`). */
+  target: string;
+  /**
+   * `fetched`: downloaded and hashed; `kept`: its hash is current;
+   * `unavailable`: the index lacks it, pinned to `null`; `would-fetch`: dry run.
+   */
+  action: "fetched" | "kept" | "unavailable" | "would-fetch";
+  /** The tarball URL, when the index has the target. */
+  url: string | null;
+  /** The size in bytes, when known. */
+  size?: number;
+  /** The hash before (`undefined` for a target added by this update). */
+  oldHash: string | null | undefined;
+  /** The hash after (`undefined` in a dry run for a tarball not fetched). */
+  newHash: string | null | undefined;
+  /** The store path, when the tarball was added to the Nix store. */
+  storePath?: string;
+}
+
+/** The outcome of {@linkcode updateFlake}. */
+export interface UpdateResult {
+  /** The flake file. */
+  flake: string;
+  /** The registry that was updated (the channel's set, e.g. `nightly`). */
+  registry: string;
+  /** The gate command's last output lines, when a gate ran and passed. */
+  gate?: string[];
+  /** The index that was listed. */
+  index: string;
+  /** The form of the listing. */
+  format: IndexFormat;
+  /** The version before. */
+  oldVersion: string | null;
+  /** The version after. */
+  newVersion: string;
+  /** The base URL before. */
+  oldBaseUrl: string | null;
+  /** The base URL after. */
+  newBaseUrl: string;
+  /** Nothing to do: the flake already pins the newest release and every hash. */
+  current: boolean;
+  /** Whether this was a dry run (nothing written or downloaded). */
+  dryRun: boolean;
+  /** Per tracked target. */
+  targets: TargetUpdate[];
+  /** A newer version some targets lack. */
+  heldBack?: HeldBack;
+  /** Things the user should know (targets pinned to null, …). */
+  warnings: string[];
+  /** The bindings changed (empty when current or in a dry run). */
+  changes: BindingChange[];
+  /** A unified diff of the flake (empty when current or in a dry run). */
+  diff: string;
+  /** A suggested commit message, when something changed. */
+  commitMessage: string | null;
+}
+
+/**
+ * Updates the registry of a flake to the newest release of the index for
+ * every tracked target. All or nothing: when any step fails (listing, a
+ * download, validation, the file changing meanwhile) the flake is untouched.
+ * A lock file beside the flake (`.flake.nix.update-lock`) keeps two updates
+ * of one flake from running at once.
+ *
+ * @param options The flake, index, targets and download settings.
+ * @returns What changed (or would change, in a dry run).
+ * @throws {LockHeldError} When another update of the same flake is running.
+ * @throws {Error} When the registry, the index or a download is unusable; the
+ * message says which and quotes the value.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { updateFlake } from "./update.ts";
+ *
+ * const result = await updateFlake({ flake: "flake.nix", dryRun: true });
+ * console.log(result.current ? "up to date" : `${result.oldVersion} → ${result.newVersion}`);
+ * ```
+ */
+export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateResult> {
+  const flake = options.flake ?? "flake.nix";
+  const jobs = options.jobs ?? 2;
+  if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 64) {
+    throw new RangeError(`Cannot update with ${jobs} jobs: use 1 to 64`);
+  }
+  if (options.version !== undefined) parseVersion(options.version);
+  for (const version of options.skip ?? []) parseVersion(version);
+  // The channel's set is the registry (an explicit registry path wins).
+  if (options.channel !== undefined && options.registry === undefined) {
+    options = { ...options, registry: options.channel };
+  }
+  if (options.dryRun) return await run(flake, jobs, options);
+  await using _lock = await acquireLock(join(dirname(flake), `.${basename(flake)}.update-lock`), {
+    purpose: `update "${flake}"`,
+  });
+  return await run(flake, jobs, options);
+}
+
+async function run(flake: string, jobs: number, options: UpdateOptions): Promise<UpdateResult> {
+  const file = basename(flake);
+  const registry = options.registry ?? "nightly";
+  const flakeFile = await readFlakeFile(flake);
+  const source = flakeFile.text;
+  const at = (name: string): string => `${registry}.${name}`;
+  // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
+  // the registry is read from, and edited in, `text`.
+  const adding = options.channel !== undefined && isChannel(registry) &&
+    !channelsIn(source).includes(registry);
+  const text = adding && isChannel(registry) ? addChannel(source, registry, { file }) : source;
+  requireChannel(text, registry, { file });
+  const mirrors = readStringList(text, at("mirrors"), { file }) ?? [];
+  const skip = new Set([
+    ...readStringList(text, at("skip"), { file }) ?? [],
+    ...options.skip ?? [],
+  ]);
+  if (options.version !== undefined && skip.has(options.version) && !options.force) {
+    throw new Error(
+      `Cannot pin version "${options.version}": it is in ${at("skip")} (known bad); ` +
+        "pass --force to pin it anyway",
+    );
+  }
+  const oldBaseUrl = readBinding(text, at("baseUrl"), { file });
+  const oldVersion = readBinding(text, at("version"), { file });
+  const tracked = listAttrNames(text, at("srcHashes"), { file });
+  for (const target of tracked) {
+    if (!isValidFamily(target)) {
+      throw new SyntaxError(
+        `Cannot update ${file}: ${at("srcHashes")}."${target}" is not a TheRock family name`,
+      );
+    }
+  }
+  const oldHashes = new Map(tracked.map((t) => [t, readBinding(text, at(`srcHashes.${t}`))]));
+  const index = options.index ?? oldBaseUrl;
+  if (index === null) {
+    throw new TypeError(`Cannot update ${file}: ${at("baseUrl")} is null and no --index was given`);
+  }
+
+  const listing = await listIndex(index, {
+    allowHttp: options.allowHttp ?? false,
+    ...(options.maxIndexBytes === undefined ? {} : { maxBytes: options.maxIndexBytes }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+  const families = new Set(listing.entries.map((entry) => entry.family));
+  const required: string[] = [];
+  for (const name of options.targets ?? []) {
+    const family = families.has(name) || !isKnownName(name)
+      ? name
+      : resolveTarget(name, { available: families }).family;
+    if (!isValidFamily(family)) {
+      throw new SyntaxError(`Cannot track target "${name}": not a TheRock family or known ISA`);
+    }
+    required.push(family);
+  }
+  const targets = [...new Set([...tracked, ...required])];
+  // Only targets named with --target may become new keys of srcHashes.
+  const editOptions = { file, addMissing: required.some((t) => !tracked.includes(t)) };
+  // A skipped version is never chosen (one named with --version --force is).
+  const offered = listing.entries.filter((entry) =>
+    !skip.has(entry.version) || entry.version === options.version
+  );
+  const choice = chooseRelease(offered, targets, {
+    required,
+    ...(options.version === undefined ? {} : { version: options.version }),
+  });
+  const newVersion = choice.version;
+  const present = Object.values(choice.entries).filter((e): e is IndexEntry => e !== null);
+  const folder = commonFolder(present, index);
+  // An old base URL that names the same folder (without its final "/", say) stays as written.
+  const newBaseUrl = oldBaseUrl !== null && sameFolder(oldBaseUrl, folder) ? oldBaseUrl : folder;
+  if (
+    options.version === undefined && oldVersion !== null && isValidVersion(oldVersion) &&
+    !skip.has(oldVersion) &&
+    compareVersions(parseVersion(newVersion), parseVersion(oldVersion)) < 0
+  ) {
+    throw new Error(
+      `Cannot update ${file}: the newest release "${newVersion}" of "${index}" is older than ` +
+        `the pinned "${oldVersion}" (pass --version ${newVersion} to go back)`,
+    );
+  }
+  const moved = newVersion !== oldVersion || newBaseUrl !== oldBaseUrl;
+
+  const { updates, toFetch, warnings } = planTargets(targets, {
+    entries: choice.entries,
+    oldHashes,
+    moved,
+    dryRun: options.dryRun ?? false,
+  });
+  warnings.unshift(...listing.warnings);
+  const result: UpdateResult = {
+    flake,
+    registry,
+    index,
+    format: listing.format,
+    oldVersion,
+    newVersion,
+    oldBaseUrl,
+    newBaseUrl,
+    current: false,
+    dryRun: options.dryRun ?? false,
+    targets: updates,
+    ...(choice.heldBack === undefined ? {} : { heldBack: choice.heldBack }),
+    warnings,
+    changes: [],
+    diff: "",
+    commitMessage: null,
+  };
+  const edits = (): BindingEdit[] => [
+    ...(newVersion === oldVersion ? [] : [{ path: at("version"), value: newVersion }]),
+    ...(newBaseUrl === oldBaseUrl ? [] : [{ path: at("baseUrl"), value: newBaseUrl }]),
+    ...updates
+      .filter((u) => u.newHash !== u.oldHash && u.newHash !== undefined)
+      .map((u) => ({ path: at(`srcHashes.${u.target}`), value: u.newHash ?? null })),
+  ];
+  // Scalar values, then the versions added to the skip list: one rewrite.
+  const rewrite = (): EditResult => {
+    const edited = applyEdits(text, edits(), editOptions);
+    if ((options.skip ?? []).length === 0) return edited;
+    const skipped = appendToList(edited.text, at("skip"), options.skip!, {
+      file,
+      addMissing: true,
+    });
+    return { text: skipped.text, changes: [...edited.changes, ...skipped.changes] };
+  };
+  if (toFetch.length === 0 && rewrite().changes.length === 0 && !adding) {
+    result.current = true;
+    return result;
+  }
+  if (options.dryRun) {
+    result.commitMessage = commitMessage(oldVersion, newVersion, updates, registry);
+    return result;
+  }
+
+  // Store paths this run made: a run that fails takes them out again.
+  const added: string[] = [];
+  let edited: EditResult;
+  try {
+    await fetchAll(toFetch, jobs, options, added);
+    const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+      if (mirrors.length === 0 || update.size === undefined) return [];
+      const found = await checkMirrors(entry.name, update.size, mirrors, {
+        allowHttp: options.allowHttp ?? false,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      return found.map((warning) => `${update.target}: ${warning}`);
+    }));
+    result.warnings.push(...mirrorWarnings.flat());
+    edited = rewrite();
+    if (options.gate !== undefined && edited.changes.length > 0) {
+      result.gate = await runGate(flake, edited.text, options.gate, {
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    }
+    // The downloads take minutes: refuse to overwrite edits made meanwhile.
+    if (!await flakeUnchanged(flakeFile)) {
+      throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
+    }
+    await writeFlakeFile(flakeFile, edited.text);
+  } catch (error) {
+    for (const path of added) await deleteStorePath(path);
+    throw error;
+  }
+  result.changes = edited.changes;
+  result.diff = unifiedDiff(source, edited.text, { path: file });
+  result.current = edited.changes.length === 0;
+  result.commitMessage = result.current
+    ? null
+    : commitMessage(oldVersion, newVersion, updates, registry);
+  return result;
+}
+
+interface Plan {
+  updates: TargetUpdate[];
+  toFetch: { update: TargetUpdate; entry: IndexEntry }[];
+  warnings: string[];
+}
+
+// Decides per target: download (version or folder moved, or no hash yet),
+// keep, or pin to null (not in the index). An unmoved pin keeps its hash even
+// when the file has since vanished from the index: AMD prunes old nightlies.
+function planTargets(
+  targets: string[],
+  context: {
+    entries: Record<string, IndexEntry | null>;
+    oldHashes: Map<string, string | null>;
+    moved: boolean;
+    dryRun: boolean;
+  },
+): Plan {
+  const plan: Plan = { updates: [], toFetch: [], warnings: [] };
+  for (const target of targets) {
+    const entry = context.entries[target] ?? null;
+    const oldHash = context.oldHashes.has(target) ? context.oldHashes.get(target)! : undefined;
+    if (entry === null) {
+      const keep = !context.moved && typeof oldHash === "string";
+      plan.warnings.push(
+        `${target}: not in the index ${keep ? "(hash kept)" : "→ null (not available)"}`,
+      );
+      plan.updates.push({
+        target,
+        action: keep ? "kept" : "unavailable",
+        url: null,
+        oldHash,
+        newHash: keep ? oldHash : null,
+      });
+      continue;
+    }
+    const update: TargetUpdate = {
+      target,
+      action: "kept",
+      url: entry.url,
+      ...(entry.size === undefined ? {} : { size: entry.size }),
+      oldHash,
+      newHash: oldHash,
+    };
+    plan.updates.push(update);
+    if (context.moved || typeof oldHash !== "string") {
+      update.action = context.dryRun ? "would-fetch" : "fetched";
+      update.newHash = undefined;
+      plan.toFetch.push({ update, entry });
+    }
+  }
+  return plan;
+}
+
+function sameFolder(a: string, b: string): boolean {
+  try {
+    return folderUrl(a).href === folderUrl(b).href;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Formats an update result for people: `target: old → new` lines, the
+ * version and base URL changes, what held back a newer release, and a
+ * suggested commit message.
+ *
+ * @param result The result of {@linkcode updateFlake}.
+ * @returns The lines, joined with newlines.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { formatUpdateReport, updateFlake } from "./update.ts";
+ *
+ * console.log(formatUpdateReport(await updateFlake({ dryRun: true })));
+ * ```
+ */
+export function formatUpdateReport(result: UpdateResult): string {
+  const lines: string[] = [];
+  const verb = result.dryRun ? "would change" : "changed";
+  if (result.current) {
+    lines.push(`${result.flake} is up to date: ${result.newVersion}`);
+  } else {
+    if (result.oldVersion !== result.newVersion) {
+      lines.push(`version: ${result.oldVersion} → ${result.newVersion}`);
+    }
+    if (result.oldBaseUrl !== result.newBaseUrl) {
+      lines.push(`baseUrl: ${result.oldBaseUrl} → ${result.newBaseUrl}`);
+    }
+    for (const change of result.changes) {
+      if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
+    }
+    for (const t of result.targets) {
+      if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;
+      const after = t.action === "would-fetch" ? `(fetch ${t.url})` : String(t.newHash);
+      lines.push(`${t.target}: ${t.oldHash === undefined ? "(new)" : t.oldHash} → ${after}`);
+      if (t.storePath !== undefined) lines.push(`  in the store: ${t.storePath}`);
+    }
+  }
+  if (result.heldBack !== undefined) {
+    lines.push(
+      `held back: ${result.heldBack.version} is not available for ${result.heldBack.by.join(", ")}`,
+    );
+  }
+  if (!result.current && result.commitMessage !== null) {
+    lines.push("", `${verb}; suggested commit message:`, `  ${result.commitMessage}`);
+  }
+  return lines.join("\n");
+}
+
+function isKnownName(name: string): boolean {
+  try {
+    resolveTarget(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// The folder the chosen tarballs sit in becomes the registry's baseUrl, and
+// Nix rebuilds each URL as baseUrl + name: check that this gives back exactly
+// the URLs the index listed.
+function commonFolder(entries: IndexEntry[], index: string): string {
+  let folder: string | undefined;
+  for (const entry of entries) {
+    const encoded = encodeURIComponent(entry.name);
+    const base = entry.url.endsWith(`/${encoded}`) ? entry.url.slice(0, -encoded.length) : "";
+    const normal = base === "" ? "" : folderUrl(base).href;
+    if (normal === "" || tarballUrl(normal, entry.family, entry.version) !== entry.url) {
+      throw new Error(
+        `Cannot use index "${index}": tarball URL "${entry.url}" is not <folder>/<name>`,
+      );
+    }
+    if (folder !== undefined && folder !== normal) {
+      throw new Error(
+        `Cannot use index "${index}": the chosen tarballs lie in different folders ("${folder}", "${normal}")`,
+      );
+    }
+    folder = normal;
+  }
+  if (folder === undefined) throw new Error(`Cannot use index "${index}": no tarball chosen`);
+  return folder;
+}
+
+async function fetchAll(
+  work: { update: TargetUpdate; entry: IndexEntry }[],
+  jobs: number,
+  options: UpdateOptions,
+  added: string[],
+): Promise<void> {
+  const controller = new AbortController();
+  const signal = options.signal === undefined
+    ? controller.signal
+    : AbortSignal.any([controller.signal, options.signal]);
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < work.length) {
+      const { update, entry } = work[next++]!;
+      try {
+        options.onStart?.(update.target, entry);
+        const fetched = await prefetch(entry.url, {
+          name: entry.name,
+          addToStore: options.addToStore ?? false,
+          allowHttp: options.allowHttp ?? false,
+          signal,
+          ...(options.retries === undefined ? {} : { retries: options.retries }),
+          ...(options.connections === undefined ? {} : { connections: options.connections }),
+          onProgress: ({ received, total }) =>
+            options.onProgress?.(update.target, received, total ?? entry.size),
+        });
+        update.newHash = formatHash(fetched.hash, "sri");
+        update.size = fetched.size;
+        if (fetched.storePath !== null) update.storePath = fetched.storePath;
+        if (fetched.addedToStore && fetched.storePath !== null) added.push(fetched.storePath);
+        options.onDone?.(update.target, update.newHash);
+      } catch (error) {
+        // The first failure stops the other downloads: the flake will not be written.
+        failure ??= new Error(
+          `Cannot update: fetching ${update.target} failed, nothing was written: ${
+            (error as Error).message
+          }`,
+          { cause: error },
+        );
+        controller.abort(failure);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, work.length) }, worker));
+  if (failure !== undefined) throw failure;
+}
+
+function commitMessage(
+  oldVersion: string | null,
+  newVersion: string,
+  updates: TargetUpdate[],
+  registry: string,
+): string {
+  // The nightly keeps the message it always had; other channels are named.
+  const prefix = registry === "nightly" ? "rocm-nightly:" : `rocm-nightly: ${registry}`;
+  if (oldVersion !== newVersion) return `${prefix} ${oldVersion ?? "null"} -> ${newVersion}`;
+  const fetched = updates.filter((u) => u.action !== "kept").map((u) => u.target);
+  if (fetched.length === 0) return `${prefix} ${newVersion}: skip list`;
+  return `${prefix} ${newVersion}: update ${fetched.join(", ")}`;
+}

@@ -1,0 +1,544 @@
+/**
+ * Writing a downloaded file straight into a local Nix store, the way Nix's
+ * own installer fills a store: the bytes go into a file in the store folder
+ * as they arrive, and once the download is hashed the file is renamed to
+ * its fixed-output path and registered with `nix-store --register-validity`.
+ * One copy of the bytes, no daemon in between: the daemon route
+ * (lib/store/nix_daemon.ts) writes them too, but then reads the whole file again
+ * for its NAR hash after the last byte.
+ *
+ * It takes the locks Nix takes, so a running garbage collector or a
+ * concurrent `nix-store --add-fixed` of the same path cannot get in the way:
+ *
+ * - the file being written and the final path are temporary GC roots of this
+ *   process (`<state>/temproots/<pid>`, flock'ed while the process lives;
+ *   while a collection runs, each root is also sent to its socket,
+ *   `<state>/gc-socket/socket`), so the collector neither deletes the file
+ *   mid-download nor the path between the rename and its registration;
+ * - the final path is locked (`<path>.lock`) while it is checked, renamed
+ *   into place and registered, as Nix's addToStore locks it.
+ *
+ * The route applies when this process can write the store's database, as
+ * root on a single-user or multi-user install, and Nix would use that local
+ * store: `NIX_REMOTE` unset, empty, `auto` or `local`, and no `store =`
+ * setting naming another store. Otherwise {@linkcode openLocalStoreFile}
+ * returns `undefined` and the caller uses the daemon. A path registered this
+ * way has no content-address (`ca`) field: Nix 2.8's register-validity
+ * cannot record one. Nix verifies it by its NAR hash like any other path.
+ *
+ * @module
+ */
+
+import { concatBytes } from "../fs/bytes.ts";
+import { onCleanup } from "../fs/cleanup.ts";
+import { Hasher } from "../hash/hasher.ts";
+import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
+import { encodeNix32 } from "../hash/nix32.ts";
+import { isValidStorePath } from "./nix_store.ts";
+
+/** Where a local store lives: its store folder and its state folder. */
+export interface LocalStoreLayout {
+  /** The store folder: `/nix/store` (the folder `fetchurl`'s paths are computed for). */
+  storeDir: string;
+  /** The state folder, `/nix/var/nix` unless `NIX_STATE_DIR` says otherwise. */
+  stateDir: string;
+}
+
+/** The local store this process would write, or why the daemon route is taken. */
+export type LocalStoreChoice =
+  | { layout: LocalStoreLayout }
+  | { layout?: undefined; reason: string };
+
+/** Options for {@linkcode chooseLocalStore}. */
+export interface ChooseLocalStoreOptions {
+  /**
+   * Reads an environment variable (NIX_REMOTE, NIX_CONFIG, NIX_CONF_DIR,
+   * NIX_STORE_DIR, NIX_STATE_DIR), for a decision about another
+   * environment than this process's.
+   *
+   * @default {(name) => Deno.env.get(name)}
+   */
+  env?: (name: string) => string | undefined;
+}
+
+/**
+ * Decides whether the store Nix would use here is a local store this
+ * process can write (see the module documentation).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { chooseLocalStore } from "./local_store.ts";
+ * const choice = chooseLocalStore();
+ * if (choice.layout === undefined) console.log(`through nix-daemon: ${choice.reason}`);
+ * ```
+ *
+ * @param options Where the environment is read from.
+ * @returns The layout, or the reason the daemon route applies.
+ */
+export function chooseLocalStore(options: ChooseLocalStoreOptions = {}): LocalStoreChoice {
+  const env = options.env ?? ((name: string) => Deno.env.get(name));
+  const storeDir = env("NIX_STORE_DIR");
+  if (storeDir !== undefined && storeDir !== "/nix/store") {
+    return { reason: `NIX_STORE_DIR is "${storeDir}" (only /nix/store is written directly)` };
+  }
+  const remote = env("NIX_REMOTE") ?? "";
+  if (!["", "auto", "local"].includes(remote)) return { reason: `NIX_REMOTE is "${remote}"` };
+  const configured = storeSetting(env);
+  if (configured !== undefined && !["auto", "local"].includes(configured)) {
+    return { reason: `the Nix setting "store" is "${configured}"` };
+  }
+  const layout = {
+    storeDir: "/nix/store",
+    stateDir: env("NIX_STATE_DIR") ?? "/nix/var/nix",
+  };
+  // Nix's own test for "auto": can this process write the database?
+  try {
+    Deno.openSync(`${layout.stateDir}/db/big-lock`, { read: true, write: true }).close();
+  } catch (error) {
+    return { reason: `"${layout.stateDir}/db" is not writable here (${(error as Error).name})` };
+  }
+  return { layout };
+}
+
+/** The last `store = …` of NIX_CONFIG, else of /etc/nix/nix.conf (NIX_CONFIG wins in Nix). */
+function storeSetting(env: (name: string) => string | undefined): string | undefined {
+  const find = (text: string): string | undefined =>
+    [...text.matchAll(/^[ \t]*store[ \t]*=[ \t]*(\S*)[ \t]*$/gm)].at(-1)?.[1];
+  const fromEnv = find(env("NIX_CONFIG") ?? "");
+  if (fromEnv !== undefined) return fromEnv;
+  const confDir = env("NIX_CONF_DIR") ?? "/etc/nix";
+  try {
+    return find(Deno.readTextFileSync(`${confDir}/nix.conf`));
+  } catch {
+    return undefined;
+  }
+}
+
+/** What {@linkcode LocalStoreFile.finish} did. */
+export interface LocalStoreResult {
+  /** The store path. */
+  path: string;
+  /** Whether the path was valid before (then this file was discarded). */
+  existed: boolean;
+}
+
+/**
+ * Starts a file bound for the local store at `layout`, or returns
+ * `undefined` when the store folder cannot be written (the caller then
+ * takes the daemon route).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { chooseLocalStore, openLocalStoreFile } from "./local_store.ts";
+ * import { fixedOutputPath } from "./nix_store.ts";
+ *
+ * const { layout } = chooseLocalStore();
+ * const file = layout && await openLocalStoreFile(layout, "hello.txt", "sha256");
+ * if (file !== undefined) {
+ *   await file.write(new TextEncoder().encode("hello\n"));
+ *   const { path } = await file.finish(fixedOutputPath("hello.txt", await file.digest()));
+ * }
+ * ```
+ *
+ * @param layout The store, from {@linkcode chooseLocalStore}.
+ * @param name The store name (the caller checked it).
+ * @param algorithm The hash algorithm of the fixed-output path.
+ * @returns The open file, or `undefined`.
+ */
+export async function openLocalStoreFile(
+  layout: LocalStoreLayout,
+  name: string,
+  algorithm: HashAlgorithm,
+): Promise<LocalStoreFile | undefined> {
+  const roots = await tempRoots(layout);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    // A store path of its own (a random hash part), so that the collector
+    // can be told to keep it: temporary roots must be store paths.
+    const random = encodeNix32(crypto.getRandomValues(new Uint8Array(20)));
+    const path = `${layout.storeDir}/${random}-${name}`;
+    await roots.add(path);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) continue;
+      // Not this process's to write (NixOS mounts the store read-only; Nix
+      // itself remounts it in a namespace of its own, which Deno cannot).
+      const code = (error as { code?: string }).code;
+      if (error instanceof Deno.errors.PermissionDenied || code === "EROFS" || code === "EPERM") {
+        await roots.remove([path]);
+        return undefined;
+      }
+      throw new Error(
+        `Cannot write the Nix store "${layout.storeDir}": ${(error as Error).message}`,
+      );
+    }
+    return new LocalStoreFile(layout, path, file, algorithm);
+  }
+  throw new Error(`Cannot create a file in "${layout.storeDir}": ten random names were taken`);
+}
+
+/**
+ * A file being written into the store folder and hashed as it is written
+ * (on this thread: the write itself runs on Deno's I/O thread meanwhile).
+ * {@linkcode LocalStoreFile.finish} moves it to its store path and registers
+ * it; {@linkcode LocalStoreFile.abort} removes it.
+ */
+export class LocalStoreFile {
+  #layout: LocalStoreLayout;
+  #temporary: string;
+  #file: Deno.FsFile | undefined;
+  #hasher: Hasher;
+  #cleanup: Disposable;
+  #done = false;
+  #written = 0;
+  /** The NAR hash, computed in the same pass when the size was announced first. */
+  #nar: { hasher: Hasher; framing: NarFraming; size: number } | undefined;
+
+  /** Use {@linkcode openLocalStoreFile}. */
+  constructor(
+    layout: LocalStoreLayout,
+    temporary: string,
+    file: Deno.FsFile,
+    algorithm: HashAlgorithm,
+  ) {
+    this.#layout = layout;
+    this.#temporary = temporary;
+    this.#file = file;
+    this.#hasher = new Hasher(algorithm);
+    // A signal that outruns the unwinding still takes the file away.
+    this.#cleanup = onCleanup(() => Deno.removeSync(temporary));
+  }
+
+  /** The file being written, under its temporary store name. */
+  get temporaryPath(): string {
+    return this.#temporary;
+  }
+
+  /**
+   * Announces the file's size before its first byte (a download's
+   * Content-Length): the NAR hash is then computed in the same pass, and
+   * registration reads nothing back. Without it, nix-store hashes the file.
+   *
+   * @param size The size the file will have, when known.
+   */
+  begin(size: number | undefined): void {
+    this.#nar = undefined;
+    if (size === undefined || this.#written !== 0) return;
+    const framing = flatFileNar(size);
+    const hasher = new Hasher("sha256");
+    hasher.update(framing.head);
+    this.#nar = { hasher, framing, size };
+  }
+
+  /**
+   * Appends bytes and hashes them; the chunk may be reused once the promise
+   * settles.
+   *
+   * @param chunk The next bytes.
+   */
+  async write(chunk: Uint8Array): Promise<void> {
+    const file = this.#file;
+    if (file === undefined) throw new Error("The store file is closed");
+    // The write goes to Deno's blocking-I/O thread: hash while it runs.
+    let written = file.write(chunk);
+    this.#hasher.update(chunk);
+    this.#nar?.hasher.update(chunk);
+    this.#written += chunk.length;
+    for (let at = await written; at < chunk.length; at += await written) {
+      written = file.write(chunk.subarray(at));
+    }
+  }
+
+  /** Discards everything written so far (a download that starts over). */
+  async truncate(): Promise<void> {
+    await this.#file?.truncate(0);
+    await this.#file?.seek(0, Deno.SeekMode.Start);
+    this.#hasher = new Hasher(this.#hasher.algorithm);
+    this.#written = 0;
+    this.#nar = undefined;
+  }
+
+  /**
+   * The digest of every byte written.
+   *
+   * @returns The flat hash of the file.
+   */
+  digest(): Promise<Hash> {
+    return Promise.resolve(this.#hasher.digest());
+  }
+
+  /**
+   * Moves the file to `storePath` (the fixed-output path of its hash) and
+   * registers it, unless that path is valid already: then the file is
+   * discarded and the store is left as it was.
+   *
+   * @param storePath The path the file's hash gives.
+   * @returns The path, and whether it existed.
+   * @throws {Error} When nix-store refuses the registration (the file is then removed).
+   */
+  async finish(storePath: string): Promise<LocalStoreResult> {
+    this.#file?.close();
+    this.#file = undefined;
+    const roots = await tempRoots(this.#layout);
+    await roots.add(storePath);
+    try {
+      return await this.#moveIntoPlace(storePath);
+    } catch (error) {
+      await this.abort(); // the file, unless it was moved already
+      throw error;
+    } finally {
+      // The path is registered (or was there, or is gone): as collectable as
+      // nix-prefetch-url leaves it, and the caller can still delete it.
+      await roots.remove([this.#temporary, storePath]);
+    }
+  }
+
+  async #moveIntoPlace(storePath: string): Promise<LocalStoreResult> {
+    await using _lock = await lockPath(`${storePath}.lock`);
+    if (await isValidStorePath(storePath)) {
+      await this.abort();
+      return { path: storePath, existed: true };
+    }
+    // A file there is not valid: what an interrupted addition left, as Nix
+    // itself would see it.
+    await Deno.remove(storePath, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+    await Deno.chmod(this.#temporary, 0o444);
+    await Deno.rename(this.#temporary, storePath);
+    this.#done = true;
+    this.#cleanup[Symbol.dispose]();
+    let nar: { hex: string; size: number } | undefined;
+    if (this.#nar !== undefined && this.#nar.size === this.#written) {
+      const { hasher, framing } = this.#nar;
+      hasher.update(framing.tail);
+      nar = { hex: formatHash(hasher.digest(), "hex"), size: framing.narSize };
+    }
+    try {
+      await register(storePath, nar);
+    } catch (error) {
+      await Deno.remove(storePath).catch(() => {});
+      throw error;
+    }
+    return { path: storePath, existed: false };
+  }
+
+  /** Removes the file (nothing reaches the store). */
+  async abort(): Promise<void> {
+    this.#file?.close();
+    this.#file = undefined;
+    if (this.#done) return;
+    this.#done = true;
+    this.#cleanup[Symbol.dispose]();
+    await Deno.remove(this.#temporary).catch(() => {});
+    await (await tempRoots(this.#layout)).remove([this.#temporary]);
+  }
+}
+
+/** The bytes around a regular file's contents in its NAR serialisation. */
+export interface NarFraming {
+  /** Everything before the contents. */
+  head: Uint8Array;
+  /** The contents' zero padding to 8 bytes, and the closing parenthesis. */
+  tail: Uint8Array;
+  /** The size of the whole NAR. */
+  narSize: number;
+}
+
+/**
+ * The NAR framing of a flat, non-executable file of `size` bytes (what a
+ * fixed-output `fetchurl` path is): its NAR hash is the SHA-256 of head,
+ * contents and tail, so it can be computed while the contents stream by.
+ *
+ * @example Usage
+ * ```ts
+ * import { flatFileNar } from "./local_store.ts";
+ * flatFileNar(3).narSize; // 120: 112 bytes of framing, 3 of contents, 5 of padding
+ * ```
+ *
+ * @param size The file's size.
+ * @returns The framing.
+ */
+export function flatFileNar(size: number): NarFraming {
+  const encoder = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  const u64 = (value: number): void => {
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
+    parts.push(bytes);
+  };
+  const str = (text: string): void => {
+    const bytes = encoder.encode(text);
+    u64(bytes.length);
+    parts.push(bytes, new Uint8Array((8 - (bytes.length % 8)) % 8));
+  };
+  for (const token of ["nix-archive-1", "(", "type", "regular", "contents"]) str(token);
+  u64(size);
+  const head = concatBytes(parts);
+  parts.length = 0;
+  parts.push(new Uint8Array((8 - (size % 8)) % 8));
+  str(")");
+  const tail = concatBytes(parts);
+  return { head, tail, narSize: head.length + size + tail.length };
+}
+
+/**
+ * `nix-store --register-validity`: it canonicalises the file (mode 0444,
+ * mtime 1), and hashes its NAR unless `nar` gives the hash and size.
+ */
+async function register(path: string, nar?: { hex: string; size: number }): Promise<void> {
+  const child = new Deno.Command("nix-store", {
+    args: ["--register-validity", ...(nar === undefined ? [] : ["--hash-given"])],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  // The path, [its NAR hash and size,] no deriver, no references.
+  const given = nar === undefined ? "" : `sha256:${nar.hex}\n${nar.size}\n`;
+  try {
+    await writer.write(new TextEncoder().encode(`${path}\n${given}\n0\n`));
+    await writer.close();
+  } catch {
+    // nix-store exited without reading: its exit status and stderr say why.
+  }
+  const { success, stderr } = await child.output();
+  if (!success) {
+    const detail = new TextDecoder().decode(stderr).trim().split("\n").at(-1) ?? "";
+    throw new Error(`Cannot register "${path}" in the Nix store: nix-store failed: ${detail}`);
+  }
+}
+
+/**
+ * Locks `lockFile` as Nix's PathLocks do: an exclusive flock on a file that
+ * is removed on release, with a "d" written into it so that a process
+ * waiting on the same file knows to open it anew.
+ */
+async function lockPath(lockFile: string): Promise<AsyncDisposable> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const file = await Deno.open(lockFile, { read: true, write: true, create: true, mode: 0o600 });
+    await file.lock(true);
+    if ((await file.stat()).size === 0) {
+      return {
+        [Symbol.asyncDispose]: async () => {
+          await Deno.remove(lockFile).catch(() => {});
+          await file.write(new TextEncoder().encode("d")).catch(() => 0);
+          file.close();
+        },
+      };
+    }
+    file.close(); // its holder removed it: take the new one
+  }
+  throw new Error(`Cannot lock "${lockFile}": it was replaced 100 times in a row`);
+}
+
+/** This process's temporary GC roots, one file per store (by state folder). */
+interface TempRoots {
+  add(path: string): Promise<void>;
+  /** Drops roots again: a registered path is then as collectable as any other unreferenced one. */
+  remove(paths: readonly string[]): Promise<void>;
+}
+
+const rootsByState = new Map<string, Promise<TempRoots>>();
+
+function tempRoots(layout: LocalStoreLayout): Promise<TempRoots> {
+  let roots = rootsByState.get(layout.stateDir);
+  if (roots === undefined) {
+    roots = openTempRoots(layout.stateDir);
+    rootsByState.set(layout.stateDir, roots);
+    roots.catch(() => rootsByState.delete(layout.stateDir));
+  }
+  return roots;
+}
+
+/**
+ * Nix's temporary-roots protocol (libstore/gc.cc): `<state>/temproots/<pid>`
+ * holds NUL-terminated store paths under an exclusive flock kept while the
+ * process lives. A collector that can take the lock knows the owner is dead
+ * and deletes the file (writing "d" into it), hence the retry on a non-empty
+ * file. A root is added with a shared lock on `<state>/gc.lock`; when that
+ * fails, a collection is running and gets the root through its socket.
+ */
+async function openTempRoots(stateDir: string): Promise<TempRoots> {
+  const dir = `${stateDir}/temproots`;
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/${Deno.pid}`;
+  let file: Deno.FsFile | undefined;
+  for (let attempt = 0; attempt < 100 && file === undefined; attempt++) {
+    // Another process of this pid is dead: its file is stale.
+    await Deno.remove(path).catch(() => {});
+    const candidate = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+    await candidate.lock(true);
+    if ((await candidate.stat()).size === 0) file = candidate;
+    else candidate.close();
+  }
+  if (file === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
+  const held = file;
+  onCleanup(() => Deno.removeSync(path));
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // gone already
+    }
+  });
+  const encoder = new TextEncoder();
+  const openGcLock = (): Promise<Deno.FsFile> =>
+    Deno.open(`${stateDir}/gc.lock`, { read: true, write: true, create: true, mode: 0o600 });
+  const writeAll = async (bytes: Uint8Array): Promise<void> => {
+    for (let at = 0; at < bytes.length;) at += await held.write(bytes.subarray(at));
+  };
+  let roots: string[] = [];
+  // One change at a time: concurrent downloads (update --jobs) share the file.
+  let last: Promise<unknown> = Promise.resolve();
+  const serially = <T>(change: () => Promise<T>): Promise<T> => {
+    const next = last.then(change, change);
+    last = next.catch(() => {});
+    return next;
+  };
+  const add = async (root: string): Promise<void> => {
+    using gcLock = await openGcLock();
+    for (let attempt = 0; !(await gcLock.tryLock(false)); attempt++) {
+      if (attempt === 100) throw new Error(`Cannot add a GC root: the collector never answered`);
+      if (await sendToCollector(`${stateDir}/gc-socket/socket`, root)) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    roots.push(root);
+    await writeAll(encoder.encode(`${root}\0`));
+  };
+  const remove = async (paths: readonly string[]): Promise<void> => {
+    // No collection may read the file while it is rewritten. One that is
+    // running holds the lock until it ends: the roots then stay until this
+    // process exits (harmless, and rare).
+    using gcLock = await openGcLock();
+    if (!(await gcLock.tryLock(false))) return;
+    roots = roots.filter((root) => !paths.includes(root));
+    await held.truncate(0);
+    await held.seek(0, Deno.SeekMode.Start);
+    await writeAll(encoder.encode(roots.map((root) => `${root}\0`).join("")));
+  };
+  return {
+    add: (root) => serially(() => add(root)),
+    remove: (paths) => serially(() => remove(paths)),
+  };
+}
+
+/** Tells a running collector about a root; `false` when it is gone (then the lock is free). */
+async function sendToCollector(socket: string, root: string): Promise<boolean> {
+  let connection: Deno.UnixConn;
+  try {
+    connection = await Deno.connect({ transport: "unix", path: socket });
+  } catch {
+    return false;
+  }
+  try {
+    await connection.write(new TextEncoder().encode(`${root}\n`));
+    const ack = new Uint8Array(1);
+    return (await connection.read(ack)) === 1 && ack[0] === 0x31; // "1"
+  } catch {
+    return false;
+  } finally {
+    connection.close();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The Nix store paths of downloaded files, exactly as nixpkgs' `fetchurl`
+ * (and `<nix/fetchurl.nix>`) names them: flat fixed-output paths named after
+ * the file, checked for validity and deleted again through `nix-store`. The
+ * bytes themselves reach the store through lib/store/local_store.ts (written
+ * straight in) or lib/store/nix_daemon.ts (through the daemon).
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { formatHash, type Hash } from "../hash/hash.ts";
+import { encodeNix32 } from "../hash/nix32.ts";
+
+/** Options for {@linkcode fixedOutputPath}. */
+export interface StoreOptions {
+  /**
+   * The Nix store directory.
+   *
+   * @default {"/nix/store"}
+   */
+  storeDir?: string;
+}
+
+/** The longest name Nix accepts in a store path. */
+const MAX_NAME_LENGTH = 211;
+
+/**
+ * Checks that `name` can name a store path: letters, digits and `+-._?=`,
+ * not starting with a dot, at most 211 characters. (Nix 2.4–2.18 accept a
+ * leading dot, but older and newer Nix reject it, NixOS/nix#9095: such a
+ * path would not work everywhere.)
+ *
+ * @example Usage
+ * ```ts
+ * import { checkStoreName } from "./nix_store.ts";
+ * checkStoreName("rocm-7.12.0.tar.gz"); // ok
+ * // checkStoreName("rocm-7.12.0.dev0%2Bab12.tar.gz") throws a TypeError
+ * ```
+ *
+ * @param name The candidate name.
+ * @throws {TypeError} When Nix would refuse the name.
+ */
+export function checkStoreName(name: string): void {
+  const fail = (detail: string): never => {
+    throw new TypeError(
+      `Cannot use "${name}" as a Nix store name: ${detail} (choose another name with --name)`,
+    );
+  };
+  if (name.length === 0) fail("it is empty");
+  if (name.length > MAX_NAME_LENGTH) fail(`it is longer than ${MAX_NAME_LENGTH} characters`);
+  if (name.startsWith(".")) fail("it starts with a dot");
+  const bad = /[^A-Za-z0-9+\-._?=]/.exec(name);
+  if (bad !== null) fail(`"${bad[0]}" is not allowed (only letters, digits and +-._?=)`);
+}
+
+/**
+ * Computes the store path of a flat fixed-output file, as Nix's
+ * `makeFixedOutputPath` does (the path `nix-store --add-fixed` and a
+ * `fetchurl` with this hash and name produce).
+ *
+ * @example Usage
+ * ```ts
+ * import { fixedOutputPath } from "./nix_store.ts";
+ * import { parseSri } from "../hash/hash.ts";
+ *
+ * const hash = parseSri("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+ * fixedOutputPath("empty", hash); // "/nix/store/…-empty"
+ * ```
+ *
+ * @param name The store name (checked with {@linkcode checkStoreName}).
+ * @param hash The hash of the file's contents.
+ * @param options The store directory.
+ * @returns The absolute store path.
+ */
+export function fixedOutputPath(name: string, hash: Hash, options: StoreOptions = {}): string {
+  checkStoreName(name);
+  const storeDir = options.storeDir ?? "/nix/store";
+  const inner = sha256Hex(`fixed:out:${hash.algorithm}:${formatHash(hash, "hex")}:`);
+  const outer = createHash("sha256")
+    .update(`output:out:sha256:${inner}:${storeDir}:${name}`)
+    .digest();
+  // Nix folds the 32-byte digest to 20 bytes by XOR before encoding it.
+  const folded = new Uint8Array(20);
+  for (let i = 0; i < outer.length; i++) folded[i % 20]! ^= outer[i]!;
+  return `${storeDir}/${encodeNix32(folded)}-${name}`;
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * Whether `path` is a valid (present and registered) store path.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { isValidStorePath } from "./nix_store.ts";
+ * await isValidStorePath("/nix/store/…-file.tar.gz"); // false unless added
+ * ```
+ *
+ * @param path The store path.
+ * @returns `true` when `nix-store --check-validity` accepts it.
+ */
+export async function isValidStorePath(path: string): Promise<boolean> {
+  const { success } = await nixStore(["--check-validity", path]);
+  return success;
+}
+
+/** Runs nix-store for its exit status, turning "not installed" into a clear error. */
+async function nixStore(args: string[]): Promise<Deno.CommandOutput> {
+  try {
+    return await new Deno.Command("nix-store", { args, stdout: "null", stderr: "null" }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`Cannot run "nix-store": it is not on PATH (is Nix installed?)`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Deletes a store path that nothing references (what an addition that is
+ * being undone made); a path in use is left alone.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { deleteStorePath } from "./nix_store.ts";
+ * await deleteStorePath("/nix/store/…-file.tar.gz"); // false when still referenced
+ * ```
+ *
+ * @param path The store path.
+ * @returns Whether it was deleted (or was not there).
+ */
+export async function deleteStorePath(path: string): Promise<boolean> {
+  if (!await isValidStorePath(path)) return true;
+  return (await nixStore(["--delete", path])).success;
+}

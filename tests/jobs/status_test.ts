@@ -1,0 +1,187 @@
+// status: pins checked against loopback servers — a pin 404ing on the
+// primary but kept by a mirror, a pin gone everywhere, an unreachable mirror.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
+import { flakeStatus, formatStatusReport } from "../../lib/jobs/status.ts";
+import { type Route, startFileServer } from "../_server.ts";
+import { repoRoot, run } from "../_tools.ts";
+
+const HASH = "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=";
+const name = (family: string, version: string): string =>
+  `therock-dist-linux-${family}-${version}.tar.gz`;
+
+function registry(primary: string, mirrors: string[]): string {
+  const list = mirrors.map((m) => `"${m}"`).join(" ");
+  return `{
+  nightly = {
+    baseUrl = "${primary}";
+    version = "7.12.0a20260308";
+    srcHashes = {
+      gfx1151 = "${HASH}";
+      gfx110X-all = "${HASH}";
+      multiarch = null;
+    };
+    mirrors = [ ${list} ];
+    skip = [ "7.12.0a20260311" ];
+  };
+  stable = {
+    baseUrl = "${primary}";
+    version = "7.14.0";
+    srcHashes = { gfx1151 = "${HASH}"; };
+  };
+}
+`;
+}
+
+const kept = new Uint8Array(4321);
+
+async function withFlake(
+  text: string,
+  fn: (flake: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "status-test-" });
+  try {
+    const flake = join(dir, "flake.nix");
+    await Deno.writeTextFile(flake, text);
+    await fn(flake);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function primaryRoutes(gfx1151: Route): Record<string, Route> {
+  const files = [
+    { name: name("gfx1151", "7.12.0a20260308"), mtime: 1 },
+    { name: name("gfx110X-all", "7.12.0a20260308"), mtime: 1 },
+    { name: name("gfx1151", "7.12.0a20260310"), mtime: 2 },
+    { name: name("gfx110X-all", "7.12.0a20260310"), mtime: 2 },
+    { name: name("gfx1151", "7.12.0a20260311"), mtime: 3 },
+    { name: name("gfx110X-all", "7.12.0a20260311"), mtime: 3 },
+  ];
+  return {
+    "/tarball/": {
+      body: new TextEncoder().encode(renderTheRockIndex(files)),
+      contentType: "text/html",
+    },
+    [`/tarball/${name("gfx1151", "7.12.0a20260308")}`]: gfx1151,
+    [`/tarball/${name("gfx110X-all", "7.12.0a20260308")}`]: { body: kept },
+    [`/tarball/${name("gfx1151", "7.14.0")}`]: {
+      body: kept,
+      headers: { "Last-Modified": new Date(Date.UTC(2026, 0, 1)).toUTCString() },
+    },
+  };
+}
+
+const script = join(repoRoot, "scripts", "status.ts");
+const cli = (...args: string[]) =>
+  run(Deno.execPath(), ["run", "--allow-net", "--allow-read", script, ...args]);
+
+Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror, with a warning", async () => {
+  await using primary = startFileServer({ routes: primaryRoutes({ status: 404 }) });
+  await using mirror = startFileServer({
+    routes: {
+      [`/keep/${name("gfx1151", "7.12.0a20260308")}`]: { body: kept },
+      [`/keep/${name("gfx110X-all", "7.12.0a20260308")}`]: { body: new Uint8Array(7) },
+    },
+  });
+  await withFlake(registry(primary.url("/tarball/"), [mirror.url("/keep/")]), async (flake) => {
+    const report = await flakeStatus({ flake, now: Date.UTC(2026, 2, 18, 12) });
+    assert.deepEqual(report.gone, []);
+    const nightly = report.channels[0]!;
+    assert.equal(nightly.channel, "nightly");
+    assert.equal(nightly.ageDays, 10);
+    // The newest the index offers for every tracked target, 0311 being skipped.
+    assert.equal(nightly.newest, "7.12.0a20260310");
+    const gfx1151 = nightly.targets.find((t) => t.target === "gfx1151")!;
+    assert.deepEqual(gfx1151.urls.map((u) => [u.state, u.size]), [["gone", undefined], [
+      "ok",
+      4321,
+    ]]);
+    assert.deepEqual(nightly.targets.find((t) => t.target === "multiarch"), {
+      target: "multiarch",
+      hash: null,
+      urls: [],
+      gone: false,
+    });
+    assert.deepEqual(report.warnings, [
+      `nightly.gfx1151: ${
+        primary.url(`/tarball/${name("gfx1151", "7.12.0a20260308")}`)
+      } HTTP 404 (gone); served by the mirror ${
+        mirror.url(`/keep/${name("gfx1151", "7.12.0a20260308")}`)
+      }`,
+      `nightly.gfx110X-all: mirror ${
+        mirror.url(`/keep/${name("gfx110X-all", "7.12.0a20260308")}`)
+      } serves 7 bytes, the primary 4321`,
+    ]);
+    // A stable version has no date: the age comes from Last-Modified.
+    const stable = report.channels[1]!;
+    assert.equal(
+      stable.ageDays,
+      Math.floor((Date.UTC(2026, 2, 18, 12) - Date.UTC(2026, 0, 1)) / 86400000),
+    );
+    assert.match(
+      formatStatusReport(report),
+      /^nightly 7.12.0a20260308 \(10 days old; newest in its index: 7.12.0a20260310\)\n {2}gfx1151: ok\n/,
+    );
+
+    // Near AMD's 120-day retention, the nightly's age is a warning too.
+    const old = await flakeStatus({ flake, channels: ["nightly"], now: Date.UTC(2026, 5, 20) });
+    assert.ok(
+      old.warnings.some((w) => /^nightly 7.12.0a20260308 is 104 days old: AMD keeps/.test(w)),
+    );
+    assert.ok(!report.warnings.some((w) => w.includes("days old")));
+
+    const result = await cli("--flake", flake, "--channel", "nightly");
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /status: warning: nightly.gfx1151: .* HTTP 404 \(gone\); served by the mirror/,
+    );
+    assert.doesNotMatch(result.stdout, /stable/);
+  });
+});
+
+Deno.test("status.ts exits 1 when a pin is gone from every URL, and unreachable is not gone", async () => {
+  await using primary = startFileServer({ routes: primaryRoutes({ status: 410 }) });
+  await using mirror = startFileServer({
+    routes: { [`/keep/${name("gfx110X-all", "7.12.0a20260308")}`]: { body: kept } },
+  });
+  await withFlake(registry(primary.url("/tarball/"), [mirror.url("/keep/")]), async (flake) => {
+    const result = await cli("--flake", flake, "--json");
+    assert.equal(result.code, 1, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.deepEqual(report.gone, ["nightly.gfx1151"]);
+    assert.match(result.stderr, /status: nightly.gfx1151 is gone from every URL/);
+    const text = await cli("--flake", flake, "--channel", "nightly");
+    assert.match(
+      text.stdout,
+      /gfx1151: GONE from every URL\n.*HTTP 410 \(gone\)\n.*HTTP 404 \(gone\)/,
+    );
+  });
+  // The same pin with a mirror that cannot be reached: unreachable, not gone.
+  const closed = startFileServer();
+  const dead = closed.url("/keep/");
+  await closed.close();
+  await withFlake(registry(primary.url("/tarball/"), [dead]), async (flake) => {
+    const report = await flakeStatus({ flake, channels: ["nightly"] });
+    assert.deepEqual(report.gone, []);
+    const gfx1151 = report.channels[0]!.targets.find((t) => t.target === "gfx1151")!;
+    assert.deepEqual(gfx1151.urls.map((u) => u.state), ["gone", "unreachable"]);
+    assert.ok(
+      report.warnings.some((w) => /mirror .* unreachable: /.test(w)),
+      report.warnings.join("\n"),
+    );
+    const result = await cli("--flake", flake, "--channel", "nightly");
+    assert.equal(result.code, 0, result.stderr);
+  });
+});
+
+Deno.test("status.ts exits 2 on a bad command line", async () => {
+  const bad = await cli("--channel", "beta");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /status: Invalid --channel "beta"/);
+  const help = await cli("--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: status/);
+});

@@ -1,0 +1,478 @@
+// nix/install.sh, the install steps of nix/package.nix, run here without
+// nixpkgs on a tarball made by the system tar from a generated ROCm tree.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
+import { copyElf, glibcStandIn, SYSTEM_LIBS } from "../_elf_fixtures.ts";
+import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
+
+const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
+const elfOk = await requireTools("install.sh tests on real ELF files", "patchelf", "busybox");
+const BUSYBOX = "/usr/bin/busybox";
+const INSTALL = join(repoRoot, "nix/install.sh");
+const CHECK = join(repoRoot, "scripts/check-output.ts");
+
+/** A sample tree plus a tool printing the environment the wrapper gives it. */
+async function sampleTarball(dir: string, isas = ["gfx1100", "gfx1151"]): Promise<string> {
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas });
+  await Deno.writeTextFile(
+    join(tree, "bin/print-env"),
+    '#!/bin/sh\necho "$ROCM_PATH|$ROCM_HOME|$HIP_PATH|$HIP_PLATFORM|$HIP_DEVICE_LIB_PATH|$HIP_CLANG_PATH|$PATH|$LD_LIBRARY_PATH|$*"\n',
+    { mode: 0o755 },
+  );
+  await Deno.writeTextFile(join(tree, "bin/README.txt"), "not executable\n");
+  const tarball = join(dir, "therock-dist-linux-test-7.12.0a20260308.tar.gz");
+  const tar = await run("tar", ["-czf", tarball, "-C", tree, "."]);
+  assert.equal(tar.code, 0, tar.stderr);
+  return tarball;
+}
+
+async function install(args: string[]): Promise<{ code: number; stderr: string }> {
+  return await run("bash", [INSTALL, ...args]);
+}
+
+/** The sample tarball installed into `<dir>/out`; `rocm` is its real opt/rocm path. */
+async function installSample(dir: string): Promise<{ out: string; rocm: string }> {
+  const out = join(dir, "out");
+  const tarball = await sampleTarball(dir);
+  assert.equal((await install(["--tarball", tarball, "--out", out, "--pname", "p"])).code, 0);
+  return { out, rocm: join(await Deno.realPath(out), "opt/rocm") };
+}
+
+async function checkOutput(
+  out: string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string }> {
+  return await run(Deno.execPath(), ["run", "--allow-read", CHECK, out, ...args]);
+}
+
+Deno.test({
+  name: "install.sh output of a generated tarball passes check-output, with and without --target",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = join(dir, "out");
+      const result = await install([
+        "--tarball",
+        await sampleTarball(dir),
+        "--out",
+        out,
+        "--pname",
+        "rocm-nightly-test",
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      for (
+        const args of [[], ["--target", "gfx1151"], ["--target", "gfx1100"], [
+          "--target",
+          "gfx110X-all",
+        ]]
+      ) {
+        const check = await checkOutput(out, ...args);
+        assert.equal(check.code, 0, `${args.join(" ")}: ${check.stdout}`);
+        assert.match(check.stdout, /: ok \(/);
+      }
+      const missing = await checkOutput(out, "--target", "gfx1201");
+      assert.equal(missing.code, 1, missing.stdout);
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh keeps dot-directories, links amdgcn and installs the license",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = join(dir, "out");
+      const tarball = await sampleTarball(dir);
+      const result = await install([
+        "--tarball",
+        tarball,
+        "--out",
+        out,
+        "--pname",
+        "rocm-nightly-x",
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      const rocm = join(out, "opt/rocm");
+      assert.equal(await Deno.readTextFile(join(rocm, ".info/version")), "7.12.0a20260308\n");
+      await Deno.stat(join(rocm, ".kpack/blas_lib_gfx1151.kpack"));
+      await Deno.stat(join(rocm, ".kpack/rccl_gfx110X.kpack"));
+      assert.equal(await Deno.readLink(join(rocm, "amdgcn")), "lib/llvm/amdgcn");
+      await Deno.stat(join(rocm, "amdgcn/bitcode/ocml.bc"));
+      assert.match(
+        await Deno.readTextFile(join(out, "share/licenses/rocm-nightly-x/LICENSE")),
+        /Sample license/,
+      );
+      // The hard-link pair survives as a pair.
+      const a = await Deno.stat(join(rocm, "lib/libhsa-runtime64.so.1"));
+      const b = await Deno.stat(join(rocm, "lib/libhsa-runtime64.so.1.18.0"));
+      assert.equal(a.ino, b.ino);
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh wrappers give the ROCm environment as defaults and exec the real tool",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { out, rocm } = await installSample(dir);
+      const names = [...Deno.readDirSync(join(out, "bin"))].map((e) => e.name).sort();
+      assert.deepEqual(names, ["amd-smi", "clang", "hipcc", "print-env", "rocminfo"]);
+      const env = await run(join(out, "bin/print-env"), ["a b"], {
+        env: { PATH: "/usr/bin:/bin", LD_LIBRARY_PATH: "/usr/lib/x" },
+      });
+      assert.equal(env.code, 0, env.stderr);
+      const llvm = `${rocm}/lib/llvm`;
+      assert.equal(
+        env.stdout,
+        `${rocm}|${rocm}|${rocm}|amd|${llvm}/amdgcn/bitcode|${llvm}/bin|${rocm}/bin:/usr/bin:/bin|/usr/lib/x|a b\n`,
+      );
+      // The caller's values win; LD_LIBRARY_PATH is never added.
+      const overridden = await run(join(out, "bin/print-env"), [], {
+        env: {
+          PATH: "/bin",
+          ...Object.fromEntries(
+            ["ROCM_PATH", "ROCM_HOME", "HIP_PATH", "HIP_PLATFORM", "HIP_DEVICE_LIB_PATH"]
+              .map((name) => [name, `my-${name}`]),
+          ),
+          HIP_CLANG_PATH: "/c",
+        },
+      });
+      assert.equal(
+        overridden.stdout,
+        `my-ROCM_PATH|my-ROCM_HOME|my-HIP_PATH|my-HIP_PLATFORM|my-HIP_DEVICE_LIB_PATH|/c|${rocm}/bin:/bin||\n`,
+      );
+      const clang = await run(join(out, "bin/clang"), []);
+      assert.equal(clang.stdout, "clang 7.12.0a20260308 (sample ROCm tree)\n");
+      const wrapper = await Deno.readTextFile(join(out, "bin/rocminfo"));
+      assert.ok(wrapper.startsWith("#!/bin/sh\n"));
+      assert.ok(!wrapper.includes("LD_LIBRARY_PATH"), wrapper);
+      assert.ok(wrapper.trimEnd().endsWith(`exec "${rocm}/bin/rocminfo" "$@"`), wrapper);
+      // lib/ and include/ at the top (cc-wrapper, nix-ld) lead into opt/rocm.
+      assert.equal(await Deno.readLink(join(out, "lib")), "opt/rocm/lib");
+      assert.equal(await Deno.readLink(join(out, "include")), "opt/rocm/include");
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh setup hook gives ROCm's variables as defaults and extends CMAKE_PREFIX_PATH",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { out, rocm } = await installSample(dir);
+      const hook = join(out, "nix-support/setup-hook");
+      const names =
+        "$ROCM_PATH|$ROCM_HOME|$HIP_PATH|$HIP_PLATFORM|$HIP_DEVICE_LIB_PATH|$HIP_CLANG_PATH";
+      const script = `. "${hook}"; echo "${names}|$CMAKE_PREFIX_PATH"`;
+      const llvm = `${rocm}/lib/llvm`;
+      const values = `${rocm}|${rocm}|${rocm}|amd|${llvm}/amdgcn/bitcode|${llvm}/bin`;
+      const withPrefix = await run("sh", ["-c", script], { env: { CMAKE_PREFIX_PATH: "/x" } });
+      assert.equal(withPrefix.stdout, `${values}|${rocm}:/x\n`);
+      const without = await run("sh", ["-c", `unset CMAKE_PREFIX_PATH; ${script}`]);
+      assert.equal(without.stdout, `${values}|${rocm}\n`);
+      const mine = await run("sh", ["-c", script], {
+        env: { ROCM_PATH: "/mine", HIP_PLATFORM: "x" },
+      });
+      assert.match(mine.stdout, /^\/mine\|[^|]+\|[^|]+\|x\|/);
+      assert.ok(!(await Deno.readTextFile(hook)).includes("LD_LIBRARY_PATH"));
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh --source copies an unpacked tree including dot-directories",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = join(dir, "tree");
+      await writeSampleRocmTree(tree, { isas: ["gfx1151"] });
+      const out = join(dir, "out");
+      const result = await install(["--source", tree, "--out", out, "--pname", "p"]);
+      assert.equal(result.code, 0, result.stderr);
+      await Deno.stat(join(out, "opt/rocm/.kpack/blas_lib_gfx1151.kpack"));
+      assert.equal((await checkOutput(out, "--target", "gfx1151")).code, 0);
+    });
+  },
+});
+
+async function patchelf(...args: string[]): Promise<string> {
+  const result = await run("patchelf", args);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout.trim();
+}
+
+/** A sample tree without kernel files, at `dir/tree`. */
+async function kernelFreeTree(dir: string): Promise<string> {
+  const tree = join(dir, "tree");
+  await writeSampleRocmTree(tree, { isas: [] });
+  return tree;
+}
+
+/** A sample tree (no kernels) with a real ELF executable at lib/llvm/bin/real-elf. */
+async function treeWithElf(dir: string): Promise<string> {
+  const tree = await kernelFreeTree(dir);
+  await copyElf("/bin/true", join(tree, "lib/llvm/bin/real-elf"));
+  return tree;
+}
+
+const LIBZ = join(SYSTEM_LIBS, "libz.so.1");
+const LIBELF = join(SYSTEM_LIBS, "libelf.so.1");
+
+Deno.test({
+  name: "install.sh sets only executables' interpreters, checks they load, skips unreadable ELF",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await treeWithElf(dir);
+      await copyElf("/bin/true", join(tree, "lib/not-executable.elf"));
+      await Deno.chmod(join(tree, "lib/not-executable.elf"), 0o644);
+      // Libraries keep their bytes, executable bit or interpreter notwithstanding.
+      await copyElf(LIBZ, join(tree, "lib/libz.so.1"));
+      await copyElf(join(SYSTEM_LIBS, "libc.so.6"), join(tree, "lib/libc-copy.so.6"));
+      const header = (await Deno.readFile("/bin/true")).subarray(0, 64);
+      await Deno.writeFile(join(tree, "bin/truncated"), header, { mode: 0o755 });
+      // GPU code objects are ELF too, never handed to patchelf: by machine, by name.
+      const amdgpu = header.slice();
+      amdgpu[18] = 0xe0; // EM_AMDGPU
+      await Deno.writeFile(join(tree, "lib/kernel.bin"), amdgpu);
+      await Deno.writeFile(join(tree, "lib/kernels.co"), header);
+      const { interpreter } = await glibcStandIn(dir);
+      const out = join(dir, "out");
+      const result = await install([
+        ...["--source", tree, "--out", out, "--pname", "p"],
+        ...["--patchelf", "patchelf", "--interpreter", interpreter],
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /set the ELF interpreter of 2 executables \(each still loads\)/);
+      assert.match(result.stderr, /skipped 1 ELF files patchelf cannot read: bin\/truncated/);
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      assert.equal(
+        await patchelf("--print-interpreter", join(rocm, "lib/llvm/bin/real-elf")),
+        interpreter,
+      );
+      assert.equal((await run(join(rocm, "lib/llvm/bin/real-elf"), [])).code, 0);
+      // A program without its executable bit is still one (no DT_SONAME).
+      assert.equal(
+        await patchelf("--print-interpreter", join(rocm, "lib/not-executable.elf")),
+        interpreter,
+      );
+      for (const path of ["lib/libz.so.1", "lib/libc-copy.so.6"]) {
+        assert.deepEqual(
+          await Deno.readFile(join(rocm, path)),
+          await Deno.readFile(join(tree, path)),
+          path,
+        );
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh fails naming an executable that no longer loads with its new interpreter",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await treeWithElf(dir);
+      // Stands in for a loader that cannot map the file (as with mangled
+      // headers): busybox's static `false`, which the trace variable cannot reach.
+      const interpreter = join(dir, "false");
+      await Deno.symlink(await Deno.realPath(BUSYBOX), interpreter);
+      const result = await install([
+        ...["--source", tree, "--out", join(dir, "out"), "--pname", "p"],
+        ...["--patchelf", "patchelf", "--interpreter", interpreter],
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /"opt\/rocm\/lib\/llvm\/bin\/real-elf" no longer loads after setting its interpreter/,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh links a missing host library into each needing file's $ORIGIN folder, once",
+  ignore: !ok || !elfOk,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await kernelFreeTree(dir);
+      // libelf needs libz.so.1, which the tree does not ship.
+      const runpaths: Record<string, string> = {
+        "lib/libelf.so.1": "$ORIGIN",
+        "lib/sub/libelf.so.1": "$ORIGIN/..:$ORIGIN", // reaches lib/: no second link
+        "lib/other/libelf.so.1": "$ORIGIN/../../outside-the-tree:$ORIGIN",
+        "lib/odd name\nwith a newline/libelf.so.1": "$ORIGIN",
+      };
+      for (const [path, runpath] of Object.entries(runpaths)) {
+        await copyElf(LIBELF, join(tree, path), { runpath });
+      }
+      await copyElf("/bin/true", join(tree, "bin/tool"), {
+        runpath: "$ORIGIN/../lib",
+        addNeeded: ["libnothere.so.1"],
+      });
+      await copyElf(LIBZ, join(dir, "host one/libz.so.1"));
+      await copyElf(LIBZ, join(dir, "host two/libz.so.1"));
+      const out = join(dir, "out");
+      const glibc = await glibcStandIn(dir);
+      const result = await install([
+        ...["--source", tree, "--out", out, "--pname", "p", "--patchelf", "patchelf"],
+        ...["--interpreter", glibc.interpreter],
+        // Searched in order: the first folder that has the soname wins.
+        ...["--host-lib-dir", glibc.lib, "--host-lib-dir", join(dir, "host one")],
+        ...["--host-lib-dir", join(dir, "host two")],
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /linked 3 host libraries into the tree/);
+      assert.match(
+        result.stderr,
+        /no host library for 1 sonames: libnothere.so.1 \(needed by 1 files\)/,
+      );
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/other/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      assert.equal(
+        await Deno.readLink(join(rocm, "lib/odd name\nwith a newline/libz.so.1")),
+        join(dir, "host one/libz.so.1"),
+      );
+      await assert.rejects(Deno.lstat(join(rocm, "lib/sub/libz.so.1")), Deno.errors.NotFound);
+      for (const path of Object.keys(runpaths)) {
+        assert.deepEqual(
+          await Deno.readFile(join(rocm, path)),
+          await Deno.readFile(join(tree, path)),
+          path,
+        );
+      }
+      const trace = await run("/lib64/ld-linux-x86-64.so.2", [
+        "--list",
+        join(rocm, "lib/sub/libelf.so.1"),
+      ]);
+      assert.match(trace.stdout, new RegExp(`libz.so.1 => ${rocm}/lib/sub/\\.\\./libz.so.1`));
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh points python and perl shebangs at --python and --perl, keeping arguments",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await kernelFreeTree(dir);
+      const scripts: Record<string, [string, string]> = {
+        "bin/rocm-smi": ["#!/usr/bin/env python3", "#!/py/bin/python3"],
+        "bin/rocm_agent_enumerator": ["#!/usr/bin/python3 -u", "#!/py/bin/python3 -u"],
+        "libexec/rocm/tool.py": ["#!/usr/bin/env -S python3.12 -E", "#!/py/bin/python3 -E"],
+        "bin/hipconfig.pl": ["#!/usr/bin/env perl", "#!/pl/bin/perl"],
+        "bin/old.pl": ["#!/usr/local/bin/perl5.36 -w", "#!/pl/bin/perl -w"],
+        "bin/py2": ["#!/usr/bin/env python2", "#!/usr/bin/env python2"],
+        "bin/shell": ["#!/bin/sh", "#!/bin/sh"],
+      };
+      for (const [path, [line]] of Object.entries(scripts)) {
+        await Deno.mkdir(join(tree, path, ".."), { recursive: true });
+        await Deno.writeTextFile(join(tree, path), `${line}\nbody of ${path}\n`, { mode: 0o750 });
+      }
+      const out = join(dir, "out");
+      const args = ["--source", tree, "--pname", "p"];
+      const result = await install([
+        ...args,
+        "--out",
+        out,
+        "--python",
+        "/py/bin/python3",
+        "--perl",
+        "/pl/bin/perl",
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /pointed the shebangs of 5 scripts at --python\/--perl/);
+      for (const [path, [, expected]] of Object.entries(scripts)) {
+        const file = join(out, "opt/rocm", path);
+        assert.equal(await Deno.readTextFile(file), `${expected}\nbody of ${path}\n`, path);
+        assert.equal((await Deno.stat(file)).mode! & 0o777, 0o750, path);
+      }
+      const without = await install([...args, "--out", join(dir, "out2")]);
+      assert.equal(without.code, 0, without.stderr);
+      assert.match(without.stderr, /left 5 python\/perl shebangs alone: give --python and --perl/);
+      const relative = await install([...args, "--out", join(dir, "out3"), "--python", "python3"]);
+      assert.equal(relative.code, 1);
+      assert.match(relative.stderr, /interpreter "python3": must be an absolute path/);
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh puts the tree's OpenCL ICDs in etc/OpenCL/vendors with absolute library paths",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await kernelFreeTree(dir);
+      await Deno.mkdir(join(tree, "etc/OpenCL/vendors"), { recursive: true });
+      await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/amdocl64.icd"), "libamdocl64.so\n");
+      await Deno.writeTextFile(join(tree, "etc/OpenCL/vendors/other.icd"), "libnotshipped.so\n");
+      await Deno.writeTextFile(join(tree, "lib/libamdocl64.so"), "");
+      const out = join(dir, "out");
+      const result = await install(["--source", tree, "--out", out, "--pname", "p"]);
+      assert.equal(result.code, 0, result.stderr);
+      const rocm = join(await Deno.realPath(out), "opt/rocm");
+      const vendors = join(out, "etc/OpenCL/vendors");
+      assert.equal(
+        await Deno.readTextFile(join(vendors, "amdocl64.icd")),
+        `${rocm}/lib/libamdocl64.so\n`,
+      );
+      assert.equal(await Deno.readTextFile(join(vendors, "other.icd")), "libnotshipped.so\n");
+      // The tree's own files stay as shipped.
+      assert.equal(
+        await Deno.readTextFile(join(rocm, "etc/OpenCL/vendors/amdocl64.icd")),
+        "libamdocl64.so\n",
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh refuses bad arguments (exit 2) and a tarball without bin/ (exit 1)",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      assert.equal((await install([])).code, 2);
+      assert.equal((await install(["--out", dir, "--pname", "p", "--bogus", "x"])).code, 2);
+      const quoted = await install(["--source", dir, "--out", `${dir}/o"ut`, "--pname", "p"]);
+      assert.equal(quoted.code, 1);
+      assert.match(quoted.stderr, /must not contain quotes/);
+      const noPatchelf = await install([
+        ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--interpreter", "/x"],
+      ]);
+      assert.match(noPatchelf.stderr, /--interpreter needs --patchelf/);
+      const hostWithout = await install([
+        ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--host-lib-dir", dir],
+      ]);
+      assert.match(hostWithout.stderr, /--host-lib-dir needs --patchelf/);
+      const noHostDir = await install([
+        ...["--source", dir, "--out", join(dir, "o"), "--pname", "p", "--patchelf", "patchelf"],
+        ...["--host-lib-dir", join(dir, "nope")],
+      ]);
+      assert.match(noHostDir.stderr, /host library folder ".*\/nope": not a directory/);
+      const empty = join(dir, "empty");
+      await Deno.mkdir(join(empty, "lib"), { recursive: true });
+      const tarball = join(dir, "empty.tar.gz");
+      assert.equal((await run("tar", ["-czf", tarball, "-C", empty, "."])).code, 0);
+      const result = await install([
+        "--tarball",
+        tarball,
+        "--out",
+        join(dir, "out"),
+        "--pname",
+        "p",
+      ]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /has no top-level bin\/: not a TheRock tarball/);
+    });
+  },
+});
