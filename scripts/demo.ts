@@ -48,8 +48,8 @@ async function main(args: string[]): Promise<number> {
   console.log(formatUpdateReport(result.update));
   console.log(`\n${result.diff}`);
   log("cleaned up. Against AMD's real index:");
-  log("  deno task update -- --dry-run   (what would change; downloads nothing)");
-  log("  nix run .#update                (downloads, hashes, rewrites flake.nix)");
+  log("  deno task update --dry-run   (what would change; downloads nothing)");
+  log("  nix run .#update             (downloads, hashes, rewrites flake.nix)");
   return 0;
 }
 

@@ -1,9 +1,10 @@
 /**
  * The fault suite's harness: run a script as a user would (its shebang's
  * permissions, a fresh TMPDIR), optionally signal it at a chosen moment, and
- * check README's promise for a failure — the exit code, one line on stderr,
- * nothing on stdout, the user's files byte-identical, no leftover anywhere
- * (the output's folder and TMPDIR), nothing added to the Nix store.
+ * check the promise of docs/guarantees.md for a failure — the exit code, one
+ * line on stderr, nothing on stdout, the user's files byte-identical, no
+ * leftover anywhere (the output's folder and TMPDIR), nothing added to the
+ * Nix store.
  *
  * @module
  */
@@ -22,9 +23,9 @@ export interface FaultCase {
   run: () => Promise<void>;
 }
 
-/** A fault class: the row of README's "What it survives" table, and its cases. */
+/** A fault class: the row of docs/guarantees.md's "What it survives" table, and its cases. */
 export interface FaultClass {
-  /** The class as README's table names it. */
+  /** The class as docs/guarantees.md's table names it. */
   title: string;
   /** Its cases. */
   cases: FaultCase[];
@@ -64,7 +65,7 @@ const decoder = new TextDecoder();
 // deno-lint-ignore no-control-regex -- Deno's cache notice may carry colour codes
 const DENO_DOWNLOAD_NOTICE = /^(?:\x1b\[[0-9;]*m)*Download(?:\x1b\[[0-9;]*m)* https?:\/\/\S+\n/gm;
 
-/** The permission flags of a script's shebang: the ones README and the flake give it. */
+/** The permission flags of a script's shebang: the ones docs/tools/ and the flake give it. */
 export function shebangPermissions(script: string): string[] {
   const first = Deno.readTextFileSync(`${repoRoot}/scripts/${script}.ts`).split("\n", 1)[0]!;
   return first.split(" ").filter((word) => word.startsWith("--allow-"));
@@ -150,8 +151,8 @@ export interface CleanFailure {
 }
 
 /**
- * Asserts README's promise for a failed (or interrupted) run, and removes the
- * child's TMPDIR.
+ * Asserts docs/guarantees.md's promise for a failed (or interrupted) run, and
+ * removes the child's TMPDIR.
  */
 export async function assertFailedCleanly(
   result: ScriptResult,

@@ -1,7 +1,7 @@
 /**
- * The fault classes, in the order of README's "What it survives" table.
- * Each *_test.ts file of this folder registers some (so that --parallel
- * spreads them over the cores); readme_table_test.ts checks the table.
+ * The fault classes, in the order of docs/guarantees.md's "What it survives"
+ * table. Each *_test.ts file of this folder registers some (so that --parallel
+ * spreads them over the cores); guarantees_table_test.ts checks the table.
  *
  * @module
  */
@@ -39,5 +39,5 @@ export const DISK: FaultClass = {
   cleanup: disposeSignalFixtures,
 };
 
-/** Every class, in README's order. */
+/** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
