@@ -128,6 +128,22 @@ export async function run(
 export const repoRoot: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
+ * The files below a folder of the repository whose names end in `suffix`,
+ * as sorted repository paths (`docs/tools/update.md`), subfolders included.
+ */
+export function repoFiles(folder: string, suffix: string): string[] {
+  const found: string[] = [];
+  const walk = (path: string): void => {
+    for (const entry of Deno.readDirSync(`${repoRoot}/${path}`)) {
+      if (entry.isDirectory) walk(`${path}/${entry.name}`);
+      else if (entry.isFile && entry.name.endsWith(suffix)) found.push(`${path}/${entry.name}`);
+    }
+  };
+  walk(folder);
+  return found.sort();
+}
+
+/**
  * Asserts that `fn` throws an instance of `ErrorClass` whose message contains
  * `fragment` (node:assert has no such one-liner).
  */

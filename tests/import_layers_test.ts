@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { repoRoot } from "./_tools.ts";
+import { repoFiles, repoRoot } from "./_tools.ts";
 
 /** The stack, lowest first; folders on one line are siblings and never import each other. */
 const LEVELS: readonly (readonly string[])[] = [
@@ -121,30 +121,22 @@ function npmImportsReached(script: string, files: ReadonlyMap<string, string>): 
   return reached;
 }
 
-/** Every .ts file under a folder of the repository, with its source. */
-function readTree(folder: string, into: Map<string, string>): Map<string, string> {
-  for (const entry of Deno.readDirSync(join(repoRoot, folder))) {
-    const path = `${folder}/${entry.name}`;
-    if (entry.isDirectory) readTree(path, into);
-    else if (entry.isFile && entry.name.endsWith(".ts")) {
-      into.set(path, Deno.readTextFileSync(join(repoRoot, path)));
-    }
-  }
-  return into;
-}
-
 Deno.test("lib/ and scripts/ import only downwards through the stack of lib/ folders", () => {
-  const files = readTree("scripts", readTree("lib", new Map()));
+  const files = new Map(
+    [...repoFiles("lib", ".ts"), ...repoFiles("scripts", ".ts")].map((path) => [
+      path,
+      Deno.readTextFileSync(join(repoRoot, path)),
+    ]),
+  );
   assert.ok(files.size > 50, `read only ${files.size} files`);
   assert.deepEqual(layerViolations(files), []);
 });
 
 Deno.test("every folder of lib/ is in the stack and every folder of the stack exists", () => {
-  const folders = [...Deno.readDirSync(join(repoRoot, "lib"))]
-    .filter((e) => e.isDirectory).map((e) => e.name).sort();
+  const entries = [...Deno.readDirSync(join(repoRoot, "lib"))];
+  const folders = entries.filter((e) => e.isDirectory).map((e) => e.name).sort();
   assert.deepEqual(folders, [...levelOf.keys()].sort());
-  const loose = [...Deno.readDirSync(join(repoRoot, "lib"))].filter((e) => !e.isDirectory);
-  assert.deepEqual(loose.map((e) => e.name), []);
+  assert.deepEqual(entries.filter((e) => !e.isDirectory).map((e) => e.name), []);
 });
 
 Deno.test("layerViolations() names each import that breaks the stack", () => {

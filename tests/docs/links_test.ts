@@ -6,20 +6,11 @@
 
 import assert from "node:assert/strict";
 import { dirname, join, relative } from "node:path";
-import { repoRoot } from "../_tools.ts";
+import { repoFiles, repoRoot } from "../_tools.ts";
 
-/** README.md and every Markdown page under docs/, as repository paths. */
-function pages(): string[] {
-  const found = ["README.md"];
-  const walk = (folder: string): void => {
-    for (const entry of Deno.readDirSync(join(repoRoot, folder))) {
-      const path = `${folder}/${entry.name}`;
-      if (entry.isDirectory) walk(path);
-      else if (entry.name.endsWith(".md")) found.push(path);
-    }
-  };
-  walk("docs");
-  return found.sort();
+/** Markdown without its fenced code blocks, where `](…)` and `#` are not links or headings. */
+function prose(markdown: string): string {
+  return markdown.replaceAll(/^```[\s\S]*?^```$/gm, "");
 }
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
@@ -27,16 +18,15 @@ function anchorOf(heading: string): string {
   return heading.trim().toLowerCase().replaceAll(/[^\p{L}\p{N} _-]/gu, "").replaceAll(" ", "-");
 }
 
-/** The anchors of a Markdown page's headings (outside fenced code). */
+/** The anchors of a Markdown page's headings. */
 function anchors(markdown: string): Set<string> {
-  const prose = markdown.replaceAll(/^```[\s\S]*?^```$/gm, "");
-  return new Set([...prose.matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1]!)));
+  return new Set([...prose(markdown).matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1]!)));
 }
 
 Deno.test("README.md and docs/ link only to files and headings that exist", () => {
   const broken: string[] = [];
-  for (const page of pages()) {
-    const text = Deno.readTextFileSync(join(repoRoot, page)).replaceAll(/^```[\s\S]*?^```$/gm, "");
+  for (const page of ["README.md", ...repoFiles("docs", ".md")]) {
+    const text = prose(Deno.readTextFileSync(join(repoRoot, page)));
     for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
       if (/^[a-z]+:/.test(target!)) continue;
       const [path, fragment] = target!.split("#") as [string, string | undefined];

@@ -8,12 +8,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { shebangPermissions } from "../faults/_harness.ts";
-import { repoRoot, run } from "../_tools.ts";
+import { repoFiles, repoRoot, run } from "../_tools.ts";
 
-const scripts = [...Deno.readDirSync(join(repoRoot, "scripts"))]
-  .filter((entry) => entry.isFile && entry.name.endsWith(".ts"))
-  .map((entry) => entry.name.slice(0, -3))
-  .sort();
+const scripts = repoFiles("scripts", ".ts").map((path) => path.slice("scripts/".length, -3));
 
 /** The text of a page's Usage block (between "```text" after "## Usage" and the closing fence). */
 function usageBlock(page: string): string | undefined {
@@ -21,9 +18,7 @@ function usageBlock(page: string): string | undefined {
 }
 
 Deno.test("docs/tools/ has one page for each script, and README links each", () => {
-  const pages = [...Deno.readDirSync(join(repoRoot, "docs/tools"))]
-    .map((entry) => entry.name.replace(/\.md$/, ""))
-    .sort();
+  const pages = repoFiles("docs/tools", ".md").map((path) => path.slice("docs/tools/".length, -3));
   assert.deepEqual(pages, scripts);
   const readme = Deno.readTextFileSync(join(repoRoot, "README.md"));
   for (const name of scripts) {
