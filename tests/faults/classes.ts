@@ -13,6 +13,7 @@ import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
+import { GATE_CASES } from "./gate.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
 export const REDIRECTS: FaultClass = {
@@ -39,5 +40,10 @@ export const DISK: FaultClass = {
   cleanup: disposeSignalFixtures,
 };
 
+export const GATE: FaultClass = {
+  title: "A gate command and its children on a signal",
+  cases: GATE_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
+export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK, GATE];
