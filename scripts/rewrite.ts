@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
-import { readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
+import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
@@ -104,6 +104,9 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const file = options.file;
+  // update's lock: held from the read to the write, so neither overwrites the other.
+  const writes = !options["dry-run"] && !options.check;
+  await using _lock = writes ? await lockFlakeFile(file, `rewrite "${file}"`) : undefined;
   const flake = await readFlakeFile(file);
   const source = flake.text;
   let result;
@@ -113,7 +116,7 @@ async function main(args: string[]): Promise<number> {
     throw new Error((error as Error).message);
   }
   const { text, changes } = result;
-  const write = changes.length > 0 && !options["dry-run"] && !options.check;
+  const write = changes.length > 0 && writes;
   if (write) await writeFlakeFile(flake, text);
 
   if (options.json) {
