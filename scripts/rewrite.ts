@@ -34,7 +34,10 @@ hash), baseUrl as a canonical http(s) folder URL (no credentials, query or
 fragment), url as http(s); no value may contain ", \\, \${ or control
 characters (C0, DEL, C1). A binding found twice or not at all is refused,
 naming the lines. All edits are applied or none. A file that is not UTF-8 is
-refused; a symlink's target is rewritten.
+refused; a symlink's target is rewritten, keeping its owner, group and mode; a
+file with hard links is refused. It is read and written under update's lock
+(.flake.nix.update-lock; held by another process: exit 1), and a file that
+changed since it was read is left as it is (exit 1: run again).
 
 Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
 to do, 1 refused or (--check) changes pending, 2 bad command line, 128+N ended

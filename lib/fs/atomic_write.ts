@@ -12,6 +12,11 @@
  * with `durable: false`: the rename is still atomic for every reader while
  * the system runs, and ENOSPC is still reported by the write that meets it.
  *
+ * A file a user edits can be committed as the same file with new contents
+ * ({@linkcode CommitOptions}): only if it still holds the bytes the edit was
+ * made from (checked after the flush, just before the rename), with its
+ * owner and group, and not when hard links would be split.
+ *
  * @module
  */
 

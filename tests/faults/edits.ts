@@ -29,7 +29,7 @@ import {
   VERSION_NEW,
   VERSION_OLD,
 } from "./_fixtures.ts";
-import { startRawServer } from "./_raw_server.ts";
+import { type RawServer, startRawServer } from "./_raw_server.ts";
 import { run } from "../_tools.ts";
 
 const CHANGED =
@@ -124,7 +124,10 @@ const setVersion = (flake: string): string[] => [
 ];
 
 /** A flake in `dir` served by a loopback index whose new tarball is `body`. */
-async function servedFlake(dir: string, body: Uint8Array) {
+async function servedFlake(
+  dir: string,
+  body: Uint8Array,
+): Promise<{ server: RawServer; flake: string; text: string }> {
   const server = startRawServer(indexAndTarball(() => ok(body)));
   const flake = `${dir}/flake.nix`;
   const text = registry(`${server.origin}/tarball/`);
