@@ -65,7 +65,7 @@ export async function readFlakeFile(path: string): Promise<FlakeFile> {
 
 /**
  * Takes the edit lock of a flake file, `.<name>.update-lock` beside it (its
- * real path, so every name of it shares one lock). `update` and `rewrite`
+ * real path, so every name of it shares one lock, when it is a regular file). `update` and `rewrite`
  * both hold it from before they read the file until after they wrote it, so
  * neither can overwrite the other's edit.
  *
@@ -84,8 +84,12 @@ export async function readFlakeFile(path: string): Promise<FlakeFile> {
  * @throws {LockHeldError} When another running process holds it, naming its PID.
  */
 export async function lockFlakeFile(path: string, purpose: string): Promise<FileLock> {
+  // Beside the file itself; beside the name given when that is no regular
+  // file (a link to /dev/null), which readFlakeFile refuses next.
   const real = await Deno.realPath(path).catch(() => path);
-  return await acquireLock(join(dirname(real), `.${basename(real)}.update-lock`), { purpose });
+  const isFile = await Deno.stat(real).then((info) => info.isFile, () => false);
+  const file = isFile ? real : path;
+  return await acquireLock(join(dirname(file), `.${basename(file)}.update-lock`), { purpose });
 }
 
 /** Commit options of every flake write: the same file, with new contents. */
