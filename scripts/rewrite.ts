@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
-import { readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
+import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
@@ -34,7 +34,10 @@ hash), baseUrl as a canonical http(s) folder URL (no credentials, query or
 fragment), url as http(s); no value may contain ", \\, \${ or control
 characters (C0, DEL, C1). A binding found twice or not at all is refused,
 naming the lines. All edits are applied or none. A file that is not UTF-8 is
-refused; a symlink's target is rewritten.
+refused; a symlink's target is rewritten, keeping its owner, group and mode; a
+file with hard links is refused. It is read and written under update's lock
+(.flake.nix.update-lock; held by another process: exit 1), and a file that
+changed since it was read is left as it is (exit 1: run again).
 
 Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
 to do, 1 refused or (--check) changes pending, 2 bad command line, 128+N ended
@@ -104,6 +107,9 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const file = options.file;
+  // update's lock: held from the read to the write, so neither overwrites the other.
+  const writes = !options["dry-run"] && !options.check;
+  await using _lock = writes ? await lockFlakeFile(file, `rewrite "${file}"`) : undefined;
   const flake = await readFlakeFile(file);
   const source = flake.text;
   let result;
@@ -113,7 +119,7 @@ async function main(args: string[]): Promise<number> {
     throw new Error((error as Error).message);
   }
   const { text, changes } = result;
-  const write = changes.length > 0 && !options["dry-run"] && !options.check;
+  const write = changes.length > 0 && writes;
   if (write) await writeFlakeFile(flake, text);
 
   if (options.json) {

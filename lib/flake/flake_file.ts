@@ -4,11 +4,20 @@
  * into U+FFFD and write that back), and written through a symlink to its
  * target, so the link stays a link. `rewrite` and `update` share this path.
  *
+ * An edit is made under the flake's edit lock ({@linkcode lockFlakeFile}),
+ * which both take before they read, and is written only if the file still
+ * holds the bytes it was made from, checked just before the rename: an edit
+ * another process made meanwhile is never overwritten. The new file keeps
+ * the old one's owner, group and mode; a hard-linked file is refused, since
+ * a rename would split its names.
+ *
  * @module
  */
 
-import { writeFileAtomic } from "../fs/atomic_write.ts";
+import { basename, dirname, join } from "node:path";
+import { assertSingleLink, DestinationChangedError, writeFileAtomic } from "../fs/atomic_write.ts";
 import { describeKind } from "../fs/file_kind.ts";
+import { acquireLock, type FileLock } from "../fs/file_lock.ts";
 
 /** A flake file as read by {@linkcode readFlakeFile}. */
 export interface FlakeFile {
@@ -55,8 +64,42 @@ export async function readFlakeFile(path: string): Promise<FlakeFile> {
 }
 
 /**
+ * Takes the edit lock of a flake file, `.<name>.update-lock` beside it (its
+ * real path, so every name of it shares one lock, when it is a regular file). `update` and `rewrite`
+ * both hold it from before they read the file until after they wrote it, so
+ * neither can overwrite the other's edit.
+ *
+ * @example Usage
+ * ```ts
+ * import { lockFlakeFile } from "./flake_file.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".nix" });
+ * await using _lock = await lockFlakeFile(path, `rewrite "${path}"`);
+ * // … read, edit and write the file …
+ * ```
+ *
+ * @param path The flake file (a symlink is followed).
+ * @param purpose What is done to it, for the message when the lock is held.
+ * @returns The held lock.
+ * @throws {LockHeldError} When another running process holds it, naming its PID.
+ */
+export async function lockFlakeFile(path: string, purpose: string): Promise<FileLock> {
+  // Beside the file itself; beside the name given when that is no regular
+  // file (a link to /dev/null), which readFlakeFile refuses next.
+  const real = await Deno.realPath(path).catch(() => path);
+  const isFile = await Deno.stat(real).then((info) => info.isFile, () => false);
+  const file = isFile ? real : path;
+  return await acquireLock(join(dirname(file), `.${basename(file)}.update-lock`), { purpose });
+}
+
+/** Commit options of every flake write: the same file, with new contents. */
+const SAME_FILE = { keepOwner: true, keepLinks: true } as const;
+
+/**
  * Replaces the file read by {@linkcode readFlakeFile} atomically with `text`,
- * at its real path, keeping its mode.
+ * at its real path, keeping its owner, group and mode, provided it still
+ * holds the bytes read (checked just before the rename). Call it holding
+ * {@linkcode lockFlakeFile}.
  *
  * @example Usage
  * ```ts
@@ -68,34 +111,43 @@ export async function readFlakeFile(path: string): Promise<FlakeFile> {
  *
  * @param file The file as read.
  * @param text The new contents.
- * @throws {Error} When the file cannot be written.
+ * @throws {Error} When the file cannot be written, changed since it was read,
+ * has more than one hard link, or belongs to someone this process cannot
+ * give the new file to.
  */
 export async function writeFlakeFile(file: FlakeFile, text: string): Promise<void> {
   try {
-    await writeFileAtomic(file.realPath, text);
+    await writeFileAtomic(file.realPath, text, { ...SAME_FILE, expected: file.bytes });
   } catch (error) {
-    throw new Error(`Cannot write "${file.path}": ${(error as Error).message}`);
+    const reason = error instanceof DestinationChangedError
+      ? "the file changed since it was read (another process edited it) and is left as they " +
+        "wrote it; run again"
+      : (error as Error).message;
+    throw new Error(`Cannot write "${file.path}": ${reason}`);
   }
 }
 
 /**
- * Whether the file still holds exactly `file.text` (it may have been edited
- * during a long update).
+ * Refuses early, before work that takes long, a flake file that
+ * {@linkcode writeFlakeFile} would refuse for its hard links.
  *
  * @example Usage
  * ```ts
- * import { flakeUnchanged, readFlakeFile } from "./flake_file.ts";
+ * import { checkFlakeWritable, readFlakeFile } from "./flake_file.ts";
  *
  * const path = await Deno.makeTempFile({ suffix: ".nix" });
- * await flakeUnchanged(await readFlakeFile(path)); // true
+ * await checkFlakeWritable(await readFlakeFile(path)); // one link: fine
  * ```
  *
  * @param file The file as read.
- * @returns `false` when its bytes differ now.
+ * @throws {Error} When it has more than one hard link.
  */
-export async function flakeUnchanged(file: FlakeFile): Promise<boolean> {
-  const now = await Deno.readFile(file.realPath);
-  return now.length === file.bytes.length && now.every((byte, i) => byte === file.bytes[i]);
+export async function checkFlakeWritable(file: FlakeFile): Promise<void> {
+  try {
+    await assertSingleLink(file.realPath);
+  } catch (error) {
+    throw new Error(`Cannot write "${file.path}": ${(error as Error).message}`);
+  }
 }
 
 function decodeFlake(path: string, bytes: Uint8Array): string {

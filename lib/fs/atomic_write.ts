@@ -12,6 +12,11 @@
  * with `durable: false`: the rename is still atomic for every reader while
  * the system runs, and ENOSPC is still reported by the write that meets it.
  *
+ * A file a user edits can be committed as the same file with new contents
+ * ({@linkcode CommitOptions}): only if it still holds the bytes the edit was
+ * made from (checked after the flush, just before the rename), with its
+ * owner and group, and not when hard links would be split.
+ *
  * @module
  */
 
@@ -44,6 +49,79 @@ export interface AtomicWriteOptions {
    * @default {true}
    */
   durable?: boolean;
+}
+
+/**
+ * Options for {@linkcode AtomicFile.commit} and {@linkcode writeFileAtomic}:
+ * what the destination must still be when the new file is renamed over it.
+ * They serve a file a user edits (flake.nix), which must come out of the
+ * rename as the same file with new contents.
+ */
+export interface CommitOptions {
+  /**
+   * The bytes the destination must hold at the rename: the bytes the new
+   * contents were made from. When it holds anything else, or is gone
+   * (another process wrote it since it was read), nothing is renamed and
+   * {@linkcode DestinationChangedError} is thrown. The check is the last
+   * step before rename(2); a writer that takes no lock can still slip into
+   * the few instructions between the two, which only the kernel could close.
+   *
+   * @default {no check}
+   */
+  expected?: Uint8Array;
+  /**
+   * Give the new file the destination's owner and group (as root does with
+   * chown(2)), as an edit in place would keep them. When this process cannot
+   * (it is not root and the destination is another user's, or of a group it
+   * is not in), the commit is refused rather than change the owner.
+   *
+   * @default {false}
+   */
+  keepOwner?: boolean;
+  /**
+   * Refuse a destination with more than one hard link: a rename would give
+   * this name a new file while the other names kept the old one.
+   *
+   * @default {false}
+   */
+  keepLinks?: boolean;
+}
+
+/**
+ * Thrown by {@linkcode AtomicFile.commit} when the destination no longer
+ * holds the bytes the new contents were made from: another process wrote it
+ * meanwhile, and its contents are kept.
+ *
+ * @example Usage
+ * ```ts
+ * import { DestinationChangedError, writeFileAtomic } from "./atomic_write.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, "edited by someone else\n");
+ * try {
+ *   await writeFileAtomic(path, "new\n", { expected: new Uint8Array() });
+ * } catch (error) {
+ *   error instanceof DestinationChangedError; // true, and the file is as they left it
+ * }
+ * ```
+ */
+export class DestinationChangedError extends Error {
+  /** The destination. */
+  readonly path: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param path The destination.
+   */
+  constructor(path: string) {
+    super(
+      "it changed since it was read (another process wrote it), and is left as that " +
+        "process wrote it; run again",
+    );
+    this.name = "DestinationChangedError";
+    this.path = path;
+  }
 }
 
 /**
@@ -129,16 +207,30 @@ export class AtomicFile {
 
   /**
    * Flushes the bytes to disk (unless created with `durable: false`) and
-   * renames the temporary file over the destination.
+   * renames the temporary file over the destination. With `options`, the
+   * destination is checked first (after the flush, so the check is as late
+   * as it can be): it must still hold the `expected` bytes, may be refused
+   * for its hard links, and gives the new file its owner and group.
+   *
+   * @param options What the destination must still be at the rename.
+   * @throws {DestinationChangedError} When the destination no longer holds
+   * `options.expected`; nothing was renamed.
+   * @throws {Error} When `keepLinks` or `keepOwner` cannot be honoured.
    */
-  async commit(): Promise<void> {
+  async commit(options: CommitOptions = {}): Promise<void> {
     const file = this.#open();
     if (this.#durable) await file.sync();
     file.close();
     this.#file = undefined;
+    if (options.keepLinks) await assertSingleLink(this.path);
+    // chown(2) clears set-user-ID bits, so the mode comes after it.
+    if (options.keepOwner) await takeOwner(this.tempPath, this.path);
     await Deno.chmod(this.tempPath, this.#mode);
     // The commit point: a signal that came before it leaves the old file.
     interruption.throwIfAborted();
+    if (options.expected !== undefined && !await holdsExactly(this.path, options.expected)) {
+      throw new DestinationChangedError(this.path);
+    }
     await Deno.rename(this.tempPath, this.path);
     this.#done = true;
     this.#cleanup[Symbol.dispose]();
@@ -177,17 +269,20 @@ export class AtomicFile {
  *
  * @param path The destination path.
  * @param data The complete new contents.
- * @param options The file mode and whether it is flushed to disk before the rename.
+ * @param options The file mode, whether it is flushed to disk before the
+ * rename, and what the destination must still be then (see {@linkcode CommitOptions}).
+ * @throws {DestinationChangedError} When the destination no longer holds
+ * `options.expected`; it is left as it is.
  */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
-  options: AtomicWriteOptions = {},
+  options: AtomicWriteOptions & CommitOptions = {},
 ): Promise<void> {
   const file = await AtomicFile.create(path, options);
   try {
     await file.write(typeof data === "string" ? new TextEncoder().encode(data) : data);
-    await file.commit();
+    await file.commit(options);
   } finally {
     await file.abort();
   }
@@ -201,5 +296,79 @@ async function existingMode(path: string): Promise<number | undefined> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
+  }
+}
+
+/**
+ * Throws when `path` has more than one hard link, saying why a rename over it
+ * would be wrong and what to do: the other names would keep the old contents.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertSingleLink } from "./atomic_write.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * await assertSingleLink(path); // one link: fine
+ * await Deno.link(path, `${path}.other`);
+ * await assertSingleLink(path).catch((error) => error.message); // "it has 2 hard links: …"
+ * ```
+ *
+ * @param path The destination (a symlink is followed).
+ * @throws {Error} When the file has two hard links or more.
+ */
+export async function assertSingleLink(path: string): Promise<void> {
+  const links = (await Deno.stat(path)).nlink ?? 1;
+  if (links > 1) {
+    throw new Error(
+      `it has ${links} hard links, and replacing it would split them (the other names would ` +
+        "keep the old contents); break the link first (copy the file, then move the copy over " +
+        "it) or edit the file in place",
+    );
+  }
+}
+
+/** Gives `temp` the owner and group of `path`, or refuses when this process cannot. */
+async function takeOwner(temp: string, path: string): Promise<void> {
+  const [want, have] = await Promise.all([Deno.stat(path), Deno.stat(temp)]);
+  if (want.uid === null || want.gid === null) return; // no owners on this system
+  if (want.uid === have.uid && want.gid === have.gid) return;
+  try {
+    await Deno.chown(temp, want.uid, want.gid);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+    throw new Error(
+      `it belongs to uid ${want.uid}, gid ${want.gid}, and this process cannot give the new ` +
+        `file that owner (it would belong to uid ${have.uid}, gid ${have.gid}); ` +
+        "run as its owner or as root",
+    );
+  }
+}
+
+/**
+ * Whether `path` is a regular file holding exactly `expected`; reads at most
+ * one byte more than that, whatever the file has become.
+ */
+async function holdsExactly(path: string, expected: Uint8Array): Promise<boolean> {
+  let file: Deno.FsFile;
+  try {
+    const info = await Deno.stat(path);
+    // Not a file (a FIFO would block the read), or another size: changed.
+    if (!info.isFile || info.size !== expected.length) return false;
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  try {
+    const now = new Uint8Array(expected.length + 1);
+    let filled = 0;
+    while (filled < now.length) {
+      const n = await file.read(now.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return filled === expected.length && expected.every((byte, i) => byte === now[i]);
+  } finally {
+    file.close();
   }
 }

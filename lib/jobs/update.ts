@@ -31,8 +31,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
-import { acquireLock } from "../fs/file_lock.ts";
+import { basename } from "node:path";
 import { addChannel, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
 import {
   appendToList,
@@ -44,7 +43,12 @@ import {
   readBinding,
   readStringList,
 } from "../flake/flake_edit.ts";
-import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "../flake/flake_file.ts";
+import {
+  checkFlakeWritable,
+  lockFlakeFile,
+  readFlakeFile,
+  writeFlakeFile,
+} from "../flake/flake_file.ts";
 import { formatHash } from "../hash/hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "../releases/index_listing.ts";
 import { checkMirrors } from "../fetch/mirror_check.ts";
@@ -227,12 +231,13 @@ export interface UpdateResult {
  * Updates the registry of a flake to the newest release of the index for
  * every tracked target. All or nothing: when any step fails (listing, a
  * download, validation, the file changing meanwhile) the flake is untouched.
- * A lock file beside the flake (`.flake.nix.update-lock`) keeps two updates
- * of one flake from running at once.
+ * The flake's edit lock (`.flake.nix.update-lock` beside it, also taken by
+ * rewrite) keeps two edits of one flake from running at once; the write
+ * keeps the file's owner, group and mode, and refuses a hard-linked file.
  *
  * @param options The flake, index, targets and download settings.
  * @returns What changed (or would change, in a dry run).
- * @throws {LockHeldError} When another update of the same flake is running.
+ * @throws {LockHeldError} When another update or rewrite of the same flake is running.
  * @throws {Error} When the registry, the index or a download is unusable; the
  * message says which and quotes the value.
  *
@@ -257,9 +262,7 @@ export async function updateFlake(options: UpdateOptions = {}): Promise<UpdateRe
     options = { ...options, registry: options.channel };
   }
   if (options.dryRun) return await run(flake, jobs, options);
-  await using _lock = await acquireLock(join(dirname(flake), `.${basename(flake)}.update-lock`), {
-    purpose: `update "${flake}"`,
-  });
+  await using _lock = await lockFlakeFile(flake, `update "${flake}"`);
   return await run(flake, jobs, options);
 }
 
@@ -267,6 +270,8 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const file = basename(flake);
   const registry = options.registry ?? "nightly";
   const flakeFile = await readFlakeFile(flake);
+  // Before the downloads: the write would refuse a hard-linked file anyway.
+  if (!options.dryRun) await checkFlakeWritable(flakeFile);
   const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
   // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
@@ -417,10 +422,8 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     }
-    // The downloads take minutes: refuse to overwrite edits made meanwhile.
-    if (!await flakeUnchanged(flakeFile)) {
-      throw new Error(`Cannot update ${file}: the file changed during the update; run it again`);
-    }
+    // The downloads take minutes: an edit made meanwhile (by a writer that
+    // takes no lock) is kept, checked just before the rename.
     await writeFlakeFile(flakeFile, edited.text);
   } catch (error) {
     for (const path of added) await deleteStorePath(path);

@@ -59,6 +59,8 @@ export interface RunScriptOptions {
   };
   /** The bound on the whole run; a child still running then is killed and the case fails. */
   timeoutMs?: number;
+  /** A command the script runs under, e.g. `["strace", …]` or `["setpriv", …]` (default: none). */
+  under?: string[];
 }
 
 const decoder = new TextDecoder();
@@ -81,8 +83,10 @@ export async function runScript(
   options: RunScriptOptions = {},
 ): Promise<ScriptResult> {
   const tmpdir = await Deno.makeTempDir({ prefix: "fault-tmp-" });
-  const child = new Deno.Command(Deno.execPath(), {
+  const [program, ...wrapper] = [...options.under ?? [], Deno.execPath()];
+  const child = new Deno.Command(program!, {
     args: [
+      ...wrapper,
       "run",
       "--quiet",
       ...shebangPermissions(script),

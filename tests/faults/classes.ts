@@ -8,6 +8,7 @@
 
 import type { FaultClass } from "./_harness.ts";
 import { DISK_CASES } from "./disk.ts";
+import { EDIT_CASES } from "./edits.ts";
 import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
@@ -45,5 +46,20 @@ export const GATE: FaultClass = {
   cases: GATE_CASES,
 };
 
+export const EDITS: FaultClass = {
+  title: "Another writer, owners and hard links",
+  cases: EDIT_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK, GATE];
+export const CLASSES: FaultClass[] = [
+  HTTP,
+  REDIRECTS,
+  LIMITS,
+  FILES,
+  NAMES,
+  SIGNALS,
+  DISK,
+  GATE,
+  EDITS,
+];

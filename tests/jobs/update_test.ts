@@ -237,7 +237,7 @@ Deno.test("updateFlake() refuses to overwrite edits made during the downloads", 
   const edited = `${REGISTRY}# edited meanwhile\n`;
   await assert.rejects(
     f.update({ onStart: () => Deno.writeTextFileSync(f.flake, edited) }),
-    /the file changed during the update/,
+    /the file changed since it was read/,
   );
   assert.equal(await Deno.readTextFile(f.flake), edited);
 });
