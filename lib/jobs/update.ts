@@ -33,7 +33,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { acquireLock } from "../fs/file_lock.ts";
-import { addChannel, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
+import { addChannel, CHANNELS, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
 import {
   appendToList,
   applyEdits,
@@ -41,8 +41,10 @@ import {
   type BindingEdit,
   type EditResult,
   listAttrNames,
+  parseAttrPath,
   readBinding,
   readStringList,
+  requirePlainForms,
 } from "../flake/flake_edit.ts";
 import { flakeUnchanged, readFlakeFile, writeFlakeFile } from "../flake/flake_file.ts";
 import { formatHash } from "../hash/hash.ts";
@@ -269,6 +271,13 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const flakeFile = await readFlakeFile(flake);
   const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
+  // Every channel set, and the registry, must be written so the editor sees
+  // every binding in it: else the version could move while a hash it cannot
+  // see stays behind.
+  requirePlainForms(source, [...new Set([parseAttrPath(registry)[0]!, ...CHANNELS])], {
+    file,
+    action: "update",
+  });
   // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
   // the registry is read from, and edited in, `text`.
   const adding = options.channel !== undefined && isChannel(registry) &&
