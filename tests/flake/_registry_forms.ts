@@ -191,3 +191,153 @@ export function refusal(form: RefusedForm, source: string, action: string): stri
   return `Cannot ${action} flake.nix: line ${line} binds "${form.path}" with ${form.form}, ` +
     "which this editor cannot rewrite; ";
 }
+
+export const STABLE_1151 = "sha256-JWfV405HDbEEpioCw2qncMsEMBdeSMHEbfDu/AXh13w=";
+export const STABLE_110X = "sha256-54pERcUth5+9B2XyTn+p3x4mKouvaBsRihPnU0ASASc=";
+const STABLE = `stable = {
+        baseUrl = "https://stable.example/tarball/";
+        version = "7.11.0";
+        srcHashes = { gfx1151 = "${STABLE_1151}"; gfx110X-all = "${STABLE_110X}"; };
+      };`;
+
+/** Wraps `let` bindings in the flake shape, with both channels in `lib.channels`. */
+function flakeOf(bindings: string): string {
+  return `{
+  outputs =
+    { self }:
+    let
+${bindings}
+    in
+    {
+      lib.channels = { inherit nightly stable; };
+    };
+}
+`;
+}
+
+/** Registries (nightly and stable) in forms the editor reads and rewrites. */
+export const ACCEPTED_FORMS: { name: string; source: (baseUrl: string) => string }[] = [
+  {
+    name: "the plain form",
+    source: (b) =>
+      flakeOf(`      nightly = {
+        baseUrl = "${b}";
+        version = "${VERSION}";
+        srcHashes = {
+          gfx1151 = "${PIN}";
+          gfx110X-all = null;
+        };
+        mirrors = [ ];
+        skip = [ "7.12.0a20260309" ];
+      };
+      ${STABLE}`),
+  },
+  {
+    name: "comments everywhere, look-alikes in them",
+    source: (b) =>
+      flakeOf(`      # nightly.version = "0.0.0a19700101"; nightly.srcHashes.gfx1151 = null;
+      /* the registry */ nightly /* c */ = /* c */ {
+        baseUrl /* c */ = "${b}"; # c
+        version = /* the pin */ "${VERSION}" /* c */; # version = "7.0.0a20200101";
+        srcHashes = # c
+          { # gfx1200 = null;
+          gfx1151 = "${PIN}"; /* gfx1151 = "x"; */
+          # gfx110X-all = "${PIN}";
+          gfx110X-all /* not fetched */ = null;
+        };
+      };
+      ${STABLE} # stable.version = "0";`),
+  },
+  {
+    name: "one line, tabs and no spaces",
+    source: (b) =>
+      flakeOf(
+        `\tnightly={baseUrl="${b}";version="${VERSION}";srcHashes={gfx1151="${PIN}";gfx110X-all=null;};};\n\t\t${STABLE}`,
+      ),
+  },
+  {
+    name: "CRLF line endings",
+    source: (b) =>
+      flakeOf(`      nightly = {
+        baseUrl = "${b}";
+        version = "${VERSION}";
+        srcHashes = {
+          gfx1151 = "${PIN}";
+          gfx110X-all = null;
+        };
+      };
+      ${STABLE}`).replaceAll("\n", "\r\n"),
+  },
+  {
+    name: "another attribute order",
+    source: (b) =>
+      flakeOf(`      ${STABLE}
+      nightly = {
+        srcHashes = {
+          gfx110X-all = null;
+          gfx1151 = "${PIN}";
+        };
+        skip = [ ];
+        version = "${VERSION}";
+        baseUrl = "${b}";
+      };`),
+  },
+  {
+    name: "strings with escapes",
+    source: (b) =>
+      flakeOf(`      nightly = {
+        baseUrl = "\\${b}";
+        version = "${VERSION.slice(0, -1)}\\${VERSION.slice(-1)}";
+        srcHashes = {
+          gfx1151 = "${PIN.replaceAll("/", "\\/")}";
+          gfx110X-all = null;
+        };
+        note = "a \\"quoted\\" \\\${not-interpolated} $\${x} \\n";
+      };
+      stable = {
+        baseUrl = "https:\\/\\/stable.example\\/tarball\\/";
+        version = "7.11\\.0";
+        srcHashes = { gfx1151 = "${
+        STABLE_1151.replace("=", "\\=")
+      }"; gfx110X-all = "${STABLE_110X}"; };
+      };`),
+  },
+  {
+    name: "quoted names",
+    source: (b) =>
+      flakeOf(`      "nightly" = {
+        "baseUrl" = "${b}";
+        "version" = "${VERSION}";
+        "srcHashes" = {
+          "gfx1151" = "${PIN}";
+          "gfx110X-all" = null;
+        };
+      };
+      ${STABLE}`),
+  },
+  {
+    name: "dotted paths",
+    source: (b) =>
+      flakeOf(`      nightly.baseUrl = "${b}";
+      nightly.version = "${VERSION}";
+      nightly.srcHashes.gfx1151 = "${PIN}";
+      nightly.srcHashes."gfx110X-all" = null;
+      stable = {
+        baseUrl = "https://stable.example/tarball/";
+        version = "7.11.0";
+        srcHashes.gfx1151 = "${STABLE_1151}";
+        srcHashes.gfx110X-all = "${STABLE_110X}";
+      };`),
+  },
+  {
+    name: "a set split between a literal and a dotted path",
+    source: (b) =>
+      flakeOf(`      nightly = {
+        baseUrl = "${b}";
+        version = "${VERSION}";
+        srcHashes = { gfx1151 = "${PIN}"; };
+      };
+      nightly.srcHashes.gfx110X-all = null;
+      ${STABLE}`),
+  },
+];
