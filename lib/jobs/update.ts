@@ -25,7 +25,9 @@
  * (`nightly`, `stable`, `rc`): an update rewrites one channel's set and no
  * byte of the others. A channel's `skip` list holds known-bad versions that
  * are never picked; its `mirrors` are checked to serve each new tarball at
- * the size hashed. With a gate (lib/jobs/update_gate.ts), the candidate flake is
+ * the size hashed. Every channel set must be written in the plain form the
+ * editor rewrites (see requirePlainForms in lib/flake/flake_edit.ts), else the
+ * update is refused before any request. With a gate (lib/jobs/update_gate.ts), the candidate flake is
  * tried by a command before it is written.
  *
  * @module

@@ -12,6 +12,7 @@ import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
+import { REGISTRY_FORM_CASES } from "./registry_forms.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
@@ -39,5 +40,19 @@ export const DISK: FaultClass = {
   cleanup: disposeSignalFixtures,
 };
 
+export const REGISTRY_FORMS: FaultClass = {
+  title: "Registry forms the editor cannot rewrite",
+  cases: REGISTRY_FORM_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
+export const CLASSES: FaultClass[] = [
+  HTTP,
+  REDIRECTS,
+  LIMITS,
+  FILES,
+  NAMES,
+  SIGNALS,
+  DISK,
+  REGISTRY_FORMS,
+];

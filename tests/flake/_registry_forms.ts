@@ -182,13 +182,18 @@ export function lineOf(source: string, text: string): number {
 }
 
 /** The one line `action` ("update" or "rewrite") must print for `form` (without the script's prefix). */
-export function refusal(form: RefusedForm, source: string, action: string): string {
+export function refusal(
+  form: RefusedForm,
+  source: string,
+  action: string,
+  file = "flake.nix",
+): string {
   const line = lineOf(source, form.at);
   if (form.form === undefined) {
-    return `Cannot rewrite "${form.path}" in flake.nix: found 2 bindings ` +
+    return `Cannot rewrite "${form.path}" in ${file}: found 2 bindings ` +
       `(lines ${line}, ${lineOf(source, form.also!)})`;
   }
-  return `Cannot ${action} flake.nix: line ${line} binds "${form.path}" with ${form.form}, ` +
+  return `Cannot ${action} ${file}: line ${line} binds "${form.path}" with ${form.form}, ` +
     "which this editor cannot rewrite; ";
 }
 
