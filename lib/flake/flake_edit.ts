@@ -317,7 +317,9 @@ export function appendToList(
     }
     if (target.at(-1) === "skip") parseVersion(value);
   }
-  const { bindings, sets } = scan(source, file);
+  const scanned = scan(source, file);
+  const { bindings, sets } = scanned;
+  checkPlainForms(source, scanned, [target[0]!], { file });
   const binding = single(bindings, target, path, file);
   const existing = binding === undefined ? [] : stringList(binding, path, file).values;
   const added = [...new Set(values)].filter((value) => !existing.includes(value));
@@ -433,7 +435,9 @@ export function applyEdits(
       throw new TypeError(`Cannot rewrite "${edit.path}" in ${file}: the path is edited twice`);
     }
   });
-  const { bindings, sets } = scan(source, file);
+  const scanned = scan(source, file);
+  const { bindings, sets } = scanned;
+  checkPlainForms(source, scanned, [...new Set(targets.map((t) => t[0]!))], { file });
 
   interface Splice {
     start: number;
@@ -748,4 +752,245 @@ function sameValue(target: string[], oldValue: string | null, newValue: string |
   } catch {
     return false;
   }
+}
+
+/**
+ * Thrown when a binding the editor would have to see is written in a form it
+ * cannot rewrite (`inherit`, a dynamic name, `rec`, `let … in`, `//`,
+ * `import`, `with`, a variable…): editing around it could move a version
+ * while a hash it cannot see stays behind.
+ */
+export class UnsupportedFormError extends Error {
+  /** The 1-based line of the binding. */
+  readonly line: number;
+  /** The binding's attribute path as written (`nightly.srcHashes.${"gfx1151"}`). */
+  readonly path: string;
+  /** The form, e.g. `inherit`, `rec`, `//`. */
+  readonly form: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param line The line of the binding.
+   * @param path The attribute path as written.
+   * @param form The form (`inherit`, `an interpolated name`, …).
+   * @param options The file name, the action refused (default "rewrite") and
+   * how to write the binding instead.
+   */
+  constructor(
+    line: number,
+    path: string,
+    form: string,
+    options: FlakeEditOptions & { action?: string; advice?: string } = {},
+  ) {
+    super(
+      `Cannot ${options.action ?? "rewrite"} ${options.file ?? "flake.nix"}: line ${line} binds ` +
+        `"${path}" with ${form}, which this editor cannot rewrite` +
+        (options.advice === undefined ? "" : `; ${options.advice}`),
+    );
+    this.name = "UnsupportedFormError";
+    this.line = line;
+    this.path = path;
+    this.form = form;
+  }
+}
+
+/** Options for {@linkcode requirePlainForms}. */
+export interface PlainFormOptions extends FlakeEditOptions {
+  /**
+   * The verb of the error message: `Cannot <action> flake.nix: …`.
+   *
+   * @default {"rewrite"}
+   */
+  action?: string;
+}
+
+/**
+ * Checks that everything bound under the given top-level names (the
+ * registry's channel sets, or the first component of each path an edit
+ * touches) is written in the plain form this editor reads and rewrites, so
+ * that no binding there is invisible to it. Plain means:
+ *
+ * - each name is an identifier or a double-quoted string without `${…}`;
+ *   dotted paths (`srcHashes.gfx1151 = …;`) are plain;
+ * - each value is a string literal without `${…}`, `null`, `true`, `false`,
+ *   a number, a list of those, or an attribute set literal (not `rec`) whose
+ *   bindings are plain in turn;
+ * - each path is bound once (sets may be split, as Nix merges them), and a
+ *   top-level name is bound in one scope only.
+ *
+ * Refused: `inherit` and `inherit (…)` (of a top-level name, or anywhere
+ * inside), an interpolated name (`${"gfx1151"} = …`, `"gfx${x}" = …`), `rec`,
+ * `let … in`, `with`, `//`, `import`, a variable and any other expression as a
+ * value. Comments, whitespace, attribute order and escapes in strings are
+ * free.
+ *
+ * @example Usage
+ * ```ts
+ * import { requirePlainForms, UnsupportedFormError } from "./flake_edit.ts";
+ *
+ * requirePlainForms('{ nightly = { version = "7.12.0a20260308"; }; }', ["nightly"]); // fine
+ * try {
+ *   requirePlainForms('let v = "1"; in { nightly = { srcHashes = { inherit v; }; }; }', ["nightly"]);
+ * } catch (error) {
+ *   (error as UnsupportedFormError).form; // "inherit"
+ * }
+ * ```
+ *
+ * @param source Nix source text.
+ * @param roots The top-level names to check (`nightly`, `stable`, …).
+ * @param options The file name and the verb for messages.
+ * @throws {UnsupportedFormError} For the first binding (in source order) in a
+ * form the editor cannot rewrite.
+ * @throws {AmbiguousBindingError} When a path is bound twice, or a top-level
+ * name in two scopes.
+ * @throws {SyntaxError} When the source does not parse.
+ */
+export function requirePlainForms(
+  source: string,
+  roots: readonly string[],
+  options: PlainFormOptions = {},
+): void {
+  const file = options.file ?? "flake.nix";
+  const scanned = scan(source, file);
+  checkPlainForms(source, scanned, roots, { ...options, file });
+}
+
+function checkPlainForms(
+  source: string,
+  { bindings, inherits, sets }: NixBindings,
+  roots: readonly string[],
+  options: PlainFormOptions & { file: string },
+): void {
+  const inRoots = (path: NixAttrPath): boolean =>
+    typeof path[0] === "string" && roots.includes(path[0]);
+  const ours = bindings.filter((b) => inRoots(b.path));
+  const wholeSet = (b: NixBinding): boolean =>
+    sets.some((set) => set.open === b.value[0] && set.close === b.value.at(-1));
+
+  // A path bound twice (Nix merges only set literals), or a name in two scopes.
+  const byPath = new Map<string, NixBinding[]>();
+  for (const b of ours) {
+    if (b.path.includes(null)) continue;
+    const key = JSON.stringify(b.path);
+    byPath.set(key, [...byPath.get(key) ?? [], b]);
+  }
+  for (const found of byPath.values()) {
+    if (found.length > 1 && !found.every(wholeSet)) {
+      throw new AmbiguousBindingError(
+        found[0]!.path.map((p) => quoteName(p!)).join("."),
+        found.map((b) => b.first.line),
+        options,
+      );
+    }
+  }
+  for (const root of roots) {
+    const top = ours.filter((b) => b.path[0] === root && b.block.path.length === 0);
+    const scopes = [...new Set(top.map((b) => b.block))];
+    if (scopes.length > 1) {
+      const lines = scopes.map((block) => top.find((b) => b.block === block)!.first.line);
+      throw new AmbiguousBindingError(quoteName(root), lines, options);
+    }
+  }
+
+  const problems: { at: NixToken; path: string; form: string; advice: string }[] = [];
+  const written = (b: NixBinding): string =>
+    [
+      ...b.block.path.map((p) => p === null ? "${…}" : quoteName(p)),
+      ...b.written.map((r) => source.slice(r.start, r.end)),
+    ].join(".");
+  for (const inherit of inherits) {
+    const path = inherit.block.path;
+    inherit.names.forEach((name) => {
+      const full = [...path, name];
+      if (!inRoots(full) && !(path.length === 0 && name === null)) return;
+      // `{ inherit nightly; }` after `let nightly = { … }; in`: the value is one the editor sees.
+      const seen = path.length === 0 && !inherit.from &&
+        ours.some((b) => b.path[0] === name && b.block !== inherit.block);
+      if (seen) return;
+      const shown = full.map((p) => p === null ? "${…}" : quoteName(p)).join(".");
+      problems.push({
+        at: inherit.first,
+        path: shown,
+        form: inherit.from ? "inherit (…)" : "inherit",
+        advice: `write it as ${quoteName(name ?? "name")} = …; with its value in place`,
+      });
+    });
+  }
+  for (const b of bindings) {
+    const dynamic = b.path.indexOf(null);
+    // A dynamic top-level name may be any root; below a root it may be any key.
+    if (dynamic === -1 || (dynamic > 0 && !inRoots(b.path))) continue;
+    if (b.block.path.includes(null)) continue; // reported at its own binding
+    const range = b.written[dynamic - b.block.path.length]!;
+    problems.push({
+      at: b.first,
+      path: written(b),
+      form: source[range.start] === '"' ? "a quoted name holding ${…}" : "an interpolated name",
+      advice: 'write the name without ${…} (gfx1151 or "gfx1151")',
+    });
+  }
+  for (const b of ours) {
+    if (b.path.includes(null)) continue;
+    const form = valueForm(b, wholeSet(b));
+    if (form !== undefined) problems.push({ at: b.first, path: written(b), ...form });
+  }
+  const first = problems.sort((a, b) => a.at.start - b.at.start)[0];
+  if (first !== undefined) {
+    throw new UnsupportedFormError(first.at.line, first.path, first.form, {
+      ...options,
+      advice: first.advice,
+    });
+  }
+}
+
+const IN_PLACE = 'write the value in place: a "string", null or { … }';
+
+/** Why a binding's value is not plain (`undefined` when it is). */
+function valueForm(
+  binding: NixBinding,
+  wholeSet: boolean,
+): { form: string; advice: string } | undefined {
+  const value = binding.value;
+  if (wholeSet && value[0]?.text === "{") return undefined;
+  if (value.length === 1 && isPlainLiteral(value[0]!)) return undefined;
+  if (
+    value[0]?.text === "[" && value.at(-1)?.text === "]" &&
+    value.slice(1, -1).every((t) => t.kind !== "punctuation" && isPlainLiteral(t))
+  ) {
+    return undefined;
+  }
+  const first = value[0];
+  const has = (text: string): boolean =>
+    value.some((t) => t.text === text && (t.kind === "punctuation" || t.kind === "identifier"));
+  if (first?.text === "rec") {
+    return { form: "rec", advice: "drop rec: every value here is written in place" };
+  }
+  if (first?.text === "let") return { form: "let … in", advice: IN_PLACE };
+  if (first?.text === "with") {
+    return { form: "with …;", advice: "drop with: every value here is written in place" };
+  }
+  if (has("//")) return { form: "//", advice: "write the merged set as one { … }" };
+  // Backquotes: the layer test reads `import` before a double quote as a module import.
+  if (has(`import`)) return { form: `import`, advice: "write the imported value in place" };
+  if (value.length === 1) {
+    const token = first!;
+    const form = token.kind === "string"
+      ? "an interpolated string"
+      : token.kind === "indentedString"
+      ? "an indented string"
+      : token.kind === "identifier"
+      ? `a variable (${token.text})`
+      : token.kind === "path"
+      ? "a path"
+      : "a URI literal";
+    return { form, advice: IN_PLACE };
+  }
+  return { form: "an expression", advice: IN_PLACE };
+}
+
+function isPlainLiteral(token: NixToken): boolean {
+  if (token.kind === "string") return token.value !== undefined;
+  if (token.kind === "number") return true;
+  return token.kind === "identifier" && ["null", "true", "false"].includes(token.text);
 }

@@ -12,6 +12,9 @@
  *   operand of `//`, a lambda body) is anonymous: it has no path, so it can
  *   neither be edited nor make a path ambiguous.
  *
+ * `inherit` statements in those blocks are listed too (they bind names whose
+ * values are elsewhere), so an editor can refuse what it cannot rewrite.
+ *
  * Built on {@linkcode tokenizeNix}, so comments and the insides of strings
  * never look like bindings.
  *
@@ -53,10 +56,24 @@ export interface NixBinding {
   block: NixBlock;
 }
 
+/** One `inherit a b;` or `inherit (expr) a b;` written in a block that has a path. */
+export interface NixInherit {
+  /** The block the `inherit` is written in. */
+  block: NixBlock;
+  /** The `inherit` keyword. */
+  first: NixToken;
+  /** Whether it inherits from an expression (`inherit (expr) …`). */
+  from: boolean;
+  /** The names inherited; `null` for one that is not a plain name or string. */
+  names: (string | null)[];
+}
+
 /** The result of {@linkcode scanBindings}. */
 export interface NixBindings {
   /** Every binding with a path, in source order. */
   bindings: NixBinding[];
+  /** Every `inherit` written in a block with a path, in source order. */
+  inherits: NixInherit[];
   /** Every set with a path (the top-level set, and sets that are a binding's whole value). */
   sets: NixBlock[];
 }
@@ -122,7 +139,7 @@ function symbol(token: NixToken | undefined): string | undefined {
 }
 
 class Scanner {
-  readonly result: NixBindings = { bindings: [], sets: [] };
+  readonly result: NixBindings = { bindings: [], inherits: [], sets: [] };
   #code: NixToken[];
   #match: Map<number, number>;
   #i = 0;
@@ -266,18 +283,30 @@ class Scanner {
       if (text === end) return;
       if (token === undefined) throw this.#unexpected();
       if (text === "inherit") {
-        // Inheriting copies a value from elsewhere: there is no literal here to edit.
+        // Inheriting copies a value from elsewhere: there is no literal here to
+        // edit, but the editor must know the name is bound (see flake_edit.ts).
+        const inherit: NixInherit = { block, first: token, from: false, names: [] };
         this.#i++;
         if (symbol(this.#code[this.#i]) === "(") {
+          inherit.from = true;
           this.#i++;
           this.expression(null, CLOSE_PAREN);
           this.#expect(")");
         }
         while (symbol(this.#code[this.#i]) !== ";") {
-          if (this.#i >= this.#code.length) throw this.#unexpected();
+          const name = this.#code[this.#i];
+          if (name === undefined) throw this.#unexpected();
+          inherit.names.push(
+            name.kind === "identifier"
+              ? name.text
+              : name.kind === "string"
+              ? name.value ?? null
+              : null,
+          );
           this.#i++;
         }
         this.#i++;
+        if (named !== null) this.result.inherits.push(inherit);
         continue;
       }
       const written: NixAttrPath = [];

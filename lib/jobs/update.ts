@@ -25,14 +25,16 @@
  * (`nightly`, `stable`, `rc`): an update rewrites one channel's set and no
  * byte of the others. A channel's `skip` list holds known-bad versions that
  * are never picked; its `mirrors` are checked to serve each new tarball at
- * the size hashed. With a gate (lib/jobs/update_gate.ts), the candidate flake is
+ * the size hashed. Every channel set must be written in the plain form the
+ * editor rewrites (see requirePlainForms in lib/flake/flake_edit.ts), else the
+ * update is refused before any request. With a gate (lib/jobs/update_gate.ts), the candidate flake is
  * tried by a command before it is written.
  *
  * @module
  */
 
 import { basename } from "node:path";
-import { addChannel, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
+import { addChannel, CHANNELS, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
 import {
   appendToList,
   applyEdits,
@@ -40,8 +42,10 @@ import {
   type BindingEdit,
   type EditResult,
   listAttrNames,
+  parseAttrPath,
   readBinding,
   readStringList,
+  requirePlainForms,
 } from "../flake/flake_edit.ts";
 import {
   checkFlakeWritable,
@@ -274,6 +278,13 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   if (!options.dryRun) await checkFlakeWritable(flakeFile);
   const source = flakeFile.text;
   const at = (name: string): string => `${registry}.${name}`;
+  // Every channel set, and the registry, must be written so the editor sees
+  // every binding in it: else the version could move while a hash it cannot
+  // see stays behind.
+  requirePlainForms(source, [...new Set([parseAttrPath(registry)[0]!, ...CHANNELS])], {
+    file,
+    action: "update",
+  });
   // `--channel rc` on a flake without an rc set adds one, in the same rewrite:
   // the registry is read from, and edited in, `text`.
   const adding = options.channel !== undefined && isChannel(registry) &&

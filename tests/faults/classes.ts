@@ -13,6 +13,7 @@ import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
+import { REGISTRY_FORM_CASES } from "./registry_forms.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { GATE_CASES } from "./gate.ts";
 
@@ -51,6 +52,11 @@ export const EDITS: FaultClass = {
   cases: EDIT_CASES,
 };
 
+export const REGISTRY_FORMS: FaultClass = {
+  title: "Registry forms the editor cannot rewrite",
+  cases: REGISTRY_FORM_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [
   HTTP,
@@ -62,4 +68,5 @@ export const CLASSES: FaultClass[] = [
   DISK,
   GATE,
   EDITS,
+  REGISTRY_FORMS,
 ];

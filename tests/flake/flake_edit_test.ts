@@ -260,14 +260,26 @@ Deno.test("applyEdits() refuses a path bound twice, naming every line", () => {
         'Cannot rewrite "nightly.version" in flake.nix: found 2 bindings (lines 3, 8)' &&
       e.lines.join() === "3,8",
   );
-  // Adding under a set that exists twice is ambiguous too.
+  // Any path of the edited name bound twice refuses the whole edit: here the
+  // nightly of another scope.
   throws(
     () =>
       applyEdits(source, [{ path: "nightly.srcHashes.gfx1100", value: null }], {
         file: "x.nix",
         addMissing: true,
       }),
-    /: Cannot rewrite "nightly\.srcHashes" in x\.nix: found 2 bindings \(lines 4, 9\)$/,
+    /: Cannot rewrite "nightly\.version" in x\.nix: found 2 bindings \(lines 3, 8\)$/,
+  );
+  // Adding under a set written twice (Nix merges the two) is ambiguous.
+  const split = "{\n  nightly = {\n    srcHashes = { gfx1151 = null; };\n" +
+    "    srcHashes = { gfx1200 = null; };\n  };\n}\n";
+  throws(
+    () =>
+      applyEdits(split, [{ path: "nightly.srcHashes.gfx1100", value: null }], {
+        file: "x.nix",
+        addMissing: true,
+      }),
+    /: Cannot rewrite "nightly\.srcHashes" in x\.nix: found 2 bindings \(lines 3, 4\)$/,
   );
 });
 
