@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
+import { readRegularFile } from "../lib/fs/file_kind.ts";
 import { parseClosure } from "../lib/store/closure.ts";
 import { parseCreationTime, writeImage } from "../lib/image/image.ts";
 import { targetIsas } from "../lib/releases/isa_files.ts";
@@ -109,11 +110,11 @@ async function main(args: string[]): Promise<number> {
 
   const closureText = values.closure === "-"
     ? await new Response(Deno.stdin.readable).text()
-    : await readText(values.closure, "closure");
+    : await readText(values.closure, "closure", MAX_CLOSURE_BYTES);
   const closure = parseClosure(closureText, { storeDir: values["store-dir"] });
   const config = values.config === undefined
     ? {}
-    : parseContainerConfig(await readText(values.config, "container config"));
+    : parseContainerConfig(await readText(values.config, "container config", MAX_CONFIG_BYTES));
   const result = await writeImage(closure, {
     name: values.name,
     tag: values.tag,
@@ -136,12 +137,18 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
+// Bounds on what is read: a closure of thousands of paths, with signatures,
+// is a few MiB; a container config a few KiB.
+const MAX_CLOSURE_BYTES = 256 * 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+async function readText(path: string, what: string, maxBytes: number): Promise<string> {
+  // Refused before reading: a FIFO would block, /dev/zero never end.
+  const bytes = await readRegularFile(path, { maxBytes, what }).catch((error) => {
+    if (error instanceof TypeError || error instanceof RangeError) throw error;
     throw new Error(`Cannot read ${what} "${path}": ${(error as Error).message}`);
-  }
+  });
+  return new TextDecoder().decode(bytes);
 }
 
 function integer(text: string, flag: string): number {

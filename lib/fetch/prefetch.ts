@@ -9,6 +9,7 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AtomicFile } from "../fs/atomic_write.ts";
+import { openRegularFile } from "../fs/file_kind.ts";
 import {
   checkUrlAllowed,
   DEFAULT_MAX_BYTES,
@@ -17,7 +18,7 @@ import {
   type RetryInfo,
 } from "./download.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
-import { hashReader, openRegularFile } from "../hash/hasher.ts";
+import { hashReader } from "../hash/hasher.ts";
 import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "../store/local_store.ts";
 import { type StoreAddResult, StoreStream } from "../store/nix_daemon.ts";
 import {

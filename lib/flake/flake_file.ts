@@ -16,8 +16,21 @@
 
 import { basename, dirname, join } from "node:path";
 import { assertSingleLink, DestinationChangedError, writeFileAtomic } from "../fs/atomic_write.ts";
-import { describeKind } from "../fs/file_kind.ts";
+import { readRegularFile } from "../fs/file_kind.ts";
 import { acquireLock, type FileLock } from "../fs/file_lock.ts";
+
+/**
+ * The most bytes a flake file may hold when read by this project (a real
+ * flake.nix is a few KiB): a bigger one, sparse or not, is refused before
+ * it is read.
+ *
+ * @example Usage
+ * ```ts
+ * import { MAX_FLAKE_BYTES } from "./flake_file.ts";
+ * MAX_FLAKE_BYTES; // 16777216
+ * ```
+ */
+export const MAX_FLAKE_BYTES: number = 16 * 1024 * 1024;
 
 /** A flake file as read by {@linkcode readFlakeFile}. */
 export interface FlakeFile {
@@ -49,16 +62,18 @@ export interface FlakeFile {
  * @throws {Error} When the file cannot be read or is not UTF-8.
  */
 export async function readFlakeFile(path: string): Promise<FlakeFile> {
-  let realPath: string;
+  let realPath = path;
   let bytes: Uint8Array;
   try {
     realPath = await Deno.realPath(path);
     // A FIFO would block the read forever, a device might never end it.
-    const info = await Deno.stat(realPath);
-    if (!info.isFile) throw new Error(`it is ${describeKind(info)}, not a file`);
-    bytes = await Deno.readFile(realPath);
+    bytes = await readRegularFile(realPath, { maxBytes: MAX_FLAKE_BYTES });
   } catch (error) {
-    throw new Error(`Cannot read "${path}": ${(error as Error).message}`);
+    const message = (error as Error).message;
+    const own = `Cannot read "${realPath}": `;
+    throw new Error(
+      `Cannot read "${path}": ${message.startsWith(own) ? message.slice(own.length) : message}`,
+    );
   }
   return { path, realPath, text: decodeFlake(path, bytes), bytes };
 }

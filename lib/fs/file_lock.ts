@@ -11,6 +11,7 @@
 
 import { basename, dirname } from "node:path";
 import { holdTemporary, onCleanup, ownerGone, temporaryName } from "./cleanup.ts";
+import { readRegularFile } from "./file_kind.ts";
 
 /** Thrown when another running process holds the lock. */
 export class LockHeldError extends Error {
@@ -141,15 +142,32 @@ function held(path: string, file: Deno.FsFile): FileLock {
   return { path, release, [Symbol.asyncDispose]: release };
 }
 
+/** The most of a lock file read: acquireLock writes some 60 bytes. */
+const MAX_LOCK_BYTES = 4096;
+
 async function readHolder(path: string): Promise<{ pid: number | undefined; stale: boolean }> {
   let text: string;
   let age: number;
   try {
-    text = await Deno.readTextFile(path);
-    age = Date.now() - ((await Deno.stat(path)).mtime?.getTime() ?? Date.now());
+    // acquireLock writes a regular file of a line: anything else (a FIFO
+    // would block the read, /dev/zero never end it, a symlink points at what
+    // is not ours) is refused, never read, never removed as stale.
+    const bytes = await readRegularFile(path, {
+      maxBytes: MAX_LOCK_BYTES,
+      what: "the lock file",
+      followSymlinks: false,
+    });
+    text = new TextDecoder().decode(bytes);
+    age = Date.now() - ((await Deno.lstat(path)).mtime?.getTime() ?? Date.now());
   } catch (error) {
     // Released between our attempt and this read: try again.
     if (error instanceof Deno.errors.NotFound) return { pid: undefined, stale: true };
+    if (error instanceof TypeError || error instanceof RangeError) {
+      const Class = error instanceof TypeError ? TypeError : RangeError;
+      throw new Class(
+        `${error.message}; this program writes its locks as small regular files, so move this one away`,
+      );
+    }
     throw error;
   }
   let pid: number | undefined;

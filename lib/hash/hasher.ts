@@ -13,7 +13,7 @@
  */
 
 import { createHash, type Hash as NodeHash } from "node:crypto";
-import { describeKind } from "../fs/file_kind.ts";
+import { openRegularFile } from "../fs/file_kind.ts";
 import type { Hash, HashAlgorithm } from "./hash.ts";
 
 /** The result of hashing a whole input. */
@@ -217,32 +217,6 @@ export async function hashReader(
 export async function hashFile(path: string, options: HashOptions = {}): Promise<HashResult> {
   using file = await openRegularFile(path);
   return await hashReader(file, options);
-}
-
-/**
- * Opens `path` for reading, refusing anything but a regular file: a directory
- * would fail later with a less helpful error, and opening a FIFO blocks until
- * a writer comes (forever), so the kind is checked BEFORE the open (through
- * symlinks), and again on the open file, which must be the one checked.
- *
- * @param path The file to open.
- * @returns The open file (the caller closes it).
- * @throws {Error} When `path` is not a regular file.
- */
-export async function openRegularFile(path: string): Promise<Deno.FsFile> {
-  const before = await Deno.stat(path);
-  if (!before.isFile) throw new Error(`Cannot read "${path}": it is ${describeKind(before)}`);
-  const file = await Deno.open(path, { read: true });
-  try {
-    const info = await file.stat();
-    if (!info.isFile || info.ino !== before.ino || info.dev !== before.dev) {
-      throw new Error(`Cannot read "${path}": it was replaced while being opened`);
-    }
-    return file;
-  } catch (error) {
-    file.close();
-    throw error;
-  }
 }
 
 /**

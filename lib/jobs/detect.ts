@@ -26,7 +26,9 @@
  */
 
 import { basename } from "node:path";
+import { readRegularFile } from "../fs/file_kind.ts";
 import { type ChannelRegistry, channelsIn, readChannel } from "../flake/channels.ts";
+import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "../releases/gfx_version.ts";
 import { type KfdGpu, readKfdGpus } from "./kfd_topology.ts";
 import {
@@ -511,8 +513,11 @@ async function readRegistry(options: DetectOptions): Promise<RegistryRead> {
 async function channelsOf(path: string, what: string): Promise<PinnedChannel[]> {
   let source: string;
   try {
-    source = await Deno.readTextFile(path);
+    // A FIFO would block the read forever, /dev/zero never end it.
+    source = new TextDecoder().decode(await readRegularFile(path, { maxBytes: MAX_FLAKE_BYTES }));
   } catch (error) {
+    // A refusal already names the file and its kind or size.
+    if (error instanceof TypeError || error instanceof RangeError) throw error;
     const Class = error instanceof Deno.errors.NotFound ? Deno.errors.NotFound : Error;
     throw new Class(`Cannot read ${what}: ${(error as Error).message}`);
   }

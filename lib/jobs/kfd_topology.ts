@@ -8,14 +8,17 @@
  * whose `vendor`, `device` and `revision` are its PCI IDs.
  *
  * Captured trees are input too (`--sysfs ROOT`), so reading is defensive:
- * only regular files are opened (a FIFO would block), each read stops at
- * 64 KiB, at most 4096 nodes are read, and lines that are not `key value`
- * (a word and a decimal number) are skipped.
+ * only regular files are opened (a FIFO would block), a file of more than
+ * 64 KiB is refused (it is read no further than that), so is a FIFO, device,
+ * folder or symlink loop where a file belongs, at most 4096 nodes are read,
+ * and lines that are not `key value` (a word and a decimal number) are
+ * skipped.
  *
  * @module
  */
 
 import { join } from "node:path";
+import { readRegularFile } from "../fs/file_kind.ts";
 
 /** One node of the KFD topology, as the kernel describes it. */
 export interface KfdNode {
@@ -107,6 +110,9 @@ export function parseKfdProperties(text: string): Record<string, string> {
  * amdgpu driver, or not Linux); the message says what to check.
  * @throws {Error} When the topology folder cannot be listed or has more than
  * 4096 nodes.
+ * @throws {TypeError} When a node's `properties` or `name` is not a regular
+ * file (a FIFO, a device, a folder, a symlink loop).
+ * @throws {RangeError} When one of them holds more than 64 KiB.
  */
 export async function readKfdTopology(root: string): Promise<KfdNode[]> {
   const kfd = join(root, "class/kfd");
@@ -162,6 +168,8 @@ export async function readKfdTopology(root: string): Promise<KfdNode[]> {
  * @param root The sysfs root, `/sys` or a captured copy.
  * @returns The GPUs, in node order.
  * @throws {Deno.errors.NotFound} When `<root>/class/kfd` does not exist.
+ * @throws {TypeError} When a file read is not a regular file.
+ * @throws {RangeError} When a file read holds more than 64 KiB.
  */
 export async function readKfdGpus(root: string): Promise<KfdGpu[]> {
   const gpus: KfdGpu[] = [];
@@ -214,26 +222,21 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-// Reads at most MAX_FILE_BYTES of a regular file (only complete lines past
-// that bound), or null when it is missing, unreadable or not a regular file.
+// The text of a regular file of at most MAX_FILE_BYTES, or null when it is
+// missing or unreadable. Anything else where a sysfs attribute belongs (a
+// FIFO, a device such as /dev/zero, a folder, a symlink loop, a bigger file)
+// is no kernel's doing: it is refused, naming what it is.
 async function readSmallFile(path: string): Promise<string | null> {
   try {
-    if (!(await Deno.stat(path)).isFile) return null;
-    using file = await Deno.open(path);
-    const buffer = new Uint8Array(MAX_FILE_BYTES);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = await file.read(buffer.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    let text = new TextDecoder().decode(buffer.subarray(0, length));
-    if (length === buffer.length) text = text.slice(0, text.lastIndexOf("\n") + 1);
-    return text;
+    return new TextDecoder().decode(await readRegularFile(path, { maxBytes: MAX_FILE_BYTES }));
   } catch (error) {
-    // Without --allow-read nothing can be read: say so. Any other failure
-    // (missing, unreadable, a symlink loop) makes this one file absent.
+    // Without --allow-read nothing can be read: say so.
     if (error instanceof Deno.errors.NotCapable) throw error;
+    if (error instanceof TypeError || error instanceof RangeError) throw error;
+    if (error instanceof Deno.errors.FilesystemLoop) {
+      throw new TypeError(`Cannot read "${path}": ${errorText(error)}`);
+    }
+    // Any other failure (missing, unreadable) makes this one file absent.
     return null;
   }
 }

@@ -14,7 +14,9 @@
  */
 
 import { basename } from "node:path";
+import { readRegularFile } from "../fs/file_kind.ts";
 import { type Channel, channelsIn, readChannel } from "../flake/channels.ts";
+import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { listIndex } from "../releases/index_listing.ts";
 import { describeProbe, mirrorUrl, probeUrl, type UrlProbe } from "../fetch/mirror_check.ts";
 import { chooseRelease } from "../releases/release_choice.ts";
@@ -119,7 +121,13 @@ export interface StatusReport {
  */
 export async function flakeStatus(options: StatusOptions = {}): Promise<StatusReport> {
   const flake = options.flake ?? "flake.nix";
-  const source = await Deno.readTextFile(flake);
+  // A FIFO would block the read forever, /dev/zero never end it.
+  const bytes = await readRegularFile(flake, { maxBytes: MAX_FLAKE_BYTES, what: "the flake" })
+    .catch((error) => {
+      if (error instanceof TypeError || error instanceof RangeError) throw error;
+      throw new Error(`Cannot read the flake "${flake}": ${(error as Error).message}`);
+    });
+  const source = new TextDecoder().decode(bytes);
   const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
   const report: StatusReport = { flake, channels: [], gone: [], warnings: [] };

@@ -207,7 +207,11 @@ export function snapshot(root: string): Snapshot {
         entries.set(rel, "dir");
         walk(path, `${rel}/`);
       } else if (info.isFile) {
-        entries.set(rel, `file:${info.mode?.toString(8)}:${digest(Deno.readFileSync(path))}`);
+        // A huge (sparse) test file is told by its size, time and inode, not read.
+        const content = info.size > 2 ** 26
+          ? `${info.size}:${info.mtime?.getTime()}:${info.ino}`
+          : digest(Deno.readFileSync(path));
+        entries.set(rel, `file:${info.mode?.toString(8)}:${content}`);
       } else entries.set(rel, "special");
     }
   };

@@ -4,6 +4,15 @@
  * prefetch's input and output, rewrite's and update's flake, and
  * check-output's setup hook. None may block, eat memory or write through.
  *
+ * The readers that came later (#20.5: status's and detect's --flake, image's
+ * --closure and --config, update's lock, detect's sysfs files) all go through
+ * lib/fs/file_kind.ts's readRegularFile, whose every kind tests/fs/ covers in
+ * one process; here each reader meets the kinds that fail differently on a
+ * plain read — a FIFO (blocks), a character device (reads as empty), a
+ * symlink to /dev/zero (never ends) and a sparse 10 GiB file (eats memory) —
+ * plus, where a plain read silently skipped or removed them, a folder, a
+ * symlink loop and a dangling symlink.
+ *
  * @module
  */
 
@@ -62,6 +71,74 @@ export const KINDS: Kind[] = [
   },
   { name: "a looping symlink", make: (p) => Deno.symlink(p, p), refusal: /symbolic links|loop/i },
 ];
+
+/** A sparse 10 GiB file: refused by its size before a byte is read. */
+export const HUGE: Kind = {
+  name: "a sparse 10 GiB file",
+  make: async (p) => {
+    await Deno.writeFile(p, new Uint8Array());
+    await Deno.truncate(p, 10 * 2 ** 30);
+  },
+  refusal: /10737418240 bytes, more than the limit of/,
+};
+
+const byName = (words: string): Kind => KINDS.find((k) => k.name.includes(words))!;
+/** The kinds each reader of #20.5 meets (see the module comment for why these). */
+const READ_KINDS: Kind[] = [
+  byName("FIFO"),
+  byName("character device (1:3"),
+  byName("/dev/zero"),
+  HUGE,
+];
+/** A lock of ours is a regular file: a symlink is refused as one, whatever it points to. */
+const LOCK_KINDS: Kind[] = [
+  byName("FIFO"),
+  byName("character device (1:3"),
+  { ...byName("/dev/zero"), refusal: /symbolic link/ },
+  { ...byName("dangling"), refusal: /symbolic link/ },
+  { ...HUGE, refusal: /10737418240 bytes, more than the limit of 4 KiB/ },
+];
+/** In a sysfs tree a folder or a loop where a file belongs was skipped silently. */
+const SYSFS_KINDS: Kind[] = [
+  ...READ_KINDS.slice(0, 3),
+  byName("a directory"),
+  byName("looping"),
+  { ...HUGE, refusal: /10737418240 bytes, more than the limit of 64 KiB/ },
+];
+
+/** A KFD topology with one gfx1151 GPU (node 1, renderD128). */
+async function writeSysfs(root: string): Promise<void> {
+  const node = `${root}/class/kfd/kfd/topology/nodes/1`;
+  await Deno.mkdir(node, { recursive: true });
+  await Deno.writeTextFile(
+    `${node}/properties`,
+    "simd_count 80\ndrm_render_minor 128\ngfx_target_version 110501\n",
+  );
+  await Deno.writeTextFile(`${node}/name`, "ip discovery\n");
+  const device = `${root}/class/drm/renderD128/device`;
+  await Deno.mkdir(device, { recursive: true });
+  await Deno.writeTextFile(`${device}/vendor`, "0x1002\n");
+  await Deno.writeTextFile(`${device}/device`, "0x1586\n");
+}
+
+/** A closure of one store path that need not exist (image reads --config before any file). */
+const CLOSURE = JSON.stringify([
+  { path: "/nix/store/00000000000000000000000000000000-glibc", narSize: 8, references: [] },
+]);
+
+/** Runs `script args` in `dir` with `path` made of `kind`: one refusal, nothing changed. */
+async function refusedOdd(
+  dir: string,
+  kind: Kind,
+  path: string,
+  script: string,
+  args: string[],
+): Promise<void> {
+  await kind.make(path, dir);
+  const before = snapshot(dir);
+  const result = await runScript(script, args, { timeoutMs: 15_000, cwd: dir });
+  await assertFailedCleanly(result, { code: 1, stderr: kind.refusal, unchanged: [before] });
+}
 
 /** For an output target, a missing file is fine, so a dangling link is no fault: the rest are. */
 const OUTPUT_KINDS = KINDS.filter((k) => !k.name.includes("dangling"));
@@ -251,6 +328,98 @@ export const FILE_CASES: FaultCase[] = [
         equal(server.requests.some((r) => r.path.endsWith(tarballName())), true);
         equal([...Deno.readDirSync(`${dir}/real`)].map((e) => e.name).join(), "flake.nix");
         await Deno.remove(result.tmpdir, { recursive: true });
+      }),
+  },
+  ...[["rewrite", ["--file", "flake.nix", "--set", "nightly.version=7.12.0a20260310"]], [
+    "update",
+    ["--flake", "flake.nix"],
+  ]].map(([script, args]): FaultCase => ({
+    name: `${script}: the flake is ${HUGE.name} (#20.5)`,
+    run: () =>
+      inTempDir((dir) =>
+        refusedOdd(dir, HUGE, `${dir}/flake.nix`, script as string, args as string[])
+      ),
+  })),
+  ...READ_KINDS.map((kind): FaultCase => ({
+    name: `status: --flake is ${kind.name} (#20.5)`,
+    run: () =>
+      inTempDir((dir) =>
+        refusedOdd(dir, kind, `${dir}/flake.nix`, "status", ["--flake", `${dir}/flake.nix`])
+      ),
+  })),
+  ...READ_KINDS.map((kind): FaultCase => ({
+    name: `detect: --flake is ${kind.name} (#20.5)`,
+    run: () =>
+      inTempDir(async (dir) => {
+        await writeSysfs(`${dir}/sys`);
+        await refusedOdd(dir, kind, `${dir}/flake.nix`, "detect", [
+          "--sysfs",
+          `${dir}/sys`,
+          "--flake",
+          `${dir}/flake.nix`,
+        ]);
+      }),
+  })),
+  ...READ_KINDS.map((kind): FaultCase => ({
+    name: `image: --closure is ${kind.name} (#20.5)`,
+    run: () =>
+      inTempDir((dir) =>
+        refusedOdd(dir, kind, `${dir}/closure.json`, "image", [
+          "--closure",
+          `${dir}/closure.json`,
+          "--name",
+          "rocm",
+          "--output",
+          `${dir}/image.tar`,
+        ])
+      ),
+  })),
+  ...READ_KINDS.map((kind): FaultCase => ({
+    name: `image: --config is ${kind.name} (#20.5)`,
+    run: () =>
+      inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/closure.json`, CLOSURE);
+        await refusedOdd(dir, kind, `${dir}/config.json`, "image", [
+          "--closure",
+          `${dir}/closure.json`,
+          "--config",
+          `${dir}/config.json`,
+          "--name",
+          "rocm",
+          "--output",
+          `${dir}/image.tar`,
+        ]);
+      }),
+  })),
+  ...LOCK_KINDS.map((kind): FaultCase => ({
+    name: `update: its lock file is ${kind.name}: refused, never read nor removed (#20.5)`,
+    run: () =>
+      inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/flake.nix`, registry("http://127.0.0.1:9/"));
+        await refusedOdd(dir, kind, `${dir}/.flake.nix.update-lock`, "update", [
+          "--flake",
+          `${dir}/flake.nix`,
+        ]);
+      }),
+  })),
+  ...SYSFS_KINDS.map((kind): FaultCase => ({
+    name: `detect --sysfs: a node's properties is ${kind.name} (#20.5)`,
+    run: () =>
+      inTempDir(async (dir) => {
+        await writeSysfs(`${dir}/sys`);
+        const properties = `${dir}/sys/class/kfd/kfd/topology/nodes/1/properties`;
+        await Deno.remove(properties);
+        await refusedOdd(dir, kind, properties, "detect", ["--sysfs", `${dir}/sys`]);
+      }),
+  })),
+  {
+    name: "detect --sysfs: the GPU's PCI vendor file is a FIFO (#20.5)",
+    run: () =>
+      inTempDir(async (dir) => {
+        await writeSysfs(`${dir}/sys`);
+        const vendor = `${dir}/sys/class/drm/renderD128/device/vendor`;
+        await Deno.remove(vendor);
+        await refusedOdd(dir, byName("FIFO"), vendor, "detect", ["--sysfs", `${dir}/sys`]);
       }),
   },
 ];

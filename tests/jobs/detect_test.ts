@@ -422,22 +422,13 @@ Deno.test("detect: a properties file with garbage lines still yields its GPU", a
     bytes[0] = 0xff; // not UTF-8
     await writeSysfs(join(dir, "sys"), ["cpu", { properties: bytes }]);
     const nodes = join(dir, "sys/class/kfd/kfd/topology/nodes");
-    // Not nodes, or not readable as one: a stray file, a node without properties, a FIFO.
+    // Not nodes: a stray file, a node without properties (odd files where a
+    // properties file belongs are refused: see the next test).
     await Deno.writeTextFile(join(nodes, "README"), "x");
     await Deno.mkdir(join(nodes, "7"));
-    await Deno.mkdir(join(nodes, "8"));
-    await Deno.mkdir(join(nodes, "9"));
-    // A 1 TiB (sparse) file: only its first 64 KiB are read, and they hold a node.
-    await Deno.writeTextFile(join(nodes, "9/properties"), "gfx_target_version 110501\n");
-    await Deno.truncate(join(nodes, "9/properties"), 2 ** 40);
-    await Deno.mkdir(join(nodes, "10"));
-    await Deno.symlink("properties", join(nodes, "10/properties"));
-    const fifo = await run("mkfifo", [join(nodes, "8/properties")]);
-    assert.equal(fifo.code, 0, fifo.stderr);
     const gpus = await readKfdGpus(join(dir, "sys"));
     assert.deepEqual(gpus.map((g) => [g.node, g.gfxTargetVersion, g.drmRenderMinor, g.vendorId]), [
       [1, 110000, 128, 4098],
-      [9, 110501, null, null],
     ]);
     assert.equal(gpus[0]!.simdCount, null);
     assert.equal(gpus[0]!.deviceId, null);
@@ -445,6 +436,33 @@ Deno.test("detect: a properties file with garbage lines still yields its GPU", a
     const result = await detect(dir, "--sysfs", "sys");
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^GPU node 1: gfx1100 \(gfx_target_version 110000, renderD128\)$/m);
+  });
+});
+
+Deno.test("readKfdGpus() refuses a FIFO, a sparse 1 TiB file, a folder or a symlink loop as a sysfs file, naming it", async () => {
+  await withTempDir(async (dir) => {
+    const plants: [string, (path: string) => Promise<unknown>, RegExp][] = [
+      ["FIFO", (path) => run("mkfifo", [path]), /FIFO/],
+      ["sparse", async (path) => {
+        await Deno.writeTextFile(path, "gfx_target_version 110501\n");
+        await Deno.truncate(path, 2 ** 40);
+      }, /1099511627776 bytes, more than the limit of 64 KiB/],
+      ["folder", (path) => Deno.mkdir(path), /directory/],
+      ["loop", (path) => Deno.symlink(path, path), /symbolic links/],
+      ["/dev/zero", (path) => Deno.symlink("/dev/zero", path), /character device/],
+    ];
+    for (const [label, plant, refusal] of plants) {
+      const sys = join(dir, label.replace("/", ""));
+      await writeSysfs(sys, ["cpu", STRIX_HALO]);
+      const properties = join(sys, "class/kfd/kfd/topology/nodes/1/properties");
+      await Deno.remove(properties);
+      await plant(properties);
+      await assert.rejects(() => readKfdGpus(sys), (error: Error) => {
+        assert.match(error.message, refusal, label);
+        assert.equal(error.message.includes(properties), true, error.message);
+        return true;
+      });
+    }
   });
 });
 
