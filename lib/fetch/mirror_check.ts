@@ -89,7 +89,7 @@ export async function probeUrl(url: string, options: ProbeOptions = {}): Promise
     start = new URL(url);
     checkUrlAllowed(start, { allowHttp: options.allowHttp ?? false });
   } catch (error) {
-    return { url: shown, state: "unverified", detail: displayText((error as Error).message) };
+    return { url: shown, state: "unverified", detail: refusal(error) };
   }
   const head = await request(start, shown, "HEAD", options);
   if (head.state !== "ok" && head.state !== "error") return head;
@@ -136,7 +136,7 @@ async function request(
         url: shown,
         state: "unverified",
         status: response.status,
-        detail: displayText((error as Error).message),
+        detail: refusal(error),
       };
     }
     if (next === undefined) break;
@@ -159,6 +159,11 @@ async function request(
   if (status === 206 && range !== null) probe.size = Number(range[1]);
   else if (status === 200 && length !== null && /^\d+$/.test(length)) probe.size = Number(length);
   return probe;
+}
+
+/** A refusal of the policy, without download's "Cannot download" (nothing is downloaded). */
+function refusal(error: unknown): string {
+  return displayText((error as Error).message.replace(/^Cannot download /, ""));
 }
 
 /**

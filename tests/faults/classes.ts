@@ -12,12 +12,14 @@ import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
+import { PROBE_REDIRECT_CASES } from "./probes.ts";
+import { SECRET_CASES } from "./secrets.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
 export const REDIRECTS: FaultClass = {
   title: "Redirects to disallowed schemes and hosts",
-  cases: REDIRECT_CASES,
+  cases: [...REDIRECT_CASES, ...PROBE_REDIRECT_CASES],
 };
 export const LIMITS: FaultClass = { title: "`--max-bytes` on every source", cases: LIMIT_CASES };
 export const FILES: FaultClass = {
@@ -39,5 +41,19 @@ export const DISK: FaultClass = {
   cleanup: disposeSignalFixtures,
 };
 
+export const SECRETS: FaultClass = {
+  title: "Secrets in URLs and control characters from servers",
+  cases: SECRET_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
+export const CLASSES: FaultClass[] = [
+  HTTP,
+  REDIRECTS,
+  LIMITS,
+  FILES,
+  NAMES,
+  SIGNALS,
+  DISK,
+  SECRETS,
+];
