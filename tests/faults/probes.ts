@@ -112,7 +112,10 @@ export const PROBE_REDIRECT_CASES: FaultCase[] = [
         const result = await runScript("update", ["--flake", `${dir}/flake.nix`]);
         equal(forbidden.requests.length, 0, "nothing was sent to the refused hop");
         equal(result.code, 0, result.stderr);
-        match(result.stderr, /update: warning: gfx1151: mirror .* not verified: "http:\/\/0\.0\.0\.0:\d+\/file": plain http/);
+        match(
+          result.stderr,
+          /update: warning: gfx1151: mirror .* not verified: "http:\/\/0\.0\.0\.0:\d+\/file": plain http/,
+        );
         match(await Deno.readTextFile(`${dir}/flake.nix`), new RegExp(VERSION_NEW));
         await Deno.remove(result.tmpdir, { recursive: true });
       }),
