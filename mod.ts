@@ -17,6 +17,7 @@ export * from "./lib/fs/file_kind.ts";
 export * from "./lib/fs/file_lock.ts";
 
 export * from "./lib/cli/cli.ts";
+export * from "./lib/cli/display.ts";
 export * from "./lib/cli/unified_diff.ts";
 
 export * from "./lib/hash/block_pipeline.ts";

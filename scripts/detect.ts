@@ -7,6 +7,7 @@
  * @module
  */
 
+import { displayJson } from "../lib/cli/display.ts";
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { detectInstallation, formatDetection, unknownGpusError } from "../lib/jobs/detect.ts";
@@ -64,7 +65,7 @@ async function main(args: string[]): Promise<number> {
     ...(appFlake === undefined || appFlake === "" ? {} : { appFlake }),
   });
   console.log(
-    values.json ? JSON.stringify(detection, null, 2) : formatDetection(detection).trimEnd(),
+    values.json ? displayJson(detection) : formatDetection(detection).trimEnd(),
   );
   if (detection.unknown.length === 0) return 0;
   console.error(`detect: ${unknownGpusError(detection.unknown)}`);

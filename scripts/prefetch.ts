@@ -7,6 +7,7 @@
  * @module
  */
 
+import { displayJson } from "../lib/cli/display.ts";
 import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash/hash.ts";
@@ -140,7 +141,7 @@ async function main(args: string[]): Promise<number> {
     const result = await prefetch(source, options);
     display?.stop();
     if (values.json) {
-      console.log(JSON.stringify(prefetchJson(result), null, 2));
+      console.log(displayJson(prefetchJson(result)));
     } else {
       console.log(formatHash(result.hash, "sri"));
       if (result.storePath !== null) console.log(result.storePath);

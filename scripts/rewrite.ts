@@ -6,6 +6,7 @@
  * @module
  */
 
+import { displayJson, displayText } from "../lib/cli/display.ts";
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
@@ -97,7 +98,11 @@ function parseCommandLine(args: string[]): CommandLine {
 }
 
 function show(value: string | null | undefined): string {
-  return value === undefined ? "(added)" : value === null ? "null" : JSON.stringify(value);
+  return value === undefined
+    ? "(added)"
+    : value === null
+    ? "null"
+    : displayText(JSON.stringify(value));
 }
 
 async function main(args: string[]): Promise<number> {
@@ -128,7 +133,7 @@ async function main(args: string[]): Promise<number> {
       oldValue: c.oldValue ?? null,
       added: c.oldValue === undefined,
     }));
-    console.log(JSON.stringify({ file, written: write, changes: list }, null, 2));
+    console.log(displayJson({ file, written: write, changes: list }));
   } else if (options["dry-run"]) {
     // stdout carries only the diff, so it can be piped to patch(1).
     const diff = new TextEncoder().encode(unifiedDiff(source, text, { path: file }));

@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { type Channel, isChannel } from "../lib/flake/channels.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import { displayJson, displayText } from "../lib/cli/display.ts";
 import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
 
 const USAGE = `Usage: status [options]
@@ -19,7 +20,10 @@ still serve the file and at what size (one HEAD request each), and the newest
 version the channel's index offers. Downloads nothing.
 
 A pin is gone when every URL answers 404 or 410; a URL that cannot be reached
-is reported as unreachable, not as gone.
+is reported as unreachable, and one whose redirect is refused (another scheme,
+plain http elsewhere, more than 10 hops) as not verified; neither is gone, and
+a pin that no URL was shown to serve is not verified. Credentials in URLs are
+shown as ***.
 
 Options:
   --flake PATH      the flake to check (default: flake.nix)
@@ -30,7 +34,7 @@ Options:
   -h, --help        show this help
 
 Exit status: 0 every pin is served somewhere (warnings may follow), 1 a pin is
-gone from every URL (or the check failed), 2 usage error.
+gone from every URL or not verified (or the check failed), 2 usage error.
 
 Examples:
   status
@@ -75,10 +79,13 @@ async function main(args: string[]): Promise<number> {
     ...(channels.length === 0 ? {} : { channels }),
     ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
   });
-  for (const warning of report.warnings) console.error(`status: warning: ${warning}`);
+  for (const warning of report.warnings) console.error(`status: warning: ${displayText(warning)}`);
   for (const pin of report.gone) console.error(`status: ${pin} is gone from every URL`);
-  console.log(values.json ? JSON.stringify(report, null, 2) : formatStatusReport(report));
-  return report.gone.length > 0 ? 1 : 0;
+  for (const pin of report.unverified) {
+    console.error(`status: ${pin} is not verified: no URL was shown to serve it`);
+  }
+  console.log(values.json ? displayJson(report) : formatStatusReport(report));
+  return report.gone.length > 0 || report.unverified.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) await runMain("status", main);

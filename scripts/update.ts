@@ -7,6 +7,7 @@
  * @module
  */
 
+import { displayJson, displayText } from "../lib/cli/display.ts";
 import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { createProgressDisplay, type ProgressBar } from "../lib/cli/progress.ts";
@@ -143,8 +144,10 @@ async function main(args: string[]): Promise<number> {
   try {
     const result = await updateFlake(options);
     display.stop();
-    for (const warning of result.warnings) console.error(`update: warning: ${warning}`);
-    console.log(values.json ? JSON.stringify(result, null, 2) : formatUpdateReport(result));
+    for (const warning of result.warnings) {
+      console.error(`update: warning: ${displayText(warning)}`);
+    }
+    console.log(values.json ? displayJson(result) : formatUpdateReport(result));
     return 0;
   } catch (error) {
     // The gate's own output first, then the verdict (runMain's one line).

@@ -16,6 +16,7 @@
  */
 
 import { interrupt, interruption, runCleanups } from "../fs/cleanup.ts";
+import { displayText } from "./display.ts";
 
 /**
  * A mistake on the command line: the script exits with code 2.
@@ -126,8 +127,9 @@ export async function runMain(
     // Whatever a signal made the work throw, the signal is what ended it.
     const reason = interrupts.aborted ? interrupts.reason : error;
     const message = reason instanceof Error ? reason.message : String(reason);
-    // One line: parseArgs and some system errors append more lines.
-    console.error(`${name}: ${message.split("\n")[0]}`);
+    // One line: parseArgs and some system errors append more lines. No
+    // secret of a URL and no control character a server sent gets through.
+    console.error(`${name}: ${displayText(message.split("\n")[0]!)}`);
     code = exitCodeOf(reason);
   }
   // Work that finished despite the signal (it came after the commit) keeps

@@ -15,6 +15,7 @@
 // Scripts run from a URL ignore deno.json's import map: the versioned specifier must be inline.
 import cliProgress from "npm:cli-progress@^3";
 import process from "node:process";
+import { displayText } from "./display.ts";
 
 /** A set of progress bars drawn together. */
 export interface ProgressDisplay {
@@ -120,7 +121,9 @@ export function createProgressDisplay(options: ProgressDisplayOptions = {}): Pro
   });
   let stopped = false;
   return {
-    bar(label: string, total: number | undefined): ProgressBar {
+    bar(name: string, total: number | undefined): ProgressBar {
+      // A label may come from a URL or a server: no secret, no control character.
+      const label = displayText(name);
       const samples: Array<[number, number]> = [[performance.now(), 0]];
       let known = total !== undefined;
       const bar = multi.create(total ?? 0, 0, { label, rate: 0, known });
@@ -146,7 +149,7 @@ export function createProgressDisplay(options: ProgressDisplayOptions = {}): Pro
       };
     },
     log(line: string): void {
-      if (!stopped) multi.log(`${line}\n`);
+      if (!stopped) multi.log(`${displayText(line)}\n`);
     },
     stop(): void {
       if (stopped) return;

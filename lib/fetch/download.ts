@@ -6,6 +6,7 @@
  * @module
  */
 
+import { displayText, displayUrl } from "../cli/display.ts";
 import { BlockPipeline } from "../hash/block_pipeline.ts";
 import type { Hash, HashAlgorithm } from "../hash/hash.ts";
 import {
@@ -205,7 +206,9 @@ export class HttpStatusError extends Error {
    */
   constructor(url: string, response: { status: number; statusText?: string }) {
     const { status, statusText } = response;
-    super(`Cannot download "${url}": HTTP ${status}${statusText ? ` ${statusText}` : ""}`);
+    super(
+      `Cannot download "${displayUrl(url)}": HTTP ${status}${statusText ? ` ${statusText}` : ""}`,
+    );
     this.name = "HttpStatusError";
     this.status = status;
     this.url = url;
@@ -252,7 +255,6 @@ const MAX_RETRY_DELAY_MS = 30_000;
  * stray bytes (a broken server sends them right after the body).
  */
 const DRAIN_GRACE_MS = 100;
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /**
  * Connections used by default for a file of at least
  * {@linkcode PARALLEL_MIN_BYTES} whose server accepts ranges (measured with
@@ -283,10 +285,91 @@ export function checkUrlAllowed(url: URL, options: { allowHttp?: boolean } = {})
   if (url.protocol === "http:") {
     if (options.allowHttp || isLoopbackHost(url.hostname)) return;
     throw new TypeError(
-      `Cannot download "${url}": plain http is only allowed for loopback hosts (use https, or --allow-http)`,
+      `Cannot download "${
+        displayUrl(url)
+      }": plain http is only allowed for loopback hosts (use https, or --allow-http)`,
     );
   }
-  throw new TypeError(`Cannot download "${url}": unsupported scheme "${url.protocol}" (use https)`);
+  throw new TypeError(
+    `Cannot download "${displayUrl(url)}": unsupported scheme "${url.protocol}" (use https)`,
+  );
+}
+
+/** The limits every client of this project follows redirects by, and where it is. */
+export interface RedirectPolicy {
+  /**
+   * Allow plain `http:` to hosts other than loopback.
+   *
+   * @default {false}
+   */
+  allowHttp?: boolean;
+  /**
+   * How many redirects are followed.
+   *
+   * @default {10}
+   */
+  maxRedirects?: number;
+  /**
+   * How many redirects were followed before this response.
+   *
+   * @default {0}
+   */
+  hop?: number;
+}
+
+/** The statuses that redirect. */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Where a response redirects to, checked BEFORE anything is sent there: the
+ * one policy of prefetch, update's index and status's probes. `undefined`
+ * when the response is not a redirect.
+ *
+ * @param from The URL that answered.
+ * @param response Its status and headers.
+ * @param policy Whether plain http is allowed, how many hops, and how many
+ * were followed before this one.
+ * @returns The next URL to ask, or `undefined` for a final answer.
+ * @throws {TypeError} When the redirect has no Location, is one too many, or
+ * leads to a scheme or host {@linkcode checkUrlAllowed} refuses: nothing was
+ * sent to its target.
+ *
+ * @example Usage
+ * ```ts
+ * import { redirectTarget } from "./download.ts";
+ *
+ * const response = new Response(null, { status: 301, headers: { location: "/b" } });
+ * redirectTarget(new URL("https://a.example/a"), response)?.href; // "https://a.example/b"
+ * ```
+ */
+export function redirectTarget(
+  from: URL,
+  response: { status: number; headers: Headers },
+  policy: RedirectPolicy = {},
+): URL | undefined {
+  if (!REDIRECT_STATUSES.has(response.status)) return undefined;
+  const location = response.headers.get("location");
+  const maxRedirects = policy.maxRedirects ?? 10;
+  if (location === null) {
+    throw new TypeError(
+      `Cannot download "${displayUrl(from)}": HTTP ${response.status} without a Location`,
+    );
+  }
+  if ((policy.hop ?? 0) >= maxRedirects) {
+    throw new TypeError(
+      `Cannot download "${displayUrl(from)}": more than ${maxRedirects} redirects`,
+    );
+  }
+  const next = URL.parse(location, from);
+  if (next === null) {
+    throw new TypeError(
+      `Cannot download "${displayUrl(from)}": a redirect to "${
+        displayText(location)
+      }", which is not a URL`,
+    );
+  }
+  checkUrlAllowed(next, policy);
+  return next;
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -340,12 +423,14 @@ export async function download(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (!Number.isInteger(retries) || retries < 0) {
     throw new RangeError(
-      `Cannot download "${start}": retries must be an integer ≥ 0, got ${retries}`,
+      `Cannot download "${displayUrl(start)}": retries must be an integer ≥ 0, got ${retries}`,
     );
   }
   if (!(timeoutMs > 0)) {
     throw new RangeError(
-      `Cannot download "${start}": the timeout must be > 0 s, got ${options.timeoutSeconds}`,
+      `Cannot download "${
+        displayUrl(start)
+      }": the timeout must be > 0 s, got ${options.timeoutSeconds}`,
     );
   }
   const connections = options.connections;
@@ -354,13 +439,17 @@ export async function download(
     !(Number.isInteger(connections) && connections >= 1 && connections <= MAX_CONNECTIONS)
   ) {
     throw new RangeError(
-      `Cannot download "${start}": connections must be an integer from 1 to ${MAX_CONNECTIONS}, got ${connections}`,
+      `Cannot download "${
+        displayUrl(start)
+      }": connections must be an integer from 1 to ${MAX_CONNECTIONS}, got ${connections}`,
     );
   }
   const rangeSize = options.rangeSize ?? BLOCK_SIZE;
   if (!(Number.isInteger(rangeSize) && rangeSize >= 1024)) {
     throw new RangeError(
-      `Cannot download "${start}": the range size must be an integer ≥ 1024, got ${rangeSize}`,
+      `Cannot download "${
+        displayUrl(start)
+      }": the range size must be an integer ≥ 1024, got ${rangeSize}`,
     );
   }
   const most = connections ?? DEFAULT_CONNECTIONS;
@@ -497,7 +586,7 @@ class AttemptControl implements Disposable {
     this.#timer = setTimeout(() => {
       this.controller.abort(
         new TransientError(
-          `Cannot download "${this.#url}": no ${what} for ${this.#timeoutMs / 1000} s`,
+          `Cannot download "${displayUrl(this.#url)}": no ${what} for ${this.#timeoutMs / 1000} s`,
         ),
       );
     }, this.#timeoutMs);
@@ -546,7 +635,7 @@ async function runAttempt(job: Job): Promise<void> {
   checkSize(job, total, response);
   options.onProgress?.({ received: pipeline.size, total });
   if (response.body === null) {
-    throw new TransientError(`Cannot download "${start}": the response has no body`);
+    throw new TransientError(`Cannot download "${displayUrl(start)}": the response has no body`);
   }
   const connections = resumeFrom === 0 && total !== undefined && acceptsRanges(response)
     ? job.parallel(total)
@@ -569,7 +658,9 @@ async function runAttempt(job: Job): Promise<void> {
     limit: (pending) => {
       if (pipeline.size + pending > options.maxBytes) {
         throw new RangeError(
-          `Cannot download "${start}": the body exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
+          `Cannot download "${
+            displayUrl(start)
+          }": the body exceeds the limit of ${options.maxBytes} bytes (raise it with --max-bytes)`,
         );
       }
     },
@@ -578,7 +669,9 @@ async function runAttempt(job: Job): Promise<void> {
   });
   if (expectedEnd !== undefined && pipeline.size !== expectedEnd) {
     throw new TransientError(
-      `Cannot download "${start}": the body ended at byte ${pipeline.size}, but Content-Length promised ${expectedEnd}`,
+      `Cannot download "${
+        displayUrl(start)
+      }": the body ended at byte ${pipeline.size}, but Content-Length promised ${expectedEnd}`,
     );
   }
 }
@@ -598,7 +691,7 @@ function checkBody(response: Response, job: Job, whole: boolean): number | undef
     const problem = partialAsWhole(response);
     if (problem !== undefined) {
       response.body?.cancel().catch(() => {});
-      throw new Error(`Cannot download "${job.start}": ${problem}`);
+      throw new Error(`Cannot download "${displayUrl(job.start)}": ${problem}`);
     }
   }
   const encoding = response.headers.get("content-encoding");
@@ -608,7 +701,9 @@ function checkBody(response: Response, job: Job, whole: boolean): number | undef
     // either hash would be wrong for someone.
     response.body?.cancel().catch(() => {});
     throw new Error(
-      `Cannot download "${job.start}": the server sent Content-Encoding "${encoding}" although none was accepted, so the file's hash is ambiguous`,
+      `Cannot download "${displayUrl(job.start)}": the server sent Content-Encoding "${
+        displayText(encoding)
+      }" although none was accepted, so the file's hash is ambiguous`,
     );
   }
   return parseLength(response.headers.get("content-length"));
@@ -618,7 +713,9 @@ function checkSize(job: Job, total: number | undefined, response: Response): voi
   if (total !== undefined && total > job.options.maxBytes) {
     response.body?.cancel().catch(() => {});
     throw new RangeError(
-      `Cannot download "${job.start}": its size, ${total} bytes, exceeds the limit of ${job.options.maxBytes} bytes (raise it with --max-bytes)`,
+      `Cannot download "${
+        displayUrl(job.start)
+      }": its size, ${total} bytes, exceeds the limit of ${job.options.maxBytes} bytes (raise it with --max-bytes)`,
     );
   }
 }
@@ -634,7 +731,9 @@ function bodyFailure(url: URL, error: unknown, signal: AbortSignal, received: nu
   if (error instanceof ResponseFramingError) return framingFailure(url, error);
   const detail = error instanceof Error ? error.message : String(error);
   return new TransientError(
-    `Cannot download "${url}": the connection failed after ${received} bytes: ${detail}`,
+    `Cannot download "${displayUrl(url)}": the connection failed after ${received} bytes: ${
+      displayText(detail)
+    }`,
   );
 }
 
@@ -866,7 +965,9 @@ async function downloadRanges(
     ranges.clear();
   }
   if (pipeline.size !== total) {
-    throw new RangesRefusedError(`Cannot download "${job.start}": the ranges do not add up`);
+    throw new RangesRefusedError(
+      `Cannot download "${displayUrl(job.start)}": the ranges do not add up`,
+    );
   }
 }
 
@@ -879,7 +980,9 @@ function checkRange(response: Response, job: Job, first: number, last: number): 
   if (response.status === 200 || response.status === 416) {
     response.body?.cancel().catch(() => {});
     throw new RangesRefusedError(
-      `Cannot download "${job.finalUrl}": the server answered a range with HTTP ${response.status}`,
+      `Cannot download "${
+        displayUrl(job.finalUrl)
+      }": the server answered a range with HTTP ${response.status}`,
     );
   }
   const length = checkBody(response, job, false);
@@ -891,13 +994,17 @@ function checkRange(response: Response, job: Job, first: number, last: number): 
   if (changed) {
     response.body?.cancel().catch(() => {});
     throw new RangesRefusedError(
-      `Cannot download "${job.finalUrl}": the answer to bytes ${first}-${last} is another range or version (Content-Range ${
+      `Cannot download "${
+        displayUrl(job.finalUrl)
+      }": the answer to bytes ${first}-${last} is another range or version (Content-Range ${
         JSON.stringify(response.headers.get("content-range"))
       }, validator ${JSON.stringify(validator ?? null)})`,
     );
   }
   if (response.body === null) {
-    throw new TransientError(`Cannot download "${job.finalUrl}": the response has no body`);
+    throw new TransientError(
+      `Cannot download "${displayUrl(job.finalUrl)}": the response has no body`,
+    );
   }
 }
 
@@ -964,7 +1071,6 @@ async function request(
 ): Promise<Response> {
   const { options } = job;
   let url = start;
-  const maxRedirects = options.maxRedirects ?? 10;
   for (let hop = 0;; hop++) {
     // Compressed transfer would hash the decoded bytes, not the file.
     const headers: Record<string, string> = { "accept-encoding": "identity" };
@@ -988,22 +1094,18 @@ async function request(
       const reason = connectionFailure(error);
       if (isLookupFailure(reason)) {
         // Retrying does not make a name exist: fail at once.
-        throw new Error(`Cannot download "${url}": cannot resolve "${url.hostname}": ${reason}`);
+        throw new Error(
+          `Cannot download "${displayUrl(url)}": cannot resolve "${url.hostname}": ${
+            displayText(reason)
+          }`,
+        );
       }
-      throw new TransientError(`Cannot download "${url}": ${reason}`);
+      throw new TransientError(`Cannot download "${displayUrl(url)}": ${displayText(reason)}`);
     }
     job.finalUrl = url.href;
-    if (!REDIRECTS.has(response.status)) return response;
+    const next = redirectTarget(url, response, { ...options, hop });
+    if (next === undefined) return response;
     await response.body?.cancel();
-    const location = response.headers.get("location");
-    if (location === null) {
-      throw new TypeError(`Cannot download "${url}": HTTP ${response.status} without a Location`);
-    }
-    if (hop >= maxRedirects) {
-      throw new TypeError(`Cannot download "${start}": more than ${maxRedirects} redirects`);
-    }
-    const next = new URL(location, url);
-    checkUrlAllowed(next, options);
     url = next;
   }
 }
@@ -1046,7 +1148,7 @@ function usesProxy(url: URL): boolean {
  * file's size is in doubt.
  */
 function framingFailure(url: URL, error: ResponseFramingError): Error {
-  const message = `Cannot download "${url}": ${error.message}`;
+  const message = `Cannot download "${displayUrl(url)}": ${error.message}`;
   if (error.kind === "truncated") return new TransientError(message);
   return new Error(
     error.kind === "overlong"
@@ -1078,7 +1180,8 @@ function rangeHonoured(response: Response, from: number, total: number | undefin
 function partialAsWhole(response: Response): string | undefined {
   const range = response.headers.get("content-range") ?? "";
   const match = /^bytes 0-(\d+)\/(\d+)$/.exec(range);
-  const detail = `the server answered 206 (Partial Content) with Content-Range "${range}" ` +
+  const detail =
+    `the server answered 206 (Partial Content) with Content-Range "${displayText(range)}" ` +
     `to a request for the whole file`;
   if (match === null || Number(match[1]) + 1 !== Number(match[2])) {
     return `${detail}, which is not all of it`;

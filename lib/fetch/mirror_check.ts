@@ -5,30 +5,45 @@
  * `status` of every pinned URL.
  *
  * The answer keeps "gone" (404, 410: the server says the file is not there)
- * apart from "unreachable" (no answer: DNS, refused, TLS, timeout) and
- * "error" (any other HTTP status), because only "gone" means a pin is lost.
+ * apart from "unreachable" (no answer: DNS, refused, TLS, timeout), "error"
+ * (any other HTTP status) and "unverified" (a URL or redirect that the policy
+ * refuses), because only "gone" means a pin is lost, and only "ok" means it
+ * is served.
+ *
+ * Redirects are followed by hand with prefetch's policy
+ * ({@linkcode redirectTarget}): each hop is checked before anything is sent
+ * to it, so a redirect to another scheme, to plain http elsewhere, or one hop
+ * too many is never contacted, and the URL is reported as unverified.
+ *
+ * The probes' URLs and details are for display: credentials are shown as
+ * `***` and control characters a server sent are escaped
+ * (lib/cli/display.ts). The requests themselves use the URL as given
+ * (`fetch()` sends its credentials as Basic authorization).
  *
  * @module
  */
 
-import { checkUrlAllowed } from "./download.ts";
+import { displayText, displayUrl } from "../cli/display.ts";
+import { checkUrlAllowed, redirectTarget } from "./download.ts";
 
 /** What a URL answered. */
 export interface UrlProbe {
-  /** The URL asked. */
+  /** The URL asked, as it may be shown (credentials as `***`). */
   url: string;
   /**
    * `ok`: it serves the file; `gone`: 404 or 410; `error`: another HTTP
-   * status; `unreachable`: no HTTP answer.
+   * status; `unreachable`: no HTTP answer; `unverified`: not asked, or not
+   * followed, because the policy refuses the URL or a redirect (another
+   * scheme, plain http elsewhere, no Location, more than 10 hops).
    */
-  state: "ok" | "gone" | "error" | "unreachable";
+  state: "ok" | "gone" | "error" | "unreachable" | "unverified";
   /** The HTTP status, when there was an answer. */
   status?: number;
   /** The file's size in bytes, when the server told it. */
   size?: number;
   /** The Last-Modified time (ms since 1970), when the server told it. */
   lastModified?: number;
-  /** What went wrong, for `error` and `unreachable`. */
+  /** What went wrong, for `error`, `unreachable` and `unverified`. */
   detail?: string;
 }
 
@@ -56,8 +71,8 @@ export interface ProbeOptions {
  *
  * @param url The file's URL.
  * @param options Plain-http policy, timeout, cancellation.
- * @returns What the URL answered (never throws for network or HTTP failures).
- * @throws {TypeError} When `url` is not an http(s) URL allowed by the policy.
+ * @returns What the URL answered (never throws for network, HTTP or policy
+ * failures: a URL the policy refuses is `unverified`).
  *
  * @example Usage
  * ```ts ignore
@@ -68,17 +83,25 @@ export interface ProbeOptions {
  * ```
  */
 export async function probeUrl(url: string, options: ProbeOptions = {}): Promise<UrlProbe> {
-  checkUrlAllowed(new URL(url), { allowHttp: options.allowHttp ?? false });
-  const head = await request(url, "HEAD", options);
+  const shown = displayUrl(url);
+  let start: URL;
+  try {
+    start = new URL(url);
+    checkUrlAllowed(start, { allowHttp: options.allowHttp ?? false });
+  } catch (error) {
+    return { url: shown, state: "unverified", detail: refusal(error) };
+  }
+  const head = await request(start, shown, "HEAD", options);
   if (head.state !== "ok" && head.state !== "error") return head;
   if (head.state === "ok" && head.size !== undefined) return head;
-  const ranged = await request(url, "GET", options);
+  const ranged = await request(start, shown, "GET", options);
   // A server whose GET fails as its HEAD did: report the HEAD's answer.
   return ranged.state === "ok" || head.state === "ok" ? { ...head, ...ranged } : ranged;
 }
 
 async function request(
-  url: string,
+  start: URL,
+  shown: string,
   method: "HEAD" | "GET",
   options: ProbeOptions,
 ): Promise<UrlProbe> {
@@ -87,38 +110,60 @@ async function request(
     ? timeout
     : AbortSignal.any([timeout, options.signal]);
   let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      signal,
-      headers: method === "GET" ? { range: "bytes=0-0" } : {},
-    });
-  } catch (error) {
-    if (options.signal?.aborted) throw options.signal.reason;
-    const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : "";
-    const detail = timeout.aborted ? "timed out" : `${(error as Error).message} ${cause}`.trim();
-    return { url, state: "unreachable", detail };
-  }
-  await response.body?.cancel().catch(() => {});
-  // A redirect must not take the check to plain http elsewhere.
-  try {
-    checkUrlAllowed(new URL(response.url || url), { allowHttp: options.allowHttp ?? false });
-  } catch (error) {
-    return { url, state: "error", status: response.status, detail: (error as Error).message };
+  for (let hop = 0, url = start;; hop++) {
+    try {
+      response = await fetch(url, {
+        method,
+        signal,
+        redirect: "manual",
+        headers: method === "GET" ? { range: "bytes=0-0" } : {},
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      const cause = error instanceof Error && error.cause instanceof Error
+        ? error.cause.message
+        : "";
+      const detail = timeout.aborted ? "timed out" : `${(error as Error).message} ${cause}`.trim();
+      return { url: shown, state: "unreachable", detail: displayText(detail) };
+    }
+    await response.body?.cancel().catch(() => {});
+    let next: URL | undefined;
+    try {
+      // Checked before it is followed: a refused hop is never contacted.
+      next = redirectTarget(url, response, { allowHttp: options.allowHttp ?? false, hop });
+    } catch (error) {
+      return {
+        url: shown,
+        state: "unverified",
+        status: response.status,
+        detail: refusal(error),
+      };
+    }
+    if (next === undefined) break;
+    url = next;
   }
   const status = response.status;
-  const probe: UrlProbe = { url, state: "ok", status };
+  const probe: UrlProbe = { url: shown, state: "ok", status };
   const modified = Date.parse(response.headers.get("last-modified") ?? "");
   if (Number.isFinite(modified)) probe.lastModified = modified;
   if (status === 404 || status === 410) return { ...probe, state: "gone" };
   if (status !== 200 && status !== 206) {
-    return { ...probe, state: "error", detail: `HTTP ${status} ${response.statusText}` };
+    return {
+      ...probe,
+      state: "error",
+      detail: `HTTP ${status} ${displayText(response.statusText)}`.trimEnd(),
+    };
   }
   const range = /^bytes \d+-\d+\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
   const length = response.headers.get("content-length");
   if (status === 206 && range !== null) probe.size = Number(range[1]);
   else if (status === 200 && length !== null && /^\d+$/.test(length)) probe.size = Number(length);
   return probe;
+}
+
+/** A refusal of the policy, without download's "Cannot download" (nothing is downloaded). */
+function refusal(error: unknown): string {
+  return displayText((error as Error).message.replace(/^Cannot download /, ""));
 }
 
 /**
@@ -145,16 +190,9 @@ export async function checkMirrors(
   mirrors: readonly string[],
   options: ProbeOptions = {},
 ): Promise<string[]> {
-  const probes = await Promise.all(mirrors.map(async (mirror): Promise<UrlProbe> => {
-    const url = mirrorUrl(mirror, name);
-    try {
-      return await probeUrl(url, options);
-    } catch (error) {
-      // A mirror the http policy refuses is reported, not fatal.
-      if (!(error instanceof TypeError)) throw error;
-      return { url, state: "error", detail: error.message };
-    }
-  }));
+  const probes = await Promise.all(
+    mirrors.map((mirror) => probeUrl(mirrorUrl(mirror, name), options)),
+  );
   const warnings: string[] = [];
   for (const probe of probes) {
     if (probe.state !== "ok") {
@@ -190,7 +228,8 @@ export function mirrorUrl(mirror: string, name: string): string {
 }
 
 /**
- * A probe in words: `404 (gone)`, `unreachable: timed out`, `12345 bytes`.
+ * A probe in words: `404 (gone)`, `unreachable: timed out`, `12345 bytes`,
+ * `not verified: …`.
  *
  * @param probe A probe from {@linkcode probeUrl}.
  * @returns The description.
@@ -212,5 +251,7 @@ export function describeProbe(probe: UrlProbe): string {
       return probe.detail ?? `HTTP ${probe.status}`;
     case "unreachable":
       return `unreachable: ${probe.detail ?? "no answer"}`;
+    case "unverified":
+      return `not verified: ${probe.detail ?? "refused by the redirect policy"}`;
   }
 }

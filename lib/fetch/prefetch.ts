@@ -8,6 +8,7 @@
 
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
+import { displayText, displayUrl } from "../cli/display.ts";
 import { AtomicFile } from "../fs/atomic_write.ts";
 import { openRegularFile } from "../fs/file_kind.ts";
 import {
@@ -181,7 +182,7 @@ export class HashMismatchError extends Error {
   constructor(source: string, hashes: { expected: Hash; actual: Hash }) {
     const { expected, actual } = hashes;
     super(
-      `Hash mismatch for "${source}": expected ${formatHash(expected, "sri")}, got ${
+      `Hash mismatch for "${displayText(source)}": expected ${formatHash(expected, "sri")}, got ${
         formatHash(actual, "sri")
       }`,
     );
@@ -227,7 +228,7 @@ function classify(source: string): Source {
   try {
     url = new URL(source);
   } catch {
-    throw new TypeError(`Cannot prefetch "${source}": not a valid URL`);
+    throw new TypeError(`Cannot prefetch "${displayText(source)}": not a valid URL`);
   }
   if (url.protocol === "file:") return { kind: "file", path: fileURLToPath(url) };
   return { kind: "url", url };
@@ -349,7 +350,9 @@ export function checkPrefetch(source: string, options: PrefetchOptions = {}): vo
   const algorithm = options.algorithm ?? options.expect?.algorithm ?? "sha256";
   if (options.expect !== undefined && options.expect.algorithm !== algorithm) {
     throw new TypeError(
-      `Cannot prefetch "${source}": the expected hash is ${options.expect.algorithm}, but the algorithm is ${algorithm}`,
+      `Cannot prefetch "${
+        displayText(source)
+      }": the expected hash is ${options.expect.algorithm}, but the algorithm is ${algorithm}`,
     );
   }
   if (!options.addToStore) return;
@@ -401,7 +404,7 @@ export function prefetchJson(result: PrefetchResult): PrefetchJson {
     hash: formatHash(result.hash, "sri"),
     nix32: formatHash(result.hash, "nix32"),
     hex: formatHash(result.hash, "hex"),
-    ...(result.url === undefined ? { path: result.path ?? "-" } : { url: result.url }),
+    ...(result.url === undefined ? { path: result.path ?? "-" } : { url: displayUrl(result.url) }),
     storePath: result.storePath,
   };
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { displayText } from "../cli/display.ts";
 import { hashEquals, parseHash, parseSri } from "../hash/hash.ts";
 import {
   type NixAttrPath,
@@ -676,7 +677,7 @@ function validateValue(target: string[], edit: BindingEdit, file: string): void 
   const kind = valueKind(target);
   const refuse = (detail: string, ErrorClass: ErrorConstructor = SyntaxError): never => {
     throw new ErrorClass(
-      `Cannot set "${path}" in ${file} to ${JSON.stringify(value)}: ${detail}`,
+      `Cannot set "${path}" in ${file} to ${displayText(JSON.stringify(value))}: ${detail}`,
     );
   };
   if (value === null) {

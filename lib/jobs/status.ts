@@ -7,14 +7,21 @@
  *
  * A pin is **gone** when every URL answered 404 or 410: a scheduled job can
  * then warn before users hit the 404. A URL that gave no answer is
- * unreachable, which says nothing about the file, so it never makes a pin
- * gone. AMD keeps nightlies for about 120 days; the age says how close a pin is.
+ * unreachable, and one whose redirect the policy refuses is unverified; both
+ * say nothing about the file, so they never make a pin gone — nor served: a
+ * pin that no URL was shown to serve, and that is not gone, is **not
+ * verified**, and the script fails for it too. AMD keeps nightlies for about
+ * 120 days; the age says how close a pin is.
+ *
+ * URLs and server text in the report are for display: credentials as `***`,
+ * control characters escaped (lib/cli/display.ts).
  *
  * @module
  */
 
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
+import { displayText, displayUrl } from "../cli/display.ts";
 import { type Channel, channelsIn, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { listIndex } from "../releases/index_listing.ts";
@@ -100,6 +107,11 @@ export interface StatusReport {
   channels: ChannelStatus[];
   /** Pins gone from every URL, as `<channel>.<target>`. */
   gone: string[];
+  /**
+   * Pins that no URL was shown to serve and that are not gone (unreachable,
+   * an HTTP error, a refused redirect), as `<channel>.<target>`.
+   */
+  unverified: string[];
   /** Things to look at: a URL gone while a mirror serves, unreachable URLs, size mismatches. */
   warnings: string[];
 }
@@ -108,7 +120,8 @@ export interface StatusReport {
  * Checks every pin of a flake's registry.
  *
  * @param options The flake, channels, http policy and timeout.
- * @returns The report; `gone` is non-empty when some pin is lost everywhere.
+ * @returns The report; `gone` is non-empty when some pin is lost everywhere,
+ * `unverified` when no URL of some pin could be shown to serve it.
  * @throws {MissingBindingError} When a channel asked for is not in the flake.
  *
  * @example Usage
@@ -130,7 +143,7 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
   const source = new TextDecoder().decode(bytes);
   const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
-  const report: StatusReport = { flake, channels: [], gone: [], warnings: [] };
+  const report: StatusReport = { flake, channels: [], gone: [], unverified: [], warnings: [] };
   const probeOptions = {
     allowHttp: options.allowHttp ?? false,
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
@@ -144,7 +157,7 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
     const [targets, newest] = await Promise.all([
       Promise.all(pinned.map(async ([target, hash]): Promise<TargetStatus> => {
         const urls = pinUrls(registry.baseUrl, registry.version, target, registry.mirrors);
-        const probes = await Promise.all(urls.map((url) => probeOrRefusal(url, probeOptions)));
+        const probes = await Promise.all(urls.map((url) => probeUrl(url, probeOptions)));
         return {
           target,
           hash,
@@ -161,7 +174,7 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
       channel,
       version: registry.version,
       ageDays: ageDays(registry.version, targets, options.now ?? Date.now()),
-      baseUrl: registry.baseUrl,
+      baseUrl: registry.baseUrl === null ? null : displayUrl(registry.baseUrl),
       newest: newest.version,
       ...(newest.error === undefined ? {} : { indexError: newest.error }),
       targets,
@@ -179,6 +192,9 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
     for (const t of targets) {
       const name = `${channel}.${t.target}`;
       if (t.gone) report.gone.push(name);
+      else if (t.hash !== null && !t.urls.some((p) => p.state === "ok")) {
+        report.unverified.push(name);
+      }
       report.warnings.push(...warningsFor(name, t));
     }
   }
@@ -201,18 +217,6 @@ function pinUrls(
   ];
 }
 
-async function probeOrRefusal(
-  url: string,
-  options: Parameters<typeof probeUrl>[1],
-): Promise<UrlProbe> {
-  try {
-    return await probeUrl(url, options);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    return { url, state: "error", detail: error.message };
-  }
-}
-
 async function newestOffered(
   baseUrl: string | null,
   tracked: string[],
@@ -230,7 +234,7 @@ async function newestOffered(
     return { version: chooseRelease(offered, tracked).version };
   } catch (error) {
     if (options.signal?.aborted) throw error;
-    return { version: null, error: (error as Error).message };
+    return { version: null, error: displayText((error as Error).message) };
   }
 }
 
@@ -288,7 +292,7 @@ function warningsFor(name: string, target: TargetStatus): string[] {
  * ```ts
  * import { formatStatusReport } from "./status.ts";
  *
- * formatStatusReport({ flake: "flake.nix", channels: [], gone: [], warnings: [] });
+ * formatStatusReport({ flake: "flake.nix", channels: [], gone: [], unverified: [], warnings: [] });
  * // "flake.nix: no channels"
  * ```
  */
@@ -308,7 +312,16 @@ export function formatStatusReport(report: StatusReport): string {
         lines.push(`  ${t.target}: not pinned`);
         continue;
       }
-      lines.push(`  ${t.target}: ${t.gone ? "GONE from every URL" : "ok"}`);
+      const served = t.urls.some((p) => p.state === "ok");
+      lines.push(
+        `  ${t.target}: ${
+          t.gone
+            ? "GONE from every URL"
+            : served
+            ? "ok"
+            : "NOT VERIFIED: no URL was shown to serve it"
+        }`,
+      );
       for (const probe of t.urls) lines.push(`    ${probe.url}: ${describeProbe(probe)}`);
     }
   }

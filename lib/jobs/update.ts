@@ -33,6 +33,7 @@
  * @module
  */
 
+import { displayUrl } from "../cli/display.ts";
 import { basename } from "node:path";
 import { addChannel, CHANNELS, channelsIn, isChannel, requireChannel } from "../flake/channels.ts";
 import {
@@ -356,7 +357,9 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     compareVersions(parseVersion(newVersion), parseVersion(oldVersion)) < 0
   ) {
     throw new Error(
-      `Cannot update ${file}: the newest release "${newVersion}" of "${index}" is older than ` +
+      `Cannot update ${file}: the newest release "${newVersion}" of "${
+        displayUrl(index)
+      }" is older than ` +
         `the pinned "${oldVersion}" (pass --version ${newVersion} to go back)`,
     );
   }
@@ -536,14 +539,17 @@ export function formatUpdateReport(result: UpdateResult): string {
       lines.push(`version: ${result.oldVersion} → ${result.newVersion}`);
     }
     if (result.oldBaseUrl !== result.newBaseUrl) {
-      lines.push(`baseUrl: ${result.oldBaseUrl} → ${result.newBaseUrl}`);
+      const old = result.oldBaseUrl === null ? "null" : displayUrl(result.oldBaseUrl);
+      lines.push(`baseUrl: ${old} → ${displayUrl(result.newBaseUrl)}`);
     }
     for (const change of result.changes) {
       if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
     }
     for (const t of result.targets) {
       if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;
-      const after = t.action === "would-fetch" ? `(fetch ${t.url})` : String(t.newHash);
+      const after = t.action === "would-fetch"
+        ? `(fetch ${t.url === null ? "" : displayUrl(t.url)})`
+        : String(t.newHash);
       lines.push(`${t.target}: ${t.oldHash === undefined ? "(new)" : t.oldHash} → ${after}`);
       if (t.storePath !== undefined) lines.push(`  in the store: ${t.storePath}`);
     }
@@ -579,17 +585,23 @@ function commonFolder(entries: IndexEntry[], index: string): string {
     const normal = base === "" ? "" : folderUrl(base).href;
     if (normal === "" || tarballUrl(normal, entry.family, entry.version) !== entry.url) {
       throw new Error(
-        `Cannot use index "${index}": tarball URL "${entry.url}" is not <folder>/<name>`,
+        `Cannot use index "${displayUrl(index)}": tarball URL "${
+          displayUrl(entry.url)
+        }" is not <folder>/<name>`,
       );
     }
     if (folder !== undefined && folder !== normal) {
       throw new Error(
-        `Cannot use index "${index}": the chosen tarballs lie in different folders ("${folder}", "${normal}")`,
+        `Cannot use index "${displayUrl(index)}": the chosen tarballs lie in different folders ("${
+          displayUrl(folder)
+        }", "${displayUrl(normal)}")`,
       );
     }
     folder = normal;
   }
-  if (folder === undefined) throw new Error(`Cannot use index "${index}": no tarball chosen`);
+  if (folder === undefined) {
+    throw new Error(`Cannot use index "${displayUrl(index)}": no tarball chosen`);
+  }
   return folder;
 }
 

@@ -24,7 +24,8 @@
 
 // Scripts run from a URL ignore deno.json, so the version sits in the specifier.
 import { z } from "npm:zod@^4";
-import { checkUrlAllowed } from "../fetch/download.ts";
+import { displayText, displayUrl } from "../cli/display.ts";
+import { checkUrlAllowed, redirectTarget } from "../fetch/download.ts";
 import { parseTarballName } from "./tarball_name.ts";
 import { parseVersion } from "./versions.ts";
 
@@ -133,9 +134,12 @@ export function parseIndexPage(text: string, pageUrl: string): IndexPage {
     }
   } catch (error) {
     if (error instanceof SyntaxError && !error.message.includes(pageUrl)) {
-      throw new SyntaxError(`Cannot read index "${pageUrl}": ${stripPrefix(error.message)}`, {
-        cause: error,
-      });
+      throw new SyntaxError(
+        `Cannot read index "${displayUrl(pageUrl)}": ${displayText(stripPrefix(error.message))}`,
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   }
@@ -169,27 +173,31 @@ const THEROCK_FILES = z.array(
 export function parseTheRockIndex(text: string, pageUrl: string): IndexPage {
   const start = THEROCK_START.exec(text);
   if (start === null) {
-    throw new SyntaxError(`Cannot read index "${pageUrl}": no "const files = [" array`);
+    throw new SyntaxError(`Cannot read index "${displayUrl(pageUrl)}": no "const files = [" array`);
   }
   const open = start.index + start[0].length - 1;
   const close = findArrayEnd(text, open);
   if (close < 0) {
-    throw new SyntaxError(`Cannot read index "${pageUrl}": the files array is not closed`);
+    throw new SyntaxError(
+      `Cannot read index "${displayUrl(pageUrl)}": the files array is not closed`,
+    );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text.slice(open, close + 1));
   } catch (error) {
     throw new SyntaxError(
-      `Cannot read index "${pageUrl}": the files array is not JSON: ${(error as Error).message}`,
+      `Cannot read index "${displayUrl(pageUrl)}": the files array is not JSON: ${
+        displayText((error as Error).message)
+      }`,
     );
   }
   const parsed = THEROCK_FILES.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new SyntaxError(
-      `Cannot read index "${pageUrl}": unexpected files array at ` +
-        `[${issue?.path.join("][") ?? ""}]: ${issue?.message ?? "invalid"}`,
+      `Cannot read index "${displayUrl(pageUrl)}": unexpected files array at ` +
+        displayText(`[${issue?.path.join("][") ?? ""}]: ${issue?.message ?? "invalid"}`),
     );
   }
   const folder = pageFolder(pageUrl);
@@ -231,7 +239,7 @@ export function parseTheRockIndex(text: string, pageUrl: string): IndexPage {
  */
 export function parseS3Listing(text: string, pageUrl: string): IndexPage {
   if (!S3_ROOT.test(text)) {
-    throw new SyntaxError(`Cannot read S3 listing "${pageUrl}": no <ListBucketResult>`);
+    throw new SyntaxError(`Cannot read S3 listing "${displayUrl(pageUrl)}": no <ListBucketResult>`);
   }
   const bucket = new URL(pageUrl);
   bucket.search = "";
@@ -248,13 +256,17 @@ export function parseS3Listing(text: string, pageUrl: string): IndexPage {
     if (open < 0) break;
     const close = text.indexOf("</Contents>", open);
     if (close < 0) {
-      throw new SyntaxError(`Cannot read S3 listing "${pageUrl}": a <Contents> is not closed`);
+      throw new SyntaxError(
+        `Cannot read S3 listing "${displayUrl(pageUrl)}": a <Contents> is not closed`,
+      );
     }
     const block = text.slice(open + "<Contents>".length, close);
     pos = close + "</Contents>".length;
     const rawKey = xmlText(block, "Key");
     if (rawKey === undefined) {
-      throw new SyntaxError(`Cannot read S3 listing "${pageUrl}": a <Contents> has no <Key>`);
+      throw new SyntaxError(
+        `Cannot read S3 listing "${displayUrl(pageUrl)}": a <Contents> has no <Key>`,
+      );
     }
     const key = urlEncoded ? safeDecode(rawKey.replaceAll("+", " ")) : rawKey;
     lastKey = rawKey;
@@ -272,7 +284,7 @@ export function parseS3Listing(text: string, pageUrl: string): IndexPage {
     else if (!/<KeyCount>/.test(text) && marker !== undefined) page.next = { marker };
     else {
       throw new SyntaxError(
-        `Cannot read S3 listing "${pageUrl}": truncated but no NextContinuationToken`,
+        `Cannot read S3 listing "${displayUrl(pageUrl)}": truncated but no NextContinuationToken`,
       );
     }
   }
@@ -382,7 +394,8 @@ export function scanTarballNames(text: string, pageUrl: string): IndexPage {
   }
   const page: IndexPage = { format: "text", entries, skipped };
   if (entries.length > 0) {
-    page.warning = `the index "${pageUrl}" is in no known format (TheRock index, S3 listing, ` +
+    page.warning =
+      `the index "${displayUrl(pageUrl)}" is in no known format (TheRock index, S3 listing, ` +
       `autoindex): took ${entries.length} tarball names from its text by their grammar, ` +
       "dated by their versions";
   }
@@ -489,12 +502,14 @@ export async function listIndex(
     if (page.warning !== undefined) warnings.push(page.warning);
     if (page.next === undefined) return { url, format, entries, skipped, pages, warnings };
     if (pages >= maxPages) {
-      throw new RangeError(`Cannot list "${url}": more than ${maxPages} pages`);
+      throw new RangeError(`Cannot list "${displayUrl(url)}": more than ${maxPages} pages`);
     }
     const next = new URL(pageUrl);
     for (const [key, value] of Object.entries(page.next)) next.searchParams.set(key, value);
     if (seen.has(next.href)) {
-      throw new SyntaxError(`Cannot list "${url}": the S3 listing repeats a continuation token`);
+      throw new SyntaxError(
+        `Cannot list "${displayUrl(url)}": the S3 listing repeats a continuation token`,
+      );
     }
     seen.add(next.href);
     pageUrl = next;
@@ -513,7 +528,11 @@ async function fetchCapped(
   const { response, finalUrl } = await fetchFollowing(url, signal, timeout, options);
   try {
     if (!response.ok) {
-      throw new Error(`Cannot list "${url.href}": HTTP ${response.status} ${response.statusText}`);
+      throw new Error(
+        `Cannot list "${displayUrl(url)}": HTTP ${response.status} ${
+          displayText(response.statusText)
+        }`,
+      );
     }
     const declared = Number(response.headers.get("content-length") ?? NaN);
     if (declared > maxBytes) throw tooLarge(url, maxBytes);
@@ -528,7 +547,7 @@ async function fetchCapped(
         }
       } catch (error) {
         if (error instanceof RangeError) throw error;
-        throw new Error(`Cannot list "${url.href}": ${describe(error, timeout)}`, {
+        throw new Error(`Cannot list "${displayUrl(url)}": ${describe(error, timeout)}`, {
           cause: error,
         });
       }
@@ -545,13 +564,11 @@ async function fetchCapped(
   }
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-const MAX_REDIRECTS = 10;
-
 /**
- * Fetches `url`, following redirects by hand: each Location is checked (https,
- * or http only to loopback unless allowed) BEFORE it is requested, so a
- * redirect to plain http elsewhere is never sent, and at most 10 are followed.
+ * Fetches `url`, following redirects by hand: each Location is checked by
+ * prefetch's policy (lib/fetch/download.ts redirectTarget: https, or http only
+ * to loopback unless allowed, at most 10 hops) BEFORE it is requested, so a
+ * redirect to plain http elsewhere is never sent.
  */
 async function fetchFollowing(
   url: URL,
@@ -569,24 +586,20 @@ async function fetchFollowing(
         headers: { accept: "text/html, application/xml" },
       });
     } catch (error) {
-      throw new Error(`Cannot list "${current.href}": ${describe(error, timeout)}`, {
+      throw new Error(`Cannot list "${displayUrl(current)}": ${describe(error, timeout)}`, {
         cause: error,
       });
     }
-    if (!REDIRECTS.has(response.status)) return { response, finalUrl: current.href };
+    let next: URL | undefined;
+    try {
+      next = redirectTarget(current, response, { allowHttp: options.allowHttp ?? false, hop });
+    } catch (error) {
+      await response.body?.cancel().catch(() => {});
+      throw new TypeError((error as Error).message.replace(/^Cannot download /, "Cannot list "));
+    }
+    if (next === undefined) return { response, finalUrl: current.href };
     await response.body?.cancel().catch(() => {});
-    const location = response.headers.get("location");
-    if (location === null) {
-      throw new Error(`Cannot list "${current.href}": HTTP ${response.status} without a Location`);
-    }
-    if (hop >= MAX_REDIRECTS) {
-      throw new Error(`Cannot list "${url.href}": more than ${MAX_REDIRECTS} redirects`);
-    }
-    const next = URL.parse(location, current);
-    if (next === null) {
-      throw new Error(`Cannot list "${current.href}": redirect to an invalid URL "${location}"`);
-    }
-    current = checkUrl(next.href, options.allowHttp ?? false);
+    current = next;
   }
 }
 
@@ -607,7 +620,7 @@ function parseVersionDate(version: string | undefined): string | undefined {
 }
 
 function tooLarge(url: URL, maxBytes: number): RangeError {
-  return new RangeError(`Cannot list "${url.href}": the response exceeds ${maxBytes} bytes`);
+  return new RangeError(`Cannot list "${displayUrl(url)}": the response exceeds ${maxBytes} bytes`);
 }
 
 function describe(error: unknown, timeout: AbortSignal): string {
@@ -616,7 +629,7 @@ function describe(error: unknown, timeout: AbortSignal): string {
   // Deno's "fetch failed" keeps the reason (DNS, TLS, refused…) in `cause`.
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
   const detail = cause?.replace(/^error sending request for url \([^)]*\): /, "");
-  return detail === undefined ? error.message : `${error.message}: ${detail}`;
+  return displayText(detail === undefined ? error.message : `${error.message}: ${detail}`);
 }
 
 function checkUrl(text: string, allowHttp: boolean): URL {
@@ -624,13 +637,13 @@ function checkUrl(text: string, allowHttp: boolean): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new TypeError(`Cannot list "${text}": not a URL`);
+    throw new TypeError(`Cannot list "${displayText(text)}": not a URL`);
   }
   try {
     checkUrlAllowed(url, { allowHttp });
   } catch (error) {
     const detail = (error as Error).message.replace(/^Cannot download "[^"]*": /, "");
-    throw new TypeError(`Cannot list "${text}": ${detail}`);
+    throw new TypeError(`Cannot list "${displayUrl(text)}": ${detail}`);
   }
   return url;
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { displayUrl } from "../cli/display.ts";
 import { isValidVersion } from "./versions.ts";
 
 /** A Linux TheRock tarball name, split into its parts. */
@@ -159,22 +160,22 @@ export function folderUrl(baseUrl: string): URL {
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new TypeError(`Cannot use base URL ${JSON.stringify(baseUrl)}: not a URL`);
+    throw new TypeError(`Cannot use base URL "${displayUrl(baseUrl)}": not a URL`);
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new TypeError(`Cannot use base URL ${JSON.stringify(baseUrl)}: not http(s)`);
+    throw new TypeError(`Cannot use base URL "${displayUrl(baseUrl)}": not http(s)`);
   }
   if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
     throw new TypeError(
-      `Cannot use base URL ${
-        JSON.stringify(baseUrl)
-      }: a folder URL has no query, fragment or credentials`,
+      `Cannot use base URL "${
+        displayUrl(baseUrl)
+      }": a folder URL has no query, fragment or credentials`,
     );
   }
   // A base URL ends up in flake.nix between quotes: refuse what Nix would
   // interpolate or what would end the string.
   if (/["\\$\s`]/.test(baseUrl)) {
-    throw new TypeError(`Cannot use base URL ${JSON.stringify(baseUrl)}: unsafe characters`);
+    throw new TypeError(`Cannot use base URL "${displayUrl(baseUrl)}": unsafe characters`);
   }
   if (!url.pathname.endsWith("/")) url.pathname += "/";
   return url;

@@ -14,13 +14,15 @@ import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
 import { REGISTRY_FORM_CASES } from "./registry_forms.ts";
+import { PROBE_REDIRECT_CASES } from "./probes.ts";
+import { SECRET_CASES } from "./secrets.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { GATE_CASES } from "./gate.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
 export const REDIRECTS: FaultClass = {
   title: "Redirects to disallowed schemes and hosts",
-  cases: REDIRECT_CASES,
+  cases: [...REDIRECT_CASES, ...PROBE_REDIRECT_CASES],
 };
 export const LIMITS: FaultClass = { title: "`--max-bytes` on every source", cases: LIMIT_CASES };
 export const FILES: FaultClass = {
@@ -57,6 +59,11 @@ export const REGISTRY_FORMS: FaultClass = {
   cases: REGISTRY_FORM_CASES,
 };
 
+export const SECRETS: FaultClass = {
+  title: "Secrets in URLs and control characters from servers",
+  cases: SECRET_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [
   HTTP,
@@ -69,4 +76,5 @@ export const CLASSES: FaultClass[] = [
   GATE,
   EDITS,
   REGISTRY_FORMS,
+  SECRETS,
 ];

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { concatBytes } from "../../lib/fs/bytes.ts";
-import { download, type DownloadOptions, type DownloadWriter } from "../../lib/fetch/download.ts";
+import {
+  download,
+  type DownloadOptions,
+  type DownloadWriter,
+  redirectTarget,
+} from "../../lib/fetch/download.ts";
 import { formatHash } from "../../lib/hash/hash.ts";
 import {
   type FileServer,
@@ -301,4 +306,30 @@ Deno.test("prefetch CLI fetches ranges through the proxy that HTTP_PROXY names",
     ["", "bytes=4194304-8388607", "bytes=8388608-10485764"],
     result.stderr,
   );
+});
+
+Deno.test("redirectTarget() checks a hop before it is followed", () => {
+  const from = new URL("https://a.example/x/y");
+  const to = (location: string | null, status = 302): Response =>
+    new Response(null, { status, headers: location === null ? {} : { location } });
+  assert.equal(redirectTarget(from, new Response("", { status: 200 })), undefined);
+  assert.equal(redirectTarget(from, to("z"))?.href, "https://a.example/x/z");
+  assert.equal(redirectTarget(from, to("http://127.0.0.1:8/f", 308))?.href, "http://127.0.0.1:8/f");
+  assert.throws(() => redirectTarget(from, to(null)), /HTTP 302 without a Location/);
+  assert.throws(() => redirectTarget(from, to("z"), { hop: 10 }), /more than 10 redirects/);
+  assert.equal(
+    redirectTarget(from, to("z"), { hop: 2, maxRedirects: 3 })?.href,
+    "https://a.example/x/z",
+  );
+  assert.throws(() => redirectTarget(from, to("http://b.example/f")), /plain http/);
+  assert.equal(
+    redirectTarget(from, to("http://b.example/f"), { allowHttp: true })?.href,
+    "http://b.example/f",
+  );
+  assert.throws(() => redirectTarget(from, to("file:///etc/passwd")), /unsupported scheme/);
+  assert.throws(
+    () => redirectTarget(from, to("ftp://u:secret@h/f")),
+    (error: Error) => error instanceof TypeError && /ftp:\/\/\*\*\*@h\/f/.test(error.message),
+  );
+  assert.throws(() => redirectTarget(from, to("http://[bad")), /which is not a URL/);
 });

@@ -317,7 +317,10 @@ Deno.test("probeUrl() tells gone, error and unreachable apart, and falls back to
   assert.deepEqual(await checkMirrors("f", 1234, [server.url("/")]), [
     `mirror ${server.url("/f")}: HTTP 404 (gone)`,
   ]);
-  await assert.rejects(probeUrl("http://example.invalid/x"), TypeError);
+  // A URL the policy refuses is not asked, and not served either.
+  const refused = await probeUrl("http://example.invalid/x");
+  assert.equal(refused.state, "unverified");
+  assert.match(refused.detail ?? "", /plain http is only allowed for loopback hosts/);
 });
 
 Deno.test("appendToList() keeps every other byte and adds the list when missing", () => {

@@ -104,6 +104,7 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
       urls: [],
       gone: false,
     });
+    assert.deepEqual(report.unverified, []);
     assert.deepEqual(report.warnings, [
       `nightly.gfx1151: ${
         primary.url(`/tarball/${name("gfx1151", "7.12.0a20260308")}`)
@@ -142,7 +143,7 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
   });
 });
 
-Deno.test("status.ts exits 1 when a pin is gone from every URL, and unreachable is not gone", async () => {
+Deno.test("status.ts exits 1 when a pin is gone from every URL, or not verified: unreachable is neither gone nor ok", async () => {
   await using primary = startFileServer({ routes: primaryRoutes({ status: 410 }) });
   await using mirror = startFileServer({
     routes: { [`/keep/${name("gfx110X-all", "7.12.0a20260308")}`]: { body: kept } },
@@ -172,8 +173,13 @@ Deno.test("status.ts exits 1 when a pin is gone from every URL, and unreachable 
       report.warnings.some((w) => /mirror .* unreachable: /.test(w)),
       report.warnings.join("\n"),
     );
+    // Not gone, but not shown to be served either: not verified, and a failure.
+    assert.deepEqual(report.unverified, ["nightly.gfx1151"]);
+    assert.match(formatStatusReport(report), /gfx1151: NOT VERIFIED/);
     const result = await cli("--flake", flake, "--channel", "nightly");
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /status: nightly.gfx1151 is not verified/);
+    assert.doesNotMatch(result.stderr, /gone from every URL/);
   });
 });
 
