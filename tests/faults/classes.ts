@@ -9,6 +9,7 @@
 import type { FaultClass } from "./_harness.ts";
 import { DISK_CASES } from "./disk.ts";
 import { FILE_CASES } from "./files.ts";
+import { HOST_FILE_CASES } from "./host_files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
@@ -39,5 +40,19 @@ export const DISK: FaultClass = {
   cleanup: disposeSignalFixtures,
 };
 
+export const HOST_FILES: FaultClass = {
+  title: "Host links, special files and `env -S` in a tarball",
+  cases: HOST_FILE_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
+export const CLASSES: FaultClass[] = [
+  HTTP,
+  REDIRECTS,
+  LIMITS,
+  FILES,
+  NAMES,
+  SIGNALS,
+  DISK,
+  HOST_FILES,
+];
