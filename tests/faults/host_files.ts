@@ -15,7 +15,6 @@ import {
   addSpecialFiles,
   assertNoHostBytes,
   HOST_SECRET,
-  makeSocket,
   writeLeakyTree,
   writeTreeWithHostFolders,
 } from "../_host_leaks.ts";
