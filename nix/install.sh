@@ -6,7 +6,7 @@
 #
 # usage: install.sh --tarball FILE|--source DIR --out DIR --pname NAME
 #                   [--interpreter PATH] [--patchelf PATH] [--host-lib-dir DIR]...
-#                   [--python PATH] [--perl PATH] [--shell PATH]
+#                   [--python PATH] [--perl PATH] [--env PATH] [--shell PATH]
 #
 #   --tarball FILE       the .tar.gz (a tarbomb: bin/, lib/, .kpack/… at the top)
 #   --source DIR         an already unpacked tree instead of --tarball
@@ -21,11 +21,17 @@
 #                        that those files' own $ORIGIN runpaths search (needs --patchelf)
 #   --python PATH        interpreter for `#!/usr/bin/env python3`-style shebangs
 #   --perl PATH          interpreter for `#!/usr/bin/env perl`-style shebangs
+#   --env PATH           env(1) supporting -S, kept in front of the interpreter of
+#                        `#!/usr/bin/env -S python3 -u -W ignore`-style shebangs
 #   --shell PATH         shell of the bin/ wrappers (default /bin/sh)
 #
 # Shared libraries are never written: their bytes stay as shipped (patchelf
 # mangles some of TheRock's lld-linked ones). Executables get only their
 # interpreter changed, and each must still load afterwards.
+#
+# Nothing of the host enters the output: a device node, FIFO or socket in the
+# tree fails the install, and no file is read or copied through a symlink
+# that leads out of the tree (such a link is passed over with a warning).
 set -euo pipefail
 export LC_ALL=C
 
@@ -44,11 +50,11 @@ usage() {
   exit 2
 }
 
-tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl=
+tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl= env=
 host_lib_dirs=()
 while (($#)); do
   case "$1" in
-    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl)
+    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl | --env)
       (($# >= 2)) || usage
       declare "${1#--}=$2"
       shift 2
@@ -68,11 +74,11 @@ done
 [[ $pname =~ ^[A-Za-z0-9._+-]+$ ]] || die "package name \"$pname\": only letters, digits and ._+- allowed"
 # The wrappers and shebangs embed these paths (between double quotes, or as
 # a shebang's interpreter, which ends at the first blank).
-for path in "$out" "$shell" "$interpreter" "$python" "$perl"; do
+for path in "$out" "$shell" "$interpreter" "$python" "$perl" "$env"; do
   [[ $path != *[\"\$\`\\]* && $path != *[[:space:]]* ]] ||
     die "path \"$path\": must not contain quotes, \$, backquotes, backslashes or spaces"
 done
-for path in "$python" "$perl"; do
+for path in "$python" "$perl" "$env"; do
   [[ -z $path || $path == /* ]] || die "interpreter \"$path\": must be an absolute path"
 done
 [[ -z $interpreter || -n $patchelf ]] || die "--interpreter needs --patchelf"
@@ -84,6 +90,30 @@ if [[ -n $interpreter ]]; then
   [[ -f $interpreter ]] || die "interpreter \"$interpreter\": not a file"
 fi
 
+# Device nodes, FIFOs and sockets have no place in a package: a device node in
+# the store would open the build machine's hardware to whoever runs it, and a
+# FIFO blocks whoever reads it. Fails naming them (the first five, and how many).
+refuse_special_files() {
+  local entry kind names=() count=0
+  while IFS= read -r -d '' entry; do
+    case ${entry%% *} in
+      b) kind="block device" ;;
+      c) kind="character device" ;;
+      p) kind=FIFO ;;
+      *) kind=socket ;;
+    esac
+    count=$((count + 1))
+    ((count > 5)) || names+=("$(printf '%q' "${entry#* }") ($kind)")
+  done < <(find "$1/." \( -type b -o -type c -o -type p -o -type s \) -printf '%y %P\0')
+  ((count == 0)) && return
+  # What was extracted goes: nothing but regular files, folders and links stays.
+  [[ -z $2 ]] || find "$1/." \( -type b -o -type c -o -type p -o -type s \) -delete
+  ((count <= 5)) || names+=("…")
+  local list
+  list=$(printf '%s, ' "${names[@]}")
+  die "$3 holds $count device nodes, FIFOs or sockets (a package holds only files, folders and symlinks): ${list%, }"
+}
+
 mkdir -p "$out"
 out=$(cd "$out" && pwd -P)
 rocm="$out/opt/rocm"
@@ -91,16 +121,67 @@ mkdir -p "$rocm"
 
 # The tarball is a tarbomb whose dot-directories (.kpack, .info) matter:
 # extract straight into opt/rocm (no glob copy that would skip them, and no
-# second copy of many gigabytes).
+# second copy of many gigabytes). Its special files are refused right after
+# extraction (listing it first would cost a second decompression); an
+# unpacked tree is checked before anything of it is copied.
 if [[ -n $tarball ]]; then
   [[ -f $tarball ]] || die "tarball \"$tarball\": not a file"
   tar -xf "$tarball" -C "$rocm" --no-same-owner --no-same-permissions --delay-directory-restore
+  refuse_special_files "$rocm" delete "tarball \"$tarball\""
 else
   [[ -d $source ]] || die "source \"$source\": not a directory"
+  refuse_special_files "$source" "" "source \"$source\""
   cp -a "$source/." "$rocm/"
 fi
 chmod -R u+w "$rocm"
-[[ -d $rocm/bin ]] || die "tarball \"${tarball:-$source}\" has no top-level bin/: not a TheRock tarball"
+[[ -d $rocm/bin && ! -L $rocm/bin ]] ||
+  die "tarball \"${tarball:-$source}\" has no top-level bin/: not a TheRock tarball"
+
+# Sets `resolved` to the path (relative to opt/rocm, "" for opt/rocm itself)
+# that the relative path $1 leads to, following its symlinks hop by hop. On
+# the way every folder is a real one of the tree, so what is read at the end
+# is the tree's. Returns 1, with `escape` naming the hop, when a link leads
+# out of the tree: an absolute target, a `..` above opt/rocm, or more than
+# 40 links in a row.
+resolve_in_tree() {
+  local rest=$1 here= part path target hops=0 via=
+  resolved= escape=
+  while [[ -n $rest ]]; do
+    part=${rest%%/*}
+    if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=; fi
+    case $part in
+      '' | .) ;;
+      ..)
+        if [[ -z $here ]]; then
+          escape="${via:-\"$1\"} leads out of the tree (\"..\" above opt/rocm)"
+          return 1
+        fi
+        if [[ $here == */* ]]; then here=${here%/*}; else here=; fi
+        ;;
+      *)
+        path=${here:+$here/}$part
+        if [[ ! -L $rocm/$path ]]; then
+          here=$path
+          continue
+        fi
+        # readlink ends its output with a newline: names may end in one too.
+        target=$(readlink -- "$rocm/$path" && printf x) || target=x
+        target=${target%$'\nx'}
+        via="symlink \"$path\" → \"$target\""
+        if [[ $target == /* ]]; then
+          escape="$via leads out of the tree (absolute)"
+          return 1
+        fi
+        if ((++hops > 40)); then
+          escape="$via leads out of the tree (more than 40 links in a row)"
+          return 1
+        fi
+        rest=$target${rest:+/$rest}
+        ;;
+    esac
+  done
+  resolved=$here
+}
 
 # HIP looks for device libraries under $ROCM_PATH/amdgcn.
 if [[ -d $rocm/lib/llvm/amdgcn && ! -e $rocm/amdgcn && ! -L $rocm/amdgcn ]]; then
@@ -130,17 +211,32 @@ done < <(find "$rocm" -type f -print0)
 
 # Shebangs: /usr/bin/env python3, /usr/bin/python3, /usr/local/bin/perl and
 # the like point at the given interpreters; arguments after them are kept.
+# The kernel passes everything after the interpreter as ONE argument, so
+# `#!/usr/bin/env -S python3 -u -W ignore` keeps `env -S` (--env) in front of
+# the new interpreter, unless one plain word follows. A CRLF shebang line
+# loses its CR, which the kernel would take into the last word.
 shebang='^#![[:blank:]]*(/usr)?(/local)?/bin/(env[[:blank:]]+(-S[[:blank:]]+)?)?(python(3(\.[0-9]+)?)?|perl(5(\.[0-9]+)*)?)([[:blank:]].*)?$'
-rewritten=0 unpatched=0
+rewritten=0 unpatched=0 no_env=0
 for file in ${scripts[@]+"${scripts[@]}"}; do
   line=
   IFS= read -r -n 1024 line <"$file" || true
-  [[ ${#line} -lt 1024 && $line =~ $shebang ]] || continue
-  name=${BASH_REMATCH[5]} rest=${BASH_REMATCH[10]}
+  [[ ${#line} -lt 1024 ]] || continue
+  line=${line%$'\r'}
+  [[ $line =~ $shebang ]] || continue
+  split=${BASH_REMATCH[4]} name=${BASH_REMATCH[5]} rest=${BASH_REMATCH[10]}
   if [[ $name == python* ]]; then tool=$python; else tool=$perl; fi
   if [[ -z $tool ]]; then
     unpatched=$((unpatched + 1))
     continue
+  fi
+  words=${rest#"${rest%%[![:blank:]]*}"}
+  words=${words%"${words##*[![:blank:]]}"}
+  if [[ -n $split && $words == *[[:blank:]\\\'\"\$\#]* ]]; then
+    if [[ -z $env ]]; then
+      no_env=$((no_env + 1))
+      continue
+    fi
+    tool="$env -S $tool"
   fi
   # Rewritten in place (same inode and mode): only the first line changes.
   { printf '#!%s%s\n' "$tool" "$rest" && tail -n +2 -- "$file"; } >"$tmp/script"
@@ -149,6 +245,7 @@ for file in ${scripts[@]+"${scripts[@]}"}; do
 done
 ((rewritten == 0)) || printf 'install.sh: pointed the shebangs of %d scripts at --python/--perl\n' "$rewritten" >&2
 ((unpatched == 0)) || warn "left $unpatched python/perl shebangs alone: give --python and --perl to rewrite them"
+((no_env == 0)) || warn "left $no_env \`env -S\` shebangs with several arguments alone: give --env to rewrite them"
 
 # What every ELF file needs (DT_NEEDED) and where it looks ($ORIGIN runpath
 # entries that stay inside the output; other entries are outside the store
@@ -302,6 +399,10 @@ wrapped=0
 for file in "$rocm"/bin/*; do
   name=${file##*/}
   [[ -f $file && -x $file ]] || continue
+  if ! resolve_in_tree "bin/$name"; then
+    warn "not wrapping \"bin/$name\": $escape"
+    continue
+  fi
   if [[ ! $name =~ ^[A-Za-z0-9._+@=,-]+$ ]]; then
     warn "not wrapping \"$name\": unusual characters in the name"
     continue
@@ -332,19 +433,30 @@ done
 
 # OpenCL ICDs at $out/etc/OpenCL/vendors, where an ICD loader given this
 # package looks, naming their library by absolute path (an .icd file holds a
-# bare name the loader would look up in its own search path).
-if [[ -d $rocm/etc/OpenCL/vendors ]]; then
+# bare name the loader would look up in its own search path). Like the
+# licenses below, each is read only where resolve_in_tree keeps it in the tree.
+if resolve_in_tree etc/OpenCL/vendors && [[ -d $rocm/$resolved ]]; then
+  vendors=$resolved
   mkdir -p "$out/etc/OpenCL/vendors"
-  for icd in "$rocm"/etc/OpenCL/vendors/*.icd; do
+  for icd in "$rocm/$vendors"/*.icd; do
+    name=${icd##*/}
+    if ! resolve_in_tree "$vendors/$name"; then
+      warn "not copying \"$vendors/$name\": $escape"
+      continue
+    fi
+    icd=$rocm/$resolved
     [[ -f $icd ]] || continue
     library=
     IFS= read -r library <"$icd" || true
-    if [[ -n $library && $library != */* && -e $rocm/lib/$library ]]; then
-      printf '%s\n' "$rocm/lib/$library" >"$out/etc/OpenCL/vendors/${icd##*/}"
+    if [[ -n $library && $library != */* ]] && resolve_in_tree "lib/$library" &&
+      [[ -f $rocm/$resolved ]]; then
+      printf '%s\n' "$rocm/lib/$library" >"$out/etc/OpenCL/vendors/$name"
     else
-      cp "$icd" "$out/etc/OpenCL/vendors/"
+      cp -- "$icd" "$out/etc/OpenCL/vendors/$name"
     fi
   done
+elif [[ -n $escape ]]; then
+  warn "not reading \"etc/OpenCL/vendors\": $escape"
 fi
 
 # Licenses: the tarball's top-level license files, else those of share/doc.
@@ -352,16 +464,25 @@ licenses="$out/share/licenses/$pname"
 mkdir -p "$licenses"
 found=0
 for file in "$rocm"/LICENSE* "$rocm"/COPYING* "$rocm"/NOTICE*; do
-  [[ -f $file ]] || continue
-  cp "$file" "$licenses/"
+  name=${file##*/}
+  if ! resolve_in_tree "$name"; then
+    warn "not copying \"$name\": $escape"
+    continue
+  fi
+  [[ -f $rocm/$resolved ]] || continue
+  cp -- "$rocm/$resolved" "$licenses/$name"
   found=$((found + 1))
 done
-if ((found == 0)) && [[ -d $rocm/share/doc ]]; then
+if ((found == 0)) && resolve_in_tree share/doc && [[ -d $rocm/$resolved ]]; then
+  # find follows no link below the folder: every file it names is the tree's.
+  docs=$rocm/$resolved
   while IFS= read -r -d '' file; do
-    relative=${file#"$rocm"/share/doc/}
-    cp "$file" "$licenses/${relative//\//_}"
+    relative=${file#"$docs"/}
+    cp -- "$file" "$licenses/${relative//\//_}"
     found=$((found + 1))
-  done < <(find "$rocm/share/doc" -maxdepth 3 -type f \( -iname 'LICENSE*' -o -iname 'COPYING*' \) -print0)
+  done < <(find "$docs" -maxdepth 3 -type f \( -iname 'LICENSE*' -o -iname 'COPYING*' \) -print0)
+elif ((found == 0)) && [[ -n $escape ]]; then
+  warn "not reading \"share/doc\": $escape"
 fi
 if ((found == 0)); then
   cat >"$licenses/README" <<'EOF'

@@ -12,6 +12,7 @@
   libtool,
   python3,
   perl,
+  coreutils,
   runtimeShell,
   runCommand,
   deno,
@@ -73,7 +74,9 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     # --python/--perl: install.sh points the helpers' `#!/usr/bin/env python3`
     # and perl shebangs (rocm-smi, amd-smi, rocm_agent_enumerator, which hipcc
     # runs without --offload-arch) at nixpkgs' interpreters. patchShebangs
-    # would leave them alone: neither is among this build's inputs.
+    # would leave them alone: neither is among this build's inputs. --env:
+    # `#!/usr/bin/env -S python3 -u …` keeps `env -S`, the kernel passing
+    # all words after the interpreter as one argument.
     bash ${./install.sh} \
       --tarball "$src" \
       --out "$out" \
@@ -83,6 +86,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       ${lib.escapeShellArgs (builtins.concatMap (dir: [ "--host-lib-dir" dir ]) hostLibDirs)} \
       --python ${python3.interpreter} \
       --perl ${perl}/bin/perl \
+      --env ${coreutils}/bin/env \
       --shell ${runtimeShell}
     runHook postInstall
   '';

@@ -18,7 +18,9 @@ reports EVERY defect, not just the first:
   - share/licenses holds a license file;
   - every bin entry is an ELF executable, a symlink, or a #! wrapper whose
     'exec "<path>" "$@"' line names an executable inside the output;
-  - every folder can be listed, and no symlink anywhere in it dangles;
+  - every folder can be listed; it holds only files, folders and symlinks
+    (no device node, FIFO or socket); no symlink dangles or leads out of
+    the output and the folder holding it (the Nix store, for a store path);
   - every ELF file (below bin/, sbin/ or libexec/, or named *.so, *.so.*;
     not *.debug) is well-formed; an executable's interpreter exists; every
     DT_NEEDED library is found through the file's own DT_RUNPATH (or

@@ -45,10 +45,11 @@ export interface DirectoryReader extends Disposable {
   read(dir: string, visit: EntryVisitor): void;
   /**
    * Follows `path` (a path built from names `read` gave) through symlinks,
-   * by its bytes, and throws `Deno.errors.NotFound` or
-   * `Deno.errors.FilesystemLoop` when it leads nowhere.
+   * by its bytes, and returns where it leads: the real path, every link
+   * resolved, its names as `read` gives them. Throws `Deno.errors.NotFound`
+   * or `Deno.errors.FilesystemLoop` when it leads nowhere.
    */
-  follow(path: string): void;
+  follow(path: string): string;
 }
 
 /**
@@ -104,8 +105,8 @@ function exists(path: string): boolean {
 function denoReader(): DirectoryReader {
   return {
     method: "Deno.readDirSync",
-    follow(path: string): void {
-      Deno.statSync(path);
+    follow(path: string): string {
+      return Deno.realPathSync(path);
     },
     read(dir: string, visit: EntryVisitor): void {
       for (const entry of Deno.readDirSync(dir)) {
@@ -132,14 +133,12 @@ const GLIBC_SYMBOLS = {
   dirfd: { parameters: ["pointer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   closedir: { parameters: ["pointer"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
+  realpath: { parameters: ["buffer", "pointer"], result: "pointer" },
+  strlen: { parameters: ["pointer"], result: "usize" },
+  free: { parameters: ["pointer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
-// <fcntl.h> on Linux: O_PATH opens the object (following links) without reading it.
-const O_PATH = 0o10000000;
-const O_CLOEXEC = 0o2000000;
 const ENOENT = 2;
 const ELOOP = 40;
 
@@ -177,7 +176,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
   shared.readers++;
   const { glibc } = shared;
   let disposed = false;
-  const { opendir, dirfd, getdents64, closedir, open, close } = glibc.symbols;
+  const { opendir, dirfd, getdents64, closedir, realpath, strlen, free } = glibc.symbols;
   const errno = (): number => {
     const at = glibc.symbols.__errno_location();
     return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
@@ -191,19 +190,24 @@ function openGetdentsReader(): DirectoryReader | undefined {
   const bytewise = new TextDecoder("latin1");
   return {
     method: "getdents64",
-    follow(path: string): void {
-      if (!HAS_ESCAPED.test(path)) return void Deno.statSync(path);
-      const fd = open(encodeName(`${path}\0`, encoder), O_PATH | O_CLOEXEC);
-      if (fd < 0) {
+    follow(path: string): string {
+      if (!HAS_ESCAPED.test(path)) return Deno.realPathSync(path);
+      const real = realpath(encodeName(`${path}\0`, encoder), null);
+      if (real === null) {
         const code = errno();
         const shown = escapeName(path);
         if (code === ENOENT) throw new Deno.errors.NotFound(`no such file: "${shown}"`);
         if (code === ELOOP) {
           throw new Deno.errors.FilesystemLoop(`too many levels of symbolic links: "${shown}"`);
         }
-        throw new Error(`cannot open "${shown}": errno ${code}`);
+        throw new Error(`cannot follow "${shown}": errno ${code}`);
       }
-      close(fd);
+      try {
+        const view = new Deno.UnsafePointerView(real);
+        return decodeName(new Uint8Array(view.getArrayBuffer(Number(strlen(real)))));
+      } finally {
+        free(real);
+      }
     },
     read(dir: string, visit: EntryVisitor): void {
       const handle = opendir(encodeName(`${dir}\0`, encoder));

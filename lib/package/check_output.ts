@@ -1,7 +1,8 @@
 /**
  * Validation of a built rocm-nightly package output (`$out`): the layout
  * nix/install.sh produces, wrappers that exec real files inside the output,
- * no dangling symlinks, ELF files that find their interpreter and every
+ * nothing but files, folders and symlinks, no symlink that dangles or leads
+ * out of the output and the Nix store, ELF files that find their interpreter and every
  * library they need (lib/package/elf_closure.ts), and optionally the GPU kernel files
  * of one target. Every failure is collected, none stops the run.
  *
@@ -33,6 +34,8 @@ export type CheckName =
   | "licenses"
   | "wrapper"
   | "dangling-symlink"
+  | "symlink-outside"
+  | "special-file"
   | "elf-malformed"
   | "elf-interpreter"
   | "elf-needed"
@@ -126,6 +129,8 @@ const CHECK_ORDER: CheckName[] = [
   "licenses",
   "wrapper",
   "dangling-symlink",
+  "symlink-outside",
+  "special-file",
   "elf-malformed",
   "elf-interpreter",
   "elf-needed",
@@ -264,9 +269,23 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     const shown = path === root ? "." : rel(path);
     fail("unreadable", `"${shown}" cannot be listed: ${describe(error)}`, shown);
   }
+  // A link may lead into the output, or into the folder holding it: the Nix
+  // store, where install.sh's host libraries are, for a store path (./result
+  // included, which is a link to one). Anywhere else is the host's.
+  const store = root.slice(0, root.lastIndexOf("/"));
+  const inStore = (path: string): boolean => store !== "" && path.startsWith(`${store}/`);
   for (const link of walk.symlinks) {
     try {
-      reader.follow(link);
+      const real = reader.follow(link);
+      if (real !== root && !inside(real) && !inStore(real)) {
+        fail(
+          "symlink-outside",
+          `"${rel(link)}" leads to "${real}", outside the output` +
+            `${store === "" ? "" : ` and "${store}"`}: ` +
+            "a package links only into itself and the Nix store",
+          rel(link),
+        );
+      }
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.FilesystemLoop)) {
         // Too long a path, say: not a dangling link, but not checked either.
@@ -281,6 +300,20 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
       }
       fail("dangling-symlink", `"${rel(link)}" → "${target}": ${describe(error)}`, rel(link));
     }
+  }
+
+  for (const path of walk.special) {
+    let kind = "neither a file, a folder nor a symlink";
+    try {
+      if (!cannotOpen(path)) kind = describeKind(Deno.lstatSync(path));
+    } catch {
+      // gone since the walk: still named
+    }
+    fail(
+      "special-file",
+      `"${rel(path)}" is ${kind}: a package holds only files, folders and symlinks`,
+      rel(path),
+    );
   }
 
   // 3. bin/: wrappers exec an executable inside the output.
@@ -427,6 +460,8 @@ function filesNeeding(count: number): string {
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
   symlinks: string[];
+  /** Device nodes, FIFOs and sockets. */
+  special: string[];
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
@@ -462,6 +497,7 @@ function walkTree(
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
   const symlinks: string[] = [];
+  const special: string[] = [];
   const unreadable: Walk["unreadable"] = [];
   let files = 0;
   let directories = 0;
@@ -494,6 +530,8 @@ function walkTree(
         });
       } else if (kind === "symlink") {
         symlinks.push(`${dir}/${name}`);
+      } else if (kind === "other") {
+        special.push(`${dir}/${name}`);
       } else if (kind === "undecodable") {
         unreadable.push({
           path: `${dir}/${name}`,
@@ -512,6 +550,7 @@ function walkTree(
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
     symlinks,
+    special,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
   };

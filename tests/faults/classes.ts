@@ -10,6 +10,7 @@ import type { FaultClass } from "./_harness.ts";
 import { DISK_CASES } from "./disk.ts";
 import { EDIT_CASES } from "./edits.ts";
 import { FILE_CASES } from "./files.ts";
+import { HOST_FILE_CASES } from "./host_files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
@@ -64,6 +65,11 @@ export const SECRETS: FaultClass = {
   cases: SECRET_CASES,
 };
 
+export const HOST_FILES: FaultClass = {
+  title: "Host links, special files and `env -S` in a tarball",
+  cases: HOST_FILE_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [
   HTTP,
@@ -77,4 +83,5 @@ export const CLASSES: FaultClass[] = [
   EDITS,
   REGISTRY_FORMS,
   SECRETS,
+  HOST_FILES,
 ];

@@ -101,3 +101,25 @@ Deno.test("openDirectoryReader() throws Deno's error for what it cannot list", a
     assert.throws(() => reader.read(join(dir, "file"), none), Deno.errors.NotADirectory);
   });
 });
+
+Deno.test({
+  name: "DirectoryReader.follow() returns the real path, names that are not UTF-8 included",
+  ignore: !linux,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const real = await Deno.realPath(dir);
+      // A folder named with byte 0xe9 (Latin-1 "é"), reached through two links.
+      const made = await run("sh", [
+        "-c",
+        `cd "$1" && mkdir "caf$(printf '\\351')" && ln -s "caf$(printf '\\351')" hop && ln -s hop/.. back && ln -s back/hop "l$(printf '\\351')"`,
+        "sh",
+        dir,
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      using reader = openDirectoryReader();
+      assert.equal(reader.follow(`${dir}/l\udce9`), `${real}/caf\udce9`);
+      assert.equal(reader.follow(`${dir}/back`), real);
+      assert.throws(() => reader.follow(`${dir}/nowhere\udce9`), Deno.errors.NotFound);
+    });
+  },
+});

@@ -4,6 +4,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
 import { copyElf, glibcStandIn, SYSTEM_LIBS } from "../_elf_fixtures.ts";
+import {
+  addSpecialFiles,
+  assertNoHostBytes,
+  type SpecialFile,
+  writeLeakyTree,
+  writeTreeWithHostFolders,
+} from "../_host_leaks.ts";
 import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
 
 const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
@@ -473,6 +480,189 @@ Deno.test({
       ]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /has no top-level bin\/: not a TheRock tarball/);
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh reads no file through a symlink that leaves the tree, and names each link",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { tree, host, escaping } = await writeLeakyTree(dir);
+      const tarball = join(dir, "leaky.tar.gz");
+      assert.equal((await run("tar", ["-czf", tarball, "-C", tree, "."])).code, 0);
+      for (const from of [["--source", tree], ["--tarball", tarball]]) {
+        const out = join(dir, "out");
+        const result = await install([...from, "--out", out, "--pname", "p"]);
+        assert.equal(result.code, 0, result.stderr);
+        for (const path of escaping) {
+          assert.match(
+            result.stderr,
+            new RegExp(`not (copying|wrapping) "${path}": symlink "[^"]+" → "[^"]+" leads out`),
+            path,
+          );
+        }
+        assertNoHostBytes(out);
+        const rocm = join(await Deno.realPath(out), "opt/rocm");
+        // The tree keeps its links as links; links inside the tree are followed.
+        assert.equal(await Deno.readLink(join(rocm, "LICENSE")), join(host, "secret"));
+        assert.deepEqual([...Deno.readDirSync(join(out, "share/licenses/p"))].map((e) => e.name), [
+          "COPYING",
+        ]);
+        assert.equal(
+          await Deno.readTextFile(join(out, "share/licenses/p/COPYING")),
+          "In-tree license.\n",
+        );
+        assert.deepEqual(
+          [...Deno.readDirSync(join(out, "etc/OpenCL/vendors"))].map((e) => e.name),
+          ["inside.icd"],
+        );
+        await assert.rejects(Deno.lstat(join(out, "bin/host-tool")), Deno.errors.NotFound);
+        await Deno.remove(out, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh reads nothing below share/doc or etc/ when they are links out of the tree",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { tree, escaping } = await writeTreeWithHostFolders(dir);
+      const out = join(dir, "out");
+      const result = await install(["--source", tree, "--out", out, "--pname", "p"]);
+      assert.equal(result.code, 0, result.stderr);
+      for (const path of escaping) {
+        assert.match(result.stderr, new RegExp(`not reading "${path}": symlink "[^"]+" → `), path);
+      }
+      assertNoHostBytes(out);
+      assert.deepEqual([...Deno.readDirSync(join(out, "share/licenses/p"))].map((e) => e.name), [
+        "README",
+      ]);
+      await assert.rejects(Deno.lstat(join(out, "etc/OpenCL")), Deno.errors.NotFound);
+    });
+  },
+});
+
+Deno.test({
+  name: "install.sh refuses device nodes, FIFOs and sockets, naming each in one line",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await kernelFreeTree(dir);
+      const special = await addSpecialFiles(tree);
+      const expectNamed = (stderr: string, files: SpecialFile[]): void => {
+        assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+        assert.match(stderr, new RegExp(`holds ${files.length} device nodes, FIFOs or sockets`));
+        for (const { path, kind } of files) assert.ok(stderr.includes(`${path} (${kind})`), stderr);
+      };
+      // An unpacked tree: refused before anything is copied.
+      const out = join(dir, "out");
+      const fromSource = await install(["--source", tree, "--out", out, "--pname", "p"]);
+      assert.equal(fromSource.code, 1, fromSource.stderr);
+      expectNamed(fromSource.stderr, special);
+      assert.deepEqual([...Deno.readDirSync(join(out, "opt/rocm"))], []);
+      // A tarball (tar stores no sockets): refused, and what was extracted removed.
+      const tarball = join(dir, "special.tar");
+      const tar = await run("tar", ["-cf", tarball, "-C", tree, "."]);
+      assert.equal(tar.code, 0, tar.stderr);
+      const out2 = join(dir, "out2");
+      const fromTarball = await install(["--tarball", tarball, "--out", out2, "--pname", "p"]);
+      assert.equal(fromTarball.code, 1, fromTarball.stderr);
+      expectNamed(fromTarball.stderr, special.filter((file) => file.kind !== "socket"));
+      const left = await run("find", [
+        out2,
+        "!",
+        "-type",
+        "f",
+        "!",
+        "-type",
+        "d",
+        "!",
+        "-type",
+        "l",
+      ]);
+      assert.equal(left.stdout, "");
+    });
+  },
+});
+
+/** A fake interpreter at `path`: prints its argv, one `[arg]` each. */
+async function argvPrinter(path: string): Promise<void> {
+  await Deno.mkdir(join(path, ".."), { recursive: true });
+  await Deno.writeTextFile(path, '#!/bin/sh\nfor a in "$0" "$@"; do printf "[%s]" "$a"; done\n', {
+    mode: 0o755,
+  });
+}
+
+Deno.test({
+  name: "install.sh rewrites each python and perl shebang form so that the script runs",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const tree = await kernelFreeTree(dir);
+      // Store paths faked in the temporary folder: interpreters that print their argv.
+      const python = join(dir, "store/python3/bin/python3");
+      const perl = join(dir, "store/perl/bin/perl");
+      const env = join(dir, "store/coreutils/bin/env");
+      await argvPrinter(python);
+      await argvPrinter(perl);
+      await Deno.mkdir(join(env, ".."), { recursive: true });
+      await Deno.symlink("/usr/bin/env", env);
+      // Each first line and the arguments its interpreter must get before the script.
+      const forms: [string, string, string[]][] = [
+        ["#!/usr/bin/python3\n", python, []],
+        ["#!/usr/bin/env python3\n", python, []],
+        ["#! /usr/bin/env python3\n", python, []],
+        ["#!/usr/bin/python3 -u\n", python, ["-u"]],
+        ["#! /usr/bin/python3.12 -u\n", python, ["-u"]],
+        ["#!/usr/bin/env -S python3 -u -W ignore\n", python, ["-u", "-W", "ignore"]],
+        ["#! /usr/bin/env -S python3 -u -W ignore\n", python, ["-u", "-W", "ignore"]],
+        ["#!/usr/bin/env  -S  python3  -E\n", python, ["-E"]],
+        ["#!/usr/bin/env -S python3 -c 'import sys'\n", python, ["-c", "import sys"]],
+        ["#!/usr/bin/env -S perl -w\n", perl, ["-w"]],
+        ["#!/usr/bin/env -S perl -w -Mstrict\n", perl, ["-w", "-Mstrict"]],
+        ["#!\t/usr/local/bin/perl5.36 -w\n", perl, ["-w"]],
+        ["#!/usr/bin/env perl\n", perl, []],
+        ["#!/usr/bin/env python3\r\n", python, []],
+        ["#!/usr/bin/python3 -u\r\n", python, ["-u"]],
+        ["#!/usr/bin/env -S python3 -u -W ignore\r\n", python, ["-u", "-W", "ignore"]],
+      ];
+      for (const [i, [line]] of forms.entries()) {
+        await Deno.writeTextFile(join(tree, `bin/form-${i}`), `${line}body\r\n`, { mode: 0o755 });
+      }
+      const out = join(dir, "out");
+      const result = await install([
+        ...["--source", tree, "--out", out, "--pname", "p"],
+        ...["--python", python, "--perl", perl, "--env", env],
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, new RegExp(`pointed the shebangs of ${forms.length} scripts`));
+      for (const [i, [line, interpreter, args]] of forms.entries()) {
+        const script = join(out, "opt/rocm/bin", `form-${i}`);
+        const ran = await run(script, ["a b"]);
+        assert.equal(ran.code, 0, `${JSON.stringify(line)}: ${ran.stderr}`);
+        const argv = [interpreter, ...args, script, "a b"].map((arg) => `[${arg}]`).join("");
+        assert.equal(ran.stdout, argv, JSON.stringify(line));
+        // Only the first line changed.
+        assert.ok((await Deno.readTextFile(script)).endsWith("\nbody\r\n"), JSON.stringify(line));
+      }
+      // Without --env, an `env -S` line with several arguments stays as it was.
+      const out2 = join(dir, "out2");
+      const without = await install([
+        ...["--source", tree, "--out", out2, "--pname", "p", "--python", python, "--perl", perl],
+      ]);
+      assert.equal(without.code, 0, without.stderr);
+      assert.match(
+        without.stderr,
+        /left 5 `env -S` shebangs with several arguments alone: give --env/,
+      );
+      assert.equal(
+        await Deno.readTextFile(join(out2, "opt/rocm/bin/form-5")),
+        "#!/usr/bin/env -S python3 -u -W ignore\nbody\r\n",
+      );
     });
   },
 });

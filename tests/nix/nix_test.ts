@@ -595,6 +595,7 @@ const STUB_NIXPKGS = String.raw`{
             python3 = let python = drv "python3" "mkdir -p $out/bin $out/lib"; in
               python // { interpreter = "${"$"}{python}/bin/python3"; };
             perl = drv "perl" "mkdir -p $out/bin";
+            coreutils = drv "coreutils" "mkdir -p $out/bin";
             patchelf = drv "patchelf" "mkdir $out" // { meta.mainProgram = "patchelf"; };
             deno = drv "deno" "mkdir -p $out/bin && ln -s ${Deno.execPath()} $out/bin/deno"
               // { meta.mainProgram = "deno"; };

@@ -15,6 +15,7 @@ import {
   installTree,
   writeTheRockShapedTree,
 } from "../_elf_fixtures.ts";
+import { makeSocket } from "../_host_leaks.ts";
 import { startFileServer } from "../_server.ts";
 import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
 
@@ -119,6 +120,37 @@ const DEFECTS: Defect[] = [
     breakIt: (out) => Deno.symlink("nowhere.so.7", join(out, "opt/rocm/lib/libdangling.so")),
     expect: [{ check: "dangling-symlink", path: "opt/rocm/lib/libdangling.so" }],
   },
+  {
+    name: "symlink out of the output and the folder holding it (a link into that folder is fine)",
+    breakIt: async (out) => {
+      await Deno.symlink("/etc/passwd", join(out, "opt/rocm/share/passwd"));
+      await Deno.mkdir(join(out, "../store-neighbour"), { recursive: true });
+      await Deno.symlink(join(out, "../store-neighbour"), join(out, "opt/rocm/share/neighbour"));
+    },
+    expect: [{ check: "symlink-outside", path: "opt/rocm/share/passwd" }],
+  },
+  {
+    name: "FIFO",
+    breakIt: async (out) => {
+      const made = await run("mkfifo", [join(out, "opt/rocm/lib/fifo")]);
+      assert.equal(made.code, 0, made.stderr);
+    },
+    expect: [{ check: "special-file", path: "opt/rocm/lib/fifo" }],
+  },
+  {
+    name: "socket",
+    breakIt: (out) => Promise.resolve(makeSocket(join(out, "opt/rocm/share/socket"))),
+    expect: [{ check: "special-file", path: "opt/rocm/share/socket" }],
+  },
+  // mknod needs root.
+  ...(Deno.uid() !== 0 ? [] : [{
+    name: "character device",
+    breakIt: async (out: string) => {
+      const made = await run("mknod", [join(out, "opt/rocm/bin/null"), "c", "1", "3"]);
+      assert.equal(made.code, 0, made.stderr);
+    },
+    expect: [{ check: "special-file" as const, path: "opt/rocm/bin/null" }],
+  }]),
   {
     name: "missing amdgcn link",
     breakIt: (out) => Deno.remove(join(out, "opt/rocm/amdgcn")),
