@@ -16,7 +16,10 @@
  * ours (a user's own folder of that name, another user's in a shared /tmp)
  * is never swept or written into: the next name, `.rocm-nightly-tmp-1` …
  * `-15`, is tried instead, and when all sixteen are taken the write fails
- * in one line. The folder is removed when its last entry goes.
+ * in one line. The folder is removed when its last entry goes. A SIGKILL
+ * in the instant between its mkdir(2) and the marker's write leaves an
+ * empty folder of this user's without the marker: the next sweep removes
+ * that one with rmdir(2), which cannot remove anything but an empty folder.
  *
  * An entry `<id>` (a file or a folder) is alive while its owner holds an
  * exclusive flock(2) on its sibling `<id>.lock`, made first: the kernel drops
@@ -184,7 +187,10 @@ export async function sweepTemporaries(place: string, options: SweepOptions = {}
   let removed = 0;
   for (let slot = 0; slot < SLOTS; slot++) {
     const path = `${place}/${slotName(slot)}`;
-    if (await inspect(path) === undefined) continue;
+    if (await inspect(path) === undefined) {
+      await removeUnfinished(path);
+      continue;
+    }
     removed += await sweepFolder(path, options);
     if (![...inUse.values()].some((folder) => folder.path === path)) removeFolderIfEmpty(path);
   }
@@ -229,6 +235,7 @@ async function openFolder(place: string, sweep = true): Promise<Folder> {
   if (sweep && !sweptPlaces.has(place)) await sweepTemporaries(place);
   const reopened = inUse.get(place);
   if (reopened !== undefined) return reopened;
+  let retries = 0;
   for (let slot = 0; slot < SLOTS; slot++) {
     const path = `${place}/${slotName(slot)}`;
     const ours = await inspect(path);
@@ -240,6 +247,27 @@ async function openFolder(place: string, sweep = true): Promise<Folder> {
       throw new Error(`Cannot make a temporary in "${place}": ${(error as Error).message}`);
     }
     // Made by us: write the marker, whose owner is this process's user.
+    const made = await mark(path);
+    if (made !== undefined) return use({ place, path, ...made, entries: 0 });
+    // A concurrent sweep took it as unfinished (see removeUnfinished): again.
+    if (++retries > ATTEMPTS) {
+      throw new Error(
+        `Cannot make a temporary in "${place}": "${path}" is not private once made ` +
+          `(a file system that keeps no owner or mode?)`,
+      );
+    }
+    slot--;
+  }
+  throw new Error(
+    `Cannot make a temporary in "${place}": "${PRIVATE_FOLDER}" and its ${SLOTS - 1} alternates ` +
+      `("${PRIVATE_FOLDER}-1" …) all exist and none is provably this user's (remove the ` +
+      `ones no run of rocm-nightly uses)`,
+  );
+}
+
+/** Writes the marker into a folder just made; its identity, or `undefined` when it went meanwhile. */
+async function mark(path: string): Promise<{ dev: number; ino: number } | undefined> {
+  try {
     using marker = await Deno.open(`${path}/${MARKER}`, {
       write: true,
       createNew: true,
@@ -247,20 +275,39 @@ async function openFolder(place: string, sweep = true): Promise<Folder> {
     });
     await writeAll(marker, encoder.encode(MARKER_TEXT));
     ourUid ??= (await marker.stat()).uid ?? undefined;
-    const made = await inspect(path);
-    if (made === undefined) {
-      throw new Error(
-        `Cannot make a temporary in "${place}": "${path}" is not private once made ` +
-          `(a file system that keeps no owner or mode?)`,
-      );
-    }
-    return use({ place, path, ...made, entries: 0 });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
   }
-  throw new Error(
-    `Cannot make a temporary in "${place}": "${PRIVATE_FOLDER}" and its ${SLOTS - 1} alternates ` +
-      `("${PRIVATE_FOLDER}-1" …) all exist and none is provably this user's (remove the ` +
-      `ones no run of rocm-nightly uses)`,
-  );
+  return await inspect(path);
+}
+
+/**
+ * A SIGKILL between mkdir(2) and the marker's write (or between the
+ * marker's removal and rmdir(2)) leaves a private folder without its marker.
+ * One that is this user's, private, and holds nothing but at most a
+ * marker cut short is removed: with rmdir(2), which removes only an empty
+ * folder, so nothing of anyone's is lost.
+ */
+async function removeUnfinished(path: string): Promise<void> {
+  try {
+    const info = await Deno.lstat(path);
+    if (!info.isDirectory || info.uid !== ourUid || ((info.mode ?? 0o777) & 0o022) !== 0) return;
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(path)) {
+      names.push(entry.name);
+      if (names.length > 1 || entry.name !== MARKER) return;
+    }
+    if (names.length === 1) {
+      const marker = await Deno.lstat(`${path}/${MARKER}`);
+      if (!marker.isFile || marker.size >= encoder.encode(MARKER_TEXT).length) return;
+      if (!MARKER_TEXT.startsWith(await Deno.readTextFile(`${path}/${MARKER}`))) return;
+      await Deno.remove(`${path}/${MARKER}`);
+    }
+    await Deno.remove(path);
+  } catch {
+    // gone, not empty, or not ours to judge
+  }
 }
 
 function use(folder: Folder): Folder {

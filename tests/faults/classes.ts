@@ -12,6 +12,7 @@ import { FILE_CASES } from "./files.ts";
 import { HTTP_CASES, REDIRECT_CASES } from "./http.ts";
 import { LIMIT_CASES } from "./limits.ts";
 import { NAME_CASES } from "./names.ts";
+import { OWNERSHIP_CASES } from "./ownership.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
@@ -38,6 +39,20 @@ export const DISK: FaultClass = {
   cases: DISK_CASES,
   cleanup: disposeSignalFixtures,
 };
+export const OWNERSHIP: FaultClass = {
+  title: "A user's look-alike files, and SIGKILL at every stage",
+  cases: OWNERSHIP_CASES,
+  cleanup: disposeSignalFixtures,
+};
 
 /** Every class, in docs/guarantees.md's order. */
-export const CLASSES: FaultClass[] = [HTTP, REDIRECTS, LIMITS, FILES, NAMES, SIGNALS, DISK];
+export const CLASSES: FaultClass[] = [
+  HTTP,
+  REDIRECTS,
+  LIMITS,
+  FILES,
+  NAMES,
+  SIGNALS,
+  DISK,
+  OWNERSHIP,
+];
