@@ -276,8 +276,11 @@ async function mark(path: string): Promise<{ dev: number; ino: number } | undefi
     await writeAll(marker, encoder.encode(MARKER_TEXT));
     ourUid ??= (await marker.stat()).uid ?? undefined;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
+    // Gone meanwhile (a concurrent sweep took it as unfinished), or a
+    // concurrent run marked it first: inspect() decides.
+    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.AlreadyExists)) {
+      throw error;
+    }
   }
   return await inspect(path);
 }

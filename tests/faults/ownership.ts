@@ -251,11 +251,15 @@ const SIGKILLS: FaultCase[] = [
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${slow.origin}/tarball/`));
         const { tarballName } = await import("./_fixtures.ts");
         const args = ["--flake", `${dir}/flake.nix`, "--add-to-store"];
-        const pid = await killWhen("update", args, () => slow.stalled(`/tarball/${tarballName()}`));
-        // The store file the killed run was writing, as its temporary roots name it.
+        // The store file the run writes, as its temporary roots name it just before the kill.
+        let partials: string[] = [];
+        const pid = await killWhen("update", args, async (child) => {
+          await slow.stalled(`/tarball/${tarballName()}`);
+          const roots = Deno.readTextFileSync(`${STATE_DIR}/temproots/${child}`);
+          partials = roots.split("\0").filter((p) => p !== "");
+        });
         const roots = `${STATE_DIR}/temproots/${pid}`;
-        const partials = Deno.readTextFileSync(roots).split("\0").filter((p) => p !== "");
-        assert(partials.length > 0 && partials.every(exists), "SIGKILL leaves the store file");
+        assert(partials.length > 0, "the run was writing a store file");
         await using server = startRawServer(indexAndTarball(() => ok(body)));
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${server.origin}/tarball/`));
         await cleanRun("update", args);
@@ -305,8 +309,8 @@ const SIGKILLS: FaultCase[] = [
           );
           await slow.stalled("/f");
         });
-        equal((await unregisteredInStore(storeName)).length, 1, "SIGKILL leaves the store file");
-        assert(exists(`${STATE_DIR}/temproots/${pid}`), "and the temporary-roots file");
+        // What the kill left (the store file, the temporary-roots file) may be
+        // swept already by a run of a case beside this one: the next run's own.
         await using good = startRawServer(() => ok(body));
         const other = `fault-${crypto.randomUUID().slice(0, 8)}.bin`;
         await cleanRun("prefetch", ["--add-to-store", "--name", other, `${good.origin}/f`]);
