@@ -136,3 +136,31 @@ Deno.test("createTemporaryFile() fails in one line when all sixteen names are ta
     );
   });
 });
+
+Deno.test("createTemporaryFile() leaves another user's private folder alone (a shared /tmp)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.chmod(dir, 0o1777);
+    // Another user's folder, marker and all, with a dead-looking entry.
+    const theirs = join(dir, PRIVATE_FOLDER);
+    await Deno.mkdir(theirs, { mode: 0o700 });
+    const marker = "rocm-nightly temporaries: each <id> is alive while <id>.lock is flock(2)ed\n";
+    await Deno.writeTextFile(join(theirs, ".rocm-nightly"), marker);
+    await Deno.writeTextFile(join(theirs, "1-out-bin"), "theirs\n");
+    try {
+      for (const path of [theirs, join(theirs, ".rocm-nightly"), join(theirs, "1-out-bin")]) {
+        await Deno.chown(path, 4242, 4242);
+      }
+    } catch (error) {
+      if (Deno.env.get("CI") === "true") throw error;
+      console.log(`SKIP another user's folder: chown needs root (${(error as Error).message})`);
+      return;
+    }
+    assert.equal(await sweepTemporaries(dir), 0);
+    const temporary = await createTemporaryFile(dir, "out.bin");
+    assert.ok(temporary.path.startsWith(join(dir, `${PRIVATE_FOLDER}-1/`)));
+    temporary.file.close();
+    await temporary.remove();
+    assert.deepEqual(names(dir), [PRIVATE_FOLDER]);
+    assert.deepEqual(names(theirs), [".rocm-nightly", "1-out-bin"]);
+  });
+});
