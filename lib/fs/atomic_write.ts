@@ -3,8 +3,9 @@
  *
  * A reader of the destination sees either the old file or the complete new
  * one, never a prefix, and a failure at any point leaves the old file as it
- * was. The temporary file lives in the destination's folder because rename(2)
- * is atomic only within one file system.
+ * was. The temporary file lives in the private folder of the destination's
+ * folder (lib/fs/temporaries.ts: `.rocm-nightly-tmp/`) because rename(2) is
+ * atomic only within one file system.
  *
  * By default the bytes are flushed to disk (`fsync`) before the rename, so
  * that after a crash the destination is the old file or the new one, never
@@ -20,14 +21,9 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
-import {
-  holdTemporary,
-  interruption,
-  onCleanup,
-  removeDeadTemporaries,
-  temporaryName,
-} from "./cleanup.ts";
+import { basename, dirname } from "node:path";
+import { interruption } from "./cleanup.ts";
+import { createTemporaryFile, type TemporaryFile } from "./temporaries.ts";
 import { describeKind } from "./file_kind.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
@@ -151,27 +147,26 @@ export class AtomicFile {
   #mode: number;
   #durable: boolean;
   #done = false;
+  /** The temporary's hold: removed if a signal ends the process before commit or abort. */
   #cleanup: Disposable;
 
   private constructor(
     path: string,
-    tempPath: string,
-    file: Deno.FsFile,
+    temporary: TemporaryFile,
     options: { mode: number; durable: boolean },
   ) {
     this.path = path;
-    this.tempPath = tempPath;
-    this.#file = file;
+    this.tempPath = temporary.path;
+    this.#file = temporary.file;
     this.#mode = options.mode;
     this.#durable = options.durable;
-    // Removed if a signal ends the process before commit or abort.
-    this.#cleanup = onCleanup(() => Deno.removeSync(tempPath));
+    this.#cleanup = temporary;
   }
 
   /**
-   * Opens a new temporary file beside `path`, named
-   * `.<name>.<pid>-<random>.tmp`; leftovers of killed processes in that
-   * folder are removed first. An existing destination must be a regular
+   * Opens a new temporary file in the private folder of `path`'s folder
+   * (`.rocm-nightly-tmp/<random>-<name>`, lib/fs/temporaries.ts); what killed
+   * runs left there is removed first. An existing destination must be a regular
    * file (or a link to one): anything else could never be replaced, and
    * finding out only at commit would be after the work was done.
    *
@@ -183,12 +178,8 @@ export class AtomicFile {
   static async create(path: string, options: AtomicWriteOptions = {}): Promise<AtomicFile> {
     const existing = await existingMode(path);
     const mode = options.mode ?? existing ?? 0o644;
-    const dir = dirname(path);
-    await removeDeadTemporaries(dir);
-    const tempPath = join(dir, temporaryName(basename(path)));
-    const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o600 });
-    await holdTemporary(file);
-    return new AtomicFile(path, tempPath, file, { mode, durable: options.durable ?? true });
+    const temporary = await createTemporaryFile(dirname(path), basename(path));
+    return new AtomicFile(path, temporary, { mode, durable: options.durable ?? true });
   }
 
   /**

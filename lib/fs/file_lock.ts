@@ -10,8 +10,9 @@
  */
 
 import { basename, dirname } from "node:path";
-import { holdTemporary, onCleanup, ownerGone, temporaryName } from "./cleanup.ts";
+import { onCleanup, ownerGone } from "./cleanup.ts";
 import { readRegularFile } from "./file_kind.ts";
+import { createTemporaryFile } from "./temporaries.ts";
 
 /** Thrown when another running process holds the lock. */
 export class LockHeldError extends Error {
@@ -110,13 +111,14 @@ export async function acquireLock(
  * names no holder yet, or find it unlocked.
  */
 async function publish(path: string, content: Uint8Array): Promise<Deno.FsFile | undefined> {
-  const temp = `${dirname(path)}/${temporaryName(basename(path))}`;
-  const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
+  // In the private folder of lib/fs/temporaries.ts: on the same file system.
+  const temporary = await createTemporaryFile(dirname(path), basename(path), { mode: 0o644 });
+  const file = temporary.file;
   let published = false;
   try {
-    await holdTemporary(file);
+    await file.lock(true);
     for (let n = 0; n < content.length;) n += await file.write(content.subarray(n));
-    await Deno.link(temp, path);
+    await Deno.link(temporary.path, path);
     published = true;
     return file;
   } catch (error) {
@@ -124,7 +126,7 @@ async function publish(path: string, content: Uint8Array): Promise<Deno.FsFile |
     throw error;
   } finally {
     if (!published) file.close();
-    await Deno.remove(temp).catch(() => {});
+    await temporary.remove();
   }
 }
 

@@ -14,7 +14,8 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { BlockWriter, type ByteSink } from "./block_writer.ts";
-import { interruption, onCleanup } from "../fs/cleanup.ts";
+import { interruption } from "../fs/cleanup.ts";
+import { createTemporaryFolder } from "../fs/temporaries.ts";
 import type { Closure } from "../store/closure.ts";
 import type { Layer } from "./layers.ts";
 import type { StoreFile } from "../store/store_scan.ts";
@@ -226,8 +227,9 @@ export async function writeDockerArchive(
 
 /**
  * Writes an OCI image layout directory (`oci-layout`, `index.json`,
- * `blobs/sha256/…`) at `dir`, which must not exist: it is assembled beside it
- * and renamed into place once complete. Like the docker-archive of
+ * `blobs/sha256/…`) at `dir`, which must not exist: it is assembled in the
+ * private folder of its folder (`.rocm-nightly-tmp/`) and renamed into place
+ * once complete. Like the docker-archive of
  * lib/image/image.ts, it is not fsynced: an image can be written again.
  *
  * @param layers The layers, bottom first.
@@ -256,10 +258,10 @@ export async function writeOciLayout(
   if (await exists(dir)) {
     throw new Deno.errors.AlreadyExists(`Cannot write an OCI layout to "${dir}": it exists`);
   }
-  const random = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
-  const temp = join(dirname(dir), `.${basename(dir)}.${random}.tmp`);
-  // Removed if a signal ends the process first (lib/fs/cleanup.ts).
-  using _cleanup = onCleanup(() => Deno.removeSync(temp, { recursive: true }));
+  // In the private folder of the output's folder (lib/fs/temporaries.ts):
+  // removed if a signal ends the process first, swept after a SIGKILL.
+  const temporary = await createTemporaryFolder(dirname(dir), basename(dir));
+  const temp = temporary.path;
   const blobs = join(temp, "blobs", "sha256");
   try {
     await Deno.mkdir(blobs, { recursive: true });
@@ -310,9 +312,10 @@ export async function writeOciLayout(
     await Deno.writeTextFile(join(temp, "oci-layout"), `{"imageLayoutVersion":"1.0.0"}\n`);
     interruption.throwIfAborted(); // the commit point
     await Deno.rename(temp, dir);
+    temporary[Symbol.dispose]();
     return { reference, configDigest, manifestDigest, layers: written };
   } catch (error) {
-    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    await temporary.remove().catch(() => {});
     throw error;
   }
 }

@@ -21,7 +21,8 @@
  */
 
 import { basename, dirname, join, resolve } from "node:path";
-import { holdTemporary, makeTemporaryFolder, onCleanup } from "../fs/cleanup.ts";
+import { onCleanup } from "../fs/cleanup.ts";
+import { createTemporaryFolder, PRIVATE_FOLDER } from "../fs/temporaries.ts";
 
 /** Options for {@linkcode runGate}. */
 export interface GateOptions {
@@ -104,17 +105,15 @@ export async function runGate(
   const running: { group?: ProcessGroup | undefined } = {};
   using _group = onCleanup(() => running.group?.killSync());
   const folder = dirname(resolve(flake));
-  // A temporary folder like prefetch's: removed on a signal (lib/fs/cleanup.ts),
-  // and swept by a later run after a SIGKILL, once its owner file is unlocked.
-  const temporary = await makeTemporaryFolder();
-  using _cleanup = onCleanup(() => Deno.removeSync(temporary, { recursive: true }));
-  const copy = join(temporary, "flake");
+  // In TMPDIR's private folder (lib/fs/temporaries.ts): removed on a signal,
+  // and swept by a later run after a SIGKILL, once its lock is free.
+  const temporary = await createTemporaryFolder(temporaryDirectory(), "gate");
+  const copy = join(temporary.path, "flake");
   try {
-    using owner = await Deno.open(join(temporary, "owner"), { write: true, createNew: true });
-    await holdTemporary(owner);
     await Deno.mkdir(copy);
-    // The update's own lock file stays out too.
-    await copyTree(folder, copy, new Set([".git", `.${basename(flake)}.update-lock`]));
+    // The update's own lock file and our temporaries stay out too.
+    const leaveOut = [".git", `.${basename(flake)}.update-lock`, PRIVATE_FOLDER];
+    await copyTree(folder, copy, new Set(leaveOut));
     // A new file: were the copied flake.nix a symlink, writing through it
     // would change the user's real flake.
     const candidatePath = join(copy, basename(flake));
@@ -162,8 +161,13 @@ export async function runGate(
       await within(child.status, DRAIN_MS);
     }
   } finally {
-    await Deno.remove(temporary, { recursive: true });
+    await temporary.remove();
   }
+}
+
+/** TMPDIR, else /tmp: where Deno.makeTempDir would make a folder. */
+function temporaryDirectory(): string {
+  return Deno.env.get("TMPDIR") || "/tmp";
 }
 
 // The last lines of two streams, bounded in memory whatever the command prints.

@@ -18,6 +18,14 @@
  * - the final path is locked (`<path>.lock`) while it is checked, renamed
  *   into place and registered, as Nix's addToStore locks it.
  *
+ * A SIGKILL leaves the file being written and the temporary-roots file
+ * behind, so each is named first in a journal: a temporary of
+ * lib/fs/temporaries.ts in the private folder of the state folder
+ * (`<state>/.rocm-nightly-tmp/`), alive while its process is. The next run
+ * that opens the store reads the journals of dead processes and removes
+ * what they name: the file, unless it is a valid store path, and the
+ * temporary-roots file, unless it is locked or is another inode by now.
+ *
  * The route applies when this process can write the store's database, as
  * root on a single-user or multi-user install, and Nix would use that local
  * store: `NIX_REMOTE` unset, empty, `auto` or `local`, and no `store =`
@@ -31,6 +39,7 @@
 
 import { concatBytes } from "../fs/bytes.ts";
 import { onCleanup } from "../fs/cleanup.ts";
+import { createTemporaryFile, sweepTemporaries, type Temporary } from "../fs/temporaries.ts";
 import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
 import { encodeNix32 } from "../hash/nix32.ts";
@@ -156,11 +165,15 @@ export async function openLocalStoreFile(
     // can be told to keep it: temporary roots must be store paths.
     const random = encodeNix32(crypto.getRandomValues(new Uint8Array(20)));
     const path = `${layout.storeDir}/${random}-${name}`;
+    // Named in the journal before it exists: a SIGKILL from here on leaves
+    // it to the next run's sweep.
+    const journal = await writeJournal(layout.stateDir, "store-file", { partial: path });
     await roots.add(path);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     } catch (error) {
+      await journal.remove();
       if (error instanceof Deno.errors.AlreadyExists) continue;
       // Not this process's to write (NixOS mounts the store read-only; Nix
       // itself remounts it in a namespace of its own, which Deno cannot).
@@ -173,7 +186,7 @@ export async function openLocalStoreFile(
         `Cannot write the Nix store "${layout.storeDir}": ${(error as Error).message}`,
       );
     }
-    return new LocalStoreFile(layout, path, file, algorithm);
+    return new LocalStoreFile(layout, path, file, algorithm, journal);
   }
   throw new Error(`Cannot create a file in "${layout.storeDir}": ten random names were taken`);
 }
@@ -190,6 +203,8 @@ export class LocalStoreFile {
   #file: Deno.FsFile | undefined;
   #hasher: Hasher;
   #cleanup: Disposable;
+  /** The journal entry naming the file (see the module documentation). */
+  #journal: Temporary | undefined;
   #done = false;
   #written = 0;
   /** The NAR hash, computed in the same pass when the size was announced first. */
@@ -201,8 +216,10 @@ export class LocalStoreFile {
     temporary: string,
     file: Deno.FsFile,
     algorithm: HashAlgorithm,
+    journal?: Temporary,
   ) {
     this.#layout = layout;
+    this.#journal = journal;
     this.#temporary = temporary;
     this.#file = file;
     this.#hasher = new Hasher(algorithm);
@@ -309,6 +326,7 @@ export class LocalStoreFile {
     await Deno.rename(this.#temporary, storePath);
     this.#done = true;
     this.#cleanup[Symbol.dispose]();
+    await this.#journal?.remove();
     let nar: { hex: string; size: number } | undefined;
     if (this.#nar !== undefined && this.#nar.size === this.#written) {
       const { hasher, framing } = this.#nar;
@@ -332,6 +350,7 @@ export class LocalStoreFile {
     this.#done = true;
     this.#cleanup[Symbol.dispose]();
     await Deno.remove(this.#temporary).catch(() => {});
+    await this.#journal?.remove();
     await (await tempRoots(this.#layout)).remove([this.#temporary]);
   }
 }
@@ -445,7 +464,8 @@ const rootsByState = new Map<string, Promise<TempRoots>>();
 function tempRoots(layout: LocalStoreLayout): Promise<TempRoots> {
   let roots = rootsByState.get(layout.stateDir);
   if (roots === undefined) {
-    roots = openTempRoots(layout.stateDir);
+    // What killed runs left goes first (once per process and store).
+    roots = sweepJournals(layout).then(() => openTempRoots(layout.stateDir));
     rootsByState.set(layout.stateDir, roots);
     roots.catch(() => rootsByState.delete(layout.stateDir));
   }
@@ -475,13 +495,21 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   }
   if (file === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
   const held = file;
+  const { dev, ino } = await held.stat();
+  const journal = await writeJournal(stateDir, "temproots", {
+    temproots: path,
+    dev,
+    ino: ino ?? 0,
+  });
   onCleanup(() => Deno.removeSync(path));
   globalThis.addEventListener("unload", () => {
     try {
       Deno.removeSync(path);
+      Deno.removeSync(journal.path);
     } catch {
       // gone already
     }
+    journal[Symbol.dispose]();
   });
   const encoder = new TextEncoder();
   const openGcLock = (): Promise<Deno.FsFile> =>
@@ -540,5 +568,92 @@ async function sendToCollector(socket: string, root: string): Promise<boolean> {
     return false;
   } finally {
     connection.close();
+  }
+}
+
+/** What a journal entry names: a file being written into the store, or a temporary-roots file. */
+interface JournalRecord {
+  partial?: string;
+  temproots?: string;
+  dev?: number;
+  ino?: number;
+}
+
+/** A journal entry holding `record`, alive while this process is. */
+async function writeJournal(
+  stateDir: string,
+  hint: string,
+  record: JournalRecord,
+): Promise<Temporary> {
+  const journal = await createTemporaryFile(stateDir, hint);
+  try {
+    const bytes = new TextEncoder().encode(`${JSON.stringify(record)}\n`);
+    for (let at = 0; at < bytes.length;) at += await journal.file.write(bytes.subarray(at));
+  } catch (error) {
+    await journal.remove();
+    throw error;
+  } finally {
+    journal.file.close();
+  }
+  return journal;
+}
+
+/** Removes what the journals of dead processes name (see the module documentation). */
+async function sweepJournals(layout: LocalStoreLayout): Promise<void> {
+  await sweepTemporaries(layout.stateDir, {
+    onDead: async (entry) => {
+      const info = await Deno.lstat(entry);
+      if (!info.isFile || info.size > 4096) return; // not a journal: nothing to read
+      let record: JournalRecord;
+      try {
+        record = JSON.parse(await Deno.readTextFile(entry));
+      } catch {
+        return; // cut short by the kill, before the file it names was made
+      }
+      if (typeof record.partial === "string") await removePartial(layout, record.partial);
+      if (typeof record.temproots === "string") await removeDeadRoots(layout, record);
+    },
+  });
+}
+
+/** A dead process's file in the store folder, unless it is (by now) a valid path. */
+async function removePartial(layout: LocalStoreLayout, path: string): Promise<void> {
+  const name = path.slice(layout.storeDir.length + 1);
+  if (!path.startsWith(`${layout.storeDir}/`) || !/^[0-9a-df-np-sv-z]{32}-[^/]+$/.test(name)) {
+    return;
+  }
+  try {
+    if (!(await Deno.lstat(path)).isFile) return;
+  } catch {
+    return; // never made, or renamed to its store path
+  }
+  if (await isValidStorePath(path)) return;
+  await Deno.remove(path).catch(() => {});
+}
+
+/**
+ * A dead process's temporary-roots file: only when no one holds it and it is
+ * still the inode the journal names (a process of the same pid makes its
+ * own). As Nix's collector does, "d" is written into it once it is unlinked,
+ * so that a process that opened it meanwhile knows to make a new one.
+ */
+async function removeDeadRoots(layout: LocalStoreLayout, record: JournalRecord): Promise<void> {
+  const path = record.temproots!;
+  if (!/^\d+$/.test(path.slice(`${layout.stateDir}/temproots/`.length))) return;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true, write: true });
+  } catch {
+    return; // gone already (the collector takes dead ones too)
+  }
+  try {
+    if (!(await file.tryLock(true))) return;
+    const [now, held] = await Promise.all([Deno.lstat(path), file.stat()]);
+    if (held.dev !== record.dev || held.ino !== record.ino) return;
+    if (now.dev !== held.dev || now.ino !== held.ino) return;
+    await Deno.remove(path);
+    await file.write(new TextEncoder().encode("d"));
+  } finally {
+    file.close();
   }
 }

@@ -17,6 +17,7 @@ import { NAME_CASES } from "./names.ts";
 import { REGISTRY_FORM_CASES } from "./registry_forms.ts";
 import { PROBE_REDIRECT_CASES } from "./probes.ts";
 import { SECRET_CASES } from "./secrets.ts";
+import { OWNERSHIP_CASES } from "./ownership.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { GATE_CASES } from "./gate.ts";
 
@@ -42,6 +43,11 @@ export const SIGNALS: FaultClass = {
 export const DISK: FaultClass = {
   title: "A full or read-only target folder",
   cases: DISK_CASES,
+  cleanup: disposeSignalFixtures,
+};
+export const OWNERSHIP: FaultClass = {
+  title: "A user's look-alike files, and SIGKILL at every stage",
+  cases: OWNERSHIP_CASES,
   cleanup: disposeSignalFixtures,
 };
 
@@ -84,4 +90,5 @@ export const CLASSES: FaultClass[] = [
   REGISTRY_FORMS,
   SECRETS,
   HOST_FILES,
+  OWNERSHIP,
 ];

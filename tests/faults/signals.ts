@@ -44,11 +44,16 @@ function stalling(body: Uint8Array): RawReply {
   };
 }
 
-/** Whether a temporary of lib/fs/cleanup.ts (`.<name>.<pid>-<random>.tmp`) exists in `dir`. */
+/** Whether a temporary of lib/fs/temporaries.ts for `name` exists in `dir`'s private folder. */
 function hasTemporary(dir: string, name: string): boolean {
-  return [...Deno.readDirSync(dir)].some((e) =>
-    e.name.startsWith(`.${name}.`) && e.name.endsWith(".tmp")
-  );
+  const word = name.replace(/[^A-Za-z0-9_-]+/g, "-");
+  try {
+    return [...Deno.readDirSync(`${dir}/.rocm-nightly-tmp`)].some((e) =>
+      e.name.endsWith(`-${word}`)
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** A store path of `size` deterministic bytes (the same path on every run), and its closure file. */

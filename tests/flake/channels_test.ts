@@ -230,6 +230,7 @@ Deno.test("updateFlake() gate exiting 1 leaves the flake byte-identical and show
   const cli = await run(Deno.execPath(), [
     "run",
     ...["--allow-net", "--allow-read", "--allow-write", "--allow-run=nix-store,nix-daemon,sh"],
+    "--allow-env=TMPDIR", // the gate's copy goes into TMPDIR
     script,
     ...["--flake", f.flake, "--index", f.mirror.indexUrl],
     ...["--gate", "echo smoke: no gfx1151 agent; exit 1"],

@@ -38,10 +38,12 @@ Deno.test({
         /\b(fsync|fdatasync|sync_file_range|syncfs|sync)\(/.test(line)
       );
       assert.ok(
-        synced.some((line) => line.includes(`<${dir}/.flake.nix.`)),
+        synced.some((line) =>
+          line.includes(`<${dir}/.rocm-nightly-tmp/`) && line.includes("-flake-nix>")
+        ),
         `flake.nix's temporary file is fsynced:\n${synced.join("\n")}`,
       );
-      const images = synced.filter((line) => /image\.(tar|oci)/.test(line));
+      const images = synced.filter((line) => /image[.-](tar|oci)/.test(line));
       assert.deepEqual(images, [], "no image file is flushed to disk");
       assert.ok((await Deno.stat(join(dir, "image.tar"))).size > 64 * 1024 * 1024);
       assert.ok((await Deno.stat(join(dir, "image.oci", "index.json"))).isFile);
