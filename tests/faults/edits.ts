@@ -76,14 +76,12 @@ function slowFsync(ms: number): string[] {
   ];
 }
 
-/** Whether flake.nix's temporary (not the lock's) exists in `dir` or a folder of it. */
+/** Whether flake.nix's temporary (`<random>-flake-nix`, not the lock's) is in `dir`'s private folder. */
 function writingFlake(dir: string): boolean {
   const walk = (folder: string, depth: number): boolean =>
     [...Deno.readDirSync(folder)].some((entry) =>
-      entry.isFile
-        ? /^\.?flake\.nix(?!\.update-lock).*\.tmp$/.test(entry.name)
-        : entry.isDirectory &&
-          depth > 0 && walk(`${folder}/${entry.name}`, depth - 1)
+      entry.isFile ? /^\d+-flake-nix$/.test(entry.name) : entry.isDirectory &&
+        depth > 0 && walk(`${folder}/${entry.name}`, depth - 1)
     );
   try {
     return walk(dir, 1);
