@@ -30,7 +30,9 @@
         ];
       };
 
-      # AMD's stable 7.14.0, with the SHA-256 AMD published for it.
+      # AMD's stable 7.14.0. AMD publishes no hashes: these SHA-256 are the
+      # ones JuliaPackaging Yggdrasil's ROCm_Libs records, and those of
+      # independent downloads.
       stable = {
         baseUrl = "https://repo.amd.com/rocm/tarball-multi-arch/";
         version = "7.14.0";
@@ -123,7 +125,8 @@
       );
 
       defaultPackage =
-        if rocm.defaultNotice == null then pkgs.rocm-nightly else builtins.trace rocm.defaultNotice pkgs.rocm-nightly;
+        # lib.warn: an evaluation warning (--abort-on-warn stops on it).
+        if rocm.defaultNotice == null then pkgs.rocm-nightly else lib.warn rocm.defaultNotice pkgs.rocm-nightly;
     in
     {
       # The registry, the target table and the resolvers, for other flakes;

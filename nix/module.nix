@@ -94,7 +94,10 @@ in
         message = "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} is not an HSA_OVERRIDE_GFX_VERSION: expected <major>.<minor>.<stepping> in decimal with minor and stepping 0 to 15, such as \"10.3.0\" (runs gfx1030 code) or \"11.0.0\" (gfx1100); `nix run .#detect` prints the value for this machine's GPU";
       }
     ];
-    warnings = lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
+    warnings =
+      # The ICD reaches /run/opengl-driver only with hardware.graphics.
+      lib.optional (cfg.package ? openclIcd && !config.hardware.graphics.enable) "services.rocm-nightly: the package's OpenCL ICD reaches /run/opengl-driver/etc/OpenCL/vendors only with hardware.graphics.enable = true; set it for OpenCL programs to find ROCm"
+      ++ lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
     # sessionVariables: pam_env sets them for every session (services,
     # graphical logins), and NixOS copies them into the shells' variables.
     environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (

@@ -102,6 +102,21 @@ Deno.test({
         assert.equal(formatter, expected.stdout);
       });
 
+      await t.step(
+        "packages.default's fallback notice is a warning (--abort-on-warn)",
+        async () => {
+          const ref = `path:${flake}#packages.${SYSTEM}.default.pname`;
+          const warned = await nix(["eval", "--raw", ref]);
+          assert.equal(warned.code, 0, warned.stderr);
+          assert.match(
+            warned.stderr,
+            /warning: rocm-nightly: packages.default is rocm-stable-gfx1151/,
+          );
+          const aborted = await nix(["eval", "--raw", "--abort-on-warn", ref]);
+          assert.notEqual(aborted.code, 0);
+        },
+      );
+
       await t.step("a pinned nightly: GPU smoke tests in gpuChecks, not checks", async () => {
         const pinned = join(dir, "pinned");
         await copyFlake(pinned);

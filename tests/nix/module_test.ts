@@ -26,7 +26,7 @@ function prelude(): string {
         { services.rocm-nightly = settings; }
       ] ++ extra;
     }).config;
-    eval = evalWith [ { nixpkgs.hostPlatform = "x86_64-linux"; } ];
+    eval = evalWith [ { nixpkgs.hostPlatform = "x86_64-linux"; hardware.graphics.enable = true; } ];
     failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
     view = config: {
       sessionVariables = config.environment.sessionVariables;
@@ -83,8 +83,18 @@ Deno.test({
       on = view (eval { enable = true; });
       off = view (eval { enable = false; hsaOverrideGfxVersion = "10.3.0"; });
       channel = (eval { enable = true; }).services.rocm-nightly.channel;
+      noGraphics = (evalWith [ { nixpkgs.hostPlatform = "x86_64-linux"; } ] { enable = true; }).warnings;
+      noGraphicsNoIcd = (evalWith [ { nixpkgs.hostPlatform = "x86_64-linux"; } ]
+        { enable = true; package = withoutIcd; }).warnings;
       expected = flake.packages.x86_64-linux.rocm-stable-gfx1151.name;
-    }`) as { on: View; off: View; channel: string; expected: string };
+    }`) as {
+      on: View;
+      off: View;
+      channel: string;
+      expected: string;
+      noGraphics: string[];
+      noGraphicsNoIcd: string[];
+    };
     const rocm = { ROCM_PATH: "/opt/rocm", HIP_PATH: "/opt/rocm" };
     // sessionVariables: PAM gives them to services' sessions and graphical
     // logins too; nixpkgs copies them into the shells' variables.
@@ -95,6 +105,11 @@ Deno.test({
     assert.deepEqual(value.on.packages, [value.expected]);
     assert.equal(value.expected, "rocm-stable-gfx1151-7.14.0");
     assert.equal(value.channel, "stable");
+    // Without hardware.graphics the ICD cannot show up: a warning says so.
+    assert.deepEqual(value.noGraphics, [
+      "services.rocm-nightly: the package's OpenCL ICD reaches /run/opengl-driver/etc/OpenCL/vendors only with hardware.graphics.enable = true; set it for OpenCL programs to find ROCm",
+    ]);
+    assert.deepEqual(value.noGraphicsNoIcd, []);
     // Disabled, the module sets nothing.
     assert.deepEqual(value.off.sessionVariables, {});
     assert.deepEqual(value.off.packages, []);

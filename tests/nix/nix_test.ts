@@ -518,6 +518,7 @@ const STUB_NIXPKGS = String.raw`{
       system = "x86_64-linux";
       lib = rec {
         id = x: x;
+        warn = msg: builtins.trace "warning: ${"$"}{msg}";
         all = pred: builtins.all pred;
         filter = builtins.filter;
         listToAttrs = builtins.listToAttrs;
@@ -724,7 +725,7 @@ Deno.test({
         assert.equal(trace.stdout, "rocm-stable-gfx1151");
         assert.match(
           trace.stderr,
-          /trace: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
+          /warning: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
         );
       });
 
