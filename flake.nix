@@ -30,7 +30,9 @@
         ];
       };
 
-      # AMD's stable 7.14.0, with the SHA-256 AMD published for it.
+      # AMD's stable 7.14.0. AMD publishes no hashes: these SHA-256 are the
+      # ones JuliaPackaging Yggdrasil's ROCm_Libs records, and those of
+      # independent downloads.
       stable = {
         baseUrl = "https://repo.amd.com/rocm/tarball-multi-arch/";
         version = "7.14.0";
@@ -92,8 +94,39 @@
         )
       ) resolver.packageTargets;
 
+      # pkgs.rocmNightly (overlays.default, nixosModules.default): the packages
+      # of every channel, built with pkgs.callPackage of this flake's files.
+      rocmNightlyFor =
+        pkgs:
+        let
+          set = {
+            inherit (rocm) defaultTarget defaultChannel resolveIn;
+            inherit (resolver) resolve;
+            channels = rocm.order;
+            packageIn =
+              channel: target:
+              pkgs.callPackage ./nix/package.nix {
+                tarball = rocm.resolveIn channel target;
+                inherit src;
+              };
+            packageFor = (pkgs.rocmNightly or set).packageIn rocm.defaultChannel;
+            packages = builtins.mapAttrs (
+              _: p: (pkgs.rocmNightly or set).packageIn p.channel p.target
+            ) rocm.packageTargets;
+          };
+        in
+        set;
+
+      gpuChecks = lib.listToAttrs (
+        map (isa: lib.nameValuePair "smoke-${isa}" (pkgs.rocmNightly.packageIn "nightly" isa).tests."smoke-${isa}")
+          (lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
+            builtins.attrNames targets.isas
+          ))
+      );
+
       defaultPackage =
-        if rocm.defaultNotice == null then pkgs.rocm-nightly else builtins.trace rocm.defaultNotice pkgs.rocm-nightly;
+        # lib.warn: an evaluation warning (--abort-on-warn stops on it).
+        if rocm.defaultNotice == null then pkgs.rocm-nightly else lib.warn rocm.defaultNotice pkgs.rocm-nightly;
     in
     {
       # The registry, the target table and the resolvers, for other flakes;
@@ -109,27 +142,19 @@
       };
 
       overlays.default = final: _prev: {
-        rocmNightly = {
-          inherit (rocm) defaultTarget defaultChannel resolveIn;
-          inherit (resolver) resolve;
-          channels = rocm.order;
-          packageIn =
-            channel: target:
-            final.callPackage ./nix/package.nix {
-              tarball = rocm.resolveIn channel target;
-              inherit src;
-            };
-          packageFor = final.rocmNightly.packageIn rocm.defaultChannel;
-          packages = builtins.mapAttrs (
-            _: p: final.rocmNightly.packageIn p.channel p.target
-          ) rocm.packageTargets;
-        };
+        rocmNightly = rocmNightlyFor final;
         rocm-nightly = final.rocmNightly.packageFor rocm.defaultTarget;
       };
 
+      # It sets no nixpkgs option (so it works with nixpkgs'
+      # nixosModules.readOnlyPkgs and with a `nixpkgs.pkgs` the user passes):
+      # the package comes from pkgs.rocmNightly when the overlay is applied,
+      # else from pkgs.callPackage of this flake's files.
       nixosModules.default = {
-        imports = [ ./nix/module.nix ];
-        nixpkgs.overlays = [ self.overlays.default ];
+        _class = "nixos";
+        _file = "${toString ./flake.nix}#nixosModules.default";
+        key = "rocm-nightly#nixosModules.default";
+        imports = [ (import ./nix/module.nix { inherit rocmNightlyFor; }) ];
       };
 
       packages.${system} = rocmPackages // images // { default = defaultPackage; };
@@ -159,8 +184,18 @@
         ];
       };
 
-      # nixfmt-rfc-style: nixpkgs calls it nixfmt since 2025.
-      formatter.${system} = pkgs.nixfmt;
+      # `nix fmt` (Nix ≥ 2.25 passes no file names): nixpkgs' nixfmt-tree runs
+      # nixfmt over the whole tree; plain nixfmt would wait on stdin.
+      formatter.${system} = pkgs.nixfmt-tree;
+
+      # GPU smoke tests of the nightly (each package's passthru.tests
+      # smoke-<isa>): only a builder with that GPU, declaring the system
+      # feature rocm-<isa>, builds one; `update --gate` runs one on a
+      # candidate pin. Not in `checks`: `nix flake check` on any machine
+      # would download the tarballs and then find no such builder.
+      gpuChecks.${system} = gpuChecks;
+      # Hydra with GPU builders: the same jobs.
+      hydraJobs.gpuChecks.${system} = gpuChecks;
 
       checks.${system} = import ./nix/checks.nix {
         inherit pkgs src resolver rocm;

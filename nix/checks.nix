@@ -1,8 +1,9 @@
 # `nix flake check`: evaluations of the module and the flake's outputs, and
 # the package and its output-structure test built from a small generated
 # tarball. Never a multi-GB download: nothing here depends on the real
-# packages' outputs (their store paths are only compared as strings) — except
-# the smoke-<isa> checks (nix/smoke.nix), which only a builder with that GPU runs.
+# packages' outputs (their store paths are only compared as strings). The
+# GPU smoke tests (nix/smoke.nix) are not here: they are the packages'
+# passthru.tests and the flake's gpuChecks, for a builder with that GPU.
 {
   pkgs,
   src,
@@ -107,25 +108,8 @@ let
       (_: {
         src = sampleTarball;
       });
-
-  # smoke-<isa> (nix/smoke.nix): the nightly package for that ISA, on a
-  # builder with that GPU.
-  smokeCheck =
-    channel: isa:
-    pkgs.callPackage ./smoke.nix {
-      package = pkgs.rocmNightly.packageIn channel isa;
-      inherit isa;
-    };
-  smokeChecks = lib.listToAttrs (
-    map (isa: lib.nameValuePair "smoke-${isa}" (smokeCheck "nightly" isa)) (
-      lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
-        builtins.attrNames rocm.targets.isas
-      )
-    )
-  );
 in
-smokeChecks
-// {
+{
   module-eval = summary "rocm-nightly-module-eval" [
     (expectEqual "systemPackages holds the package" (
       builtins.elem stub withStub.environment.systemPackages
@@ -135,8 +119,8 @@ smokeChecks
     (expectEqual "no nix-ld libraries without nix-ld" (builtins.elem stub withStub.programs.nix-ld.libraries) false)
     (expectEqual "nix-ld libraries with nix-ld" (builtins.elem stub withNixLd.programs.nix-ld.libraries) true)
     (expectEqual "the OpenCL ICD package" (builtins.elem withDefault.services.rocm-nightly.package.openclIcd withDefault.hardware.graphics.extraPackages) true)
-    (expectEqual "ROCM_PATH" withStub.environment.variables.ROCM_PATH "/opt/rocm")
-    (expectEqual "HIP_PATH" withStub.environment.variables.HIP_PATH "/opt/rocm")
+    (expectEqual "ROCM_PATH" withStub.environment.sessionVariables.ROCM_PATH "/opt/rocm")
+    (expectEqual "HIP_PATH" withStub.environment.sessionVariables.HIP_PATH "/opt/rocm")
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)
     (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
       (resolver.resolve resolver.defaultTarget).pname
@@ -145,7 +129,7 @@ smokeChecks
     (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
       (rocm.resolveIn "stable" "gfx1100").pname
     )
-    (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.variables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
+    (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
     (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withStub.environment.variables ? HSA_OVERRIDE_GFX_VERSION) false)
     (expectEqual "a malformed hsaOverrideGfxVersion fails an assertion" (lib.any (
       lib.hasInfix "is not an HSA_OVERRIDE_GFX_VERSION"

@@ -9,8 +9,8 @@
 #     src = ./.;                      # this repository (scripts/, lib/)
 #     name = "rocm-nightly";          # image name      (default "rocm-nightly")
 #     tag = "gfx1151";                # image tag       (default: target)
-#     config = { Cmd = [ "…" ]; };    # container settings merged over image.ts's
-#                                     # defaults (Env, Cmd = rocminfo, labels)
+#     containerConfig = { Cmd = [ "…" ]; }; # container settings merged over
+#                                     # image.ts's defaults (Env, Cmd = rocminfo, labels)
 #     maxLayers = 100;                # at most 125
 #     created = null;                 # seconds; null: SOURCE_DATE_EPOCH of the build
 #   }
@@ -27,7 +27,9 @@
   src,
   name ? "rocm-nightly",
   tag ? target,
-  config ? { },
+  # Not `config`: callPackage fills optional arguments from pkgs too, and
+  # pkgs.config is nixpkgs' configuration (it holds functions).
+  containerConfig ? { },
   maxLayers ? 100,
   created ? null,
 }:
@@ -61,7 +63,7 @@ in
 runCommand "docker-image-${name}-${tag}.tar"
   {
     nativeBuildInputs = [ deno ];
-    containerConfig = builtins.toJSON config;
+    containerConfig = builtins.toJSON containerConfig;
     passAsFile = [ "containerConfig" ];
   }
   ''

@@ -1,8 +1,13 @@
 # NixOS module `services.rocm-nightly`: installs one ROCm nightly package and
 # exposes it where ROCm software expects it (/opt/rocm, ROCM_PATH, nix-ld's
-# libraries, the OpenCL ICD folder). The package comes from the overlay
-# (pkgs.rocmNightly, added by the flake's nixosModules.default); nothing is
-# built here.
+# libraries, the OpenCL ICD folder). The flake's nixosModules.default imports
+# it as `import ./nix/module.nix { inherit rocmNightlyFor; }`: the packages
+# come from pkgs.rocmNightly when the overlay is applied, else from
+# `rocmNightlyFor pkgs` (pkgs.callPackage of the flake's files). It sets no
+# nixpkgs option, so nixpkgs' read-only pkgs (nixosModules.readOnlyPkgs) work.
+{
+  rocmNightlyFor ? null,
+}:
 {
   config,
   lib,
@@ -20,8 +25,12 @@ let
   resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
   targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =
-    pkgs.rocmNightly
-      or (throw "services.rocm-nightly: pkgs.rocmNightly is missing: add the rocm-nightly flake's overlays.default to nixpkgs.overlays (its nixosModules.default does this)");
+    if pkgs ? rocmNightly then
+      pkgs.rocmNightly
+    else if rocmNightlyFor != null then
+      rocmNightlyFor pkgs
+    else
+      throw "services.rocm-nightly: pkgs.rocmNightly is missing: import the rocm-nightly flake's nixosModules.default (not nix/module.nix on its own), or add its overlays.default to nixpkgs.overlays";
 in
 {
   options.services.rocm-nightly = {
@@ -85,8 +94,13 @@ in
         message = "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} is not an HSA_OVERRIDE_GFX_VERSION: expected <major>.<minor>.<stepping> in decimal with minor and stepping 0 to 15, such as \"10.3.0\" (runs gfx1030 code) or \"11.0.0\" (gfx1100); `nix run .#detect` prints the value for this machine's GPU";
       }
     ];
-    warnings = lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
-    environment.variables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (
+    warnings =
+      # The ICD reaches /run/opengl-driver only with hardware.graphics.
+      lib.optional (cfg.package ? openclIcd && !config.hardware.graphics.enable) "services.rocm-nightly: the package's OpenCL ICD reaches /run/opengl-driver/etc/OpenCL/vendors only with hardware.graphics.enable = true; set it for OpenCL programs to find ROCm"
+      ++ lib.optional (overrideIsa != null && targetIsas != null && !(builtins.elem overrideIsa targetIsas)) "services.rocm-nightly.hsaOverrideGfxVersion = ${builtins.toJSON cfg.hsaOverrideGfxVersion} makes ROCm run ${overrideIsa} code, which the ${resolved.value} tarball of target ${builtins.toJSON cfg.target} does not have: set services.rocm-nightly.target = \"${overrideIsa}\" (as `nix run .#detect` prints)";
+    # sessionVariables: pam_env sets them for every session (services,
+    # graphical logins), and NixOS copies them into the shells' variables.
+    environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION = lib.mkIf (
       cfg.hsaOverrideGfxVersion != null
     ) cfg.hsaOverrideGfxVersion;
 
@@ -107,7 +121,7 @@ in
     # which other programs search.
     hardware.graphics.extraPackages = lib.optional (cfg.package ? openclIcd) cfg.package.openclIcd;
 
-    environment.variables = {
+    environment.sessionVariables = {
       ROCM_PATH = "/opt/rocm";
       HIP_PATH = "/opt/rocm";
     };

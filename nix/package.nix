@@ -47,6 +47,9 @@ let
   # libpython3.X of tools with embedded Python, when nixpkgs' python3 is
   # another minor version than the one TheRock built against.
   allowMissing = [ "libpython3.*" ];
+  # The ISAs the tarball has code for: one GPU smoke test each.
+  families = (builtins.fromJSON (builtins.readFile ../lib/releases/targets.json)).families;
+  isas = families.${tarball.family}.isas or [ ];
 in
 stdenvNoCC.mkDerivation (finalAttrs: {
   inherit (tarball) pname version;
@@ -101,8 +104,19 @@ stdenvNoCC.mkDerivation (finalAttrs: {
         if [ -e "$icd" ]; then ln -s "$icd" "$out/etc/OpenCL/vendors/"; fi
       done
     '';
-    tests.output-structure =
-      runCommand "${finalAttrs.pname}-output-structure"
+    # smoke-<isa> (nix/smoke.nix): rocminfo lists the GPU; only a builder
+    # declaring the system feature rocm-<isa> (with /dev/kfd) builds it.
+    tests = builtins.listToAttrs (
+      map (isa: {
+        name = "smoke-${isa}";
+        value = import ./smoke.nix {
+          inherit runCommand isa;
+          package = finalAttrs.finalPackage;
+        };
+      }) isas
+    )
+    // {
+      output-structure = runCommand "${finalAttrs.pname}-output-structure"
         {
           nativeBuildInputs = [ deno ];
           package = finalAttrs.finalPackage;
@@ -114,6 +128,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
             ${lib.escapeShellArgs (builtins.concatMap (glob: [ "--allow-missing" glob ]) allowMissing)}
           touch "$out"
         '';
+    };
   };
 
   meta = {

@@ -62,7 +62,7 @@ Examples:
   update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
   update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/
   update --skip 7.14.0a20260609 --gate \
-    'nix build "path:$ROCM_NIGHTLY_FLAKE#checks.x86_64-linux.smoke-gfx1151"'
+    'nix build "path:$ROCM_NIGHTLY_FLAKE#gpuChecks.x86_64-linux.smoke-gfx1151"'
 `;
 
 async function main(args: string[]): Promise<number> {

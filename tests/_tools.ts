@@ -271,3 +271,70 @@ export async function unregisteredInStore(
   }
   return left;
 }
+
+/** A current Nix, nixpkgs' real lib and the nixpkgs stand-in (tests/fixtures/nixpkgs-standin). */
+export interface CurrentNix {
+  /** The current Nix (.ci/current-nix installs it). */
+  nix: string;
+  /** A folder whose lib/ is nixpkgs' lib/. */
+  nixpkgsLib: string;
+  /** The stand-in flake's folder. */
+  standin: string;
+  /** Flags that put the stand-in (with the real lib) in place of the flake's nixpkgs. */
+  overrideFlags: string[];
+}
+
+/**
+ * Finds the current Nix (`ROCM_NIGHTLY_CURRENT_NIX`, default
+ * /opt/rocm-nightly-nix/bin/nix, installed by .ci/current-nix) and nixpkgs'
+ * real lib (`ROCM_NIGHTLY_NIXPKGS_LIB`, default `../shared/nixpkgs-lib` beside
+ * the repository, or two levels up for a worktree). Resolves to `null` with a
+ * printed reason when one is missing, and throws when `CI=true`.
+ */
+export async function requireCurrentNix(purpose: string): Promise<CurrentNix | null> {
+  const nix = Deno.env.get("ROCM_NIGHTLY_CURRENT_NIX") ?? "/opt/rocm-nightly-nix/bin/nix";
+  const libCandidates = [
+    Deno.env.get("ROCM_NIGHTLY_NIXPKGS_LIB"),
+    `${repoRoot}/../shared/nixpkgs-lib`,
+    `${repoRoot}/../../shared/nixpkgs-lib`,
+  ].filter((path): path is string => path !== undefined && path !== "");
+  const problems: string[] = [];
+  let usable = false;
+  try {
+    usable = (await run(nix, ["--version"], { env: nixEnv() })).code === 0;
+  } catch {
+    usable = false;
+  }
+  if (!usable) problems.push(`${nix} does not run (.ci/current-nix installs it)`);
+  let nixpkgsLib: string | undefined;
+  for (const path of libCandidates) {
+    if (await pathExists(`${path}/lib/default.nix`)) {
+      nixpkgsLib = await Deno.realPath(path);
+      break;
+    }
+  }
+  if (nixpkgsLib === undefined) {
+    problems.push(
+      `no nixpkgs lib in ${libCandidates.join(", ")} (set ROCM_NIGHTLY_NIXPKGS_LIB)`,
+    );
+  }
+  if (problems.length > 0 || nixpkgsLib === undefined) {
+    const reason = `${purpose}: ${problems.join("; ")}`;
+    if (Deno.env.get("CI") === "true") {
+      throw new Error(`${reason} (CI=true: .ci/run must provide it)`);
+    }
+    console.log(`SKIP ${reason}`);
+    return null;
+  }
+  const standin = `${repoRoot}/tests/fixtures/nixpkgs-standin`;
+  return {
+    nix,
+    nixpkgsLib,
+    standin,
+    overrideFlags: [
+      "--no-write-lock-file",
+      ...["--override-input", "nixpkgs", `path:${standin}`],
+      ...["--override-input", "nixpkgs/nixpkgs-lib", `path:${nixpkgsLib}`],
+    ],
+  };
+}

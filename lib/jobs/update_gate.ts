@@ -3,7 +3,7 @@
  * candidate flake is tried. The flake's folder is copied into a temporary
  * folder (without `.git`), the candidate flake.nix is written there, and
  * `sh -c CMD` runs in it with `ROCM_NIGHTLY_FLAKE` naming it — typically
- * `nix build "path:$ROCM_NIGHTLY_FLAKE#checks.x86_64-linux.smoke-gfx1151"`.
+ * `nix build "path:$ROCM_NIGHTLY_FLAKE#gpuChecks.x86_64-linux.smoke-gfx1151"`.
  * Exit 0 lets the update write; anything else stops it with the command's
  * last lines. The temporary folder is removed in every case.
  *

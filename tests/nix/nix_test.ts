@@ -361,28 +361,6 @@ Deno.test({
 });
 
 Deno.test({
-  name: "module.nix channel option defaults to the overlay's channel and picks the package",
-  ignore: !ok,
-  fn: async () => {
-    const expr = `let
-      evaluate = settings: (import ${repoRoot}/tests/fixtures/module_eval.nix {
-        module = import ${repoRoot}/nix/module.nix;
-        inherit settings;
-        pkgs.rocmNightly = {
-          defaultChannel = "stable";
-          defaultTarget = "gfx1151";
-          packageIn = channel: target: { outPath = "\${channel}/\${target}"; };
-        };
-      }).cfg;
-    in {
-      channel = (evaluate { }).channel;
-      package = (evaluate { channel = "nightly"; target = "gfx1100"; }).package.outPath;
-    }`;
-    assert.deepEqual(await nixEval(expr), { channel: "stable", package: "nightly/gfx1100" });
-  },
-});
-
-Deno.test({
   name: "channels.nix serves an added rc channel and falls back to it for the default",
   ignore: !ok,
   fn: async () => {
@@ -540,6 +518,7 @@ const STUB_NIXPKGS = String.raw`{
       system = "x86_64-linux";
       lib = rec {
         id = x: x;
+        warn = msg: builtins.trace "warning: ${"$"}{msg}";
         all = pred: builtins.all pred;
         filter = builtins.filter;
         listToAttrs = builtins.listToAttrs;
@@ -747,7 +726,7 @@ Deno.test({
         assert.equal(trace.stdout, "rocm-stable-gfx1151");
         assert.match(
           trace.stderr,
-          /trace: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
+          /warning: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
         );
       });
 
@@ -758,50 +737,61 @@ Deno.test({
         assert.match(result.stderr, /rocm-stable-gfx1151 \(stable 7\.14\.0\)/);
       });
 
-      await t.step("mirrors and smoke checks of a pinned nightly, in fetchurl's urls", async () => {
-        const pinned = join(dir, "pinned");
-        await Deno.mkdir(pinned);
-        const copied = await run("cp", [
-          "-r",
-          ...["flake.nix", "flake.lock", "deno.json", "mod.ts", "lib", "nix", "scripts"].map((p) =>
-            join(flake, p)
-          ),
-          pinned,
-        ]);
-        assert.equal(copied.code, 0, copied.stderr);
-        const text = await Deno.readTextFile(join(pinned, "flake.nix"));
-        await Deno.writeTextFile(
-          join(pinned, "flake.nix"),
-          text.replace("gfx1151 = null;", `gfx1151 = "${GFX1151}";`)
-            .replace("mirrors = [ ];", 'mirrors = [ "http://127.0.0.1:9/keep/" ];'),
-        );
-        const evalPinned = async (attr: string, apply: string): Promise<unknown> => {
-          const result = await nix(["eval", "--json", `path:${pinned}#${attr}`, "--apply", apply]);
-          assert.equal(result.code, 0, result.stderr);
-          assert.doesNotMatch(result.stderr, /packages.default is/);
-          return JSON.parse(result.stdout);
-        };
-        const src = await evalPinned(
-          "packages.x86_64-linux.default",
-          "p: { inherit (p) pname; inherit (p.src) urls outputHash; }",
-        );
-        assert.deepEqual(src, {
-          pname: "rocm-nightly-gfx1151",
-          outputHash: GFX1151,
-          urls: [
-            "https://nightly.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
-            "http://127.0.0.1:9/keep/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
-          ],
-        });
-        const smoke = await evalPinned(
-          "checks.x86_64-linux",
-          'c: builtins.mapAttrs (_: d: d.requiredSystemFeatures) (builtins.removeAttrs c (builtins.filter (n: builtins.substring 0 6 n != "smoke-") (builtins.attrNames c)))',
-        );
-        assert.deepEqual(smoke, { "smoke-gfx1151": ["rocm-gfx1151"] });
-        // The fresh clone's nightly has no pin: no smoke checks yet.
-        const fresh = await evalJson("checks.x86_64-linux", "builtins.attrNames") as string[];
-        assert.deepEqual(fresh.filter((name) => name.startsWith("smoke-")), []);
-      });
+      await t.step(
+        "mirrors and GPU smoke checks of a pinned nightly, in fetchurl's urls",
+        async () => {
+          const pinned = join(dir, "pinned");
+          await Deno.mkdir(pinned);
+          const copied = await run("cp", [
+            "-r",
+            ...["flake.nix", "flake.lock", "deno.json", "mod.ts", "lib", "nix", "scripts"].map((
+              p,
+            ) => join(flake, p)),
+            pinned,
+          ]);
+          assert.equal(copied.code, 0, copied.stderr);
+          const text = await Deno.readTextFile(join(pinned, "flake.nix"));
+          await Deno.writeTextFile(
+            join(pinned, "flake.nix"),
+            text.replace("gfx1151 = null;", `gfx1151 = "${GFX1151}";`)
+              .replace("mirrors = [ ];", 'mirrors = [ "http://127.0.0.1:9/keep/" ];'),
+          );
+          const evalPinned = async (attr: string, apply: string): Promise<unknown> => {
+            const result = await nix([
+              "eval",
+              "--json",
+              `path:${pinned}#${attr}`,
+              "--apply",
+              apply,
+            ]);
+            assert.equal(result.code, 0, result.stderr);
+            assert.doesNotMatch(result.stderr, /packages.default is/);
+            return JSON.parse(result.stdout);
+          };
+          const src = await evalPinned(
+            "packages.x86_64-linux.default",
+            "p: { inherit (p) pname; inherit (p.src) urls outputHash; }",
+          );
+          assert.deepEqual(src, {
+            pname: "rocm-nightly-gfx1151",
+            outputHash: GFX1151,
+            urls: [
+              "https://nightly.repo.amd.com/rocm/core/tarball/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
+              "http://127.0.0.1:9/keep/therock-dist-linux-gfx1151-10.1.0a20260827.tar.gz",
+            ],
+          });
+          // The GPU smoke tests are gpuChecks (a builder with the GPU), not checks.
+          const smoke = await evalPinned(
+            "gpuChecks.x86_64-linux",
+            "builtins.mapAttrs (_: d: d.requiredSystemFeatures)",
+          );
+          assert.deepEqual(smoke, { "smoke-gfx1151": ["rocm-gfx1151"] });
+          const checks = await evalPinned("checks.x86_64-linux", "builtins.attrNames") as string[];
+          assert.deepEqual(checks.filter((name) => name.startsWith("smoke-")), []);
+          // The fresh clone's nightly has no pin: no smoke checks yet.
+          assert.deepEqual(await evalJson("gpuChecks.x86_64-linux", "builtins.attrNames"), []);
+        },
+      );
 
       await t.step("nix eval .#rocm-nightly-<unavailable> explains the chain tried", async () => {
         const unavailable = await evalJson("lib", "l: l.unavailableTargets") as Record<
@@ -903,85 +893,5 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
-  },
-});
-
-/**
- * nix/module.nix evaluated by the builtins-only stand-in for nixpkgs' module
- * system (tests/fixtures/module_eval.nix, shared with tests/nix/module_test.ts),
- * with a stub package and nix-ld's `enable` as another module would set it.
- * Real NixOS semantics are CI's `nix flake check` (module-eval).
- */
-function moduleEval(settings: string, nixLd: boolean): string {
-  return `let
-  store = name: { type = "derivation"; inherit name; outPath = "/nix/store/${
-    "0".repeat(32)
-  }-\${name}"; };
-  withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
-  withoutIcd = store "rocm-user";
-  result = (import ${repoRoot}/tests/fixtures/module_eval.nix {
-    module = import ${repoRoot}/nix/module.nix;
-    settings = ${settings};
-    pkgs.rocmNightly = {
-      defaultTarget = "gfx1151";
-      defaultChannel = "nightly";
-      packageIn = _: _: withIcd;
-    };
-    otherConfig.programs.nix-ld.enable = ${nixLd};
-  }).definitions;
-in {
-  systemPackages = result.environment.systemPackages or [ ];
-  tmpfiles = result.systemd.tmpfiles.rules or [ ];
-  etc = builtins.attrNames (result.environment.etc or { });
-  nixLd = result.programs.nix-ld.libraries or null;
-  graphics = result.hardware.graphics.extraPackages or null;
-  variables = result.environment.variables or { };
-}`;
-}
-
-Deno.test({
-  name:
-    "module.nix adds nix-ld libraries only with nix-ld, the OpenCL ICD package, no ld.so.conf.d",
-  ignore: !ok,
-  fn: async (t) => {
-    const out = (name: string) => `/nix/store/${"0".repeat(32)}-${name}`;
-    const enabled = `{ enable = true; }`;
-    await t.step("nix-ld disabled: no nix-ld libraries; the ICD package; /opt/rocm", async () => {
-      const value = await nixEval(moduleEval(enabled, false)) as Record<string, unknown>;
-      assert.deepEqual(value, {
-        systemPackages: [out("rocm-stub")],
-        tmpfiles: [`L+ /opt/rocm - - - - ${out("rocm-stub")}/opt/rocm`],
-        etc: [],
-        nixLd: null,
-        graphics: [out("rocm-stub-opencl-icd")],
-        variables: { ROCM_PATH: "/opt/rocm", HIP_PATH: "/opt/rocm" },
-      });
-    });
-    await t.step("nix-ld enabled: the package is one of its libraries", async () => {
-      const value = await nixEval(moduleEval(enabled, true)) as Record<string, unknown>;
-      assert.deepEqual(value.nixLd, [out("rocm-stub")]);
-      assert.deepEqual(value.etc, []);
-    });
-    await t.step("a package without openclIcd adds nothing to hardware.graphics", async () => {
-      const value = await nixEval(
-        moduleEval(`{ enable = true; package = withoutIcd; }`, true),
-      ) as Record<string, unknown>;
-      assert.deepEqual(value.graphics, []);
-      assert.deepEqual(value.nixLd, [out("rocm-user")]);
-    });
-    await t.step("disabled: nothing at all", async () => {
-      const value = await nixEval(moduleEval(`{ enable = false; }`, true)) as Record<
-        string,
-        unknown
-      >;
-      assert.deepEqual(value, {
-        systemPackages: [],
-        tmpfiles: [],
-        etc: [],
-        nixLd: null,
-        graphics: null,
-        variables: {},
-      });
-    });
   },
 });

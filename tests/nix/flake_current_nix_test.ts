@@ -1,0 +1,212 @@
+// The whole flake under a current Nix (2.26, .ci/current-nix) against the
+// nixpkgs stand-in (tests/fixtures/nixpkgs-standin: nixpkgs' real lib, a pkgs
+// whose top level carries the names real pkgs carries, inert packages):
+// `nix flake check --no-build`, `nix flake show`, the drvPath of every
+// package, image, check and devShell, and the formatter. Real nixpkgs is
+// GitHub's workflow's to check.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { nixEnv, repoRoot, requireCurrentNix, run, type RunResult } from "../_tools.ts";
+
+const current = await requireCurrentNix("flake checks with a current Nix");
+
+const GFX1151 = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
+const SYSTEM = "x86_64-linux";
+
+/** Copies what the flake reads into `dir` (so the store does not get the work tree). */
+async function copyFlake(dir: string): Promise<void> {
+  const copy = await run("sh", [
+    "-c",
+    'mkdir -p "$2" && cd "$1" && cp -r flake.nix flake.lock deno.json mod.ts lib nix scripts "$2"/ && { [ ! -e deno.lock ] || cp deno.lock "$2"/; }',
+    "sh",
+    repoRoot,
+    dir,
+  ]);
+  assert.equal(copy.code, 0, copy.stderr);
+}
+
+Deno.test({
+  name: "flake (current Nix, nixpkgs stand-in): flake check, show, every drvPath, formatter",
+  ignore: current === null,
+  fn: async (t) => {
+    const { nix: nixBin, overrideFlags, standin, nixpkgsLib } = current!;
+    const dir = await Deno.makeTempDir({ prefix: "flake_current_nix_" });
+    try {
+      const flake = join(dir, "flake");
+      await copyFlake(flake);
+      const env = nixEnv({ HOME: join(dir, "home") });
+      const nix = (args: string[]): Promise<RunResult> =>
+        run(nixBin, [...args, ...overrideFlags], { env });
+      const evalJson = async (ref: string, apply: string): Promise<unknown> => {
+        const result = await nix(["eval", "--json", ref, "--apply", apply]);
+        assert.equal(result.code, 0, `nix eval ${ref}: ${result.stderr}`);
+        return JSON.parse(result.stdout);
+      };
+      const drvPaths = "builtins.mapAttrs (_: d: d.drvPath)";
+
+      await t.step("nix flake check --no-build passes", async () => {
+        const check = await nix(["flake", "check", "--no-build", `path:${flake}`]);
+        assert.equal(check.code, 0, check.stderr);
+      });
+
+      await t.step("nix flake show lists every output", async () => {
+        const show = await nix(["flake", "show", "--json", `path:${flake}`]);
+        assert.equal(show.code, 0, show.stderr);
+        const outputs = JSON.parse(show.stdout) as Record<string, Record<string, unknown>>;
+        for (
+          const name of [
+            "packages",
+            "apps",
+            "checks",
+            "devShells",
+            "formatter",
+            "nixosModules",
+            "overlays",
+            "lib",
+          ]
+        ) {
+          assert.ok(Object.hasOwn(outputs, name), `flake show lacks ${name}`);
+        }
+        const packages = outputs.packages![SYSTEM] as Record<string, unknown>;
+        assert.ok(Object.hasOwn(packages, "default"));
+        assert.ok(Object.hasOwn(packages, "docker-gfx1151"));
+      });
+
+      await t.step("every package, image, check and devShell has a drvPath", async () => {
+        for (const output of ["packages", "checks", "devShells"]) {
+          const paths = await evalJson(`path:${flake}#${output}.${SYSTEM}`, drvPaths) as Record<
+            string,
+            string
+          >;
+          assert.ok(Object.keys(paths).length > 0, output);
+          for (const [name, path] of Object.entries(paths)) {
+            assert.match(path, /^\/nix\/store\/[^/]+\.drv$/, `${output}.${name}`);
+          }
+          if (output === "packages") {
+            assert.ok(Object.keys(paths).some((name) => name.startsWith("docker-")));
+          }
+        }
+      });
+
+      await t.step("the formatter is nixpkgs' nixfmt-tree (nix fmt passes no files)", async () => {
+        const formatter = await evalJson(`path:${flake}#formatter.${SYSTEM}`, "f: f.drvPath");
+        const standinOverride = ["--override-input", "nixpkgs-lib", `path:${nixpkgsLib}`];
+        const expected = await run(nixBin, [
+          "eval",
+          "--no-write-lock-file",
+          ...standinOverride,
+          "--raw",
+          `path:${standin}#legacyPackages.${SYSTEM}.nixfmt-tree.drvPath`,
+        ], { env });
+        assert.equal(expected.code, 0, expected.stderr);
+        assert.equal(formatter, expected.stdout);
+      });
+
+      await t.step(
+        "packages.default's fallback notice is a warning (--abort-on-warn)",
+        async () => {
+          const ref = `path:${flake}#packages.${SYSTEM}.default.pname`;
+          const warned = await nix(["eval", "--raw", ref]);
+          assert.equal(warned.code, 0, warned.stderr);
+          assert.match(
+            warned.stderr,
+            /warning: rocm-nightly: packages.default is rocm-stable-gfx1151/,
+          );
+          const aborted = await nix(["eval", "--raw", "--abort-on-warn", ref]);
+          assert.notEqual(aborted.code, 0);
+        },
+      );
+
+      await t.step("a pinned nightly: GPU smoke tests in gpuChecks, not checks", async () => {
+        const pinned = join(dir, "pinned");
+        await copyFlake(pinned);
+        const text = await Deno.readTextFile(join(pinned, "flake.nix"));
+        const edited = text.replace("gfx1151 = null;", `gfx1151 = "${GFX1151}";`);
+        assert.notEqual(edited, text);
+        await Deno.writeTextFile(join(pinned, "flake.nix"), edited);
+        const check = await nix(["flake", "check", "--no-build", `path:${pinned}`]);
+        assert.equal(check.code, 0, check.stderr);
+        const features = await evalJson(
+          `path:${pinned}#checks.${SYSTEM}`,
+          "builtins.mapAttrs (_: d: d.requiredSystemFeatures or [ ])",
+        ) as Record<string, string[]>;
+        for (const [name, list] of Object.entries(features)) {
+          assert.deepEqual(list, [], `checks.${name} needs a special builder`);
+        }
+        const gpu = await evalJson(`path:${pinned}#gpuChecks.${SYSTEM}`, drvPaths) as Record<
+          string,
+          string
+        >;
+        assert.deepEqual(Object.keys(gpu), ["smoke-gfx1151"]);
+        const passthru = await evalJson(
+          `path:${pinned}#packages.${SYSTEM}.rocm-nightly-gfx1151`,
+          "p: { smoke = p.passthru.tests.smoke-gfx1151.drvPath; features = p.passthru.tests.smoke-gfx1151.requiredSystemFeatures; }",
+        ) as { smoke: string; features: string[] };
+        assert.equal(passthru.smoke, gpu["smoke-gfx1151"]);
+        assert.deepEqual(passthru.features, ["rocm-gfx1151"]);
+        const hydra = await evalJson(`path:${pinned}#hydraJobs.gpuChecks.${SYSTEM}`, drvPaths);
+        assert.deepEqual(hydra, gpu);
+        // Nothing `nix flake check` builds downloads a ROCm tarball: no
+        // derivation in the checks' closures fetches from the registry.
+        const checkDrvs = Object.values(
+          await evalJson(`path:${pinned}#checks.${SYSTEM}`, drvPaths) as Record<string, string>,
+        );
+        const show = await run(nixBin, ["derivation", "show", "--recursive", ...checkDrvs], {
+          env,
+        });
+        assert.equal(show.code, 0, show.stderr);
+        const derivations = JSON.parse(show.stdout) as Record<
+          string,
+          { env: Record<string, string> }
+        >;
+        const fetches = Object.entries(derivations)
+          .filter(([, d]) => /repo\.amd\.com|therock-dist/.test(d.env.urls ?? d.env.url ?? ""))
+          .map(([path]) => path);
+        assert.deepEqual(fetches, []);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "no callPackage'd file of nix/ has an optional argument that pkgs fills instead",
+  ignore: current === null,
+  fn: async () => {
+    // callPackage fills every argument pkgs carries, optional ones included:
+    // an optional argument named after a pkgs attribute (`config ? { }`)
+    // silently gets pkgs' value instead of its default.
+    const files = new Set<string>();
+    for (
+      const path of [
+        "flake.nix",
+        ...[...Deno.readDirSync(join(repoRoot, "nix"))].map((e) => `nix/${e.name}`),
+      ]
+    ) {
+      if (!path.endsWith(".nix")) continue;
+      const text = await Deno.readTextFile(join(repoRoot, path));
+      for (const match of text.matchAll(/callPackage \.\/(?:nix\/)?([\w-]+\.nix)/g)) {
+        files.add(`nix/${match[1]}`);
+      }
+    }
+    assert.ok(files.has("nix/docker.nix") && files.has("nix/package.nix"), [...files].join(" "));
+    const { nix, standin, nixpkgsLib } = current!;
+    const expr = `let
+      pkgs = (import ${standin}/default.nix { nixpkgs-lib = ${nixpkgsLib}; }).legacyPackages.x86_64-linux;
+      clashes = file: builtins.filter (arg: (builtins.functionArgs (import file)).\${arg} && pkgs ? \${arg})
+        (builtins.attrNames (builtins.functionArgs (import file)));
+    in builtins.listToAttrs (map (file: { name = file; value = clashes (${repoRoot} + "/\${file}"); })
+      ${JSON.stringify([...files].sort()).replaceAll(",", " ")})`;
+    const result = await run(nix, ["eval", "--impure", "--json", "--expr", expr], {
+      env: nixEnv(),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const clashes = JSON.parse(result.stdout) as Record<string, string[]>;
+    assert.deepEqual(
+      Object.entries(clashes).filter(([, args]) => args.length > 0),
+      [],
+      "optional arguments that pkgs carries (rename them)",
+    );
+  },
+});
