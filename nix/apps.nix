@@ -14,10 +14,13 @@
   flake ? null,
 }:
 let
-  scripts = (import ./scripts.nix).scriptsIn (src + "/scripts");
+  # Listed and read from this repository's own files, which `src` holds too:
+  # reading `src` at evaluation would need it in the store first, and
+  # `nix flake check --no-build` writes nothing there.
+  scripts = (import ./scripts.nix).scriptsIn ../scripts;
 
   lockFlags =
-    if builtins.pathExists (src + "/deno.lock") then
+    if builtins.pathExists ../deno.lock then
       [
         "--frozen"
         "--lock=${src}/deno.lock"

@@ -147,7 +147,7 @@ in
       appsWithoutDescription = lib.filter (name: (apps.${name}.meta.description or "") == "") (
         builtins.attrNames apps
       );
-      scripts = (import ./scripts.nix).scriptsIn (src + "/scripts");
+      scripts = (import ./scripts.nix).scriptsIn ../scripts;
     in
     summary "rocm-nightly-flake-metadata"
       [

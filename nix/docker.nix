@@ -36,8 +36,11 @@
 let
   script = "${src}/scripts/image.ts";
   # The permissions come from the script's shebang, as for the flake apps.
+  # Read from this repository's own file, not from `src`: reading a store
+  # path at evaluation would need it built first (import from derivation),
+  # and `nix flake check --no-build` writes nothing to the store.
   permissions = builtins.filter (word: builtins.isString word && builtins.match "--allow-.*" word != null) (
-    builtins.split " " (builtins.head (builtins.split "\n" (builtins.readFile script)))
+    builtins.split " " (builtins.head (builtins.split "\n" (builtins.readFile ../scripts/image.ts)))
   );
   # Its registration file lists every path of the closure with its references;
   # depending on it also brings the closure into the build sandbox.

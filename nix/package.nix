@@ -20,9 +20,11 @@
   src,
 }:
 let
-  # The same permissions as the script's shebang (and its flake app).
+  # The same permissions as the script's shebang (and its flake app), read
+  # from this repository's file: reading `src` at evaluation would need it in
+  # the store first, and `nix flake check --no-build` writes nothing there.
   checkPermissions = (import ./scripts.nix).permissionsOf "scripts/check-output.ts" (
-    builtins.readFile (src + "/scripts/check-output.ts")
+    builtins.readFile ../scripts/check-output.ts
   );
   # What TheRock's binaries expect from the host besides glibc. install.sh
   # links a soname from these folders only when a file of the tree needs it

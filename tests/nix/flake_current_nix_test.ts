@@ -34,7 +34,15 @@ Deno.test({
     try {
       const flake = join(dir, "flake");
       await copyFlake(flake);
-      const env = nixEnv({ HOME: join(dir, "home") });
+      // A store of its own, empty as on a user's first run: the system store
+      // may already hold what this flake's evaluation needs, put there by
+      // Nix 2.8's tests, which hid an evaluation that read a path it had not
+      // written. Nothing is added to the system store either.
+      const base = nixEnv({ HOME: join(dir, "home") });
+      const env = {
+        ...base,
+        NIX_CONFIG: `${base.NIX_CONFIG ?? ""}\nstore = ${join(dir, "store")}`,
+      };
       const nix = (args: string[]): Promise<RunResult> =>
         run(nixBin, [...args, ...overrideFlags], { env });
       const evalJson = async (ref: string, apply: string): Promise<unknown> => {
@@ -165,6 +173,8 @@ Deno.test({
         assert.deepEqual(fetches, []);
       });
     } finally {
+      // Store folders are read-only, even to their owner.
+      await run("chmod", ["-R", "u+w", dir]);
       await Deno.remove(dir, { recursive: true });
     }
   },
