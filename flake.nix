@@ -66,7 +66,12 @@
 
       system = "x86_64-linux";
       inherit (nixpkgs) lib;
-      pkgs = nixpkgs.legacyPackages.${system}.extend self.overlays.default;
+      # One nixpkgs instance: the input's own. Its packages are built with
+      # rocmNightlyFor (the overlay's function) instead of
+      # `legacyPackages.extend overlays.default`, which would instantiate
+      # nixpkgs a second time.
+      pkgs = nixpkgs.legacyPackages.${system};
+      rocmNightly = rocmNightlyFor pkgs;
 
       # What the scripts need at run time: editing README or CI rebuilds nothing.
       src = lib.fileset.toSource {
@@ -82,17 +87,37 @@
 
       # rocm-<channel>-<family> for each family with a hash, and
       # rocm-<channel>-<isa> aliases reaching one through their fallback chain.
-      rocmPackages = pkgs.rocmNightly.packages;
+      rocmPackages = rocmNightly.packages;
 
+      # docker-<channel>-<target>: one image per package of every channel,
+      # named rocm-<channel> (tagged with the target), so images of two
+      # channels never share a name:tag.
       images = lib.mapAttrs' (
-        name: target:
-        lib.nameValuePair "docker-${target}" (
+        name: p:
+        lib.nameValuePair "docker-${p.channel}-${p.target}" (
           pkgs.callPackage ./nix/docker.nix {
             package = rocmPackages.${name};
-            inherit target src;
+            inherit (p) target;
+            inherit src;
+            name = "rocm-${p.channel}";
           }
         )
+      ) rocm.packageTargets;
+      # docker-<target>: the images of packages.default's channel (what
+      # `detect` recommends), the same derivations as above.
+      defaultImages = lib.mapAttrs' (
+        _: target: lib.nameValuePair "docker-${target}" images."docker-${rocm.defaultChannel}-${target}"
       ) resolver.packageTargets;
+
+      # The update app's program, for passthru.updateScript of every package.
+      updateProgramFor =
+        pkgs:
+        (import ./nix/apps.nix {
+          inherit (pkgs) lib writeShellScriptBin deno;
+          inherit src;
+          defaultPackage = null;
+          flake = self;
+        }).update.program;
 
       # pkgs.rocmNightly (overlays.default, nixosModules.default): the packages
       # of every channel, built with pkgs.callPackage of this flake's files.
@@ -108,6 +133,7 @@
               pkgs.callPackage ./nix/package.nix {
                 tarball = rocm.resolveIn channel target;
                 inherit src;
+                updateProgram = updateProgramFor pkgs;
               };
             packageFor = (pkgs.rocmNightly or set).packageIn rocm.defaultChannel;
             packages = builtins.mapAttrs (
@@ -118,7 +144,7 @@
         set;
 
       gpuChecks = lib.listToAttrs (
-        map (isa: lib.nameValuePair "smoke-${isa}" (pkgs.rocmNightly.packageIn "nightly" isa).tests."smoke-${isa}")
+        map (isa: lib.nameValuePair "smoke-${isa}" (rocmNightly.packageIn "nightly" isa).tests."smoke-${isa}")
           (lib.filter (isa: rocm.resolvers ? nightly && rocm.resolvers.nightly.canResolve isa) (
             builtins.attrNames targets.isas
           ))
@@ -126,7 +152,10 @@
 
       defaultPackage =
         # lib.warn: an evaluation warning (--abort-on-warn stops on it).
-        if rocm.defaultNotice == null then pkgs.rocm-nightly else lib.warn rocm.defaultNotice pkgs.rocm-nightly;
+        let
+          package = rocmNightly.packageFor rocm.defaultTarget;
+        in
+        if rocm.defaultNotice == null then package else lib.warn rocm.defaultNotice package;
     in
     {
       # The registry, the target table and the resolvers, for other flakes;
@@ -154,16 +183,22 @@
         _class = "nixos";
         _file = "${toString ./flake.nix}#nixosModules.default";
         key = "rocm-nightly#nixosModules.default";
-        imports = [ (import ./nix/module.nix { inherit rocmNightlyFor; }) ];
+        imports = [
+          (import ./nix/module.nix {
+            inherit rocmNightlyFor;
+            channels = rocm.order;
+            targets = rocm.knownTargets;
+          })
+        ];
       };
 
-      packages.${system} = rocmPackages // images // { default = defaultPackage; };
+      packages.${system} = rocmPackages // images // defaultImages // { default = defaultPackage; };
 
       # Targets that cannot be built yet: `nix build .#rocm-nightly-gfx1103`
       # finds them here and fails with the resolver's explanation (naming the
       # package of another channel that would serve the target).
       legacyPackages.${system} = builtins.mapAttrs (
-        _: p: pkgs.rocmNightly.packageIn p.channel p.target
+        _: p: rocmNightly.packageIn p.channel p.target
       ) rocm.unavailableTargets;
 
       # Imported, not callPackage'd: callPackage would add `override` to the set.
@@ -194,12 +229,21 @@
       # candidate pin. Not in `checks`: `nix flake check` on any machine
       # would download the tarballs and then find no such builder.
       gpuChecks.${system} = gpuChecks;
-      # Hydra with GPU builders: the same jobs.
-      hydraJobs.gpuChecks.${system} = gpuChecks;
+      # Hydra: every package (each downloads its tarball), every image, the
+      # checks, and the GPU smoke tests for builders with that GPU.
+      # packages.default and the docker-<target> names are left out: they
+      # are the same derivations under a second name.
+      hydraJobs = {
+        packages.${system} = rocmPackages;
+        images.${system} = images;
+        checks.${system} = self.checks.${system};
+        gpuChecks.${system} = gpuChecks;
+      };
 
       checks.${system} = import ./nix/checks.nix {
         inherit pkgs src resolver rocm;
         nixosSystem = nixpkgs.lib.nixosSystem;
+        readOnlyPkgs = nixpkgs.nixosModules.readOnlyPkgs;
         nixosModule = self.nixosModules.default;
         apps = self.apps.${system};
         packages = self.packages.${system};

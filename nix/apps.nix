@@ -1,5 +1,6 @@
 # Flake apps: one per scripts/*.ts (found with readDir, so a new script is an
-# app without editing this file), plus `default` running rocminfo.
+# app without editing this file), plus `default` running rocminfo (when
+# defaultPackage is not null).
 #
 # Each app runs `deno run` on the script inside the whole source tree (its
 # relative imports need lib/), with exactly the permissions of the script's
@@ -58,7 +59,8 @@ let
     };
 in
 builtins.mapAttrs appFor scripts
-// {
+# defaultPackage = null: only the scripts' apps (the packages' updateScript).
+// lib.optionalAttrs (defaultPackage != null) {
   default = {
     type = "app";
     program = lib.getExe defaultPackage;

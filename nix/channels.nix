@@ -69,6 +69,11 @@ let
   packageTargets = collect "packageTargets";
   unavailableTargets = collect "unavailableTargets";
 
+  # Every target name any channel knows (the module's `target` enum).
+  knownTargets = builtins.sort builtins.lessThan (
+    attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) (builtins.concatMap (c: resolvers.${c}.knownNames) order)))
+  );
+
   # A notice for packages.default when it falls back from the nightly.
   defaultNotice =
     if defaultChannel == "nightly" || !(channels ? nightly) then
@@ -86,6 +91,7 @@ in
     resolveIn
     packageTargets
     unavailableTargets
+    knownTargets
     defaultNotice
     ;
   # Package names of one channel: the nightly's smoke checks, the default images.

@@ -10,6 +10,7 @@
   resolver,
   rocm,
   nixosSystem,
+  readOnlyPkgs,
   nixosModule,
   apps,
   packages,
@@ -27,22 +28,30 @@ let
 
   # A summary file built from evaluated values; their string context is
   # dropped so the check never depends on (downloads) what they mention.
+  # The assertions sit inside the summary text, not around the derivation:
+  # listing the checks (`nix flake show` reads each one's name) forces none
+  # of the NixOS evaluations below; its drvPath (`nix flake check`) forces
+  # them all.
   summary =
     name: checks: value:
-    assert lib.all lib.id checks;
     runCommand name {
-      summary = builtins.unsafeDiscardStringContext (builtins.toJSON value);
+      summary = builtins.unsafeDiscardStringContext (
+        builtins.toJSON (
+          assert lib.all lib.id checks;
+          value
+        )
+      );
       passAsFile = [ "summary" ];
     } ''cp "$summaryPath" "$out"'';
 
+  # Each NixOS evaluation is the costly part of `nix flake check` with real
+  # nixpkgs: three cover every case, each setting several of them at once.
   evalSystemWith =
-    extraModule: settings:
+    extraModules: settings:
     (nixosSystem {
       modules = [
         nixosModule
-        extraModule
         {
-          nixpkgs.hostPlatform = "x86_64-linux";
           boot.loader.grub.enable = false;
           fileSystems."/" = {
             device = "none";
@@ -52,33 +61,47 @@ let
           services.rocm-nightly = settings;
         }
       ]
-      ;
+      ++ extraModules;
     }).config;
-  evalSystem = evalSystemWith { };
+  # As most users write it: NixOS instantiates nixpkgs for the platform.
+  ownPkgs = [ { nixpkgs.hostPlatform = "x86_64-linux"; } ];
+  # nixpkgs' read-only pkgs given this flake's own pkgs: no further nixpkgs
+  # instance, and the module must set no nixpkgs option.
+  sharedPkgs = [
+    readOnlyPkgs
+    { nixpkgs.pkgs = pkgs; }
+  ];
 
   stub = runCommand "rocm-nightly-stub" { } "mkdir -p $out/opt/rocm/lib";
-  withStub = evalSystem {
+  # The defaults: channel, target and package from the flake, no
+  # hardware.graphics (the ICD warning), no nix-ld, no override.
+  withDefault = evalSystemWith ownPkgs { enable = true; };
+  defaultPackage = withDefault.services.rocm-nightly.package;
+  # A package of one's own, nix-ld and graphics on, an override whose ISA
+  # the default target's tarball lacks.
+  withStub = evalSystemWith (
+    sharedPkgs
+    ++ [
+      {
+        programs.nix-ld.enable = true;
+        hardware.graphics.enable = true;
+      }
+    ]
+  ) {
     enable = true;
-    target = "gfx1100";
     package = stub;
+    hsaOverrideGfxVersion = "10.3.0";
   };
-  withDefault = evalSystem { enable = true; };
-  withStable = evalSystem {
+  # Another channel and target, and a malformed override.
+  withStable = evalSystemWith sharedPkgs {
     enable = true;
     channel = "stable";
     target = "gfx1100";
-  };
-  withNixLd = evalSystemWith { programs.nix-ld.enable = true; } {
-    enable = true;
-    package = stub;
-  };
-  withOverride = hsaOverrideGfxVersion: evalSystem {
-    enable = true;
-    package = stub;
-    inherit hsaOverrideGfxVersion;
+    hsaOverrideGfxVersion = "11.0";
   };
   failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   str = builtins.unsafeDiscardStringContext;
+  optRocm = config: config.systemd.tmpfiles.settings.rocm-nightly."/opt/rocm"."L+";
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
   # (lib/package/sample_rocm.ts) instead of the real download.
@@ -111,35 +134,38 @@ let
 in
 {
   module-eval = summary "rocm-nightly-module-eval" [
-    (expectEqual "systemPackages holds the package" (
-      builtins.elem stub withStub.environment.systemPackages
-    ) true)
-    (expectEqual "the /opt/rocm tmpfiles rule" (builtins.elem "L+ /opt/rocm - - - - ${stub}/opt/rocm" withStub.systemd.tmpfiles.rules) true)
-    (expectEqual "no ld.so.conf.d entry (Nix's glibc never reads it)" (withStub.environment.etc ? "ld.so.conf.d/rocm-nightly.conf") false)
-    (expectEqual "no nix-ld libraries without nix-ld" (builtins.elem stub withStub.programs.nix-ld.libraries) false)
-    (expectEqual "nix-ld libraries with nix-ld" (builtins.elem stub withNixLd.programs.nix-ld.libraries) true)
-    (expectEqual "the OpenCL ICD package" (builtins.elem withDefault.services.rocm-nightly.package.openclIcd withDefault.hardware.graphics.extraPackages) true)
-    (expectEqual "ROCM_PATH" withStub.environment.sessionVariables.ROCM_PATH "/opt/rocm")
-    (expectEqual "HIP_PATH" withStub.environment.sessionVariables.HIP_PATH "/opt/rocm")
+    (expectEqual "systemPackages holds the package" (builtins.elem defaultPackage withDefault.environment.systemPackages) true)
+    (expectEqual "systemPackages holds a package of one's own" (builtins.elem stub withStub.environment.systemPackages) true)
+    (expectEqual "the /opt/rocm tmpfiles entry" (str (optRocm withDefault).argument) (str "${defaultPackage}/opt/rocm"))
+    (expectEqual "the /opt/rocm tmpfiles type" (optRocm withStub).type "L+")
+    (expectEqual "no /opt/rocm tmpfiles rule (settings instead)" (lib.filter (lib.hasInfix "/opt/rocm") withDefault.systemd.tmpfiles.rules) [ ])
+    (expectEqual "no ld.so.conf.d entry (Nix's glibc never reads it)" (withDefault.environment.etc ? "ld.so.conf.d/rocm-nightly.conf") false)
+    (expectEqual "no nix-ld libraries without nix-ld" (builtins.elem defaultPackage withDefault.programs.nix-ld.libraries) false)
+    (expectEqual "nix-ld libraries with nix-ld" (builtins.elem stub withStub.programs.nix-ld.libraries) true)
+    (expectEqual "the OpenCL ICD package" (builtins.elem defaultPackage.openclIcd withDefault.hardware.graphics.extraPackages) true)
+    (expectEqual "a warning when the ICD cannot show up" (lib.any (lib.hasInfix "only with hardware.graphics.enable") withDefault.warnings) true)
+    (expectEqual "ROCM_PATH" withDefault.environment.sessionVariables.ROCM_PATH "/opt/rocm")
+    (expectEqual "HIP_PATH" withDefault.environment.sessionVariables.HIP_PATH "/opt/rocm")
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)
-    (expectEqual "default package" withDefault.services.rocm-nightly.package.pname
-      (resolver.resolve resolver.defaultTarget).pname
-    )
+    (expectEqual "default package" defaultPackage.pname (resolver.resolve resolver.defaultTarget).pname)
     (expectEqual "default channel" withDefault.services.rocm-nightly.channel rocm.defaultChannel)
     (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
       (rocm.resolveIn "stable" "gfx1100").pname
     )
-    (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
-    (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withStub.environment.variables ? HSA_OVERRIDE_GFX_VERSION) false)
+    (expectEqual "HSA_OVERRIDE_GFX_VERSION" withStub.environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
+    (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withDefault.environment.sessionVariables ? HSA_OVERRIDE_GFX_VERSION) false)
     (expectEqual "a malformed hsaOverrideGfxVersion fails an assertion" (lib.any (
       lib.hasInfix "is not an HSA_OVERRIDE_GFX_VERSION"
-    ) (failedAssertions (withOverride "11.0"))) true)
+    ) (failedAssertions withStable)) true)
     (expectEqual "an override the target's tarball lacks warns" (lib.any (
       lib.hasInfix "makes ROCm run gfx1030 code"
-    ) (withOverride "10.3.0").warnings) true)
+    ) withStub.warnings) true)
+    (expectEqual "no assertion of the module fails otherwise" (lib.filter (lib.hasInfix "rocm-nightly") (
+      failedAssertions withDefault ++ failedAssertions withStub
+    )) [ ])
   ] {
-    defaultPackage = str withDefault.services.rocm-nightly.package.name;
-    tmpfiles = map str withStub.systemd.tmpfiles.rules;
+    defaultPackage = str defaultPackage.name;
+    tmpfiles = str (optRocm withDefault).argument;
   };
 
   flake-metadata =

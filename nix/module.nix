@@ -5,8 +5,18 @@
 # come from pkgs.rocmNightly when the overlay is applied, else from
 # `rocmNightlyFor pkgs` (pkgs.callPackage of the flake's files). It sets no
 # nixpkgs option, so nixpkgs' read-only pkgs (nixosModules.readOnlyPkgs) work.
+# `channels` and `targets` are what the flake knows (the registry's channels;
+# every ISA and family of lib/releases/targets.json and of the registry): the
+# `channel` and `target` options are enums of them, so a typo fails with the
+# list of valid values before anything is resolved.
 {
   rocmNightlyFor ? null,
+  channels ? [
+    "nightly"
+    "stable"
+  ],
+  # null: the ISAs and families of lib/releases/targets.json.
+  targets ? null,
 }:
 {
   config,
@@ -21,7 +31,9 @@ let
   # the target's tarball has code for (null when either is unknown).
   overrideIsa =
     if cfg.hsaOverrideGfxVersion == null then null else gfxVersion.targetOfHsaOverride cfg.hsaOverrideGfxVersion;
-  families = (builtins.fromJSON (builtins.readFile ../lib/releases/targets.json)).families;
+  table = builtins.fromJSON (builtins.readFile ../lib/releases/targets.json);
+  inherit (table) families;
+  knownTargets = if targets != null then targets else builtins.attrNames (table.isas // families);
   resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
   targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =
@@ -37,13 +49,14 @@ in
     enable = lib.mkEnableOption "AMD ROCm nightly (TheRock) under /opt/rocm";
 
     channel = lib.mkOption {
-      type = lib.types.str;
+      type = lib.types.enum channels;
       default = rocmNightly.defaultChannel;
       defaultText = lib.literalExpression "pkgs.rocmNightly.defaultChannel";
       example = "stable";
       description = ''
-        The release channel of the flake's registry to install from:
-        `nightly`, `stable` (or `rc` when the flake tracks it). The default is
+        The release channel of the flake's registry to install from: one of
+        the channels of its flake.nix, `nightly`, `stable` (and `rc` once
+        `nix run .#update -- --channel rc` added it). The default is
         the nightly when it pins the default target, else stable. Evaluation
         fails naming the channel that would serve the target when this one
         has no pinned tarball for it.
@@ -51,15 +64,16 @@ in
     };
 
     target = lib.mkOption {
-      type = lib.types.str;
+      type = lib.types.enum knownTargets;
       default = rocmNightly.defaultTarget;
       defaultText = lib.literalExpression "pkgs.rocmNightly.defaultTarget";
       example = "gfx1100";
       description = ''
         The GPU to install ROCm for: an ISA such as `gfx1100` (resolved through
         its fallback chain, e.g. gfx110X-all then multiarch) or a TheRock
-        family such as `gfx110X-all`. Evaluation fails with the list of
-        available targets when none of the chain has a pinned tarball.
+        family such as `gfx110X-all`: one the flake's target table or registry
+        knows. Evaluation fails with the list of available targets when none
+        of the chain has a pinned tarball.
       '';
     };
 
@@ -106,8 +120,10 @@ in
 
     environment.systemPackages = [ cfg.package ];
 
-    # Many ROCm tools and build systems look in /opt/rocm first.
-    systemd.tmpfiles.rules = [ "L+ /opt/rocm - - - - ${cfg.package}/opt/rocm" ];
+    # Many ROCm tools and build systems look in /opt/rocm first. `L+`
+    # replaces whatever /opt/rocm was with the link (tmpfiles.d(5)); nixpkgs
+    # writes this as lib/tmpfiles.d/rocm-nightly.conf.
+    systemd.tmpfiles.settings.rocm-nightly."/opt/rocm"."L+".argument = "${cfg.package}/opt/rocm";
 
     # Programs not built by Nix find ROCm's libraries through nix-ld's loader
     # (Nix's glibc never reads /etc/ld.so.conf.d). The package's lib/ leads

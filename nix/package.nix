@@ -1,6 +1,8 @@
 # One ROCm tarball as a package. `tarball` is one result of nix/resolve.nix
 # ({ urls, hash, name, family, version, pname, channel }); `src` is this
-# repository (for scripts/check-output.ts in passthru.tests).
+# repository (for scripts/check-output.ts in passthru.tests);
+# `updateProgram` is the flake's update app (for passthru.updateScript), or
+# null.
 {
   lib,
   stdenvNoCC,
@@ -18,6 +20,7 @@
   deno,
   tarball,
   src,
+  updateProgram ? null,
 }:
 let
   # The same permissions as the script's shebang (and its flake app), read
@@ -66,13 +69,29 @@ stdenvNoCC.mkDerivation (finalAttrs: {
   dontConfigure = true;
   dontBuild = true;
 
-  # The tarball's binaries carry $ORIGIN-relative RPATHs that stdenv's fixup
-  # (patchelf --shrink-rpath, strip) would break or drop, patchelf mangles
-  # some of TheRock's lld-linked libraries, and stripping GPU code objects
-  # corrupts them: install.sh changes only executables' interpreters.
+  # stdenv's fixup runs (the tmpdir audit, libtool-file pruning, relative
+  # links into $out, the man/doc/lib64/sbin moves, which find nothing at the
+  # top of $out) except what would change TheRock's tree:
+  # - the tarball's binaries carry $ORIGIN-relative RPATHs that patchelf
+  #   --shrink-rpath would drop, and patchelf mangles the program headers of
+  #   some of its lld-linked libraries: install.sh changes only executables'
+  #   interpreters, leaving every library's bytes as shipped;
   dontPatchELF = true;
+  # - strip corrupts GPU code objects and lld-linked libraries alike;
   dontStrip = true;
-  dontFixup = true;
+  # - install.sh rewrites every shebang it knows (keeping `env -S` and the
+  #   arguments, dropping a CR), the same code the tests run here without
+  #   nixpkgs; patchShebangs would rewrite the rest from the build's PATH,
+  #   unchecked by those tests;
+  dontPatchShebangs = true;
+  # - $out/lib leads into opt/rocm/lib: the systemd-units move would carry
+  #   files of the tree out of it;
+  dontMoveSystemdUserUnits = true;
+  # - the tarball's own links stay as shipped, and one with an absolute
+  #   target dangles in the sandbox though it may resolve on the host (under
+  #   /opt/rocm, which the NixOS module links): the check would fail the
+  #   build; check-output reports the links that lead out of the tree.
+  dontCheckForBrokenSymlinks = true;
 
   installPhase = ''
     runHook preInstall
@@ -98,6 +117,21 @@ stdenvNoCC.mkDerivation (finalAttrs: {
 
   passthru = {
     inherit tarball;
+  }
+  # nixpkgs' update convention (maintainers/scripts/update.nix): run in a
+  # checkout of this flake, it moves this package's channel to AMD's newest
+  # release, tracking this package's family (`nix run .#update -- --channel
+  # <channel> --target <family>`).
+  // lib.optionalAttrs (updateProgram != null) {
+    updateScript = [
+      updateProgram
+      "--channel"
+      tarball.channel
+      "--target"
+      tarball.family
+    ];
+  }
+  // {
     # Only the OpenCL ICD files of the package (none when the tree ships
     # none), for hardware.graphics.extraPackages (nix/module.nix).
     openclIcd = runCommand "${finalAttrs.pname}-opencl-icd" { package = finalAttrs.finalPackage; } ''
@@ -149,6 +183,14 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       ncsa
       asl20
     ];
+    # Nightlies are builds of TheRock's main branch; a stable release has
+    # AMD's release notes; release candidates, TheRock's releases page.
+    changelog =
+      {
+        nightly = "https://github.com/ROCm/TheRock/commits/main";
+        stable = "https://rocm.docs.amd.com/en/docs-${tarball.version}/about/release-notes.html";
+      }
+      .${tarball.channel or "nightly"} or "https://github.com/ROCm/TheRock/releases";
     platforms = [ "x86_64-linux" ];
     sourceProvenance = [ lib.sourceTypes.binaryNativeCode ];
     mainProgram = "rocminfo";

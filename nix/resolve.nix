@@ -217,6 +217,7 @@ in
     packageTargets
     unavailableTargets
     tarballName
+    knownNames
     ;
   defaultTarget = targets.defaultTarget;
 }

@@ -12,6 +12,14 @@ const current = await requireCurrentNix("flake checks with a current Nix");
 
 const GFX1151 = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
 const SYSTEM = "x86_64-linux";
+// Trace lines of the stand-in (tests/fixtures/nixpkgs-standin).
+const NIXOS_EVALUATION = "nixpkgs-standin: lib.nixosSystem evaluation";
+const PKGS_INSTANCE = "nixpkgs-standin: pkgs instantiated";
+
+/** How many of `stderr`'s lines are the stand-in's trace `what`. */
+function traces(stderr: string, what: string): number {
+  return stderr.split("\n").filter((line) => line === `trace: ${what}`).length;
+}
 
 /** Copies what the flake reads into `dir` (so the store does not get the work tree). */
 async function copyFlake(dir: string): Promise<void> {
@@ -52,14 +60,24 @@ Deno.test({
       };
       const drvPaths = "builtins.mapAttrs (_: d: d.drvPath)";
 
-      await t.step("nix flake check --no-build passes", async () => {
+      await t.step("nix flake check --no-build passes, with three NixOS evaluations", async () => {
         const check = await nix(["flake", "check", "--no-build", `path:${flake}`]);
         assert.equal(check.code, 0, check.stderr);
+        // The stand-in traces each NixOS evaluation and each nixpkgs
+        // instance, the costly parts with real nixpkgs: three evaluations
+        // cover every module case; one is a user's (nixpkgs instantiated
+        // for hostPlatform), the others share the flake's pkgs.
+        assert.equal(traces(check.stderr, NIXOS_EVALUATION), 3, check.stderr);
+        assert.equal(traces(check.stderr, PKGS_INSTANCE), 2, check.stderr);
       });
 
       await t.step("nix flake show lists every output", async () => {
         const show = await nix(["flake", "show", "--json", `path:${flake}`]);
         assert.equal(show.code, 0, show.stderr);
+        // Listing the checks reads their names: no NixOS evaluation, and the
+        // input's pkgs is the only nixpkgs instance (no extend).
+        assert.equal(traces(show.stderr, NIXOS_EVALUATION), 0, show.stderr);
+        assert.equal(traces(show.stderr, PKGS_INSTANCE), 1, show.stderr);
         const outputs = JSON.parse(show.stdout) as Record<string, Record<string, unknown>>;
         for (
           const name of [
@@ -78,7 +96,127 @@ Deno.test({
         const packages = outputs.packages![SYSTEM] as Record<string, unknown>;
         assert.ok(Object.hasOwn(packages, "default"));
         assert.ok(Object.hasOwn(packages, "docker-gfx1151"));
+        assert.ok(Object.hasOwn(packages, "docker-stable-gfx1151"));
+        for (const job of ["packages", "images", "checks", "gpuChecks"]) {
+          assert.ok(Object.hasOwn(outputs.hydraJobs ?? {}, job), `hydraJobs lacks ${job}`);
+        }
       });
+
+      await t.step("every package carries nixpkgs' meta, updateScript and fixup", async () => {
+        const meta = await evalJson(
+          `path:${flake}#packages.${SYSTEM}`,
+          `ps: builtins.mapAttrs (_: p: {
+            inherit (p.meta) description sourceProvenance platforms mainProgram changelog;
+            licenses = map (l: l.spdxId) p.meta.license;
+            inherit (p.passthru.tarball) channel family version;
+            updateScript = p.passthru.updateScript or null;
+          }) (removeAttrs ps (builtins.filter (n: builtins.substring 0 7 n == "docker-") (builtins.attrNames ps)))`,
+        ) as Record<string, {
+          description: string;
+          sourceProvenance: unknown;
+          platforms: string[];
+          mainProgram: string;
+          changelog: string;
+          licenses: string[];
+          channel: string;
+          family: string;
+          version: string;
+          updateScript: string[] | null;
+        }>;
+        const updateProgram = await evalJson(
+          `path:${flake}#apps.${SYSTEM}.update`,
+          "app: app.program",
+        ) as string;
+        assert.ok(Object.keys(meta).length > 1);
+        for (const [name, m] of Object.entries(meta)) {
+          assert.equal(
+            m.description,
+            `AMD ROCm ${m.channel} (TheRock ${m.version}) for GPU family ${m.family}`,
+            name,
+          );
+          assert.deepEqual(m.sourceProvenance, [{
+            isSource: false,
+            shortName: "binaryNativeCode",
+          }]);
+          assert.deepEqual(m.platforms, [SYSTEM]);
+          assert.equal(m.mainProgram, "rocminfo");
+          assert.deepEqual(m.licenses, ["MIT", "NCSA", "Apache-2.0"]);
+          assert.equal(
+            m.changelog,
+            m.channel === "stable"
+              ? `https://rocm.docs.amd.com/en/docs-${m.version}/about/release-notes.html`
+              : "https://github.com/ROCm/TheRock/commits/main",
+          );
+          // nixpkgs' update convention: the flake's update app, this
+          // package's channel and family.
+          assert.deepEqual(
+            m.updateScript,
+            [updateProgram, "--channel", m.channel, "--target", m.family],
+            name,
+          );
+        }
+        assert.equal(meta["rocm-stable-gfx1100"]?.family, "gfx110X-all");
+        // Fixup runs, except what would change TheRock's tree.
+        const drv = await evalJson(
+          `path:${flake}#packages.${SYSTEM}.rocm-stable-gfx1151`,
+          "p: p.drvPath",
+        ) as string;
+        const show = await run(nixBin, ["derivation", "show", drv], { env });
+        assert.equal(show.code, 0, show.stderr);
+        const derivationEnv = Object.values(
+          JSON.parse(show.stdout) as Record<string, { env: Record<string, string> }>,
+        )[0]!.env;
+        assert.equal(derivationEnv.dontFixup, undefined, "dontFixup is set");
+        for (
+          const flag of [
+            "dontStrip",
+            "dontPatchELF",
+            "dontPatchShebangs",
+            "dontMoveSystemdUserUnits",
+            "dontCheckForBrokenSymlinks",
+          ]
+        ) {
+          assert.equal(derivationEnv[flag], "1", flag);
+        }
+      });
+
+      await t.step(
+        "images are named per channel; hydraJobs hold packages, images, checks",
+        async () => {
+          const images = await evalJson(
+            `path:${flake}#packages.${SYSTEM}`,
+            `ps: builtins.mapAttrs (_: p: { inherit (p) name drvPath; })
+            (builtins.intersectAttrs { docker-gfx1151 = 0; docker-stable-gfx1151 = 0; docker-stable-gfx1100 = 0; } ps)`,
+          ) as Record<string, { name: string; drvPath: string }>;
+          assert.equal(
+            images["docker-stable-gfx1151"]?.name,
+            "docker-image-rocm-stable-gfx1151.tar",
+          );
+          assert.equal(
+            images["docker-stable-gfx1100"]?.name,
+            "docker-image-rocm-stable-gfx1100.tar",
+          );
+          // docker-<target>: packages.default's channel (stable here), the same derivation.
+          assert.equal(images["docker-gfx1151"]?.drvPath, images["docker-stable-gfx1151"]?.drvPath);
+          const packages = await evalJson(`path:${flake}#packages.${SYSTEM}`, drvPaths) as Record<
+            string,
+            string
+          >;
+          const jobs = await evalJson(
+            `path:${flake}#hydraJobs`,
+            `j: builtins.mapAttrs (_: s: builtins.mapAttrs (_: d: d.drvPath) s.${SYSTEM}) j`,
+          ) as Record<string, Record<string, string>>;
+          const pick = (test: (name: string) => boolean): Record<string, string> =>
+            Object.fromEntries(Object.entries(packages).filter(([name]) => test(name)));
+          assert.deepEqual(jobs.packages, pick((name) => name.startsWith("rocm-")));
+          assert.deepEqual(jobs.images, pick((name) => /^docker-(nightly|stable)-/.test(name)));
+          assert.deepEqual(
+            jobs.checks,
+            await evalJson(`path:${flake}#checks.${SYSTEM}`, drvPaths),
+          );
+          assert.deepEqual(jobs.gpuChecks, {});
+        },
+      );
 
       await t.step("every package, image, check and devShell has a drvPath", async () => {
         for (const output of ["packages", "checks", "devShells"]) {
@@ -154,6 +292,17 @@ Deno.test({
         assert.deepEqual(passthru.features, ["rocm-gfx1151"]);
         const hydra = await evalJson(`path:${pinned}#hydraJobs.gpuChecks.${SYSTEM}`, drvPaths);
         assert.deepEqual(hydra, gpu);
+        // With the nightly pinned, docker-<target> is the nightly's image.
+        const images = await evalJson(
+          `path:${pinned}#packages.${SYSTEM}`,
+          `ps: builtins.mapAttrs (_: p: { inherit (p) name drvPath; })
+            (builtins.intersectAttrs { docker-gfx1151 = 0; docker-nightly-gfx1151 = 0; } ps)`,
+        ) as Record<string, { name: string; drvPath: string }>;
+        assert.equal(
+          images["docker-nightly-gfx1151"]?.name,
+          "docker-image-rocm-nightly-gfx1151.tar",
+        );
+        assert.equal(images["docker-gfx1151"]?.drvPath, images["docker-nightly-gfx1151"]?.drvPath);
         // Nothing `nix flake check` builds downloads a ROCm tarball: no
         // derivation in the checks' closures fetches from the registry.
         const checkDrvs = Object.values(

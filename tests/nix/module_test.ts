@@ -14,7 +14,11 @@ const env = nixEnv();
 function prelude(): string {
   return `
     standin = import ${current!.standin}/default.nix { nixpkgs-lib = ${current!.nixpkgsLib}; };
-    flake = (import ${repoRoot}/flake.nix).outputs { self = flake; nixpkgs = standin; };
+    # self as a flake's: its outputs and the source's outPath.
+    flake = (import ${repoRoot}/flake.nix).outputs {
+      self = flake // { outPath = "${repoRoot}"; };
+      nixpkgs = standin;
+    };
     inherit (standin) lib;
     store = name: derivation { inherit name; system = "x86_64-linux"; builder = "/bin/sh"; };
     withIcd = store "rocm-stub" // { openclIcd = store "rocm-stub-opencl-icd"; };
@@ -35,6 +39,8 @@ function prelude(): string {
       inherit (config) warnings;
       packages = map (p: p.name) config.environment.systemPackages;
       tmpfiles = config.systemd.tmpfiles.rules;
+      tmpfilesSettings = config.systemd.tmpfiles.settings;
+      tmpfilesFiles = config.systemd.tmpfiles.ruleFiles;
       etc = builtins.attrNames config.environment.etc;
       nixLd = map (p: p.name) config.programs.nix-ld.libraries;
       graphics = map (p: p.name) config.hardware.graphics.extraPackages;
@@ -65,6 +71,8 @@ interface View {
   warnings: string[];
   packages: string[];
   tmpfiles: string[];
+  tmpfilesSettings: Record<string, Record<string, Record<string, Record<string, string>>>>;
+  tmpfilesFiles: Record<string, string>;
   etc: string[];
   nixLd: string[];
   graphics: string[];
@@ -114,6 +122,7 @@ Deno.test({
     assert.deepEqual(value.off.sessionVariables, {});
     assert.deepEqual(value.off.packages, []);
     assert.deepEqual(value.off.tmpfiles, []);
+    assert.deepEqual(value.off.tmpfilesSettings, {});
   },
 });
 
@@ -195,7 +204,26 @@ Deno.test({
       out = withIcd.outPath;
     }`) as { plain: View; nixLd: View; noIcd: View; out: string };
     assert.deepEqual(value.plain.packages, ["rocm-stub"]);
-    assert.deepEqual(value.plain.tmpfiles, [`L+ /opt/rocm - - - - ${value.out}/opt/rocm`]);
+    // systemd.tmpfiles.settings, as nixpkgs' own modules declare links now;
+    // nixpkgs writes it as lib/tmpfiles.d/rocm-nightly.conf.
+    assert.deepEqual(value.plain.tmpfiles, []);
+    assert.deepEqual(value.plain.tmpfilesSettings, {
+      "rocm-nightly": {
+        "/opt/rocm": {
+          "L+": {
+            type: "L+",
+            mode: "-",
+            user: "-",
+            group: "-",
+            age: "-",
+            argument: `${value.out}/opt/rocm`,
+          },
+        },
+      },
+    });
+    assert.deepEqual(value.plain.tmpfilesFiles, {
+      "rocm-nightly": `'L+' '/opt/rocm' '-' '-' '-' '-' ${value.out}/opt/rocm\n`,
+    });
     assert.deepEqual(value.plain.etc, []);
     assert.deepEqual(value.plain.nixLd, []);
     assert.deepEqual(value.plain.graphics, ["rocm-stub-opencl-icd"]);
@@ -250,5 +278,74 @@ Deno.test({
       modules = [ flake.nixosModules.default ]; }).config`);
     assert.notEqual(other.code, 0);
     assert.match(other.stderr, /class "nixos".*class "homeManager"|"homeManager".*"nixos"/s);
+  },
+});
+
+Deno.test({
+  name: "module: channel and target are enums of what the flake knows; a typo lists them",
+  ignore: current === null,
+  fn: async () => {
+    const value = await evalOk(`let
+      options = (lib.nixosSystem {
+        modules = [ flake.nixosModules.default { nixpkgs.hostPlatform = "x86_64-linux"; } ];
+      }).options.services.rocm-nightly;
+    in {
+      channel = { inherit (options.channel.type) name; inherit (options.channel.type.functor.payload) values; };
+      target = { inherit (options.target.type) name; inherit (options.target.type.functor.payload) values; };
+      table = builtins.attrNames (builtins.fromJSON (builtins.readFile ${repoRoot}/lib/releases/targets.json)).isas;
+      families = builtins.attrNames (builtins.fromJSON (builtins.readFile ${repoRoot}/lib/releases/targets.json)).families;
+      channels = builtins.attrNames flake.lib.channels;
+    }`) as {
+      channel: { name: string; values: string[] };
+      target: { name: string; values: string[] };
+      table: string[];
+      families: string[];
+      channels: string[];
+    };
+    assert.equal(value.channel.name, "enum");
+    assert.deepEqual([...value.channel.values].sort(), [...value.channels].sort());
+    assert.deepEqual(value.channel.values, ["nightly", "stable"]);
+    assert.equal(value.target.name, "enum");
+    for (const name of [...value.table, ...value.families]) {
+      assert.ok(value.target.values.includes(name), `target enum lacks ${name}`);
+    }
+    // A typo fails with nixpkgs' enum message, which lists the valid values.
+    const channel = await evalNix(
+      `(eval { enable = true; channel = "stabel"; }).services.rocm-nightly.channel`,
+    );
+    assert.notEqual(channel.code, 0);
+    assert.match(channel.stderr, /is not of type `one of "nightly", "stable"'/);
+    const target = await evalNix(
+      `(eval { enable = true; target = "gfx11510"; }).services.rocm-nightly.target`,
+    );
+    assert.notEqual(target.code, 0);
+    assert.match(
+      target.stderr,
+      /services\.rocm-nightly\.target' is not of type `one of .*"gfx1151"/s,
+    );
+  },
+});
+
+Deno.test({
+  name: "module: no nixpkgs instance of its own under readOnlyPkgs, none beyond NixOS's otherwise",
+  ignore: current === null,
+  fn: async () => {
+    // The stand-in traces each pkgs instance; the module, given the flake's
+    // pkgs under readOnlyPkgs, must add none (no extend, no import).
+    const instances = (stderr: string): number =>
+      stderr.split("\n").filter((line) => line.includes("nixpkgs-standin: pkgs instantiated"))
+        .length;
+    const readOnly = await evalNix(`map (p: p.drvPath) (evalWith [
+      standin.nixosModules.readOnlyPkgs
+      { nixpkgs.pkgs = standin.legacyPackages.x86_64-linux; }
+    ] { enable = true; }).environment.systemPackages`);
+    assert.equal(readOnly.code, 0, readOnly.stderr);
+    assert.equal(instances(readOnly.stderr), 1, readOnly.stderr);
+    // NixOS instantiating nixpkgs for hostPlatform: that one instance only.
+    const own = await evalNix(
+      `map (p: p.drvPath) (eval { enable = true; }).environment.systemPackages`,
+    );
+    assert.equal(own.code, 0, own.stderr);
+    assert.equal(instances(own.stderr), 1, own.stderr);
   },
 });

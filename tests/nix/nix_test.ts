@@ -524,6 +524,7 @@ const STUB_NIXPKGS = String.raw`{
         listToAttrs = builtins.listToAttrs;
         mapAttrs = builtins.mapAttrs;
         optionals = cond: list: if cond then list else [ ];
+        optionalAttrs = cond: set: if cond then set else { };
         nameValuePair = name: value: { inherit name value; };
         mapAttrs' = f: set: builtins.listToAttrs (map (n: f n set.${"$"}{n}) (builtins.attrNames set));
         escapeShellArg = arg: "'${"$"}{builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString arg)}'";
@@ -689,14 +690,20 @@ Deno.test({
         "l: { inherit (l) packageTargets allPackageTargets defaultTarget; }",
       ) as {
         packageTargets: Record<string, string>;
-        allPackageTargets: Record<string, unknown>;
+        allPackageTargets: Record<string, { channel: string; target: string }>;
         defaultTarget: string;
       };
 
       await t.step("packages: one per resolvable target, its image, and default", async () => {
         const names = await evalJson("packages.x86_64-linux", "builtins.attrNames");
         const targets = Object.keys(lib.allPackageTargets);
-        const images = Object.values(lib.packageTargets).map((target) => `docker-${target}`);
+        // docker-<target> (packages.default's channel) and docker-<channel>-<target>.
+        const images = [
+          ...Object.values(lib.packageTargets).map((target) => `docker-${target}`),
+          ...Object.values(lib.allPackageTargets).map(({ channel, target }) =>
+            `docker-${channel}-${target}`
+          ),
+        ];
         assert.deepEqual(names, ["default", ...images, ...targets].sort());
         const main = await evalJson(
           "packages.x86_64-linux.default",
@@ -716,7 +723,8 @@ Deno.test({
           `packages.x86_64-linux.docker-${lib.defaultTarget}`,
           "p: p.drvPath",
         );
-        assert.match(String(image), /docker-image-rocm-nightly-.+\.drv$/);
+        // Named after its channel: a fresh clone's default channel is stable.
+        assert.match(String(image), /docker-image-rocm-stable-.+\.drv$/);
         // A fresh clone: packages.default is stable's, with a warning naming the channel.
         const trace = await nix([
           "eval",
