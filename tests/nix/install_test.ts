@@ -368,7 +368,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "install.sh points python and perl shebangs at --python and --perl, keeping arguments",
+  name: "install.sh points python, perl, bash and sh shebangs at --python, --perl, --bash, --shell",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -381,6 +381,9 @@ Deno.test({
         "bin/old.pl": ["#!/usr/local/bin/perl5.36 -w", "#!/pl/bin/perl -w"],
         "bin/py2": ["#!/usr/bin/env python2", "#!/usr/bin/env python2"],
         "bin/shell": ["#!/bin/sh", "#!/bin/sh"],
+        "bin/hipcc.sh": ["#!/bin/bash -e", "#!/bash/bin/bash -e"],
+        "libexec/rocm/run": ["#!/usr/bin/env bash", "#!/bash/bin/bash"],
+        "bin/env-sh": ["#!/usr/bin/env sh", "#!/bin/sh"],
       };
       for (const [path, [line]] of Object.entries(scripts)) {
         await Deno.mkdir(join(tree, path, ".."), { recursive: true });
@@ -396,9 +399,14 @@ Deno.test({
         "/py/bin/python3",
         "--perl",
         "/pl/bin/perl",
+        "--bash",
+        "/bash/bin/bash",
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, /pointed the shebangs of 5 scripts at --python\/--perl/);
+      assert.match(
+        result.stderr,
+        /pointed the shebangs of 8 scripts at --python\/--perl\/--bash\/--shell/,
+      );
       for (const [path, [, expected]] of Object.entries(scripts)) {
         const file = join(out, "opt/rocm", path);
         assert.equal(await Deno.readTextFile(file), `${expected}\nbody of ${path}\n`, path);
@@ -406,7 +414,15 @@ Deno.test({
       }
       const without = await install([...args, "--out", join(dir, "out2")]);
       assert.equal(without.code, 0, without.stderr);
-      assert.match(without.stderr, /left 5 python\/perl shebangs alone: give --python and --perl/);
+      assert.match(
+        without.stderr,
+        /left 7 python\/perl\/bash shebangs alone: give --python, --perl and --bash/,
+      );
+      // sh needs no flag: --shell is /bin/sh unless given.
+      assert.equal(
+        await Deno.readTextFile(join(dir, "out2/opt/rocm/bin/env-sh")),
+        "#!/bin/sh\nbody of bin/env-sh\n",
+      );
       const relative = await install([...args, "--out", join(dir, "out3"), "--python", "python3"]);
       assert.equal(relative.code, 1);
       assert.match(relative.stderr, /interpreter "python3": must be an absolute path/);
@@ -598,7 +614,7 @@ async function argvPrinter(path: string): Promise<void> {
 }
 
 Deno.test({
-  name: "install.sh rewrites each python and perl shebang form so that the script runs",
+  name: "install.sh rewrites each python, perl, bash and sh shebang form so that the script runs",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -607,8 +623,12 @@ Deno.test({
       const python = join(dir, "store/python3/bin/python3");
       const perl = join(dir, "store/perl/bin/perl");
       const env = join(dir, "store/coreutils/bin/env");
+      const bash = join(dir, "store/bash/bin/bash");
+      const shell = join(dir, "store/shell/bin/sh");
       await argvPrinter(python);
       await argvPrinter(perl);
+      await argvPrinter(bash);
+      await argvPrinter(shell);
       await Deno.mkdir(join(env, ".."), { recursive: true });
       await Deno.symlink("/usr/bin/env", env);
       // Each first line and the arguments its interpreter must get before the script.
@@ -629,6 +649,17 @@ Deno.test({
         ["#!/usr/bin/env python3\r\n", python, []],
         ["#!/usr/bin/python3 -u\r\n", python, ["-u"]],
         ["#!/usr/bin/env -S python3 -u -W ignore\r\n", python, ["-u", "-W", "ignore"]],
+        ["#!/bin/bash\n", bash, []],
+        ["#!/bin/bash -e\n", bash, ["-e"]],
+        ["#!/usr/bin/bash\r\n", bash, []],
+        ["#!/usr/local/bin/bash -eu\n", bash, ["-eu"]],
+        ["#!/usr/bin/env bash\n", bash, []],
+        ["#! /usr/bin/env -S bash -e -u\n", bash, ["-e", "-u"]],
+        ["#!/usr/bin/env -S bash\n", bash, []],
+        ["#!/bin/sh\n", shell, []],
+        ["#!/bin/sh -e\r\n", shell, ["-e"]],
+        ["#!/usr/bin/env sh\n", shell, []],
+        ["#!/usr/bin/env -S sh -e -x\n", shell, ["-e", "-x"]],
       ];
       for (const [i, [line]] of forms.entries()) {
         await Deno.writeTextFile(join(tree, `bin/form-${i}`), `${line}body\r\n`, { mode: 0o755 });
@@ -636,10 +667,11 @@ Deno.test({
       const out = join(dir, "out");
       const result = await install([
         ...["--source", tree, "--out", out, "--pname", "p"],
-        ...["--python", python, "--perl", perl, "--env", env],
+        ...["--python", python, "--perl", perl, "--env", env, "--bash", bash, "--shell", shell],
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, new RegExp(`pointed the shebangs of ${forms.length} scripts`));
+      // And the sample tree's four `#!/bin/sh` tools (--shell is not /bin/sh).
+      assert.match(result.stderr, new RegExp(`pointed the shebangs of ${forms.length + 4} scripts`));
       for (const [i, [line, interpreter, args]] of forms.entries()) {
         const script = join(out, "opt/rocm/bin", `form-${i}`);
         const ran = await run(script, ["a b"]);
@@ -657,7 +689,7 @@ Deno.test({
       assert.equal(without.code, 0, without.stderr);
       assert.match(
         without.stderr,
-        /left 5 `env -S` shebangs with several arguments alone: give --env/,
+        /left 6 `env -S` shebangs with several arguments alone: give --env/,
       );
       assert.equal(
         await Deno.readTextFile(join(out2, "opt/rocm/bin/form-5")),
