@@ -21,7 +21,13 @@ import {
 } from "../fs/dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
 import { describeKind } from "../fs/file_kind.ts";
-import { type BadShebang, checkShebang, MAX_SHEBANG_BYTES, shebangLine, type ShebangWorld } from "./_shebang.ts";
+import {
+  type BadShebang,
+  checkShebang,
+  MAX_SHEBANG_BYTES,
+  shebangLine,
+  type ShebangWorld,
+} from "./_shebang.ts";
 import { targetIsas, tokensCoveringIsa } from "../releases/isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -789,7 +795,9 @@ class ScriptCheck {
         path: examples[0]!,
         message: `"${interpreter}" ${bad.problem}: the #! line of ${
           count === 1 ? "1 script" : `${count} scripts`
-        }: ${examples.map((path) => `"${path}"`).join(", ")}${count > examples.length ? ", …" : ""}`,
+        }: ${examples.map((path) => `"${path}"`).join(", ")}${
+          count > examples.length ? ", …" : ""
+        }`,
         interpreter: bad.interpreter,
         count,
         examples,

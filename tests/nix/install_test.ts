@@ -165,6 +165,49 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "install.sh wrappers take the NixOS module's ROCM_PATH, or a link to their own tree, as theirs",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { out, rocm } = await installSample(dir);
+      // /opt/rocm of the module: a link to another package's tree.
+      const other = join(dir, "other/opt/rocm");
+      await Deno.mkdir(other, { recursive: true });
+      await Deno.symlink(other, join(dir, "opt-rocm"));
+      await Deno.symlink(rocm, join(dir, "same"));
+      const paths = async (env: Record<string, string>): Promise<string> => {
+        const result = await run(join(out, "bin/print-env"), [], {
+          env: { PATH: "/usr/bin:/bin", ...env },
+        });
+        assert.equal(result.code, 0, result.stderr);
+        // ROCM_PATH|ROCM_HOME|HIP_PATH
+        return result.stdout.split("|").slice(0, 3).join("|");
+      };
+      const own = `${rocm}|${rocm}|${rocm}`;
+      assert.equal(await paths({}), own, "unset");
+      const same = join(dir, "same");
+      assert.equal(await paths({ ROCM_PATH: same, ROCM_HOME: same, HIP_PATH: same }), own);
+      // The module's value, whatever tree its link leads to, is not the caller's choice.
+      const module = join(dir, "opt-rocm");
+      assert.equal(
+        await paths({ ROCM_PATH: module, HIP_PATH: module, ROCM_NIGHTLY_MODULE_PATH: module }),
+        own,
+      );
+      // Another tree, or the same link without the module's variable, is the caller's.
+      assert.equal(await paths({ ROCM_PATH: other }), `${other}|${rocm}|${rocm}`);
+      assert.equal(
+        await paths({ ROCM_PATH: module, HIP_PATH: other, ROCM_NIGHTLY_MODULE_PATH: "/opt/rocm" }),
+        `${module}|${rocm}|${other}`,
+      );
+      assert.equal(await paths({ HIP_PATH: "/nonexistent" }), `${rocm}|${rocm}|/nonexistent`);
+      // A CDPATH of the caller does not lead the comparison astray.
+      assert.equal(await paths({ ROCM_PATH: "same", CDPATH: dir }), `same|${rocm}|${rocm}`);
+    });
+  },
+});
+
+Deno.test({
   name: "install.sh setup hook gives ROCm's variables as defaults and extends CMAKE_PREFIX_PATH",
   ignore: !ok,
   fn: async () => {
@@ -671,7 +714,10 @@ Deno.test({
       ]);
       assert.equal(result.code, 0, result.stderr);
       // And the sample tree's four `#!/bin/sh` tools (--shell is not /bin/sh).
-      assert.match(result.stderr, new RegExp(`pointed the shebangs of ${forms.length + 4} scripts`));
+      assert.match(
+        result.stderr,
+        new RegExp(`pointed the shebangs of ${forms.length + 4} scripts`),
+      );
       for (const [i, [line, interpreter, args]] of forms.entries()) {
         const script = join(out, "opt/rocm/bin", `form-${i}`);
         const ran = await run(script, ["a b"]);

@@ -5,7 +5,8 @@ import { checkShebang, shebangLine, type ShebangWorld } from "../../lib/package/
 const WORLD: ShebangWorld = {
   root: "/nix/store/aaaa-rocm",
   store: "/nix/store",
-  isFile: (path) => path === "/nix/store/bbbb-bash/bin/bash" || path === "/nix/store/aaaa-rocm/bin/x",
+  isFile: (path) =>
+    path === "/nix/store/bbbb-bash/bin/bash" || path === "/nix/store/aaaa-rocm/bin/x",
 };
 
 Deno.test("checkShebang() passes /bin/sh, env with a bare name or -S, and existing store paths", () => {
