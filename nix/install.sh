@@ -6,7 +6,8 @@
 #
 # usage: install.sh --tarball FILE|--source DIR --out DIR --pname NAME
 #                   [--interpreter PATH] [--patchelf PATH] [--host-lib-dir DIR]...
-#                   [--python PATH] [--perl PATH] [--env PATH] [--shell PATH]
+#                   [--python PATH] [--perl PATH] [--bash PATH] [--env PATH]
+#                   [--shell PATH]
 #
 #   --tarball FILE       the .tar.gz (a tarbomb: bin/, lib/, .kpack/… at the top)
 #   --source DIR         an already unpacked tree instead of --tarball
@@ -21,9 +22,11 @@
 #                        that those files' own $ORIGIN runpaths search (needs --patchelf)
 #   --python PATH        interpreter for `#!/usr/bin/env python3`-style shebangs
 #   --perl PATH          interpreter for `#!/usr/bin/env perl`-style shebangs
+#   --bash PATH          interpreter for `#!/bin/bash`-style shebangs
 #   --env PATH           env(1) supporting -S, kept in front of the interpreter of
 #                        `#!/usr/bin/env -S python3 -u -W ignore`-style shebangs
-#   --shell PATH         shell of the bin/ wrappers (default /bin/sh)
+#   --shell PATH         shell of the bin/ wrappers and of `#!/usr/bin/env sh`-style
+#                        shebangs (default /bin/sh)
 #
 # Shared libraries are never written: their bytes stay as shipped (patchelf
 # mangles some of TheRock's lld-linked ones). Executables get only their
@@ -50,11 +53,11 @@ usage() {
   exit 2
 }
 
-tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl= env=
+tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl= bash= env=
 host_lib_dirs=()
 while (($#)); do
   case "$1" in
-    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl | --env)
+    --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl | --bash | --env)
       (($# >= 2)) || usage
       declare "${1#--}=$2"
       shift 2
@@ -74,11 +77,11 @@ done
 [[ $pname =~ ^[A-Za-z0-9._+-]+$ ]] || die "package name \"$pname\": only letters, digits and ._+- allowed"
 # The wrappers and shebangs embed these paths (between double quotes, or as
 # a shebang's interpreter, which ends at the first blank).
-for path in "$out" "$shell" "$interpreter" "$python" "$perl" "$env"; do
+for path in "$out" "$shell" "$interpreter" "$python" "$perl" "$bash" "$env"; do
   [[ $path != *[\"\$\`\\]* && $path != *[[:space:]]* ]] ||
     die "path \"$path\": must not contain quotes, \$, backquotes, backslashes or spaces"
 done
-for path in "$python" "$perl" "$env"; do
+for path in "$shell" "$python" "$perl" "$bash" "$env"; do
   [[ -z $path || $path == /* ]] || die "interpreter \"$path\": must be an absolute path"
 done
 [[ -z $interpreter || -n $patchelf ]] || die "--interpreter needs --patchelf"
@@ -209,22 +212,30 @@ while IFS= read -r -d '' file; do
   fi
 done < <(find "$rocm" -type f -print0)
 
-# Shebangs: /usr/bin/env python3, /usr/bin/python3, /usr/local/bin/perl and
-# the like point at the given interpreters; arguments after them are kept.
+# Shebangs: /usr/bin/env python3, /usr/bin/python3, /usr/local/bin/perl,
+# /bin/bash, /usr/bin/env sh and the like point at the given interpreters
+# (sh at --shell); arguments after them are kept. NixOS has no /bin/bash and
+# no /usr/bin/python3, and check-output reports any that stays.
 # The kernel passes everything after the interpreter as ONE argument, so
 # `#!/usr/bin/env -S python3 -u -W ignore` keeps `env -S` (--env) in front of
 # the new interpreter, unless one plain word follows. A CRLF shebang line
 # loses its CR, which the kernel would take into the last word.
-shebang='^#![[:blank:]]*(/usr)?(/local)?/bin/(env[[:blank:]]+(-S[[:blank:]]+)?)?(python(3(\.[0-9]+)?)?|perl(5(\.[0-9]+)*)?)([[:blank:]].*)?$'
+shebang='^#![[:blank:]]*(/usr)?(/local)?/bin/(env[[:blank:]]+(-S[[:blank:]]+)?)?(python(3(\.[0-9]+)?)?|perl(5(\.[0-9]+)*)?|bash|sh)([[:blank:]].*)?$'
 rewritten=0 unpatched=0 no_env=0
 for file in ${scripts[@]+"${scripts[@]}"}; do
   line=
   IFS= read -r -n 1024 line <"$file" || true
   [[ ${#line} -lt 1024 ]] || continue
+  raw=$line
   line=${line%$'\r'}
   [[ $line =~ $shebang ]] || continue
   split=${BASH_REMATCH[4]} name=${BASH_REMATCH[5]} rest=${BASH_REMATCH[10]}
-  if [[ $name == python* ]]; then tool=$python; else tool=$perl; fi
+  case $name in
+    python*) tool=$python ;;
+    perl*) tool=$perl ;;
+    bash) tool=$bash ;;
+    *) tool=$shell ;;
+  esac
   if [[ -z $tool ]]; then
     unpatched=$((unpatched + 1))
     continue
@@ -238,13 +249,15 @@ for file in ${scripts[@]+"${scripts[@]}"}; do
     fi
     tool="$env -S $tool"
   fi
+  # `#!/bin/sh` stays when --shell is /bin/sh.
+  [[ "#!$tool$rest" != "$raw" ]] || continue
   # Rewritten in place (same inode and mode): only the first line changes.
   { printf '#!%s%s\n' "$tool" "$rest" && tail -n +2 -- "$file"; } >"$tmp/script"
   cat "$tmp/script" >"$file"
   rewritten=$((rewritten + 1))
 done
-((rewritten == 0)) || printf 'install.sh: pointed the shebangs of %d scripts at --python/--perl\n' "$rewritten" >&2
-((unpatched == 0)) || warn "left $unpatched python/perl shebangs alone: give --python and --perl to rewrite them"
+((rewritten == 0)) || printf 'install.sh: pointed the shebangs of %d scripts at --python/--perl/--bash/--shell\n' "$rewritten" >&2
+((unpatched == 0)) || warn "left $unpatched python/perl/bash shebangs alone: give --python, --perl and --bash to rewrite them"
 ((no_env == 0)) || warn "left $no_env \`env -S\` shebangs with several arguments alone: give --env to rewrite them"
 
 # What every ELF file needs (DT_NEEDED) and where it looks ($ORIGIN runpath
@@ -387,10 +400,24 @@ fi
 # $ORIGIN runpaths find its libraries, and it would leak into child processes.
 # HIP_PLATFORM=amd keeps hipcc from probing for nvcc; it finds clang and the
 # device libraries through the last two.
-defaults=(ROCM_PATH "$rocm" ROCM_HOME "$rocm" HIP_PATH "$rocm" HIP_PLATFORM amd)
+#
+# ROCM_PATH, ROCM_HOME and HIP_PATH name a whole tree: the caller's value
+# wins, unless it is ROCM_NIGHTLY_MODULE_PATH (the value the NixOS module
+# gives them system-wide, /opt/rocm, which may be another package's tree:
+# not a choice of the caller) or leads to this very tree (then its own path,
+# which a rebuild does not move).
+exports=
+for name in ROCM_PATH ROCM_HOME HIP_PATH; do
+  exports+="case \"\${$name-}\" in
+\"\" | \"$rocm\" | \"\${ROCM_NIGHTLY_MODULE_PATH:-$rocm}\") $name=\"$rocm\" ;;
+*) [ \"\$(CDPATH= cd -P -- \"\$$name\" 2>/dev/null && pwd -P)\" != \"$rocm\" ] || $name=\"$rocm\" ;;
+esac
+export $name
+"
+done
+defaults=(HIP_PLATFORM amd)
 [[ ! -d $rocm/lib/llvm/amdgcn/bitcode ]] || defaults+=(HIP_DEVICE_LIB_PATH "$rocm/lib/llvm/amdgcn/bitcode")
 [[ ! -d $rocm/lib/llvm/bin ]] || defaults+=(HIP_CLANG_PATH "$rocm/lib/llvm/bin")
-exports=
 for ((i = 0; i < ${#defaults[@]}; i += 2)); do
   exports+="export ${defaults[i]}=\"\${${defaults[i]}:-${defaults[i + 1]}}\""$'\n'
 done

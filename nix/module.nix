@@ -140,6 +140,10 @@ in
     environment.sessionVariables = {
       ROCM_PATH = "/opt/rocm";
       HIP_PATH = "/opt/rocm";
+      # The wrappers of every package of this flake (nix/install.sh) take a
+      # ROCM_PATH or HIP_PATH equal to this for the system's default, not a
+      # choice of the caller, and use their own tree.
+      ROCM_NIGHTLY_MODULE_PATH = "/opt/rocm";
     };
   };
 }

@@ -100,7 +100,8 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     # runs without --offload-arch) at nixpkgs' interpreters. patchShebangs
     # would leave them alone: neither is among this build's inputs. --env:
     # `#!/usr/bin/env -S python3 -u …` keeps `env -S`, the kernel passing
-    # all words after the interpreter as one argument.
+    # all words after the interpreter as one argument. --bash and --shell:
+    # NixOS has no /bin/bash, and `#!/usr/bin/env sh` or bash need a PATH.
     bash ${./install.sh} \
       --tarball "$src" \
       --out "$out" \
@@ -110,6 +111,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       ${lib.escapeShellArgs (builtins.concatMap (dir: [ "--host-lib-dir" dir ]) hostLibDirs)} \
       --python ${python3.interpreter} \
       --perl ${perl}/bin/perl \
+      --bash ${runtimeShell} \
       --env ${coreutils}/bin/env \
       --shell ${runtimeShell}
     runHook postInstall

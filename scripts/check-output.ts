@@ -27,6 +27,11 @@ reports EVERY defect, not just the first:
     DT_RPATH, with the RPATHs of its loaders) or in the interpreter's folder
     -- never /lib, /usr/lib, the ld.so cache or LD_LIBRARY_PATH. Each
     missing library is reported once, with how many files need it;
+  - every script (a file below bin/, sbin/ or libexec/ that is not ELF, or
+    named *.sh, *.bash, *.py, *.pl) with a #! line runs on NixOS: its
+    interpreter is /bin/sh, /usr/bin/env (running a bare name, or a path
+    that passes this rule) or an existing file of the output or the Nix
+    store -- never /bin/bash, /usr/bin/python3 or another host path;
   - with --target, files carrying the ISA (or its family token, e.g. gfx110X)
     are present; a family name requires each of its ISAs.
 

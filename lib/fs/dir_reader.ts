@@ -297,12 +297,12 @@ function decodeName(bytes: Uint8Array): string {
  * @param name A name or path.
  * @returns Its bytes.
  */
-export function nameBytes(name: string): Uint8Array {
+export function nameBytes(name: string): Uint8Array<ArrayBuffer> {
   return encodeName(name, new TextEncoder());
 }
 
 /** The bytes of a name {@linkcode decodeName} made. */
-function encodeName(name: string, encoder: TextEncoder): Uint8Array {
+function encodeName(name: string, encoder: TextEncoder): Uint8Array<ArrayBuffer> {
   if (!HAS_ESCAPED.test(name)) return encoder.encode(name);
   const parts = name.split(/([\udc80-\udcff])/);
   const chunks = parts.map((part) =>

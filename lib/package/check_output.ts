@@ -21,6 +21,13 @@ import {
 } from "../fs/dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
 import { describeKind } from "../fs/file_kind.ts";
+import {
+  type BadShebang,
+  checkShebang,
+  MAX_SHEBANG_BYTES,
+  shebangLine,
+  type ShebangWorld,
+} from "./_shebang.ts";
 import { targetIsas, tokensCoveringIsa } from "../releases/isa_files.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
@@ -40,7 +47,8 @@ export type CheckName =
   | "elf-interpreter"
   | "elf-needed"
   | "target-kernels"
-  | "unreadable";
+  | "unreadable"
+  | "script-interpreter";
 
 /** One defect found in the output. */
 export interface CheckFailure {
@@ -52,11 +60,15 @@ export interface CheckFailure {
   message: string;
   /** The DT_NEEDED name no search path resolves (check `elf-needed`). */
   soname?: string;
-  /** The PT_INTERP path that does not exist (check `elf-interpreter`). */
+  /**
+   * The PT_INTERP path that does not exist (check `elf-interpreter`), or the
+   * `#!` interpreter (or program `env` runs) that does not run where the
+   * package runs (check `script-interpreter`).
+   */
   interpreter?: string;
-  /** How many files share the defect (`elf-needed`, `elf-interpreter`); `path` is the first. */
+  /** How many files share the defect (`elf-needed`, `elf-interpreter`, `script-interpreter`); `path` is the first. */
   count?: number;
-  /** The first few of those files, sorted (`elf-needed`, `elf-interpreter`). */
+  /** The first few of those files, sorted (`elf-needed`, `elf-interpreter`, `script-interpreter`). */
   examples?: string[];
 }
 
@@ -74,6 +86,11 @@ export interface CheckCounts {
   elfFiles: number;
   /** Those with an interpreter (PT_INTERP). */
   elfExecutables: number;
+  /**
+   * Files with a `#!` line whose interpreter was checked: those of the ELF
+   * candidates that are not ELF, and files named `*.sh`, `*.bash`, `*.py`, `*.pl`.
+   */
+  scripts: number;
   /** Files whose names carry the target's ISA or family token (with `target`). */
   kernelFiles: number;
 }
@@ -134,6 +151,7 @@ const CHECK_ORDER: CheckName[] = [
   "elf-malformed",
   "elf-interpreter",
   "elf-needed",
+  "script-interpreter",
   "target-kernels",
 ];
 
@@ -178,6 +196,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     wrappers: 0,
     elfFiles: 0,
     elfExecutables: 0,
+    scripts: 0,
     kernelFiles: 0,
   };
   const allowedMissing: AllowedName[] = [];
@@ -261,19 +280,32 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     fail("licenses", `"share/licenses" holds no license file`, "share/licenses");
   }
 
-  // 2. One walk over the whole tree.
+  // A link (or a script's interpreter) may lead into the output, or into the
+  // folder holding it: the Nix store, where install.sh's host libraries are,
+  // for a store path (./result included, which is a link to one). Anywhere
+  // else is the host's.
+  const store = root.slice(0, root.lastIndexOf("/"));
+  const inStore = (path: string): boolean => store !== "" && path.startsWith(`${store}/`);
+
+  // 2. One walk over the whole tree. ELF candidates that are not ELF, and
+  // files named like scripts, are read for a `#!` line.
+  const scripts = new ScriptCheck({ root, store, isFile: (path) => isFile(path) }, rel);
   using reader = openDirectoryReader();
-  const walk = walkTree(root, required, reader, (path) => elf.add(path));
+  const walk = walkTree(root, required, reader, {
+    elf: (path) => {
+      if (!elf.add(path)) scripts.add(path);
+    },
+    script: (path) => scripts.add(path),
+  });
   Object.assign(counts, walk.counts);
+  counts.scripts = scripts.read;
   for (const { path, error } of walk.unreadable) {
     const shown = path === root ? "." : rel(path);
     fail("unreadable", `"${shown}" cannot be listed: ${describe(error)}`, shown);
   }
-  // A link may lead into the output, or into the folder holding it: the Nix
-  // store, where install.sh's host libraries are, for a store path (./result
-  // included, which is a link to one). Anywhere else is the host's.
-  const store = root.slice(0, root.lastIndexOf("/"));
-  const inStore = (path: string): boolean => store !== "" && path.startsWith(`${store}/`);
+  for (const { path, error } of scripts.unreadable) {
+    fail("unreadable", `"${path}" cannot be read for its #! line: ${describe(error)}`, path);
+  }
   for (const link of walk.symlinks) {
     try {
       const real = reader.follow(link);
@@ -362,6 +394,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   counts.elfExecutables = closure.executables;
   allowedMissing.push(...closure.allowed);
   for (const failure of elfClosureFailures(closure)) failures.push(failure);
+  for (const failure of scripts.failures()) failures.push(failure);
 
   // 5. The target's kernels.
   if (required !== undefined) {
@@ -491,9 +524,14 @@ function walkTree(
   root: string,
   required: readonly string[] | undefined,
   reader: DirectoryReader,
-  /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
-  elfCandidate: (path: string) => void,
+  candidates: {
+    /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
+    elf: (path: string) => void;
+    /** Receives each other regular file named like a script (`*.sh`, `*.bash`, `*.py`, `*.pl`). */
+    script: (path: string) => void;
+  },
 ): Walk {
+  const { elf: elfCandidate, script: scriptCandidate } = candidates;
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
   const symlinks: string[] = [];
@@ -514,6 +552,8 @@ function walkTree(
           (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
         ) {
           elfCandidate(`${dir}/${name}`);
+        } else if (SCRIPT_EXTENSIONS.has(name.slice(name.lastIndexOf(".") + 1))) {
+          scriptCandidate(`${dir}/${name}`);
         }
         if (matcher !== undefined) {
           const mask = inherited | matcher(name);
@@ -651,6 +691,10 @@ function isDirectory(path: string): boolean {
   return statOrUndefined(path)?.isDirectory ?? false;
 }
 
+function isFile(path: string): boolean {
+  return statOrUndefined(path)?.isFile ?? false;
+}
+
 function isExecutable(path: string): boolean {
   const info = statOrUndefined(path);
   return info !== undefined && info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
@@ -697,6 +741,69 @@ function hasFileBelow(dir: string): boolean {
     }
   }
   return false;
+}
+
+/** Names (after their last dot) of files read for a `#!` line wherever they are. */
+const SCRIPT_EXTENSIONS = new Set(["sh", "bash", "py", "pl"]);
+
+/**
+ * Reads scripts' `#!` lines (at most {@linkcode MAX_SHEBANG_BYTES} each) and
+ * groups those whose interpreter does not run where the package runs
+ * (lib/package/_shebang.ts), one failure per interpreter and problem.
+ */
+class ScriptCheck {
+  /** Files that started with `#!`. */
+  read = 0;
+  /** Files that could not be read (relative paths). */
+  unreadable: { path: string; error: unknown }[] = [];
+  #world: ShebangWorld;
+  #rel: (path: string) => string;
+  #bad = new Map<string, { bad: BadShebang; paths: string[] }>();
+
+  constructor(world: ShebangWorld, rel: (path: string) => string) {
+    this.#world = world;
+    this.#rel = rel;
+  }
+
+  add(path: string): void {
+    // Names that are not UTF-8 cannot be opened; the walk names them.
+    if (cannotOpen(path)) return;
+    let line: string | undefined;
+    try {
+      line = shebangLine(readStart(path, MAX_SHEBANG_BYTES));
+    } catch (error) {
+      this.unreadable.push({ path: this.#rel(path), error });
+      return;
+    }
+    if (line === undefined) return;
+    this.read++;
+    const bad = checkShebang(line, this.#world);
+    if (bad === undefined) return;
+    const key = `${bad.interpreter}\0${bad.problem}`;
+    let entry = this.#bad.get(key);
+    if (entry === undefined) this.#bad.set(key, entry = { bad, paths: [] });
+    entry.paths.push(this.#rel(path));
+  }
+
+  failures(): CheckFailure[] {
+    return [...this.#bad.values()].map(({ bad, paths }) => {
+      const examples = paths.sort().slice(0, 3).map(escapeName);
+      const count = paths.length;
+      const interpreter = escapeName(JSON.stringify(bad.interpreter).slice(1, -1));
+      return {
+        check: "script-interpreter",
+        path: examples[0]!,
+        message: `"${interpreter}" ${bad.problem}: the #! line of ${
+          count === 1 ? "1 script" : `${count} scripts`
+        }: ${examples.map((path) => `"${path}"`).join(", ")}${
+          count > examples.length ? ", …" : ""
+        }`,
+        interpreter: bad.interpreter,
+        count,
+        examples,
+      };
+    });
+  }
 }
 
 /** The most of a setup hook that is read: real ones are a few hundred bytes. */

@@ -207,7 +207,7 @@ interface Source {
   /** Opens `path`; `false` when it is not a file that can be read (then the caller learns why). */
   open(path: string): boolean;
   /** Reads up to `length` bytes at `offset` into `buffer`; the count read (short at the end). */
-  read(buffer: Uint8Array, length: number, offset: number): number;
+  read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number;
   close(): void;
   dispose(): void;
 }
@@ -564,7 +564,7 @@ function denoSource(): Source {
       file = Deno.openSync(path);
       return true;
     },
-    read(buffer: Uint8Array, length: number, offset: number): number {
+    read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       file!.seekSync(offset, Deno.SeekMode.Start);
       let filled = 0;
       while (filled < length) {
@@ -611,7 +611,7 @@ function openPreadSource(): Source | undefined {
   // its folder spares the kernel the lookup of every folder above it.
   let folder = "";
   let folderFd = -1;
-  const encode = (text: string): Uint8Array => {
+  const encode = (text: string): Uint8Array<ArrayBuffer> => {
     if (pathBytes.length < text.length * 3 + 1) pathBytes = new Uint8Array(text.length * 3 + 1);
     const { written } = encoder.encodeInto(text, pathBytes);
     pathBytes[written] = 0;
@@ -645,7 +645,7 @@ function openPreadSource(): Source | undefined {
       if (fd < 0) throw new Error(`cannot open "${path}"`);
       return true;
     },
-    read(buffer: Uint8Array, length: number, offset: number): number {
+    read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       // One call: on a regular file pread returns less only at the end of the
       // file, and asking again there would cost a second call for nothing.
       const n = Number(pread(fd, buffer, BigInt(length), BigInt(offset)));

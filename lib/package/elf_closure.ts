@@ -202,14 +202,17 @@ export class ElfClosureCheck implements Disposable {
    * Reads one file (ignored unless it is ELF).
    *
    * @param path The absolute path of a regular file.
+   * @returns `false` when the file is not ELF (it is ignored); `true` when it
+   *   is, or when it cannot be read (reported as malformed).
    */
-  add(path: string): void {
+  add(path: string): boolean {
     const object = this.#open().objectAt(path);
-    if (object === undefined) return;
+    if (object === undefined) return false;
     if (typeof object === "string") {
       this.#malformed.push({ path: this.#show(path), message: object });
     } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
     else this.#objects.push(object);
+    return true;
   }
 
   /**

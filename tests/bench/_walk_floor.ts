@@ -32,7 +32,7 @@ const EXECUTABLE_DIRS = new Set(["bin", "sbin", "libexec"]);
 const encoder = new TextEncoder();
 const pathBytes = new Uint8Array(8192);
 const head = new Uint8Array(4096);
-const cString = (text: string): Uint8Array => {
+const cString = (text: string): Uint8Array<ArrayBuffer> => {
   pathBytes[encoder.encodeInto(text, pathBytes).written] = 0;
   return pathBytes;
 };

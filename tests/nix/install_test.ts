@@ -165,6 +165,49 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "install.sh wrappers take the NixOS module's ROCM_PATH, or a link to their own tree, as theirs",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const { out, rocm } = await installSample(dir);
+      // /opt/rocm of the module: a link to another package's tree.
+      const other = join(dir, "other/opt/rocm");
+      await Deno.mkdir(other, { recursive: true });
+      await Deno.symlink(other, join(dir, "opt-rocm"));
+      await Deno.symlink(rocm, join(dir, "same"));
+      const paths = async (env: Record<string, string>): Promise<string> => {
+        const result = await run(join(out, "bin/print-env"), [], {
+          env: { PATH: "/usr/bin:/bin", ...env },
+        });
+        assert.equal(result.code, 0, result.stderr);
+        // ROCM_PATH|ROCM_HOME|HIP_PATH
+        return result.stdout.split("|").slice(0, 3).join("|");
+      };
+      const own = `${rocm}|${rocm}|${rocm}`;
+      assert.equal(await paths({}), own, "unset");
+      const same = join(dir, "same");
+      assert.equal(await paths({ ROCM_PATH: same, ROCM_HOME: same, HIP_PATH: same }), own);
+      // The module's value, whatever tree its link leads to, is not the caller's choice.
+      const module = join(dir, "opt-rocm");
+      assert.equal(
+        await paths({ ROCM_PATH: module, HIP_PATH: module, ROCM_NIGHTLY_MODULE_PATH: module }),
+        own,
+      );
+      // Another tree, or the same link without the module's variable, is the caller's.
+      assert.equal(await paths({ ROCM_PATH: other }), `${other}|${rocm}|${rocm}`);
+      assert.equal(
+        await paths({ ROCM_PATH: module, HIP_PATH: other, ROCM_NIGHTLY_MODULE_PATH: "/opt/rocm" }),
+        `${module}|${rocm}|${other}`,
+      );
+      assert.equal(await paths({ HIP_PATH: "/nonexistent" }), `${rocm}|${rocm}|/nonexistent`);
+      // A CDPATH of the caller does not lead the comparison astray.
+      assert.equal(await paths({ ROCM_PATH: "same", CDPATH: dir }), `same|${rocm}|${rocm}`);
+    });
+  },
+});
+
+Deno.test({
   name: "install.sh setup hook gives ROCm's variables as defaults and extends CMAKE_PREFIX_PATH",
   ignore: !ok,
   fn: async () => {
@@ -368,7 +411,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "install.sh points python and perl shebangs at --python and --perl, keeping arguments",
+  name: "install.sh points python, perl, bash and sh shebangs at --python, --perl, --bash, --shell",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -381,6 +424,9 @@ Deno.test({
         "bin/old.pl": ["#!/usr/local/bin/perl5.36 -w", "#!/pl/bin/perl -w"],
         "bin/py2": ["#!/usr/bin/env python2", "#!/usr/bin/env python2"],
         "bin/shell": ["#!/bin/sh", "#!/bin/sh"],
+        "bin/hipcc.sh": ["#!/bin/bash -e", "#!/bash/bin/bash -e"],
+        "libexec/rocm/run": ["#!/usr/bin/env bash", "#!/bash/bin/bash"],
+        "bin/env-sh": ["#!/usr/bin/env sh", "#!/bin/sh"],
       };
       for (const [path, [line]] of Object.entries(scripts)) {
         await Deno.mkdir(join(tree, path, ".."), { recursive: true });
@@ -396,9 +442,14 @@ Deno.test({
         "/py/bin/python3",
         "--perl",
         "/pl/bin/perl",
+        "--bash",
+        "/bash/bin/bash",
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, /pointed the shebangs of 5 scripts at --python\/--perl/);
+      assert.match(
+        result.stderr,
+        /pointed the shebangs of 8 scripts at --python\/--perl\/--bash\/--shell/,
+      );
       for (const [path, [, expected]] of Object.entries(scripts)) {
         const file = join(out, "opt/rocm", path);
         assert.equal(await Deno.readTextFile(file), `${expected}\nbody of ${path}\n`, path);
@@ -406,7 +457,15 @@ Deno.test({
       }
       const without = await install([...args, "--out", join(dir, "out2")]);
       assert.equal(without.code, 0, without.stderr);
-      assert.match(without.stderr, /left 5 python\/perl shebangs alone: give --python and --perl/);
+      assert.match(
+        without.stderr,
+        /left 7 python\/perl\/bash shebangs alone: give --python, --perl and --bash/,
+      );
+      // sh needs no flag: --shell is /bin/sh unless given.
+      assert.equal(
+        await Deno.readTextFile(join(dir, "out2/opt/rocm/bin/env-sh")),
+        "#!/bin/sh\nbody of bin/env-sh\n",
+      );
       const relative = await install([...args, "--out", join(dir, "out3"), "--python", "python3"]);
       assert.equal(relative.code, 1);
       assert.match(relative.stderr, /interpreter "python3": must be an absolute path/);
@@ -598,7 +657,7 @@ async function argvPrinter(path: string): Promise<void> {
 }
 
 Deno.test({
-  name: "install.sh rewrites each python and perl shebang form so that the script runs",
+  name: "install.sh rewrites each python, perl, bash and sh shebang form so that the script runs",
   ignore: !ok,
   fn: async () => {
     await withTempDir(async (dir) => {
@@ -607,8 +666,12 @@ Deno.test({
       const python = join(dir, "store/python3/bin/python3");
       const perl = join(dir, "store/perl/bin/perl");
       const env = join(dir, "store/coreutils/bin/env");
+      const bash = join(dir, "store/bash/bin/bash");
+      const shell = join(dir, "store/shell/bin/sh");
       await argvPrinter(python);
       await argvPrinter(perl);
+      await argvPrinter(bash);
+      await argvPrinter(shell);
       await Deno.mkdir(join(env, ".."), { recursive: true });
       await Deno.symlink("/usr/bin/env", env);
       // Each first line and the arguments its interpreter must get before the script.
@@ -629,6 +692,17 @@ Deno.test({
         ["#!/usr/bin/env python3\r\n", python, []],
         ["#!/usr/bin/python3 -u\r\n", python, ["-u"]],
         ["#!/usr/bin/env -S python3 -u -W ignore\r\n", python, ["-u", "-W", "ignore"]],
+        ["#!/bin/bash\n", bash, []],
+        ["#!/bin/bash -e\n", bash, ["-e"]],
+        ["#!/usr/bin/bash\r\n", bash, []],
+        ["#!/usr/local/bin/bash -eu\n", bash, ["-eu"]],
+        ["#!/usr/bin/env bash\n", bash, []],
+        ["#! /usr/bin/env -S bash -e -u\n", bash, ["-e", "-u"]],
+        ["#!/usr/bin/env -S bash\n", bash, []],
+        ["#!/bin/sh\n", shell, []],
+        ["#!/bin/sh -e\r\n", shell, ["-e"]],
+        ["#!/usr/bin/env sh\n", shell, []],
+        ["#!/usr/bin/env -S sh -e -x\n", shell, ["-e", "-x"]],
       ];
       for (const [i, [line]] of forms.entries()) {
         await Deno.writeTextFile(join(tree, `bin/form-${i}`), `${line}body\r\n`, { mode: 0o755 });
@@ -636,10 +710,14 @@ Deno.test({
       const out = join(dir, "out");
       const result = await install([
         ...["--source", tree, "--out", out, "--pname", "p"],
-        ...["--python", python, "--perl", perl, "--env", env],
+        ...["--python", python, "--perl", perl, "--env", env, "--bash", bash, "--shell", shell],
       ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, new RegExp(`pointed the shebangs of ${forms.length} scripts`));
+      // And the sample tree's four `#!/bin/sh` tools (--shell is not /bin/sh).
+      assert.match(
+        result.stderr,
+        new RegExp(`pointed the shebangs of ${forms.length + 4} scripts`),
+      );
       for (const [i, [line, interpreter, args]] of forms.entries()) {
         const script = join(out, "opt/rocm/bin", `form-${i}`);
         const ran = await run(script, ["a b"]);
@@ -657,7 +735,7 @@ Deno.test({
       assert.equal(without.code, 0, without.stderr);
       assert.match(
         without.stderr,
-        /left 5 `env -S` shebangs with several arguments alone: give --env/,
+        /left 6 `env -S` shebangs with several arguments alone: give --env/,
       );
       assert.equal(
         await Deno.readTextFile(join(out2, "opt/rocm/bin/form-5")),

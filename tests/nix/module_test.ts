@@ -103,7 +103,12 @@ Deno.test({
       noGraphics: string[];
       noGraphicsNoIcd: string[];
     };
-    const rocm = { ROCM_PATH: "/opt/rocm", HIP_PATH: "/opt/rocm" };
+    const rocm = {
+      ROCM_PATH: "/opt/rocm",
+      HIP_PATH: "/opt/rocm",
+      // Read by the wrappers: the system's default, not the caller's choice.
+      ROCM_NIGHTLY_MODULE_PATH: "/opt/rocm",
+    };
     // sessionVariables: PAM gives them to services' sessions and graphical
     // logins too; nixpkgs copies them into the shells' variables.
     assert.deepEqual(value.on.sessionVariables, rocm);

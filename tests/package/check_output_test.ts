@@ -197,6 +197,30 @@ const DEFECTS: Defect[] = [
     expect: [{ check: "elf-needed", path: "opt/rocm/bin/true-elf" }],
   },
   {
+    name: "scripts whose #! interpreter NixOS does not have (/bin/sh, env and the store are fine)",
+    breakIt: async (out) => {
+      const write = async (path: string, text: string): Promise<void> => {
+        await Deno.mkdir(join(out, path, ".."), { recursive: true });
+        await Deno.writeTextFile(join(out, path), text, { mode: 0o755 });
+      };
+      await write("opt/rocm/bin/bash-tool", "#!/bin/bash\necho hi\n");
+      await write("opt/rocm/libexec/rocm/py-tool", "#!/usr/bin/python3 -u\n");
+      await write("opt/rocm/share/helper.sh", "#! /opt/x\n");
+      // A script outside bin/ and without a script's name is not read.
+      await write("opt/rocm/share/unread", "#!/opt/x\n");
+      await write("opt/rocm/bin/sh-tool", "#!/bin/sh -e\n");
+      await write("opt/rocm/bin/env-tool", "#!/usr/bin/env -S python3 -u\n");
+      // An interpreter in the folder holding the output (the store) that exists.
+      await write("../store-python/bin/python3", "");
+      await write("opt/rocm/lib/tool.py", `#!${join(out, "../store-python/bin/python3")}\n`);
+    },
+    expect: [
+      { check: "script-interpreter", path: "opt/rocm/bin/bash-tool" },
+      { check: "script-interpreter", path: "opt/rocm/libexec/rocm/py-tool" },
+      { check: "script-interpreter", path: "opt/rocm/share/helper.sh" },
+    ],
+  },
+  {
     name: "missing target kernels",
     breakIt: async (out) => {
       for (const entry of Deno.readDirSync(join(out, "opt/rocm/.kpack"))) {
