@@ -15,6 +15,7 @@ export * from "./lib/fs/cleanup.ts";
 export * from "./lib/fs/dir_reader.ts";
 export * from "./lib/fs/file_kind.ts";
 export * from "./lib/fs/file_lock.ts";
+export * from "./lib/fs/special_files.ts";
 export * from "./lib/fs/temporaries.ts";
 
 export * from "./lib/cli/cli.ts";
