@@ -36,6 +36,7 @@ export * from "./lib/store/store_scan.ts";
 export * from "./lib/fetch/download.ts";
 export * from "./lib/fetch/http1_client.ts";
 export * from "./lib/fetch/mirror_check.ts";
+export * from "./lib/fetch/network_error.ts";
 export * from "./lib/fetch/prefetch.ts";
 
 export * from "./lib/releases/gfx_version.ts";
@@ -48,6 +49,7 @@ export * from "./lib/releases/targets.ts";
 export * from "./lib/releases/versions.ts";
 
 export * from "./lib/flake/channels.ts";
+export * from "./lib/flake/find_flake.ts";
 export * from "./lib/flake/flake_edit.ts";
 export * from "./lib/flake/flake_file.ts";
 
