@@ -15,6 +15,7 @@ export * from "./lib/fs/cleanup.ts";
 export * from "./lib/fs/dir_reader.ts";
 export * from "./lib/fs/file_kind.ts";
 export * from "./lib/fs/file_lock.ts";
+export * from "./lib/fs/special_files.ts";
 export * from "./lib/fs/temporaries.ts";
 
 export * from "./lib/cli/cli.ts";
@@ -35,6 +36,7 @@ export * from "./lib/store/store_scan.ts";
 export * from "./lib/fetch/download.ts";
 export * from "./lib/fetch/http1_client.ts";
 export * from "./lib/fetch/mirror_check.ts";
+export * from "./lib/fetch/network_error.ts";
 export * from "./lib/fetch/prefetch.ts";
 
 export * from "./lib/releases/gfx_version.ts";
@@ -47,6 +49,7 @@ export * from "./lib/releases/targets.ts";
 export * from "./lib/releases/versions.ts";
 
 export * from "./lib/flake/channels.ts";
+export * from "./lib/flake/find_flake.ts";
 export * from "./lib/flake/flake_edit.ts";
 export * from "./lib/flake/flake_file.ts";
 

@@ -1,8 +1,14 @@
-#!/usr/bin/env -S deno run --allow-read --allow-env=ROCM_NIGHTLY_APP_FLAKE
+#!/usr/bin/env -S deno run --allow-read --allow-run=cat,ls --allow-env=ROCM_NIGHTLY_APP_FLAKE
 /**
  * `detect`: name the AMD GPUs in this machine from the kernel's KFD topology
  * and print the package, image and NixOS settings that fit them. Run with
  * `--help` for the flags.
+ *
+ * Permissions: Deno 2 refuses every read under /sys to anything less than
+ * `--allow-all` (denoland/deno#27564), whatever `--allow-read` says. Rather
+ * than all of them, detect gets `--allow-run=cat,ls`: `cat` and `ls` read
+ * the KFD topology for it (lib/fs/special_files.ts), and can neither write
+ * nor reach the network.
  *
  * @module
  */

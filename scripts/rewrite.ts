@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
 import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
+import { findFlake } from "../lib/flake/find_flake.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
 const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
@@ -51,7 +52,7 @@ Example:
 `;
 
 interface CommandLine {
-  file: string;
+  file?: string;
   edits: BindingEdit[];
   add: boolean;
   "dry-run": boolean;
@@ -66,7 +67,7 @@ function parseCommandLine(args: string[]): CommandLine {
     parsed = parseArgs({
       args,
       options: {
-        file: { type: "string", default: "flake.nix" },
+        file: { type: "string" },
         set: { type: "string", multiple: true, default: [] },
         add: { type: "boolean", default: false },
         "dry-run": { type: "boolean", default: false },
@@ -111,7 +112,10 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const file = options.file;
+  // As nix does: flake.nix here, or in the nearest folder above.
+  const found = options.file === undefined ? await findFlake({ flag: "--file" }) : undefined;
+  if (found?.above) console.error(`rewrite: using ${displayText(found.path)}`);
+  const file = options.file ?? found!.path;
   // update's lock: held from the read to the write, so neither overwrites the other.
   const writes = !options["dry-run"] && !options.check;
   await using _lock = writes ? await lockFlakeFile(file, `rewrite "${file}"`) : undefined;

@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { type Channel, isChannel } from "../lib/flake/channels.ts";
+import { findFlake } from "../lib/flake/find_flake.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
@@ -70,12 +71,15 @@ async function main(args: string[]): Promise<number> {
   if (timeout !== undefined && !(timeout > 0 && timeout <= 3600)) {
     throw new UsageError(`Invalid --timeout "${values.timeout}": use 1 to 3600 seconds`);
   }
+  // As nix does: flake.nix here, or in the nearest folder above.
+  const found = values.flake === undefined ? await findFlake() : undefined;
+  if (found?.above) console.error(`status: using ${displayText(found.path)}`);
   const controller = new AbortController();
   using _interrupt = abortOnInterrupt(controller);
   const report = await flakeStatus({
     signal: controller.signal,
     allowHttp: values["allow-http"] ?? false,
-    ...(values.flake === undefined ? {} : { flake: values.flake }),
+    flake: values.flake ?? found!.path,
     ...(channels.length === 0 ? {} : { channels }),
     ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
   });

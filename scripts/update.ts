@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { createProgressDisplay, type ProgressBar } from "../lib/cli/progress.ts";
 import { isChannel } from "../lib/flake/channels.ts";
+import { findFlake } from "../lib/flake/find_flake.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
 import { isValidVersion } from "../lib/releases/versions.ts";
@@ -116,6 +117,9 @@ async function main(args: string[]): Promise<number> {
   if (values.channel !== undefined && !isChannel(values.channel)) {
     throw new UsageError(`Invalid --channel "${values.channel}": use nightly, stable or rc`);
   }
+  // As nix does: flake.nix here, or in the nearest folder above.
+  const found = values.flake === undefined ? await findFlake() : undefined;
+  if (found?.above) console.error(`update: using ${displayText(found.path)}`);
   const options: UpdateOptions = {
     dryRun: values["dry-run"] ?? false,
     addToStore: values["add-to-store"] ?? false,
@@ -125,7 +129,7 @@ async function main(args: string[]): Promise<number> {
     force: values.force ?? false,
     ...(values.channel === undefined ? {} : { channel: values.channel }),
     ...(values.gate === undefined ? {} : { gate: values.gate }),
-    ...(values.flake === undefined ? {} : { flake: values.flake }),
+    flake: values.flake ?? found!.path,
     ...(values.index === undefined ? {} : { index: values.index }),
     ...(values.version === undefined ? {} : { version: values.version }),
     ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),

@@ -8,6 +8,7 @@
 
 import { displayText, displayUrl } from "../cli/display.ts";
 import { BlockPipeline } from "../hash/block_pipeline.ts";
+import { networkFailure } from "./network_error.ts";
 import type { Hash, HashAlgorithm } from "../hash/hash.ts";
 import {
   ConnectionPool,
@@ -586,7 +587,9 @@ class AttemptControl implements Disposable {
     this.#timer = setTimeout(() => {
       this.controller.abort(
         new TransientError(
-          `Cannot download "${displayUrl(this.#url)}": no ${what} for ${this.#timeoutMs / 1000} s`,
+          `Cannot download "${displayUrl(this.#url)}": timed out: no ${what} for ${
+            this.#timeoutMs / 1000
+          } s`,
         ),
       );
     }, this.#timeoutMs);
@@ -729,7 +732,8 @@ function acceptsRanges(response: Response): boolean {
 function bodyFailure(url: URL, error: unknown, signal: AbortSignal, received: number): unknown {
   if (signal.aborted) return signal.reason;
   if (error instanceof ResponseFramingError) return framingFailure(url, error);
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = networkFailure(error, { url })?.words ??
+    (error instanceof Error ? error.message : String(error));
   return new TransientError(
     `Cannot download "${displayUrl(url)}": the connection failed after ${received} bytes: ${
       displayText(detail)
@@ -1091,14 +1095,11 @@ async function request(
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       if (error instanceof ResponseFramingError) throw framingFailure(url, error);
-      const reason = connectionFailure(error);
-      if (isLookupFailure(reason)) {
+      const failure = networkFailure(error, { url });
+      const reason = failure?.words ?? connectionFailure(error);
+      if (failure?.kind === "name-not-found" || failure?.kind === "name-lookup-failed") {
         // Retrying does not make a name exist: fail at once.
-        throw new Error(
-          `Cannot download "${displayUrl(url)}": cannot resolve "${url.hostname}": ${
-            displayText(reason)
-          }`,
-        );
+        throw new Error(`Cannot download "${displayUrl(url)}": ${displayText(reason)}`);
       }
       throw new TransientError(`Cannot download "${displayUrl(url)}": ${displayText(reason)}`);
     }
@@ -1108,16 +1109,6 @@ async function request(
     await response.body?.cancel();
     url = next;
   }
-}
-
-/**
- * Whether a connection failure is a name that did not resolve, in the words
- * of Deno's resolver (getaddrinfo through Rust: "failed to lookup address
- * information: …"), of fetch() ("dns error: …") or of an errno name.
- */
-function isLookupFailure(reason: string): boolean {
-  return /failed to lookup address|dns error|name or service not known|nodename nor servname|no address associated with hostname|temporary failure in name resolution|no such host is known|\bEAI_[A-Z]+\b|\bENOTFOUND\b/i
-    .test(reason);
 }
 
 /**

@@ -25,6 +25,7 @@
 
 import { displayText, displayUrl } from "../cli/display.ts";
 import { checkUrlAllowed, redirectTarget } from "./download.ts";
+import { describeNetworkFailure } from "./network_error.ts";
 
 /** What a URL answered. */
 export interface UrlProbe {
@@ -120,10 +121,11 @@ async function request(
       });
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const cause = error instanceof Error && error.cause instanceof Error
-        ? error.cause.message
-        : "";
-      const detail = timeout.aborted ? "timed out" : `${(error as Error).message} ${cause}`.trim();
+      const seconds = options.timeoutSeconds ?? 30;
+      const detail = describeNetworkFailure(timeout.aborted ? timeout.reason : error, {
+        url,
+        timeoutSeconds: seconds,
+      });
       return { url: shown, state: "unreachable", detail: displayText(detail) };
     }
     await response.body?.cancel().catch(() => {});

@@ -27,6 +27,7 @@
 
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
+import { kernelPathKind } from "../fs/special_files.ts";
 import { type ChannelRegistry, channelsIn, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "../releases/gfx_version.ts";
@@ -272,12 +273,14 @@ export interface DetectOptions {
  *
  * @param options Where to read.
  * @returns The detection.
- * @throws {Deno.errors.NotFound} When there is no `<sysfs>/class/kfd`, or
- * `flake` was given and does not exist.
+ * @throws {Deno.errors.NotFound} When a given `sysfs` folder does not
+ * exist, there is no `<sysfs>/class/kfd`, or `flake` was given and does not
+ * exist.
  * @throws {Error} When the topology has no GPU, or a given flake cannot be read.
  */
 export async function detectInstallation(options: DetectOptions = {}): Promise<Detection> {
   const sysfs = options.sysfs ?? "/sys";
+  if (options.sysfs !== undefined) await checkSysfsRoot(options.sysfs);
   const gpus = await readKfdGpus(sysfs);
   if (gpus.length === 0) {
     throw new Error(
@@ -289,6 +292,23 @@ export async function detectInstallation(options: DetectOptions = {}): Promise<D
   const detection = recommendPackages(gpus, { channels: registry.channels });
   detection.notes.unshift(...registry.notes);
   return detection;
+}
+
+// A --sysfs that names no folder is a typo, not a machine without amdgpu.
+async function checkSysfsRoot(root: string): Promise<void> {
+  const kind = await kernelPathKind(root);
+  if (kind === "missing") {
+    throw new Deno.errors.NotFound(
+      `No folder "${root}" (--sysfs): it does not exist; give the root of a sysfs tree ` +
+        "(the folder that holds class/kfd), or leave --sysfs out to read /sys",
+    );
+  }
+  if (kind === "other") {
+    throw new Deno.errors.NotADirectory(
+      `Cannot read "${root}" (--sysfs): it is not a folder; give the root of a sysfs tree ` +
+        "(the folder that holds class/kfd)",
+    );
+  }
 }
 
 /**

@@ -7,6 +7,10 @@
  * `drm_render_minor` M links it to `<root>/class/drm/renderD<M>/device`,
  * whose `vendor`, `device` and `revision` are its PCI IDs.
  *
+ * Deno reads `/sys` only with `--allow-all`; lib/fs/special_files.ts reads
+ * it through `cat` and `ls` when Deno may not (the script's shebang grants
+ * `--allow-run=cat,ls` instead of everything).
+ *
  * Captured trees are input too (`--sysfs ROOT`), so reading is defensive:
  * only regular files are opened (a FIFO would block), a file of more than
  * 64 KiB is refused (it is read no further than that), so is a FIFO, device,
@@ -18,7 +22,12 @@
  */
 
 import { join } from "node:path";
-import { readRegularFile } from "../fs/file_kind.ts";
+import {
+  kernelPathKind,
+  KernelToolError,
+  listKernelFolder,
+  readKernelFile,
+} from "../fs/special_files.ts";
 
 /** One node of the KFD topology, as the kernel describes it. */
 export interface KfdNode {
@@ -125,19 +134,21 @@ export async function readKfdTopology(root: string): Promise<KfdNode[]> {
     );
   }
   const ids: number[] = [];
+  let names: string[];
   try {
-    for await (const entry of Deno.readDir(nodesDir)) {
-      if (!/^[0-9]{1,6}$/.test(entry.name)) continue;
-      if (ids.length === MAX_NODES) {
-        throw new RangeError(`Cannot read ${nodesDir}: more than ${MAX_NODES} nodes`);
-      }
-      ids.push(Number(entry.name));
-    }
+    names = await listKernelFolder(nodesDir);
   } catch (error) {
-    if (error instanceof RangeError) throw error;
+    if (error instanceof Deno.errors.NotCapable || error instanceof KernelToolError) throw error;
     throw new Error(
       `Cannot list ${nodesDir}: ${errorText(error)}; the amdgpu driver has no KFD topology`,
     );
+  }
+  for (const name of names) {
+    if (!/^[0-9]{1,6}$/.test(name)) continue;
+    if (ids.length === MAX_NODES) {
+      throw new RangeError(`Cannot read ${nodesDir}: more than ${MAX_NODES} nodes`);
+    }
+    ids.push(Number(name));
   }
   ids.sort((a, b) => a - b);
   const nodes: KfdNode[] = [];
@@ -214,10 +225,9 @@ function numberOf(text: string | undefined): number | null {
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.stat(path);
-    return true;
+    return await kernelPathKind(path) !== "missing";
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    if (error instanceof Deno.errors.NotCapable || error instanceof KernelToolError) throw error;
     throw new Error(`Cannot read ${path}: ${errorText(error)}`);
   }
 }
@@ -228,10 +238,11 @@ async function exists(path: string): Promise<boolean> {
 // is no kernel's doing: it is refused, naming what it is.
 async function readSmallFile(path: string): Promise<string | null> {
   try {
-    return new TextDecoder().decode(await readRegularFile(path, { maxBytes: MAX_FILE_BYTES }));
+    return new TextDecoder().decode(await readKernelFile(path, { maxBytes: MAX_FILE_BYTES }));
   } catch (error) {
-    // Without --allow-read nothing can be read: say so.
-    if (error instanceof Deno.errors.NotCapable) throw error;
+    // Without --allow-read (or, for /sys, --allow-run=cat,ls) nothing can be
+    // read, and without cat nothing under /sys: say so.
+    if (error instanceof Deno.errors.NotCapable || error instanceof KernelToolError) throw error;
     if (error instanceof TypeError || error instanceof RangeError) throw error;
     if (error instanceof Deno.errors.FilesystemLoop) {
       throw new TypeError(`Cannot read "${path}": ${errorText(error)}`);

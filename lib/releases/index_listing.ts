@@ -26,6 +26,7 @@
 import { z } from "npm:zod@^4";
 import { displayText, displayUrl } from "../cli/display.ts";
 import { checkUrlAllowed, redirectTarget } from "../fetch/download.ts";
+import { describeNetworkFailure } from "../fetch/network_error.ts";
 import { parseTarballName } from "./tarball_name.ts";
 import { parseVersion } from "./versions.ts";
 
@@ -547,7 +548,8 @@ async function fetchCapped(
         }
       } catch (error) {
         if (error instanceof RangeError) throw error;
-        throw new Error(`Cannot list "${displayUrl(url)}": ${describe(error, timeout)}`, {
+        const why = describe(error, timeout, url, options);
+        throw new Error(`Cannot list "${displayUrl(url)}": ${why}`, {
           cause: error,
         });
       }
@@ -586,7 +588,8 @@ async function fetchFollowing(
         headers: { accept: "text/html, application/xml" },
       });
     } catch (error) {
-      throw new Error(`Cannot list "${displayUrl(current)}": ${describe(error, timeout)}`, {
+      const why = describe(error, timeout, current, options);
+      throw new Error(`Cannot list "${displayUrl(current)}": ${why}`, {
         cause: error,
       });
     }
@@ -623,13 +626,18 @@ function tooLarge(url: URL, maxBytes: number): RangeError {
   return new RangeError(`Cannot list "${displayUrl(url)}": the response exceeds ${maxBytes} bytes`);
 }
 
-function describe(error: unknown, timeout: AbortSignal): string {
-  if (timeout.aborted) return "timed out";
-  if (!(error instanceof Error)) return String(error);
-  // Deno's "fetch failed" keeps the reason (DNS, TLS, refused…) in `cause`.
-  const cause = error.cause instanceof Error ? error.cause.message : undefined;
-  const detail = cause?.replace(/^error sending request for url \([^)]*\): /, "");
-  return displayText(detail === undefined ? error.message : `${error.message}: ${detail}`);
+// Deno's "fetch failed" keeps the reason (DNS, TLS, refused…) in `cause`:
+// lib/fetch/network_error.ts says it in words.
+function describe(
+  error: unknown,
+  timeout: AbortSignal,
+  url: URL,
+  options: ListIndexOptions,
+): string {
+  return displayText(describeNetworkFailure(timeout.aborted ? timeout.reason : error, {
+    url,
+    timeoutSeconds: options.timeoutSeconds ?? 60,
+  }));
 }
 
 function checkUrl(text: string, allowHttp: boolean): URL {

@@ -383,7 +383,7 @@ Deno.test("prefetch CLI failures: one line on stderr, exit 1, nothing written", 
       [["--retries", "0", server.url("/500.bin")], /HTTP 500/],
       [
         ["--retries", "0", `http://127.0.0.1:${deadPort}/x.bin`],
-        /Cannot download .*Connection refused/,
+        /Cannot download .*connection refused by 127\.0\.0\.1:\d+ \(nothing listens there\)/,
       ],
       [[dir], /is a directory/],
       [[join(dir, "missing.bin")], /Cannot read .*missing\.bin/],

@@ -687,3 +687,37 @@ const RX_7900_XTX_GPU: KfdGpu = {
   locationId: null,
   pci: null,
 };
+
+Deno.test("detect reads the real /sys with its shebang's permissions, as `nix run .#detect` runs it", async () => {
+  // This process holds --allow-all: it may look at /sys itself.
+  const kfd = await Deno.stat("/sys/class/kfd").then(() => true, () => false);
+  await withTempDir(async (dir) => {
+    const result = await detect(dir);
+    assert.doesNotMatch(result.stderr, /Requires (all|read|run) access|NotCapable|--allow-all/);
+    if (kfd) {
+      // A machine with amdgpu: whatever it finds, it read it.
+      assert.ok(result.code === 0 || result.code === 1, result.stderr);
+      return;
+    }
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.match(
+      result.stderr,
+      /^detect: No \/sys\/class\/kfd: the amdgpu kernel driver is not loaded, or this is not Linux\. .*`lsmod \| grep amdgpu`.*\n$/,
+    );
+  });
+});
+
+Deno.test("detect --sysfs naming a missing folder says the folder is missing, not the driver", async () => {
+  await withTempDir(async (dir) => {
+    const result = await detect(dir, "--sysfs", "./typo");
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^detect: No folder "\.\/typo" \(--sysfs\): it does not exist; /);
+    assert.doesNotMatch(result.stderr, /amdgpu/);
+    await Deno.writeTextFile(join(dir, "file"), "");
+    const file = await detect(dir, "--sysfs", "file");
+    assert.equal(file.code, 1, file.stderr);
+    assert.match(file.stderr, /^detect: Cannot read "file" \(--sysfs\): it is not a folder; /);
+  });
+});
