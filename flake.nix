@@ -80,8 +80,9 @@
         ];
       };
 
-      # rocm-<channel>-<family> for each family with a hash, and
-      # rocm-<channel>-<isa> aliases reaching one through their fallback chain.
+      # rocm-<channel>-<family> for each family with a hash (whole), and
+      # rocm-<channel>-<isa> for each ISA reaching one through its fallback
+      # chain: that tarball with other ISAs' GPU code left out.
       rocmPackages = pkgs.rocmNightly.packages;
 
       images = lib.mapAttrs' (
@@ -110,6 +111,14 @@
                 inherit src;
               };
             packageFor = (pkgs.rocmNightly or set).packageIn rocm.defaultChannel;
+            # The target's tarball keeping only these ISAs' GPU code (several
+            # GPUs in one machine); packageIn already keeps only an ISA target's.
+            packageForIsas =
+              channel: target: isas:
+              pkgs.callPackage ./nix/package.nix {
+                tarball = rocm.resolveIn channel target;
+                inherit src isas;
+              };
             packages = builtins.mapAttrs (
               _: p: (pkgs.rocmNightly or set).packageIn p.channel p.target
             ) rocm.packageTargets;
