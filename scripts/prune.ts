@@ -97,7 +97,9 @@ async function main(args: string[]): Promise<number> {
   }
   const findings = await checkPruned(out, isas);
   if (findings.length > 0) {
-    const more = findings.length > 1 ? ` (and ${findings.length - 1} more: check-output --isa lists them)` : "";
+    const more = findings.length > 1
+      ? ` (and ${findings.length - 1} more: check-output --isa lists them)`
+      : "";
     throw new Error(`${findings[0]!.check}: ${findings[0]!.message}${more}`);
   }
   console.error(`prune: ${formatPruneSummary(report)}`);

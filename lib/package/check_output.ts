@@ -177,7 +177,9 @@ export async function checkOutput(
   // The work is synchronous (see checkTree); a bad target or ISA still rejects.
   if (options.isas !== undefined) keptIsas(options.isas);
   const report = checkTree(outPath, options);
-  if (options.isas === undefined || report.failures.some((f) => f.check === "output")) return report;
+  if (options.isas === undefined || report.failures.some((f) => f.check === "output")) {
+    return report;
+  }
   const pruned = await checkPruned(outPath, options.isas);
   if (pruned.length === 0) return report;
   const failures = sortFailures([...report.failures, ...pruned]);

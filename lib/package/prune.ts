@@ -225,7 +225,9 @@ export function pruneTree(
  */
 export function formatPruneRecord(report: PruneReport): string {
   const rows = (items: readonly unknown[]): string =>
-    items.length === 0 ? "[]" : `[\n    ${items.map((item) => JSON.stringify(item)).join(",\n    ")}\n  ]`;
+    items.length === 0
+      ? "[]"
+      : `[\n    ${items.map((item) => JSON.stringify(item)).join(",\n    ")}\n  ]`;
   return [
     "{",
     `  "isas": ${JSON.stringify(report.isas)},`,
@@ -304,7 +306,8 @@ export async function checkPruned(
   const kept = keptIsas(isas);
   const kinds = options.kinds ?? KERNEL_KINDS;
   const findings: PrunedFinding[] = [];
-  const removed = await readRecord(`${outPath}/${PRUNE_RECORD}`, findings);
+  const { removed, keptForLinks } = await readRecord(`${outPath}/${PRUNE_RECORD}`, findings);
+  const linked = new Set(keptForLinks);
   // Library → the kept ISAs it had code for, and those it still has.
   const had = new Map<string, Set<string>>();
   const has = new Map<string, Set<string>>();
@@ -347,13 +350,13 @@ export async function checkPruned(
       const kind = kinds.find((k) => k.pattern.test(relative));
       if (kind === undefined || isSharedLibrary(relative)) return;
       const tokens = kind.tokens?.(relative) ?? isaTokens(relative);
-      if (tokens.length > 0 && !tokensMatchTarget(tokens, kept)) {
+      if (tokens.length > 0 && !tokensMatchTarget(tokens, kept) && !linked.has(relative)) {
         findings.push({
           check: "pruned-other-isa",
           path: `opt/rocm/${escapeName(relative)}`,
-          message: `"opt/rocm/${
-            escapeName(relative)
-          }" is GPU code for ${tokens.join(", ")}, none of the kept ISAs (${kept.join(", ")})`,
+          message: `"opt/rocm/${escapeName(relative)}" is GPU code for ${
+            tokens.join(", ")
+          }, none of the kept ISAs (${kept.join(", ")})`,
         });
       }
       note(had, relative, kind);
@@ -378,8 +381,15 @@ export async function checkPruned(
   return findings;
 }
 
-/** The paths the record lists as removed; a finding when it cannot be read. */
-async function readRecord(path: string, findings: PrunedFinding[]): Promise<string[]> {
+/** What a prune record lists: the removed paths, the files kept for links. */
+interface RecordPaths {
+  removed: string[];
+  keptForLinks: string[];
+}
+
+/** The paths the record lists; a finding when it cannot be read. */
+async function readRecord(path: string, findings: PrunedFinding[]): Promise<RecordPaths> {
+  const none = { removed: [], keptForLinks: [] };
   let text: string;
   try {
     text = new TextDecoder().decode(
@@ -393,22 +403,24 @@ async function readRecord(path: string, findings: PrunedFinding[]): Promise<stri
         error instanceof Deno.errors.NotFound ? "it is missing" : (error as Error).message
       }`,
     });
-    return [];
+    return none;
   }
   try {
-    const record = JSON.parse(text) as { files?: unknown };
+    const record = JSON.parse(text) as { files?: unknown; keptForLinks?: unknown };
     if (!Array.isArray(record.files)) throw new SyntaxError(`no "files" list`);
-    return record.files.map((file: { path?: unknown }) => {
+    const removed = record.files.map((file: { path?: unknown }) => {
       if (typeof file?.path !== "string") throw new SyntaxError(`a file without a "path"`);
       return file.path;
     });
+    const linked = Array.isArray(record.keptForLinks) ? record.keptForLinks : [];
+    return { removed, keptForLinks: linked.filter((p): p is string => typeof p === "string") };
   } catch (error) {
     findings.push({
       check: "pruned-record",
       path: PRUNE_RECORD,
       message: `"${PRUNE_RECORD}" is not a prune record: ${(error as Error).message}`,
     });
-    return [];
+    return none;
   }
 }
 
