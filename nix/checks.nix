@@ -68,6 +68,12 @@ let
     channel = "stable";
     target = "gfx1100";
   };
+  withStableIsas = isas: evalSystem {
+    enable = true;
+    channel = "stable";
+    target = "gfx1100";
+    inherit isas;
+  };
   withNixLd = evalSystemWith { programs.nix-ld.enable = true; } {
     enable = true;
     package = stub;
@@ -108,6 +114,32 @@ let
       (_: {
         src = sampleTarball;
       });
+  samplePrunedTarball =
+    runCommand "therock-dist-linux-gfx110X-all-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
+      ''
+        export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
+        deno eval --no-config "
+          import { writeSampleRocmTree } from '${src}/lib/package/sample_rocm.ts';
+          await writeSampleRocmTree('tree', { isas: ['gfx1100', 'gfx1101', 'gfx1102', 'gfx1103'] });
+        "
+        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .
+      '';
+  samplePrunedPackage =
+    (pkgs.callPackage ./package.nix {
+      tarball = {
+        target = "gfx1100";
+        family = "gfx110X-all";
+        version = "0.0.0-sample";
+        pname = "rocm-nightly-sample";
+        name = "therock-dist-linux-gfx110X-all-sample.tar.gz";
+        urls = [ "file:///nonexistent/sample.tar.gz" ];
+        hash = lib.fakeHash;
+      };
+      inherit src;
+    }).overrideAttrs
+      (_: {
+        src = samplePrunedTarball;
+      });
 in
 {
   module-eval = summary "rocm-nightly-module-eval" [
@@ -126,7 +158,12 @@ in
       (resolver.resolve resolver.defaultTarget).pname
     )
     (expectEqual "default channel" withDefault.services.rocm-nightly.channel rocm.defaultChannel)
-    (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
+    # An ISA target gets its family's tarball pruned to it; isas keeps several, null all.
+    (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname "rocm-stable-gfx1100")
+    (expectEqual "isas = two ISAs" (withStableIsas [ "gfx1101" "gfx1100" ]).services.rocm-nightly.package.pname
+      "rocm-stable-gfx1100-gfx1101"
+    )
+    (expectEqual "isas = null" (withStableIsas null).services.rocm-nightly.package.pname
       (rocm.resolveIn "stable" "gfx1100").pname
     )
     (expectEqual "HSA_OVERRIDE_GFX_VERSION" (withOverride "10.3.0").environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
@@ -170,6 +207,11 @@ in
 
   sample-package = samplePackage;
   sample-output-structure = samplePackage.passthru.tests.output-structure;
+  # One package per GPU: a family sample tarball pruned to gfx1100 (the
+  # prune step fails the build when a kept ISA lost its code), checked with
+  # check-output --isa.
+  sample-pruned-package = samplePrunedPackage;
+  sample-pruned-output-structure = samplePrunedPackage.passthru.tests.output-structure;
   sample-image = pkgs.callPackage ./docker.nix {
     package = samplePackage;
     target = "gfx1151";
