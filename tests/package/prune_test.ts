@@ -9,10 +9,11 @@ import {
   formatPruneRecord,
   keptIsas,
   PRUNE_RECORD,
+  type PruneReport,
   pruneTree,
 } from "../../lib/package/prune.ts";
 import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
-import { KERNEL_KINDS, kernelKind } from "../../lib/releases/kernel_files.ts";
+import { KERNEL_KINDS, type KernelKind, kernelKind } from "../../lib/releases/kernel_files.ts";
 import { goodOutput } from "../_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
 
@@ -42,7 +43,11 @@ async function sampleOutput(dir: string): Promise<string> {
   return out;
 }
 
-async function prune(out: string, isas: string[], kinds = KERNEL_KINDS) {
+async function prune(
+  out: string,
+  isas: string[],
+  kinds: readonly KernelKind[] = KERNEL_KINDS,
+): Promise<PruneReport> {
   const report = pruneTree(join(out, "opt/rocm"), isas, { kinds });
   await Deno.mkdir(join(out, "nix-support"), { recursive: true });
   await Deno.writeTextFile(join(out, PRUNE_RECORD), formatPruneRecord(report));
