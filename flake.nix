@@ -85,8 +85,9 @@
         ];
       };
 
-      # rocm-<channel>-<family> for each family with a hash, and
-      # rocm-<channel>-<isa> aliases reaching one through their fallback chain.
+      # rocm-<channel>-<family> for each family with a hash (whole), and
+      # rocm-<channel>-<isa> for each ISA reaching one through its fallback
+      # chain: that tarball with other ISAs' GPU code left out.
       rocmPackages = rocmNightly.packages;
 
       # docker-<channel>-<target>: one image per package of every channel,
@@ -136,6 +137,15 @@
                 updateProgram = updateProgramFor pkgs;
               };
             packageFor = (pkgs.rocmNightly or set).packageIn rocm.defaultChannel;
+            # The target's tarball keeping only these ISAs' GPU code (several
+            # GPUs in one machine); packageIn already keeps only an ISA target's.
+            packageForIsas =
+              channel: target: isas:
+              pkgs.callPackage ./nix/package.nix {
+                tarball = rocm.resolveIn channel target;
+                inherit src isas;
+                updateProgram = updateProgramFor pkgs;
+              };
             packages = builtins.mapAttrs (
               _: p: (pkgs.rocmNightly or set).packageIn p.channel p.target
             ) rocm.packageTargets;

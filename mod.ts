@@ -56,6 +56,7 @@ export * from "./lib/flake/flake_file.ts";
 export * from "./lib/package/check_output.ts";
 export * from "./lib/package/elf.ts";
 export * from "./lib/package/elf_closure.ts";
+export * from "./lib/package/prune.ts";
 export * from "./lib/package/sample_rocm.ts";
 
 export * from "./lib/image/block_writer.ts";

@@ -92,11 +92,15 @@ let
     package = stub;
     hsaOverrideGfxVersion = "10.3.0";
   };
-  # Another channel and target, and a malformed override.
+  # Another channel and target, two ISAs kept, and a malformed override.
   withStable = evalSystemWith sharedPkgs {
     enable = true;
     channel = "stable";
     target = "gfx1100";
+    isas = [
+      "gfx1101"
+      "gfx1100"
+    ];
     hsaOverrideGfxVersion = "11.0";
   };
   failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
@@ -131,6 +135,32 @@ let
       (_: {
         src = sampleTarball;
       });
+  samplePrunedTarball =
+    runCommand "therock-dist-linux-gfx110X-all-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
+      ''
+        export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
+        deno eval --no-config "
+          import { writeSampleRocmTree } from '${src}/lib/package/sample_rocm.ts';
+          await writeSampleRocmTree('tree', { isas: ['gfx1100', 'gfx1101', 'gfx1102', 'gfx1103'] });
+        "
+        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .
+      '';
+  samplePrunedPackage =
+    (pkgs.callPackage ./package.nix {
+      tarball = {
+        target = "gfx1100";
+        family = "gfx110X-all";
+        version = "0.0.0-sample";
+        pname = "rocm-nightly-sample";
+        name = "therock-dist-linux-gfx110X-all-sample.tar.gz";
+        urls = [ "file:///nonexistent/sample.tar.gz" ];
+        hash = lib.fakeHash;
+      };
+      inherit src;
+    }).overrideAttrs
+      (_: {
+        src = samplePrunedTarball;
+      });
 in
 {
   module-eval = summary "rocm-nightly-module-eval" [
@@ -149,8 +179,13 @@ in
     (expectEqual "default target" withDefault.services.rocm-nightly.target resolver.defaultTarget)
     (expectEqual "default package" defaultPackage.pname (resolver.resolve resolver.defaultTarget).pname)
     (expectEqual "default channel" withDefault.services.rocm-nightly.channel rocm.defaultChannel)
-    (expectEqual "channel = stable" withStable.services.rocm-nightly.package.pname
-      (rocm.resolveIn "stable" "gfx1100").pname
+    # An ISA target's package is its family's tarball keeping that ISA's GPU
+    # code; isas keeps several.
+    (expectEqual "channel = stable, isas = two ISAs" withStable.services.rocm-nightly.package.pname
+      "rocm-stable-gfx1100-gfx1101"
+    )
+    (expectEqual "the same tarball as the family's" withStable.services.rocm-nightly.package.passthru.tarball.hash
+      (rocm.resolveIn "stable" "gfx1100").hash
     )
     (expectEqual "HSA_OVERRIDE_GFX_VERSION" withStub.environment.sessionVariables.HSA_OVERRIDE_GFX_VERSION "10.3.0")
     (expectEqual "no HSA_OVERRIDE_GFX_VERSION by default" (withDefault.environment.sessionVariables ? HSA_OVERRIDE_GFX_VERSION) false)
@@ -196,6 +231,11 @@ in
 
   sample-package = samplePackage;
   sample-output-structure = samplePackage.passthru.tests.output-structure;
+  # One package per GPU: a family sample tarball pruned to gfx1100 (the
+  # prune step fails the build when a kept ISA lost its code), checked with
+  # check-output --isa.
+  sample-pruned-package = samplePrunedPackage;
+  sample-pruned-output-structure = samplePrunedPackage.passthru.tests.output-structure;
   sample-image = pkgs.callPackage ./docker.nix {
     package = samplePackage;
     target = "gfx1151";

@@ -35,6 +35,7 @@ let
   inherit (table) families;
   knownTargets = if targets != null then targets else builtins.attrNames (table.isas // families);
   resolved = builtins.tryEval ((rocmNightly.resolveIn or (_: _: throw "")) cfg.channel cfg.target).family;
+  targetIsaNames = (builtins.fromJSON (builtins.readFile ../lib/releases/targets.json)).isas;
   targetIsas = if resolved.success then families.${resolved.value}.isas or null else null;
   rocmNightly =
     if pkgs ? rocmNightly then
@@ -92,10 +93,32 @@ in
       '';
     };
 
+    isas = lib.mkOption {
+      type = lib.types.nullOr (lib.types.nonEmptyListOf lib.types.str);
+      default = if targetIsaNames ? ${cfg.target} then [ cfg.target ] else null;
+      defaultText = lib.literalExpression ''if target is an ISA then [ target ] else null'';
+      example = [
+        "gfx1100"
+        "gfx1101"
+      ];
+      description = ''
+        The GPU ISAs to keep code for: the package is the target's tarball
+        with the GPU code of every other ISA left out (shared libraries stay
+        whole), for a machine with GPUs of several ISAs of one family (set
+        `target` to the family, or to one of the ISAs). `null` keeps the
+        whole tarball.
+      '';
+    };
+
     package = lib.mkOption {
       type = lib.types.package;
-      default = rocmNightly.packageIn cfg.channel cfg.target;
-      defaultText = lib.literalExpression "pkgs.rocmNightly.packageIn config.services.rocm-nightly.channel config.services.rocm-nightly.target";
+      default =
+        # null: the whole tarball, the family package of the target.
+        if cfg.isas == null then
+          rocmNightly.packageIn cfg.channel (rocmNightly.resolveIn cfg.channel cfg.target).family
+        else
+          rocmNightly.packageForIsas cfg.channel cfg.target cfg.isas;
+      defaultText = lib.literalExpression "pkgs.rocmNightly.packageForIsas config.services.rocm-nightly.channel config.services.rocm-nightly.target config.services.rocm-nightly.isas";
       description = "The ROCm package to install.";
     };
   };

@@ -1,8 +1,10 @@
 # One ROCm tarball as a package. `tarball` is one result of nix/resolve.nix
 # ({ urls, hash, name, family, version, pname, channel }); `src` is this
-# repository (for scripts/check-output.ts in passthru.tests);
-# `updateProgram` is the flake's update app (for passthru.updateScript), or
-# null.
+# repository (for scripts/check-output.ts in passthru.tests, and
+# scripts/prune.ts); `updateProgram` is the flake's update app (for
+# passthru.updateScript), or null. `isas`: the ISAs to keep when the tarball
+# has code for more (one package per GPU: other ISAs' GPU code is left out);
+# null keeps the target's when it is an ISA, else everything.
 {
   lib,
   stdenvNoCC,
@@ -21,6 +23,7 @@
   tarball,
   src,
   updateProgram ? null,
+  isas ? null,
 }:
 let
   # The same permissions as the script's shebang (and its flake app), read
@@ -52,12 +55,62 @@ let
   # libpython3.X of tools with embedded Python, when nixpkgs' python3 is
   # another minor version than the one TheRock built against.
   allowMissing = [ "libpython3.*" ];
-  # The ISAs the tarball has code for: one GPU smoke test each.
-  families = (builtins.fromJSON (builtins.readFile ../lib/releases/targets.json)).families;
-  isas = families.${tarball.family}.isas or [ ];
+  # The ISAs the tarball has code for.
+  targetTable = builtins.fromJSON (builtins.readFile ../lib/releases/targets.json);
+  familyIsas = targetTable.families.${tarball.family}.isas or [ ];
+  # One package per GPU: an ISA target of a tarball with code for more
+  # ISAs (a family, multiarch) gets only its own GPU code; a family target
+  # keeps all. The same fixed-output tarball either way: no second download.
+  wanted =
+    if isas != null then
+      isas
+    else if targetTable.isas ? ${tarball.target} then
+      [ tarball.target ]
+    else
+      familyIsas;
+  foreign = builtins.filter (isa: !(builtins.elem isa familyIsas)) wanted;
+  # A family the table does not know yet: nothing to prune by.
+  prune =
+    if isas == [ ] then
+      throw "rocm-nightly: isas = [ ] keeps no GPU at all: name the ISAs to keep, or null for the whole ${tarball.family} tarball"
+    else if familyIsas == [ ] then
+      false
+    else if foreign != [ ] then
+      throw "rocm-nightly: the ${tarball.family} tarball has no code for ${builtins.concatStringsSep ", " foreign} (it has ${builtins.concatStringsSep ", " familyIsas}): choose a target whose tarball serves them"
+    else
+      !(builtins.all (isa: builtins.elem isa wanted) familyIsas);
+  # Kept ISAs, sorted: one GPU smoke test each.
+  keptIsas =
+    if prune then
+      builtins.sort builtins.lessThan (
+        builtins.foldl' (acc: isa: if builtins.elem isa acc then acc else acc ++ [ isa ]) [ ] wanted
+      )
+    else
+      familyIsas;
+  isaFlags = builtins.concatMap (isa: [
+    "--isa"
+    isa
+  ]) keptIsas;
+  pruneScript = "${src}/scripts/prune.ts";
+  prunePermissions = (import ./scripts.nix).permissionsOf "scripts/prune.ts" (
+    builtins.readFile ../scripts/prune.ts
+  );
+  # check-output's kernel check: the one target, or each kept ISA (--isa).
+  checkTarget =
+    if !prune then
+      tarball.target
+    else if builtins.length keptIsas == 1 then
+      builtins.head keptIsas
+    else
+      null;
 in
 stdenvNoCC.mkDerivation (finalAttrs: {
-  inherit (tarball) pname version;
+  inherit (tarball) version;
+  pname =
+    if prune then
+      "rocm-${tarball.channel or "nightly"}-${builtins.concatStringsSep "-" keptIsas}"
+    else
+      tarball.pname;
 
   # The channel's baseUrl first, then its mirrors: a pin outlives AMD's copy.
   src = fetchurl {
@@ -114,8 +167,19 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       --bash ${runtimeShell} \
       --env ${coreutils}/bin/env \
       --shell ${runtimeShell}
+    ${if !prune then "" else ''
+      # Other ISAs' GPU code goes (lib/releases/kernel_files.ts, the table
+      # images use), recorded in nix-support/pruned; prune.ts then checks
+      # each kept ISA still has its code, failing the build if not.
+      HOME="$TMPDIR" DENO_DIR="$TMPDIR/deno" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 \
+        deno run --no-config --no-lock ${lib.escapeShellArgs prunePermissions} ${pruneScript} "$out" \
+        ${lib.escapeShellArgs isaFlags}
+    ''}
     runHook postInstall
   '';
+
+  # deno runs scripts/prune.ts; the output refers to nothing of it.
+  nativeBuildInputs = if prune then [ deno ] else [ ];
 
   passthru = {
     inherit tarball;
@@ -134,6 +198,9 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     ];
   }
   // {
+    # The ISAs whose GPU code the package holds, and whether others' was left out.
+    isas = keptIsas;
+    pruned = prune;
     # Only the OpenCL ICD files of the package (none when the tree ships
     # none), for hardware.graphics.extraPackages (nix/module.nix).
     openclIcd = runCommand "${finalAttrs.pname}-opencl-icd" { package = finalAttrs.finalPackage; } ''
@@ -151,7 +218,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
           inherit runCommand isa;
           package = finalAttrs.finalPackage;
         };
-      }) isas
+      }) keptIsas
     )
     // {
       output-structure = runCommand "${finalAttrs.pname}-output-structure"
@@ -162,7 +229,9 @@ stdenvNoCC.mkDerivation (finalAttrs: {
         ''
           export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
           deno run --no-config --no-lock ${lib.escapeShellArgs checkPermissions} \
-            ${src}/scripts/check-output.ts "$package" --target ${lib.escapeShellArg tarball.target} \
+            ${src}/scripts/check-output.ts "$package" \
+            ${if checkTarget == null then "" else "--target ${lib.escapeShellArg checkTarget}"} \
+            ${if prune then lib.escapeShellArgs isaFlags else ""} \
             ${lib.escapeShellArgs (builtins.concatMap (glob: [ "--allow-missing" glob ]) allowMissing)}
           touch "$out"
         '';

@@ -8,7 +8,8 @@
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
 
-const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--allow-missing SONAME]...
+const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--isa ISA]...
+                       [--allow-missing SONAME]...
 
 Checks a built rocm-nightly package (a Nix output such as ./result) and
 reports EVERY defect, not just the first:
@@ -33,11 +34,15 @@ reports EVERY defect, not just the first:
     that passes this rule) or an existing file of the output or the Nix
     store -- never /bin/bash, /usr/bin/python3 or another host path;
   - with --target, files carrying the ISA (or its family token, e.g. gfx110X)
-    are present; a family name requires each of its ISAs.
+    are present; a family name requires each of its ISAs;
+  - with --isa (a pruned package, nix-support/pruned): no GPU code of
+    another ISA remains, the record lists only such code, and each kept
+    ISA still has code in every library that had code for it.
 
 Options:
   --json         print the report as JSON on stdout
   --target ISA   an ISA or family of lib/releases/targets.json (gfx1151, gfx110X-all)
+  --isa ISA      an ISA the package was pruned to keep; repeatable
   --allow-missing SONAME
                  a library that may be missing (an optional dependency); a
                  glob with * and ?, e.g. 'libpython3*.so*'; repeatable. It is
@@ -61,6 +66,7 @@ interface Flags {
   json: boolean;
   help: boolean;
   target?: string;
+  isas?: string[];
   allowMissing: string[];
   positionals: string[];
 }
@@ -87,10 +93,11 @@ function parseFlags(args: string[]): Flags {
       if (equals !== -1) usageError(`Option '${name}' takes no value`);
       if (name === "--json") flags.json = true;
       else flags.help = true;
-    } else if (name === "--target" || name === "--allow-missing") {
+    } else if (name === "--target" || name === "--allow-missing" || name === "--isa") {
       const value = equals === -1 ? args[++i] : arg.slice(equals + 1);
       if (value === undefined) usageError(`Option '${name} <value>' needs a value`);
       if (name === "--target") flags.target = value;
+      else if (name === "--isa") (flags.isas ??= []).push(value);
       else flags.allowMissing.push(value);
     } else {
       usageError(`Unknown option '${arg}'`);
@@ -113,6 +120,7 @@ async function main(args: string[]): Promise<number> {
   try {
     report = await checkOutput(outPath, {
       ...(values.target === undefined ? {} : { target: values.target }),
+      ...(values.isas === undefined ? {} : { isas: values.isas }),
       allowMissing: values.allowMissing,
     });
   } catch (error) {

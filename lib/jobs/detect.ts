@@ -11,9 +11,12 @@
  *   makes ROCm run its code. Any other ISA is unknown: it is reported with its
  *   raw `gfx_target_version`, and the script fails.
  * - On each channel of the flake's registry (nightly, stable, …), the package
- *   is `rocm-<channel>-<family>` for the first family of the target's fallback
- *   chain that the channel pins (a hash, not `null`), as nix/resolve.nix
- *   resolves it; the NixOS snippet names the first channel that serves it.
+ *   comes from the first family of the target's fallback chain that the
+ *   channel pins (a hash, not `null`), as nix/resolve.nix resolves it: for an
+ *   ISA it is `rocm-<channel>-<isa>`, that tarball with other ISAs' GPU code
+ *   left out, and `docker-<isa>` its image; for a family
+ *   `rocm-<channel>-<family>`. The NixOS snippet names the first channel
+ *   that serves it.
  *   Without a readable registry the chain's package names are listed without
  *   pin status.
  * - The image is `docker-<family>` on the channel the flake builds images
@@ -401,7 +404,8 @@ function formatInstallation(i: Installation, imageChannel: string | null): strin
   const pad = (label: string): string => `  ${label.padEnd(width)} `;
   const lines = i.packages.map((p) => {
     if (p.pinned === null) {
-      const rest = p.chain.slice(1).map((f) => `rocm-${p.channel}-${f}`);
+      const rest = p.chain.filter((f) => `rocm-${p.channel}-${f}` !== p.package)
+        .map((f) => `rocm-${p.channel}-${f}`);
       return `${pad(`${p.channel}:`)}${p.package}` +
         (rest.length === 0 ? "" : ` (or, along the fallback chain, ${rest.join(", ")})`);
     }
@@ -425,10 +429,13 @@ function installation(
   imageChannel: string | null,
 ): Installation {
   const chain = candidateFamilies(target);
+  // One package per GPU: an ISA's package is its family's tarball with
+  // other ISAs' GPU code left out (nix/package.nix), named after the ISA.
+  const isIsa = Object.hasOwn(targetTable.isas, target);
   const packages: ChannelPackage[] = channels === null
     ? DEFAULT_CHANNELS.map((channel) => ({
       channel,
-      package: `rocm-${channel}-${chain[0]}`,
+      package: `rocm-${channel}-${isIsa ? target : chain[0]}`,
       family: chain[0]!,
       pinned: null,
       version: null,
@@ -438,7 +445,7 @@ function installation(
       const family = chain.find((f) => typeof c.srcHashes[f] === "string") ?? null;
       return {
         channel: c.channel,
-        package: family === null ? null : `rocm-${c.channel}-${family}`,
+        package: family === null ? null : `rocm-${c.channel}-${isIsa ? target : family}`,
         family,
         pinned: family !== null,
         version: family === null ? null : c.version,
@@ -465,7 +472,7 @@ function installation(
     target,
     hsaOverrideGfxVersion,
     packages,
-    image: imageFamily === null ? null : `docker-${imageFamily}`,
+    image: imageFamily === null ? null : `docker-${isIsa ? target : imageFamily}`,
     nixos: `services.rocm-nightly = { ${settings.join(" ")} };`,
   };
 }

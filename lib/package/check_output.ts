@@ -29,6 +29,7 @@ import {
   type ShebangWorld,
 } from "./_shebang.ts";
 import { targetIsas, tokensCoveringIsa } from "../releases/isa_files.ts";
+import { checkPruned, keptIsas, type PrunedCheckName } from "./prune.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
 export type CheckName =
@@ -48,7 +49,8 @@ export type CheckName =
   | "elf-needed"
   | "target-kernels"
   | "unreadable"
-  | "script-interpreter";
+  | "script-interpreter"
+  | PrunedCheckName;
 
 /** One defect found in the output. */
 export interface CheckFailure {
@@ -130,6 +132,15 @@ export interface CheckOutputOptions {
    * @default {[]}
    */
   allowMissing?: readonly string[];
+  /**
+   * The ISAs a pruned package keeps (lib/package/prune.ts): no GPU code of
+   * another ISA may remain, `nix-support/pruned` must list only such code,
+   * and each of these ISAs must still have code in every library that had
+   * code for it.
+   *
+   * @default {undefined (not a pruned package: no such check)}
+   */
+  isas?: readonly string[];
 }
 
 const SETUP_HOOK_TOKENS = ["ROCM_PATH=", "HIP_PATH=", "CMAKE_PREFIX_PATH"];
@@ -153,6 +164,9 @@ const CHECK_ORDER: CheckName[] = [
   "elf-needed",
   "script-interpreter",
   "target-kernels",
+  "pruned-record",
+  "pruned-other-isa",
+  "pruned-kept-isa",
 ];
 
 /**
@@ -174,12 +188,20 @@ const CHECK_ORDER: CheckName[] = [
  * await Deno.remove(dir);
  * ```
  */
-export function checkOutput(
+export async function checkOutput(
   outPath: string,
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
-  // The work is synchronous (see checkTree); a bad target still rejects.
-  return new Promise((resolve) => resolve(checkTree(outPath, options)));
+  // The work is synchronous (see checkTree); a bad target or ISA still rejects.
+  if (options.isas !== undefined) keptIsas(options.isas);
+  const report = checkTree(outPath, options);
+  if (options.isas === undefined || report.failures.some((f) => f.check === "output")) {
+    return report;
+  }
+  const pruned = await checkPruned(outPath, options.isas);
+  if (pruned.length === 0) return report;
+  const failures = sortFailures([...report.failures, ...pruned]);
+  return { ...report, ok: false, failures };
 }
 
 /**

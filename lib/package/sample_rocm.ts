@@ -12,6 +12,7 @@
 
 import { join } from "node:path";
 import targets from "../releases/targets.json" with { type: "json" };
+import { tokensCoveringIsa } from "../releases/isa_files.ts";
 
 /** Options for {@linkcode writeSampleRocmTree}. */
 export interface SampleRocmOptions {
@@ -34,6 +35,17 @@ export interface SampleRocmOptions {
    * @default {64}
    */
   kernelBytes?: number;
+  /**
+   * Also write every other kind of GPU code of lib/releases/kernel_files.ts
+   * (MIOpen find/performance databases and tuning models, AOTriton images
+   * in per-ISA folders), code for the generic targets covering the ISAs
+   * (`gfx11-generic`), and the files named after an ISA that are not GPU
+   * code (a per-ISA shared library, a header, a CMake file): what pruning
+   * must remove and what it must leave.
+   *
+   * @default {false}
+   */
+  everyKind?: boolean;
 }
 
 const ISA_PATTERN = /^gfx[0-9a-z]{2,6}$/;
@@ -122,7 +134,36 @@ export async function writeSampleRocmTree(
   for (const token of [...tokens].sort()) {
     await blob(`.kpack/rccl_${token}.kpack`, kernelBytes);
   }
+  if (!options.everyKind) return;
+  for (const isa of isas) {
+    await blob(`share/miopen/db/${isa}_60.HIP.fdb.txt`, kernelBytes);
+    await blob(`share/miopen/db/${isa}.tn.model`, kernelBytes);
+    await blob(`lib/aotriton.images/amd-${isa}/flash/attn_fwd/FONLY__default.aks2`, kernelBytes);
+    // Not GPU code, though named after an ISA: they stay in every package.
+    await blob(`lib/libMIOpenCKGroupedConv_${isa}.so`, 128);
+    await text(`include/rocwmma/config_${isa}.h`, `#define ROCWMMA_ARCH "${isa}"\n`);
+    await text(`lib/cmake/hip/hip-targets-${isa}.cmake`, `# targets for ${isa}\n`);
+  }
+  const generics = new Set(isas.flatMap(genericTokens));
+  for (const token of [...generics].sort()) {
+    await blob(`lib/rocblas/library/Kernels.so-000-${token}.hsaco`, kernelBytes);
+    await blob(`.kpack/blas_lib_${token}.kpack`, kernelBytes);
+  }
 }
+
+/** LLVM's generic targets (`gfx11-generic`) that run on `isa`. */
+function genericTokens(isa: string): string[] {
+  return tokensCoveringIsa(isa).filter((token) => LLVM_GENERIC_TARGETS.includes(token));
+}
+
+const LLVM_GENERIC_TARGETS = [
+  "gfx9-generic",
+  "gfx9-4-generic",
+  "gfx10-1-generic",
+  "gfx10-3-generic",
+  "gfx11-generic",
+  "gfx12-generic",
+];
 
 /**
  * Family tokens (`gfx110X`) of the families in lib/releases/targets.json that contain

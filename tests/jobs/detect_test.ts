@@ -244,9 +244,10 @@ Deno.test("detect: RX 7900 XTX (gfx1100) follows the fallback chain on every cha
     const result = await detect(dir, "--sysfs", "sys", "--flake", flake);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^gfx1100 \(node 1\): Radeon RX 7900 XTX\/XT, Radeon Pro W7900$/m);
-    assert.match(result.stdout, /^ {2}nightly: rocm-nightly-multiarch \(7\.12\.0a20260308\)$/m);
-    assert.match(result.stdout, /^ {2}stable: +rocm-stable-gfx110X-all \(7\.12\.0a20260308\)$/m);
-    assert.match(result.stdout, /^ {2}image: +docker-multiarch$/m);
+    // One package per GPU: the ISA's package, its family's tarball pruned to it.
+    assert.match(result.stdout, /^ {2}nightly: rocm-nightly-gfx1100 \(7\.12\.0a20260308\)$/m);
+    assert.match(result.stdout, /^ {2}stable: +rocm-stable-gfx1100 \(7\.12\.0a20260308\)$/m);
+    assert.match(result.stdout, /^ {2}image: +docker-gfx1100$/m);
     assert.match(result.stdout, /target = "gfx1100"; channel = "nightly"; \};$/m);
 
     // Only the second channel pins the chain: the snippet names that channel.
@@ -261,7 +262,7 @@ Deno.test("detect: RX 7900 XTX (gfx1100) follows the fallback chain on every cha
     const [r] = json.recommendations;
     assert.deepEqual(r!.packages.map((p) => [p.channel, p.package, p.pinned]), [
       ["nightly", null, false],
-      ["stable", "rocm-stable-gfx110X-all", true],
+      ["stable", "rocm-stable-gfx1100", true],
     ]);
     // Images come from the channel that pins the default target (gfx1151): the nightly.
     assert.equal(json.imageChannel, "nightly");
@@ -341,7 +342,7 @@ Deno.test("detect: an ISA in no family gets the nearest supported ISA and HSA_OV
       assert.equal(r!.supported, false, c.isa);
       assert.equal(r!.target, c.target);
       assert.equal(r!.hsaOverrideGfxVersion, c.value);
-      assert.equal(r!.packages[0]!.package, c.pkg === null ? null : `rocm-nightly-${c.pkg}`);
+      assert.equal(r!.packages[0]!.package, c.pkg === null ? null : `rocm-nightly-${c.target}`);
       assert.equal(
         r!.nixos,
         `services.rocm-nightly = { enable = true; target = "${c.target}"; hsaOverrideGfxVersion = "${c.value}"; };`,
@@ -361,7 +362,7 @@ Deno.test("detect: a gfx1100 + gfx1030 machine names the one package for both", 
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^gfx1100 \(node 1\): /m);
     assert.match(result.stdout, /^gfx1030 \(node 2\): Radeon RX 6800\/6900 XT, Radeon Pro W6800$/m);
-    assert.match(result.stdout, /^ {2}nightly: rocm-nightly-gfx103X-all /m);
+    assert.match(result.stdout, /^ {2}nightly: rocm-nightly-gfx1030 /m);
     assert.match(result.stdout, /^One package for all \(gfx1100, gfx1030\): multiarch$/m);
     const json = await detectJson(dir, "--sysfs", "sys");
     assert.deepEqual(json.common?.serves, ["gfx1100", "gfx1030"]);
@@ -515,7 +516,7 @@ Deno.test("detect: without a registry, package names are listed without pin stat
     assert.equal(result.code, 0, result.stderr);
     assert.match(
       result.stdout,
-      /^ {2}nightly: rocm-nightly-gfx110X-all \(or, along the fallback chain, rocm-nightly-gfx110X-dgpu, rocm-nightly-multiarch\)$/m,
+      /^ {2}nightly: rocm-nightly-gfx1100 \(or, along the fallback chain, rocm-nightly-gfx110X-all, rocm-nightly-gfx110X-dgpu, rocm-nightly-multiarch\)$/m,
     );
     assert.match(result.stdout, /^note: no flake\.nix in this folder, so pin status is unknown/m);
     // A flake.nix that is not this project's (no srcHashes) is no registry either.
@@ -534,7 +535,7 @@ Deno.test("detect: without a registry, package names are listed without pin stat
     await Deno.writeTextFile(appFlake, flakeText({ stable: { "gfx110X-all": HASH } }));
     const app = await detectWith({ ROCM_NIGHTLY_APP_FLAKE: appFlake }, dir, "--sysfs", "sys");
     assert.equal(app.code, 0, app.stderr);
-    assert.match(app.stdout, /^ {2}stable: rocm-stable-gfx110X-all \(7\.12\.0a20260308\)$/m);
+    assert.match(app.stdout, /^ {2}stable: rocm-stable-gfx1100 \(7\.12\.0a20260308\)$/m);
     assert.doesNotMatch(app.stdout, /pin status is unknown/);
     // One that cannot be read leaves the note.
     const gone = await detectWith(
@@ -667,7 +668,7 @@ Deno.test("recommendPackages() takes images from the channel the flake defaults 
     channels: [{ ...nightly, skip: ["1.0.0a1"] }, stable],
   });
   assert.equal(skipped.imageChannel, "stable");
-  assert.equal(skipped.recommendations[0]!.image, "docker-gfx110X-all");
+  assert.equal(skipped.recommendations[0]!.image, "docker-gfx1100");
   // No channel serves the default target: the first channel, as nix/channels.nix does.
   const none = recommendPackages([gpu], {
     channels: [{ ...nightly, srcHashes: {} }, { ...stable, srcHashes: { "gfx110X-all": HASH } }],

@@ -234,6 +234,52 @@ Deno.test({
         }
       });
 
+      await t.step(
+        "per-ISA packages: the family tarball pruned, family packages whole",
+        async () => {
+          const view =
+            'p: { inherit (p) pname; inherit (p.passthru) isas pruned; src = p.src.drvPath; tests = builtins.attrNames p.passthru.tests; deno = map (d: d.name) (p.nativeBuildInputs or [ ]); prunes = builtins.match ".*scripts/prune.ts.*--isa.*" p.installPhase != null; }';
+          const packages = `path:${flake}#packages.${SYSTEM}`;
+          const isa = await evalJson(`${packages}.rocm-stable-gfx1100`, view) as Record<
+            string,
+            unknown
+          >;
+          const family = await evalJson(`${packages}.rocm-stable-gfx110X-all`, view) as Record<
+            string,
+            unknown
+          >;
+          const single = await evalJson(`${packages}.rocm-stable-gfx1151`, view) as Record<
+            string,
+            unknown
+          >;
+          assert.equal(isa.src, family.src); // one fixed-output tarball, one download
+          assert.deepEqual({ ...isa, src: null, deno: null }, {
+            pname: "rocm-stable-gfx1100",
+            isas: ["gfx1100"],
+            pruned: true,
+            src: null,
+            tests: ["output-structure", "smoke-gfx1100"],
+            deno: null,
+            prunes: true,
+          });
+          assert.equal((isa.deno as string[]).length, 1);
+          assert.deepEqual([family.pname, family.isas, family.pruned, family.prunes], [
+            "rocm-stable-gfx110X-all",
+            ["gfx1100", "gfx1101", "gfx1102", "gfx1103"],
+            false,
+            false,
+          ]);
+          // An ISA that is its own family's only one: nothing to prune.
+          assert.deepEqual([single.pname, single.pruned], ["rocm-stable-gfx1151", false]);
+          // The image of an ISA takes its pruned package.
+          const image = await evalJson(`${packages}.docker-gfx1100`, "p: p.drvPath") as string;
+          const show = await nix(["derivation", "show", "--recursive", image]);
+          assert.equal(show.code, 0, show.stderr);
+          assert.match(show.stdout, /rocm-stable-gfx1100-7\.14\.0\.drv/);
+          assert.doesNotMatch(show.stdout, /rocm-stable-gfx110X-all-7\.14\.0\.drv/);
+        },
+      );
+
       await t.step("the formatter is nixpkgs' nixfmt-tree (nix fmt passes no files)", async () => {
         const formatter = await evalJson(`path:${flake}#formatter.${SYSTEM}`, "f: f.drvPath");
         const standinOverride = ["--override-input", "nixpkgs-lib", `path:${nixpkgsLib}`];

@@ -621,7 +621,7 @@ const STUB_NIXPKGS = String.raw`{
                       inherit system;
                       inherit (attrs) src;
                       builder = "/bin/bash";
-                      PATH = "/usr/bin:/bin";
+                      PATH = builtins.concatStringsSep ":" (map (p: "${"$"}{p}/bin") (attrs.nativeBuildInputs or [ ]) ++ [ "/usr/bin" "/bin" ]);
                       args = [ "-c" "set -e; runHook() { :; }; patchShebangs() { :; }; ${"$"}{attrs.installPhase}" ];
                     };
                     pkg = build // {
@@ -737,6 +737,40 @@ Deno.test({
           /warning: rocm-nightly: packages.default is rocm-stable-gfx1151 \(stable 7\.14\.0\): the nightly channel has no pinned tarball for gfx1151/,
         );
       });
+
+      await t.step(
+        "per-ISA packages prune the family tarball; family packages stay whole",
+        async () => {
+          const view =
+            'p: { inherit (p) pname; inherit (p.passthru) isas pruned; src = p.src.drvPath; prunes = builtins.match ".*scripts/prune.ts.*--isa.*gfx1100.*" (builtins.concatStringsSep " " p.args) != null; }';
+          const isa = await evalJson("packages.x86_64-linux.rocm-stable-gfx1100", view) as Record<
+            string,
+            unknown
+          >;
+          const family = await evalJson(
+            "packages.x86_64-linux.rocm-stable-gfx110X-all",
+            view,
+          ) as Record<
+            string,
+            unknown
+          >;
+          assert.equal(isa.src, family.src); // the same fixed-output tarball
+          assert.deepEqual({ ...isa, src: null }, {
+            pname: "rocm-stable-gfx1100",
+            isas: ["gfx1100"],
+            pruned: true,
+            prunes: true,
+            src: null,
+          });
+          assert.deepEqual({ ...family, src: null }, {
+            pname: "rocm-stable-gfx110X-all",
+            isas: ["gfx1100", "gfx1101", "gfx1102", "gfx1103"],
+            pruned: false,
+            prunes: false,
+            src: null,
+          });
+        },
+      );
 
       await t.step("a nightly package without a pin names the stable package", async () => {
         const result = await nix(["eval", `path:${flake}#rocm-nightly-gfx1151`]);
@@ -889,6 +923,20 @@ Deno.test({
             ]);
           const structure = await build("sample-output-structure");
           assert.equal(structure.code, 0, structure.stderr);
+          // The family sample pruned to gfx1100 in a Nix build, then check-output --isa.
+          const pruned = await build("sample-pruned-output-structure");
+          assert.equal(pruned.code, 0, pruned.stderr);
+          const out = await build("sample-pruned-package");
+          assert.equal(out.code, 0, out.stderr);
+          const record = JSON.parse(
+            await Deno.readTextFile(
+              join(JSON.parse(out.stdout)[0].outputs.out, "nix-support/pruned"),
+            ),
+          );
+          assert.deepEqual(record.isas, ["gfx1100"]);
+          assert.ok(
+            record.files.some((f: { path: string }) => f.path === ".kpack/blas_lib_gfx1101.kpack"),
+          );
           const metadata = await build("flake-metadata");
           assert.equal(metadata.code, 0, metadata.stderr);
           const summaryPath = JSON.parse(metadata.stdout)[0].outputs.out;

@@ -17,7 +17,15 @@
 //   - busybox (static) is /bin/sh, the wrappers' shell.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { filesBelow, gccRuntime, glibcStandIn, writeTheRockShapedTree } from "../_elf_fixtures.ts";
+import {
+  copyElf,
+  filesBelow,
+  gccRuntime,
+  glibcStandIn,
+  writeTheRockShapedTree,
+} from "../_elf_fixtures.ts";
+import { writeSampleRocmTree } from "../../lib/package/sample_rocm.ts";
+import { kernelKind } from "../../lib/releases/kernel_files.ts";
 import { repoRoot, requireTools, run, type RunResult, withTempDir } from "../_tools.ts";
 
 const ok = await requireTools(
@@ -221,6 +229,87 @@ int main(int argc, char **argv) {
             ...["--allow-missing", "libstdc++.so.*", "--allow-missing", "libgcc_s.so.?"],
           );
           assert.equal(allowed.code, 0, allowed.stdout);
+        },
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "a package pruned to gfx1100 keeps its libraries byte for byte and still runs rocminfo",
+  ignore: !ok,
+  fn: async (t) => {
+    await withTempDir(async (dir) => {
+      const { tree } = await therockTarball(dir);
+      // GPU code of 4 ISAs and their generic targets, every kind, from the
+      // sample tree; per-ISA shared libraries that are real ELF files.
+      const sample = join(dir, "sample");
+      await writeSampleRocmTree(sample, {
+        isas: ["gfx1100", "gfx1101", "gfx1151", "gfx90a"],
+        everyKind: true,
+      });
+      for (const file of filesBelow(sample)) {
+        const path = file.slice(sample.length + 1);
+        if (kernelKind(path) === undefined && !path.startsWith("include/rocwmma/")) continue;
+        await Deno.mkdir(join(tree, path, ".."), { recursive: true });
+        await Deno.copyFile(file, join(tree, path));
+      }
+      for (const isa of ["gfx1100", "gfx1101", "gfx1151", "gfx90a"]) {
+        await copyElf(
+          "/usr/lib/x86_64-linux-gnu/libxshmfence.so.1",
+          join(tree, `lib/libMIOpenCKGroupedConv_${isa}.so`),
+          { runpath: "$ORIGIN" },
+        );
+      }
+      const tarball = join(dir, "therock-dist-linux-gfx110X-all-7.12.0a20260308.tar.gz");
+      await must("tar", ["-czf", tarball, "-C", tree, "."]);
+      const { glibc, gcc } = await storeFolders(dir);
+      const out = join(dir, "store/rocm-nightly-gfx1100");
+      const installed = await install(tarball, out, glibc, [gcc]);
+      assert.equal(installed.code, 0, installed.stderr);
+      const rocm = join(out, "opt/rocm");
+      const before = new Map<string, Uint8Array>();
+      for (const file of filesBelow(rocm)) before.set(file, await Deno.readFile(file));
+      // As nix/package.nix's install phase runs it.
+      const pruned = await run(Deno.execPath(), [
+        ...["run", "--no-config", "--allow-read", "--allow-write", "--allow-ffi"],
+        ...[join(repoRoot, "scripts/prune.ts"), out, "--isa", "gfx1100"],
+      ]);
+      assert.equal(pruned.code, 0, pruned.stderr);
+
+      await t.step(
+        "every file left, each shared library among them, is byte-identical",
+        async () => {
+          const after = filesBelow(rocm);
+          const libraries = after.filter((file) => /\.so(\.|$)/.test(file));
+          assert.equal(libraries.length, 11); // 7 of rocminfo's, 4 per-ISA ones
+          for (const file of after) {
+            assert.deepEqual(await Deno.readFile(file), before.get(file), file);
+          }
+          const gone = [...before.keys()].filter((file) => !after.includes(file));
+          assert.ok(gone.every((file) => kernelKind(file.slice(rocm.length + 1)) !== undefined));
+          const kernels = after.map((file) => file.slice(rocm.length + 1))
+            .filter((path) => kernelKind(path) !== undefined);
+          assert.deepEqual(
+            kernels.filter((path) => !/gfx1100|gfx110X|gfx11-generic/.test(path)),
+            [],
+          );
+          assert.equal(kernels.length, 11);
+        },
+      );
+
+      await t.step("check-output --isa gfx1100 passes", async () => {
+        const result = await checkOutput(out, "--isa", "gfx1100", "--target", "gfx1100");
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+      });
+
+      await t.step(
+        "the wrapped rocminfo still reaches HSA in the root without /usr/lib",
+        async () => {
+          const result = await inRoot({ glibc, paths: [gcc, out] }, [join(out, "bin/rocminfo")]);
+          const output = result.stdout + result.stderr;
+          assert.doesNotMatch(output, LOADER_ERROR);
+          assert.match(output, /ROCk module is NOT loaded|HSA_STATUS_ERROR|hsa api call failure/);
         },
       );
     });
