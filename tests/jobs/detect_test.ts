@@ -626,6 +626,7 @@ Deno.test({
         lib = {
           getExe = _: "/deno/bin/deno";
           escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'\${a}'") args);
+          optionalAttrs = cond: set: if cond then set else { };
         };
         writeShellScriptBin = name: text: builtins.toFile name text;
         deno = { };
