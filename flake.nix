@@ -110,6 +110,8 @@
                 inherit src;
               };
             packageFor = (pkgs.rocmNightly or set).packageIn rocm.defaultChannel;
+            # A stdenv building HIP code for `target` with its package's compilers.
+            stdenvFor = target: ((pkgs.rocmNightly or set).packageFor target).hipStdenv;
             packages = builtins.mapAttrs (
               _: p: (pkgs.rocmNightly or set).packageIn p.channel p.target
             ) rocm.packageTargets;

@@ -92,12 +92,32 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       --python ${python3.interpreter} \
       --perl ${perl}/bin/perl \
       --env ${coreutils}/bin/env \
-      --shell ${runtimeShell}
+      --shell ${runtimeShell} \
+      --cc-wrapper ${stdenv.cc} \
+      --hip-architectures ${lib.escapeShellArg (lib.concatStringsSep ";" isas)}
     runHook postInstall
   '';
 
   passthru = {
     inherit tarball;
+    # nixpkgs' stdenv whose C, C++ and HIP compilers are this package's
+    # Nix-aware amdclang, amdclang++ (CMake's HIP compiler, with the package's
+    # ISAs as CMAKE_HIP_ARCHITECTURES) and hipcc: every derivation of it has
+    # the package and a hook setting CC and CXX among its nativeBuildInputs.
+    hipStdenv = stdenv.override (old: {
+      extraNativeBuildInputs = (old.extraNativeBuildInputs or [ ]) ++ [
+        finalAttrs.finalPackage
+        (runCommand "${finalAttrs.pname}-compilers-hook" { } ''
+          mkdir -p "$out/nix-support"
+          cat > "$out/nix-support/setup-hook" <<'EOF'
+          rocmNightlyUseCompilers() {
+            export CC=${finalAttrs.finalPackage}/bin/amdclang CXX=${finalAttrs.finalPackage}/bin/amdclang++
+          }
+          preConfigureHooks+=(rocmNightlyUseCompilers)
+          EOF
+        '')
+      ];
+    });
     # Only the OpenCL ICD files of the package (none when the tree ships
     # none), for hardware.graphics.extraPackages (nix/module.nix).
     openclIcd = runCommand "${finalAttrs.pname}-opencl-icd" { package = finalAttrs.finalPackage; } ''
@@ -118,6 +138,11 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       }) isas
     )
     // {
+      # A HIP kernel built for the package's ISAs with its hipcc (no GPU needed).
+      hip-compile = import ./hip_compile.nix {
+        inherit lib runCommand isas;
+        package = finalAttrs.finalPackage;
+      };
       output-structure = runCommand "${finalAttrs.pname}-output-structure"
         {
           nativeBuildInputs = [ deno ];
