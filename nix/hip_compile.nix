@@ -21,7 +21,7 @@ runCommand "${package.name}-hip-compile" { nativeBuildInputs = [ package ]; } ''
     return 0;
   }
   HIP
-  hipcc ${lib.concatMapStringsSep " " (isa: "--offload-arch=${isa}") isas} -o kernel kernel.hip
+  hipcc ${builtins.concatStringsSep " " (map (isa: "--offload-arch=${isa}") isas)} -o kernel kernel.hip
   for isa in ${lib.escapeShellArgs isas}; do
     grep -q "amdgcn-amd-amdhsa--$isa" kernel || { echo "hip-compile: no code object for $isa" >&2; exit 1; }
   done

@@ -435,7 +435,6 @@ read_cc_wrapper() {
     [[ $name == /* && $name != *[\"\'\$\`\\[:space:]]* ]] ||
       die "--cc-wrapper \"$cc_wrapper\": \"$name\" is not a plain absolute path"
   done
-  [[ -d $rocm/lib/llvm/bin ]] || die "--cc-wrapper: the tree has no lib/llvm/bin (TheRock's clang)"
   mapfile -t cc_compile < <(
     recorded_flags cc-cflags-before
     printf '%s\n' "--gcc-toolchain=$gcc" "--rocm-path=$rocm"
@@ -499,7 +498,7 @@ EOF
 write_cc_wrappers() {
   local dir=$out/libexec/rocm-nightly/llvm name file count=0
   mkdir -p "$dir/bin"
-  ln -sfn "$rocm/lib/llvm/lib" "$dir/lib"
+  [[ ! -d $rocm/lib/llvm/lib ]] || ln -sfn ../../../opt/rocm/lib/llvm/lib "$dir/lib"
   for file in "$rocm"/lib/llvm/bin/*; do
     name=${file##*/}
     [[ $name =~ ^clang(\+\+)?(-[0-9]+)?$ && -x $file ]] || continue
@@ -510,8 +509,9 @@ write_cc_wrappers() {
     fi
     count=$((count + 1))
   done
-  [[ -x $dir/bin/clang && -x $dir/bin/clang++ ]] || die "--cc-wrapper: no lib/llvm/bin/clang and clang++ to wrap"
+  ((count > 0)) || die "--cc-wrapper: no clang driver in lib/llvm/bin to wrap"
   for name in amdclang amdclang++; do
+    [[ -e $dir/bin/${name#amd} ]] || continue
     rm -f "$out/bin/$name"
     ln -s "../libexec/rocm-nightly/llvm/bin/${name#amd}" "$out/bin/$name"
   done
@@ -550,6 +550,10 @@ rocmNightlyCMakeDefaults() {
 preConfigureHooks+=(rocmNightlyCMakeDefaults)
 EOF
 }
+if [[ -n $cc_wrapper && ! -d $rocm/lib/llvm/bin ]]; then
+  warn "--cc-wrapper: the tree has no lib/llvm/bin (TheRock's clang): no compilers to wrap"
+  cc_wrapper=
+fi
 if [[ -n $cc_wrapper ]]; then
   [[ $hip_architectures =~ ^[A-Za-z0-9_:+\;-]*$ ]] ||
     die "--hip-architectures \"$hip_architectures\": only GPU target names separated by ;"

@@ -94,7 +94,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       --env ${coreutils}/bin/env \
       --shell ${runtimeShell} \
       --cc-wrapper ${stdenv.cc} \
-      --hip-architectures ${lib.escapeShellArg (lib.concatStringsSep ";" isas)}
+      --hip-architectures ${lib.escapeShellArg (builtins.concatStringsSep ";" isas)}
     runHook postInstall
   '';
 

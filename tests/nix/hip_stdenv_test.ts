@@ -10,7 +10,8 @@ import { nixEnv, repoRoot, requireCurrentNix, run } from "../_tools.ts";
 const current = await requireCurrentNix("HIP stdenv evaluation with a current Nix");
 
 Deno.test({
-  name: "package.nix: --cc-wrapper stdenv.cc, tests.hip-compile per ISA, hipStdenv with the package",
+  name:
+    "package.nix: --cc-wrapper stdenv.cc, tests.hip-compile per ISA, hipStdenv with the package",
   ignore: current === null,
   fn: async () => {
     const { nix, standin, nixpkgsLib } = current!;
@@ -36,7 +37,9 @@ Deno.test({
       demoHasPackage = builtins.elem package.outPath (map (d: d.outPath) demo.nativeBuildInputs);
       demoDrv = demo.drvPath;
     }`;
-    const result = await run(nix, ["eval", "--impure", "--json", "--expr", expr], { env: nixEnv() });
+    const result = await run(nix, ["eval", "--impure", "--json", "--expr", expr], {
+      env: nixEnv(),
+    });
     assert.equal(result.code, 0, result.stderr);
     const got = JSON.parse(result.stdout) as {
       install: string;
@@ -54,7 +57,10 @@ Deno.test({
     }
     assert.match(got.hipCompileDrv, /^\/nix\/store\/[^/]+-hip-compile\.drv$/);
     assert.equal(got.demoHasPackage, true, got.demoInputs.join(" "));
-    assert.ok(got.demoInputs.some((name) => name.endsWith("-compilers-hook")), got.demoInputs.join(" "));
+    assert.ok(
+      got.demoInputs.some((name) => name.endsWith("-compilers-hook")),
+      got.demoInputs.join(" "),
+    );
     assert.ok(got.demoInputs.includes("deno"), got.demoInputs.join(" "));
     assert.match(got.demoDrv, /^\/nix\/store\/[^/]+-demo-1\.drv$/);
   },
