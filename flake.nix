@@ -146,6 +146,8 @@
                 inherit src isas;
                 updateProgram = updateProgramFor pkgs;
               };
+            # A stdenv building HIP code for `target` with its package's compilers.
+            stdenvFor = target: ((pkgs.rocmNightly or set).packageFor target).hipStdenv;
             packages = builtins.mapAttrs (
               _: p: (pkgs.rocmNightly or set).packageIn p.channel p.target
             ) rocm.packageTargets;

@@ -27,6 +27,12 @@
 #                        `#!/usr/bin/env -S python3 -u -W ignore`-style shebangs
 #   --shell PATH         shell of the bin/ wrappers and of `#!/usr/bin/env sh`-style
 #                        shebangs (default /bin/sh)
+#   --cc-wrapper DIR     a nixpkgs compiler wrapper (stdenv.cc): amdclang, amdclang++,
+#                        hipcc and TheRock's clang run with the flags it records in
+#                        DIR/nix-support (libc, gcc toolchain, loader), so they
+#                        build in a Nix build (needs --interpreter, --patchelf)
+#   --hip-architectures LIST  GPU targets (gfx1100;gfx1151) that the setup hook
+#                        gives CMake as CMAKE_HIP_ARCHITECTURES (with --cc-wrapper)
 #
 # Shared libraries are never written: their bytes stay as shipped (patchelf
 # mangles some of TheRock's lld-linked ones). Executables get only their
@@ -55,6 +61,7 @@ usage() {
 
 tarball= source= out= pname= interpreter= patchelf= shell=/bin/sh python= perl= bash= env=
 host_lib_dirs=()
+cc_wrapper= hip_architectures=
 while (($#)); do
   case "$1" in
     --tarball | --source | --out | --pname | --interpreter | --patchelf | --shell | --python | --perl | --bash | --env)
@@ -65,6 +72,16 @@ while (($#)); do
     --host-lib-dir)
       (($# >= 2)) || usage
       host_lib_dirs+=("$2")
+      shift 2
+      ;;
+    --cc-wrapper)
+      (($# >= 2)) || usage
+      cc_wrapper=$2
+      shift 2
+      ;;
+    --hip-architectures)
+      (($# >= 2)) || usage
+      hip_architectures=$2
       shift 2
       ;;
     -h | --help) help && exit 0 ;;
@@ -394,6 +411,168 @@ if [[ -n $interpreter ]]; then
   printf 'install.sh: set the ELF interpreter of %d executables (each still loads)\n' "$patched" >&2
 fi
 
+# Nix-aware compilers (--cc-wrapper). In a Nix build there is no
+# /usr/include, no /usr/lib/gcc, no crt1.o and no /lib64 loader: TheRock's
+# clang finds them only through the flags nixpkgs' compiler wrapper records in
+# its nix-support folder (glibc's headers and crt files, the unwrapped gcc for
+# libstdc++ and crtbegin, the loader). read_cc_wrapper reads them;
+# write_cc_wrappers writes, for each clang driver of lib/llvm/bin, a wrapper in
+# libexec/rocm-nightly/llvm/bin (what hipcc runs: HIP_CLANG_PATH) and
+# bin/amdclang, bin/amdclang++, and routes hipcc_cmake_linker_helper through
+# them. A build's own flags (command line, NIX_CFLAGS_COMPILE, NIX_CFLAGS_LINK,
+# NIX_LDFLAGS) come after the recorded ones, so they still apply and win.
+cc_compile=() cxx_compile=() cc_link=() cxx_link=() cc_rpath=()
+# Prints the words of nix-support/$1 (none when it is missing), one a line,
+# without the -mtls-dialect flags of a gcc wrapper that clang rejects.
+recorded_flags() {
+  local file=$cc_wrapper/nix-support/$1 word words=()
+  [[ -f $file ]] || return 0
+  read -r -d '' -a words <"$file" || true
+  for word in ${words[@]+"${words[@]}"}; do
+    [[ $word != -mtls-dialect=* ]] || continue
+    [[ $word != *[\"\'\$\`\\]* ]] ||
+      die "--cc-wrapper \"$cc_wrapper\": flag \"$word\" of nix-support/$1 holds quotes, \$, backquotes or backslashes"
+    printf '%s\n' "$word"
+  done
+}
+read_cc_wrapper() {
+  local support=$cc_wrapper/nix-support name gcc libc loader dir
+  [[ -d $support ]] || die "--cc-wrapper \"$cc_wrapper\": no nix-support folder (give nixpkgs' stdenv.cc)"
+  for name in orig-cc orig-libc dynamic-linker; do
+    [[ -f $support/$name ]] || die "--cc-wrapper \"$cc_wrapper\": no nix-support/$name (give nixpkgs' stdenv.cc)"
+  done
+  read -r gcc <"$support/orig-cc" || true
+  read -r libc <"$support/orig-libc" || true
+  read -r loader <"$support/dynamic-linker" || true
+  for name in "$gcc" "$libc" "$loader"; do
+    [[ $name == /* && $name != *[\"\'\$\`\\[:space:]]* ]] ||
+      die "--cc-wrapper \"$cc_wrapper\": \"$name\" is not a plain absolute path"
+  done
+  mapfile -t cc_compile < <(
+    recorded_flags cc-cflags-before
+    printf '%s\n' "--gcc-toolchain=$gcc" "--rocm-path=$rocm"
+    [[ ! -d $rocm/lib/llvm/amdgcn/bitcode ]] || printf '%s\n' "--hip-device-lib-path=$rocm/lib/llvm/amdgcn/bitcode"
+    recorded_flags cc-cflags
+    recorded_flags libc-crt1-cflags
+    recorded_flags libc-cflags
+  )
+  mapfile -t cxx_compile < <(printf '%s\n' "${cc_compile[@]}" && recorded_flags libcxx-cxxflags)
+  # The runtime search path: every -L folder of the recorded link flags that
+  # holds a shared library (the gcc runtime), glibc, and ROCm's lib.
+  mapfile -t cc_link < <(recorded_flags cc-ldflags && recorded_flags libc-ldflags && printf '%s\n' "-L$libc/lib")
+  for name in "${cc_link[@]}"; do
+    [[ $name == -L* ]] || continue
+    dir=${name#-L}
+    if compgen -G "$dir/*.so*" >/dev/null && [[ " ${cc_rpath[*]-} " != *" -Wl,-rpath,$dir "* ]]; then
+      cc_rpath+=("-Wl,-rpath,$dir")
+    fi
+  done
+  cc_rpath+=("-Wl,-rpath,$rocm/lib")
+  cc_link+=("-Wl,--dynamic-linker=$loader" "${cc_rpath[@]}")
+  mapfile -t cxx_link < <(printf '%s\n' "${cc_link[@]}" && recorded_flags libcxx-ldflags)
+}
+# Writes the wrapper $1 running the clang driver $2 with the flags of $3
+# (cc or cxx).
+write_clang_wrapper() {
+  local compile link
+  if [[ $3 == cxx ]]; then
+    compile="${cxx_compile[*]}" link="${cxx_link[*]}"
+  else
+    compile="${cc_compile[*]}" link="${cc_link[*]}"
+  fi
+  cat >"$1" <<EOF
+#!$shell
+# Generated by rocm-nightly's nix/install.sh (--cc-wrapper): runs TheRock's
+# ${2##*/} with the libc, gcc and loader flags of a Nix build. Link flags are
+# added only when it links (no -c, -S, -E, -M, -MM, -fsyntax-only; an operand).
+set -f
+link= operand=1
+for arg in "\$@"; do
+  case \$arg in
+    -c | -S | -E | -M | -MM | -fsyntax-only) operand= && break ;;
+    -*) ;;
+    *) link=1 ;;
+  esac
+done
+[ -n "\$operand" ] || link=
+if [ -n "\$link" ]; then
+  ldflags=
+  for word in \${NIX_LDFLAGS-}; do ldflags="\$ldflags -Wl,\$word"; done
+  set -- -fuse-ld=lld $compile "\$@" \${NIX_CFLAGS_COMPILE-} $link \${NIX_CFLAGS_LINK-} \$ldflags
+else
+  set -- $compile "\$@" \${NIX_CFLAGS_COMPILE-}
+fi
+exec "$2" "\$@"
+EOF
+  chmod 0555 "$1"
+}
+# The wrappers hipcc and CMake reach. libexec/rocm-nightly/llvm/lib leads to
+# TheRock's lib/llvm/lib: hipcc looks for clang's headers beside HIP_CLANG_PATH.
+write_cc_wrappers() {
+  local dir=$out/libexec/rocm-nightly/llvm name file count=0
+  mkdir -p "$dir/bin"
+  [[ ! -d $rocm/lib/llvm/lib ]] || ln -sfn ../../../opt/rocm/lib/llvm/lib "$dir/lib"
+  for file in "$rocm"/lib/llvm/bin/*; do
+    name=${file##*/}
+    [[ $name =~ ^clang(\+\+)?(-[0-9]+)?$ && -x $file ]] || continue
+    if [[ $name == clang++* ]]; then
+      write_clang_wrapper "$dir/bin/$name" "$file" cxx
+    else
+      write_clang_wrapper "$dir/bin/$name" "$file" cc
+    fi
+    count=$((count + 1))
+  done
+  ((count > 0)) || die "--cc-wrapper: no clang driver in lib/llvm/bin to wrap"
+  for name in amdclang amdclang++; do
+    [[ -e $dir/bin/${name#amd} ]] || continue
+    rm -f "$out/bin/$name"
+    ln -s "../libexec/rocm-nightly/llvm/bin/${name#amd}" "$out/bin/$name"
+  done
+  # TheRock's helper runs hipcc with HIP_CLANG_PATH=$1 (the raw clang folder
+  # CMake found): the wrapped one instead.
+  if [[ -e $out/bin/hipcc_cmake_linker_helper ]]; then
+    cat >"$out/bin/hipcc_cmake_linker_helper" <<EOF
+#!$shell
+# Generated by rocm-nightly's nix/install.sh (--cc-wrapper): links through hipcc
+# and the wrapped clang, whatever clang folder CMake passes first.
+shift
+HIP_CLANG_PATH="$dir/bin" exec "$out/bin/hipcc" "\$@"
+EOF
+    chmod 0555 "$out/bin/hipcc_cmake_linker_helper"
+  fi
+  printf 'install.sh: wrapped %d clang drivers with the flags of %s\n' "$count" "$cc_wrapper" >&2
+}
+# Lines of the setup hook: CMake's HIP compiler and GPU targets as defaults
+# that a derivation's own environment and cmakeFlags override.
+cc_setup_hook() {
+  printf 'export HIPCXX="${HIPCXX:-%s}"\n' "$out/bin/amdclang++"
+  [[ -z $hip_architectures ]] ||
+    printf 'export CMAKE_HIP_ARCHITECTURES="${CMAKE_HIP_ARCHITECTURES:-%s}"\n' "$hip_architectures"
+  cat <<'EOF'
+rocmNightlyCMakeDefaults() {
+  case " ${cmakeFlags[*]-} " in
+    *-DCMAKE_HIP_COMPILER=*) ;;
+    *) appendToVar cmakeFlags "-DCMAKE_HIP_COMPILER=$HIPCXX" ;;
+  esac
+  case " ${cmakeFlags[*]-} " in
+    *-DCMAKE_HIP_ARCHITECTURES=*) ;;
+    *) [ -z "${CMAKE_HIP_ARCHITECTURES-}" ] ||
+      appendToVar cmakeFlags "-DCMAKE_HIP_ARCHITECTURES=$CMAKE_HIP_ARCHITECTURES" ;;
+  esac
+}
+preConfigureHooks+=(rocmNightlyCMakeDefaults)
+EOF
+}
+if [[ -n $cc_wrapper && ! -d $rocm/lib/llvm/bin ]]; then
+  warn "--cc-wrapper: the tree has no lib/llvm/bin (TheRock's clang): no compilers to wrap"
+  cc_wrapper=
+fi
+if [[ -n $cc_wrapper ]]; then
+  [[ $hip_architectures =~ ^[A-Za-z0-9_:+\;-]*$ ]] ||
+    die "--hip-architectures \"$hip_architectures\": only GPU target names separated by ;"
+  read_cc_wrapper
+fi
+
 # One wrapper per executable of opt/rocm/bin, giving ROCm tools the
 # environment they expect as defaults the caller's environment overrides
 # (check-output verifies the exec'd path). No LD_LIBRARY_PATH: the tree's
@@ -417,7 +596,11 @@ export $name
 done
 defaults=(HIP_PLATFORM amd)
 [[ ! -d $rocm/lib/llvm/amdgcn/bitcode ]] || defaults+=(HIP_DEVICE_LIB_PATH "$rocm/lib/llvm/amdgcn/bitcode")
-[[ ! -d $rocm/lib/llvm/bin ]] || defaults+=(HIP_CLANG_PATH "$rocm/lib/llvm/bin")
+if [[ -n $cc_wrapper ]]; then
+  defaults+=(HIP_CLANG_PATH "$out/libexec/rocm-nightly/llvm/bin")
+elif [[ -d $rocm/lib/llvm/bin ]]; then
+  defaults+=(HIP_CLANG_PATH "$rocm/lib/llvm/bin")
+fi
 for ((i = 0; i < ${#defaults[@]}; i += 2)); do
   exports+="export ${defaults[i]}=\"\${${defaults[i]}:-${defaults[i + 1]}}\""$'\n'
 done
@@ -444,6 +627,7 @@ EOF
   wrapped=$((wrapped + 1))
 done
 ((wrapped > 0)) || die "no executables in opt/rocm/bin to wrap"
+[[ -z $cc_wrapper ]] || write_cc_wrappers
 
 mkdir -p "$out/nix-support"
 cat >"$out/nix-support/setup-hook" <<EOF
@@ -451,6 +635,7 @@ cat >"$out/nix-support/setup-hook" <<EOF
 # derivation sets itself win).
 ${exports}export CMAKE_PREFIX_PATH="$rocm\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
 EOF
+[[ -z $cc_wrapper ]] || cc_setup_hook >>"$out/nix-support/setup-hook"
 
 # lib/ and include/ at the top, where nixpkgs' cc-wrapper (-L, -isystem, and
 # the rpath of what a dependent links) and nix-ld's library list look.

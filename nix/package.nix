@@ -166,7 +166,9 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       --perl ${perl}/bin/perl \
       --bash ${runtimeShell} \
       --env ${coreutils}/bin/env \
-      --shell ${runtimeShell}
+      --shell ${runtimeShell} \
+      --cc-wrapper ${stdenv.cc} \
+      --hip-architectures ${lib.escapeShellArg (builtins.concatStringsSep ";" keptIsas)}
     ${if !prune then "" else ''
       # Other ISAs' GPU code goes (lib/releases/kernel_files.ts, the table
       # images use), recorded in nix-support/pruned; prune.ts then checks
@@ -201,6 +203,24 @@ stdenvNoCC.mkDerivation (finalAttrs: {
     # The ISAs whose GPU code the package holds, and whether others' was left out.
     isas = keptIsas;
     pruned = prune;
+    # nixpkgs' stdenv whose C, C++ and HIP compilers are this package's
+    # Nix-aware amdclang, amdclang++ (CMake's HIP compiler, with the package's
+    # ISAs as CMAKE_HIP_ARCHITECTURES) and hipcc: every derivation of it has
+    # the package and a hook setting CC and CXX among its nativeBuildInputs.
+    hipStdenv = stdenv.override (old: {
+      extraNativeBuildInputs = (old.extraNativeBuildInputs or [ ]) ++ [
+        finalAttrs.finalPackage
+        (runCommand "${finalAttrs.pname}-compilers-hook" { } ''
+          mkdir -p "$out/nix-support"
+          cat > "$out/nix-support/setup-hook" <<'EOF'
+          rocmNightlyUseCompilers() {
+            export CC=${finalAttrs.finalPackage}/bin/amdclang CXX=${finalAttrs.finalPackage}/bin/amdclang++
+          }
+          preConfigureHooks+=(rocmNightlyUseCompilers)
+          EOF
+        '')
+      ];
+    });
     # Only the OpenCL ICD files of the package (none when the tree ships
     # none), for hardware.graphics.extraPackages (nix/module.nix).
     openclIcd = runCommand "${finalAttrs.pname}-opencl-icd" { package = finalAttrs.finalPackage; } ''
@@ -221,6 +241,12 @@ stdenvNoCC.mkDerivation (finalAttrs: {
       }) keptIsas
     )
     // {
+      # A HIP kernel built for the package's ISAs with its hipcc (no GPU needed).
+      hip-compile = import ./hip_compile.nix {
+        inherit lib runCommand;
+        isas = keptIsas;
+        package = finalAttrs.finalPackage;
+      };
       output-structure = runCommand "${finalAttrs.pname}-output-structure"
         {
           nativeBuildInputs = [ deno ];

@@ -566,9 +566,16 @@ const STUB_NIXPKGS = String.raw`{
               in
               if builtins.isAttrs result then result // { override = _: result; } else result;
             runtimeShell = "/bin/sh";
-            stdenv.cc.bintools.dynamicLinker = "/lib64/ld-linux-x86-64.so.2";
-            # Host library folders and interpreters package.nix hands install.sh.
-            stdenv.cc.cc.lib = drv "gcc-lib" "mkdir -p $out/lib";
+            # The compiler wrapper (--cc-wrapper: the sample tree has no clang
+            # to wrap), its loader, and the host library folders and
+            # interpreters package.nix hands install.sh.
+            stdenv.cc = drv "gcc-wrapper" (
+              "mkdir -p $out/nix-support && cd $out/nix-support && echo /lib64/ld-linux-x86-64.so.2 > dynamic-linker"
+              + " && echo $out > orig-cc && echo $out > orig-libc"
+            ) // {
+              bintools.dynamicLinker = "/lib64/ld-linux-x86-64.so.2";
+              cc.lib = drv "gcc-lib" "mkdir -p $out/lib";
+            };
             gfortran.cc.lib = drv "gfortran-lib" "mkdir -p $out/lib";
             ocl-icd = drv "ocl-icd" "mkdir -p $out/lib";
             libtool.lib = drv "libtool-lib" "mkdir -p $out/lib";
