@@ -258,7 +258,7 @@ Deno.test({
             isas: ["gfx1100"],
             pruned: true,
             src: null,
-            tests: ["output-structure", "smoke-gfx1100"],
+            tests: ["hip-compile", "output-structure", "smoke-gfx1100"],
             deno: null,
             prunes: true,
           });
