@@ -677,7 +677,7 @@ Deno.test({
             [
               ["--closure", closure, "--name", "x", "--target", "gfx1"],
               2,
-              /Unknown GPU target "gfx1"/,
+              /unknown GPU target "gfx1"/,
             ],
             [["--closure", closure, "--name", "x", "--created", "yesterday"], 2, /yesterday/],
             [["--closure", closure], 2, /--name/],
