@@ -10,7 +10,8 @@ import { defineCommand, formatHelp, parseCommandLine } from "../lib/cli/command_
 import { targetName } from "../lib/releases/target_names.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "check-output",
   operands: "<out-path>",
   arity: { min: 1, max: 1 },

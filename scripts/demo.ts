@@ -14,7 +14,8 @@ import { displayJson } from "../lib/cli/display.ts";
 import { runDemo } from "../lib/jobs/demo.ts";
 import { formatUpdateReport } from "../lib/jobs/update.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "demo",
   description: `Shows what \`update\` does, on a machine without access to AMD: serves a
 generated index of newer nightlies on 127.0.0.1, updates a temporary copy of

@@ -19,7 +19,8 @@ import {
 import { formatTargetList } from "../lib/releases/target_names.ts";
 import { targetTable } from "../lib/releases/targets.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "detect",
   description: `Reads the KFD topology (/sys/class/kfd/kfd/topology/nodes/*/properties) and
 prints, for each AMD GPU: its ISA, the product name, the package that serves it

@@ -22,7 +22,8 @@ import { targetName } from "../lib/releases/target_names.ts";
 import { MAX_LAYERS_LIMIT } from "../lib/image/layers.ts";
 import { imageReference, parseContainerConfig } from "../lib/image/oci.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "image",
   description: `Writes a layered image of a Nix closure: a docker-archive (to stdout, for
 \`docker load\`, or to --output) or an OCI image layout directory (--output).

@@ -30,7 +30,8 @@ import {
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressDisplay } from "../lib/cli/progress.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "prefetch",
   operands: "<url | path | ->",
   arity: { min: 1, max: 1 },

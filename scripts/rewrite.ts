@@ -19,7 +19,8 @@ import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_
 import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "rewrite",
   description: `Sets string or null bindings of a Nix file by attribute path, replacing only
 the value literals (comments, layout and line endings stay byte for byte).

@@ -19,7 +19,8 @@ import {
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "status",
   description: `For each channel of flake.nix (nightly, stable, rc) and each tracked target:
 the pinned version and its age in days, whether the pinned URL and each mirror

@@ -32,7 +32,8 @@ function theRockVersion(text: string): string {
   return text;
 }
 
-const COMMAND = defineCommand({
+/** The command line and --help of this script (lib/cli/command_line.ts). */
+export const COMMAND = defineCommand({
   name: "update",
   description: `Lists AMD's TheRock index, picks the newest version available for every target
 tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one

@@ -10,7 +10,7 @@
 
 import { listAttrNames, MissingBindingError, readBinding, readStringList } from "./flake_edit.ts";
 import { scanBindings } from "./nix_bindings.ts";
-import { oneOf, type ValueError } from "../cli/command_line.ts";
+import { oneOf } from "../cli/command_line.ts";
 
 /** The channels AMD publishes, in the order tools list them. */
 export const CHANNELS: readonly Channel[] = ["nightly", "stable", "rc"];
@@ -252,7 +252,7 @@ export function addChannel(
 
 /**
  * The command-line parser of a `--channel` value (lib/cli/command_line.ts):
- * a channel, or a {@linkcode ValueError} that lists them (and names the
+ * a channel, or a `ValueError` that lists them (and names the
  * nearest, for a typo).
  *
  * @example Usage
