@@ -677,7 +677,7 @@ Deno.test({
             [
               ["--closure", closure, "--name", "x", "--target", "gfx1"],
               2,
-              /unknown GPU target "gfx1"/,
+              /invalid --target "gfx1": not a family or ISA of the target table/,
             ],
             [["--closure", closure, "--name", "x", "--created", "yesterday"], 2, /yesterday/],
             [["--closure", closure], 2, /--name/],
