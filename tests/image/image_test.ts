@@ -696,7 +696,7 @@ Deno.test({
           assert.deepEqual(leftovers, [], "no temporary files left behind");
           const help = await image(["--help"]);
           assert.equal(help.code, 0);
-          assert.match(help.stdout, /Example:/);
+          assert.match(help.stdout, /Examples:\n {2}nix path-info/);
         },
       );
     } finally {
