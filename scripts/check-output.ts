@@ -6,12 +6,16 @@
  */
 
 import { runMain, UsageError } from "../lib/cli/cli.ts";
-import { defineCommand, formatHelp, parseCommandLine } from "../lib/cli/command_line.ts";
+import {
+  type Command,
+  defineCommand,
+  formatHelp,
+  parseCommandLine,
+} from "../lib/cli/command_line.ts";
 import { targetName } from "../lib/releases/target_names.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "check-output",
   operands: "<out-path>",
   arity: { min: 1, max: 1 },
@@ -62,6 +66,9 @@ reports EVERY defect, not just the first:
     "check-output ./result --json --allow-missing 'libpython3*.so*'",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
   const { help, values, operands } = parseCommandLine(COMMAND, args);

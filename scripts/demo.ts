@@ -9,13 +9,18 @@
  */
 
 import { runMain } from "../lib/cli/cli.ts";
-import { defineCommand, formatHelp, parseCommandLine, path } from "../lib/cli/command_line.ts";
+import {
+  type Command,
+  defineCommand,
+  filePath,
+  formatHelp,
+  parseCommandLine,
+} from "../lib/cli/command_line.ts";
 import { displayJson } from "../lib/cli/display.ts";
 import { runDemo } from "../lib/jobs/demo.ts";
 import { formatUpdateReport } from "../lib/jobs/update.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "demo",
   description: `Shows what \`update\` does, on a machine without access to AMD: serves a
 generated index of newer nightlies on 127.0.0.1, updates a temporary copy of
@@ -27,7 +32,7 @@ Your flake.nix is never written.`,
       value: "PATH",
       help:
         "the flake whose registry is copied (default: the project's flake.nix, or an embedded registry when there is none)",
-      parse: path,
+      parse: filePath,
     },
     json: {
       type: "boolean",
@@ -37,6 +42,9 @@ Your flake.nix is never written.`,
   exitStatus: { 0: "success", 1: "the demo failed" },
   examples: ["demo", "demo --json"],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 /** What the demo suggests next: commands README runs, as written (tests/docs). */
 export const NEXT_COMMANDS: readonly string[] = [

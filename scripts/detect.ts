@@ -9,7 +9,13 @@
 
 import { displayJson } from "../lib/cli/display.ts";
 import { runMain } from "../lib/cli/cli.ts";
-import { defineCommand, formatHelp, parseCommandLine, path } from "../lib/cli/command_line.ts";
+import {
+  type Command,
+  defineCommand,
+  filePath,
+  formatHelp,
+  parseCommandLine,
+} from "../lib/cli/command_line.ts";
 import {
   detectInstallation,
   formatDetection,
@@ -19,8 +25,7 @@ import {
 import { formatTargetList } from "../lib/releases/target_names.ts";
 import { targetTable } from "../lib/releases/targets.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "detect",
   description: `Reads the KFD topology (/sys/class/kfd/kfd/topology/nodes/*/properties) and
 prints, for each AMD GPU: its ISA, the product name, the package that serves it
@@ -37,14 +42,14 @@ serve it, and what each channel of the flake pins.`,
       type: "string",
       value: "ROOT",
       help: "read ROOT/class/kfd/… instead of /sys (a captured tree)",
-      parse: path,
+      parse: filePath,
     },
     flake: {
       type: "string",
       value: "PATH",
       help:
         "the flake whose registry says what is pinned (default: ./flake.nix when it has one, else, in `nix run`, the app's own flake; without one, package names are listed without pin status)",
-      parse: path,
+      parse: filePath,
     },
     "list-targets": {
       type: "boolean",
@@ -63,6 +68,9 @@ serve it, and what each channel of the flake pins.`,
     "detect --list-targets",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
   const { help, values } = parseCommandLine(COMMAND, args);

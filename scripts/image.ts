@@ -8,11 +8,12 @@
 
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import {
+  type Command,
   defineCommand,
+  filePath,
   formatHelp,
   oneOf,
   parseCommandLine,
-  path,
   wholeNumber,
 } from "../lib/cli/command_line.ts";
 import { readRegularFile } from "../lib/fs/file_kind.ts";
@@ -22,8 +23,7 @@ import { targetName } from "../lib/releases/target_names.ts";
 import { MAX_LAYERS_LIMIT } from "../lib/image/layers.ts";
 import { imageReference, parseContainerConfig } from "../lib/image/oci.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "image",
   description: `Writes a layered image of a Nix closure: a docker-archive (to stdout, for
 \`docker load\`, or to --output) or an OCI image layout directory (--output).
@@ -36,7 +36,7 @@ GPU kernels go into per-ISA layers, of which only --target's are kept.
       value: "FILE",
       help:
         'the closure: `nix path-info --json --recursive` output, an exportReferencesGraph list, or closureInfo\'s registration file ("-": stdin)',
-      parse: path,
+      parse: filePath,
     },
     name: { type: "string", value: "NAME", help: "image name, e.g. rocm" },
     tag: { type: "string", value: "TAG", help: "image tag (default: latest)" },
@@ -71,14 +71,14 @@ GPU kernels go into per-ISA layers, of which only --target's are kept.
       value: "PATH",
       help:
         "file (docker-archive) or new directory (oci), renamed into place when complete; not fsynced (an image can be made again): run `sync PATH` if it must survive a crash",
-      parse: path,
+      parse: filePath,
     },
     config: {
       type: "string",
       value: "FILE",
       help:
         'JSON of container settings merged over the defaults ({"Env": [...], "Cmd": [...], "Labels": {...}, ...})',
-      parse: path,
+      parse: filePath,
     },
     created: {
       type: "string",
@@ -90,7 +90,7 @@ GPU kernels go into per-ISA layers, of which only --target's are kept.
       type: "string",
       value: "DIR",
       help: "store directory (default /nix/store)",
-      parse: path,
+      parse: filePath,
     },
     json: { type: "boolean", help: "with --output, print the result as JSON" },
   },
@@ -101,6 +101,9 @@ GPU kernels go into per-ISA layers, of which only --target's are kept.
     "image --closure closure.json --name rocm --format oci -o rocm-oci",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
   const { help, values } = parseCommandLine(COMMAND, args);

@@ -10,12 +10,13 @@
 import { displayJson } from "../lib/cli/display.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import {
+  type Command,
   DEFAULT_TIMEOUT_SECONDS,
   defineCommand,
+  filePath,
   formatHelp,
   oneOf,
   parseCommandLine,
-  path,
   seconds,
   ValueError,
   wholeNumber,
@@ -30,8 +31,7 @@ import {
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressDisplay } from "../lib/cli/progress.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "prefetch",
   operands: "<url | path | ->",
   arity: { min: 1, max: 1 },
@@ -69,7 +69,7 @@ reading the bytes once, and prints the SRI hash on stdout.`,
       short: "o",
       value: "FILE",
       help: "keep the bytes in FILE (written only once complete and verified)",
-      parse: path,
+      parse: filePath,
     },
     json: {
       type: "boolean",
@@ -113,6 +113,9 @@ reading the bytes once, and prints the SRI hash on stdout.`,
     "curl -sL https://example.com/x.tar.gz | prefetch --expect sha256-… -",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 function byteSize(text: string): number {
   if (!/^\d+[KMGT]?$/i.test(text)) {

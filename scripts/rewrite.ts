@@ -9,18 +9,18 @@
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import {
+  type Command,
   defineCommand,
+  filePath,
   formatHelp,
   parseCommandLine,
-  path,
   ValueError,
 } from "../lib/cli/command_line.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
 import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "rewrite",
   description: `Sets string or null bindings of a Nix file by attribute path, replacing only
 the value literals (comments, layout and line endings stay byte for byte).
@@ -40,7 +40,12 @@ changed since it was read is left as it is (exit 1: run again).
 
 Prints "PATH: OLD → NEW" per change on stdout.`,
   flags: {
-    file: { type: "string", value: "FILE", help: "the Nix file (default: flake.nix)", parse: path },
+    file: {
+      type: "string",
+      value: "FILE",
+      help: "the Nix file (default: flake.nix)",
+      parse: filePath,
+    },
     set: {
       type: "string",
       value: "PATH=VALUE",
@@ -65,6 +70,9 @@ Prints "PATH: OLD → NEW" per change on stdout.`,
     "rewrite --file flake.nix --add --set 'nightly.srcHashes.gfx1151=null' --json",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 function bindingEdit(arg: string): BindingEdit {
   // Split at the first "=" outside a quoted path component.

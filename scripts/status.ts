@@ -9,18 +9,18 @@
 import { type Channel, channelName } from "../lib/flake/channels.ts";
 import { abortOnInterrupt, runMain } from "../lib/cli/cli.ts";
 import {
+  type Command,
   DEFAULT_TIMEOUT_SECONDS,
   defineCommand,
+  filePath,
   formatHelp,
   parseCommandLine,
-  path,
   seconds,
 } from "../lib/cli/command_line.ts";
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "status",
   description: `For each channel of flake.nix (nightly, stable, rc) and each tracked target:
 the pinned version and its age in days, whether the pinned URL and each mirror
@@ -37,7 +37,7 @@ shown as ***.`,
       type: "string",
       value: "PATH",
       help: "the flake to check (default: flake.nix)",
-      parse: path,
+      parse: filePath,
     },
     channel: {
       type: "string",
@@ -61,6 +61,9 @@ shown as ***.`,
   },
   examples: ["status", "status --channel nightly --json"],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
   const { help, values } = parseCommandLine(COMMAND, args);

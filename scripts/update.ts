@@ -10,10 +10,11 @@
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import {
+  type Command,
   defineCommand,
+  filePath,
   formatHelp,
   parseCommandLine,
-  path,
   ValueError,
   wholeNumber,
 } from "../lib/cli/command_line.ts";
@@ -32,8 +33,7 @@ function theRockVersion(text: string): string {
   return text;
 }
 
-/** The command line and --help of this script (lib/cli/command_line.ts). */
-export const COMMAND = defineCommand({
+const COMMAND = defineCommand({
   name: "update",
   description: `Lists AMD's TheRock index, picks the newest version available for every target
 tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one
@@ -46,7 +46,7 @@ fails (or the gate does), flake.nix is left exactly as it was.`,
       type: "string",
       value: "PATH",
       help: "the flake to update (default: flake.nix)",
-      parse: path,
+      parse: filePath,
     },
     channel: {
       type: "string",
@@ -135,6 +135,9 @@ fails (or the gate does), flake.nix is left exactly as it was.`,
     "update --skip 7.14.0a20260609 --gate \\\n    'nix build \"path:$ROCM_NIGHTLY_FLAKE#gpuChecks.x86_64-linux.smoke-gfx1151\"'",
   ],
 });
+
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
   const { help, values } = parseCommandLine(COMMAND, args);

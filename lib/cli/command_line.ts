@@ -492,15 +492,15 @@ export function oneOf<const W extends string>(words: readonly W[]): (text: strin
  *
  * @example Usage
  * ```ts
- * import { path } from "./command_line.ts";
- * path("flake.nix"); // "flake.nix"
+ * import { filePath } from "./command_line.ts";
+ * filePath("flake.nix"); // "flake.nix"
  * ```
  *
  * @param text The flag's text.
  * @returns The text.
  * @throws {ValueError} For the empty text.
  */
-export function path(text: string): string {
+export function filePath(text: string): string {
   if (text === "") throw new ValueError("expected a path");
   return text;
 }

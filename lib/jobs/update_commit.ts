@@ -11,7 +11,7 @@
 import { basename, dirname } from "node:path";
 
 /** Options for {@linkcode commitFile}. */
-export interface CommitOptions {
+export interface GitCommitOptions {
   /** Stops git (it is killed) and fails the commit. */
   signal?: AbortSignal;
 }
@@ -37,7 +37,7 @@ export interface CommitOptions {
 export async function commitFile(
   file: string,
   message: string,
-  options: CommitOptions = {},
+  options: GitCommitOptions = {},
 ): Promise<string> {
   const folder = dirname(file);
   const name = basename(file);

@@ -60,7 +60,7 @@ Deno.test("every script refuses an unknown option in one line, exit 2", async ()
 
 for (const name of names) {
   Deno.test(`${name} --help's examples are accepted by its parser`, async () => {
-    const { COMMAND } = await import(`../../scripts/${name}.ts`) as { COMMAND: Command };
+    const { command: COMMAND } = await import(`../../scripts/${name}.ts`) as { command: Command };
     assert.equal(COMMAND.name, name);
     let checked = 0;
     for (const example of COMMAND.examples) {

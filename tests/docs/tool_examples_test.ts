@@ -15,7 +15,7 @@ import { invocations, shellWords } from "../_shell_words.ts";
 const names = repoFiles("scripts", ".ts").map((path) => path.slice("scripts/".length, -3));
 const commands = new Map<string, Command>();
 for (const name of names) {
-  commands.set(name, (await import(`../../scripts/${name}.ts`) as { COMMAND: Command }).COMMAND);
+  commands.set(name, (await import(`../../scripts/${name}.ts`) as { command: Command }).command);
 }
 
 /** The command lines of a page: `sh` blocks (continuations joined) and inline code spans. */
