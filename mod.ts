@@ -19,6 +19,7 @@ export * from "./lib/fs/special_files.ts";
 export * from "./lib/fs/temporaries.ts";
 
 export * from "./lib/cli/cli.ts";
+export * from "./lib/cli/command_line.ts";
 export * from "./lib/cli/display.ts";
 export * from "./lib/cli/unified_diff.ts";
 
@@ -44,6 +45,7 @@ export * from "./lib/releases/index_listing.ts";
 export * from "./lib/releases/isa_files.ts";
 export * from "./lib/releases/kernel_files.ts";
 export * from "./lib/releases/release_choice.ts";
+export * from "./lib/releases/target_names.ts";
 export * from "./lib/releases/tarball_name.ts";
 export * from "./lib/releases/targets.ts";
 export * from "./lib/releases/versions.ts";
@@ -69,4 +71,5 @@ export * from "./lib/jobs/detect.ts";
 export * from "./lib/jobs/kfd_topology.ts";
 export * from "./lib/jobs/status.ts";
 export * from "./lib/jobs/update.ts";
+export * from "./lib/jobs/update_commit.ts";
 export * from "./lib/jobs/update_gate.ts";

@@ -6,12 +6,20 @@
  */
 
 import { runMain, UsageError } from "../lib/cli/cli.ts";
+import {
+  type Command,
+  defineCommand,
+  formatHelp,
+  parseCommandLine,
+} from "../lib/cli/command_line.ts";
+import { targetName } from "../lib/releases/target_names.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
 
-const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--isa ISA]...
-                       [--allow-missing SONAME]...
-
-Checks a built rocm-nightly package (a Nix output such as ./result) and
+const COMMAND = defineCommand({
+  name: "check-output",
+  operands: "<out-path>",
+  arity: { min: 1, max: 1 },
+  description: `Checks a built rocm-nightly package (a Nix output such as ./result) and
 reports EVERY defect, not just the first:
   - opt/rocm and bin exist; nix-support/setup-hook sets ROCM_PATH=, HIP_PATH=
     and CMAKE_PREFIX_PATH; bin holds at least one executable;
@@ -37,94 +45,64 @@ reports EVERY defect, not just the first:
     are present; a family name requires each of its ISAs;
   - with --isa (a pruned package, nix-support/pruned): no GPU code of
     another ISA remains, the record lists only such code, and each kept
-    ISA still has code in every library that had code for it.
+    ISA still has code in every library that had code for it.`,
+  flags: {
+    json: { type: "boolean", help: "print the report as JSON on stdout" },
+    target: {
+      type: "string",
+      value: "ISA",
+      help:
+        "an ISA or family of the target table (gfx1151, gfx110X-all; list them: detect --list-targets)",
+      parse: targetName,
+    },
+    isa: {
+      type: "string",
+      value: "ISA",
+      multiple: true,
+      help: "an ISA the package was pruned to keep; repeatable",
+      parse: targetName,
+    },
+    "allow-missing": {
+      type: "string",
+      value: "SONAME",
+      multiple: true,
+      help:
+        "a library that may be missing (an optional dependency); a glob with * and ?, e.g. 'libpython3*.so*'; repeatable. It is listed as allowed, not failed",
+    },
+  },
+  sections: [{
+    title: "Permissions",
+    text: `  --allow-read, and --allow-ffi to list folders with glibc's getdents64 (1.6x
+  faster on a large output; the report is the same).`,
+  }],
+  exitStatus: { 0: "all checks passed", 1: "a check failed" },
+  examples: [
+    "nix build .#rocm-nightly-gfx1151 && check-output ./result --target gfx1151",
+    "check-output ./result --json --allow-missing 'libpython3*.so*'",
+  ],
+});
 
-Options:
-  --json         print the report as JSON on stdout
-  --target ISA   an ISA or family of lib/releases/targets.json (gfx1151, gfx110X-all)
-  --isa ISA      an ISA the package was pruned to keep; repeatable
-  --allow-missing SONAME
-                 a library that may be missing (an optional dependency); a
-                 glob with * and ?, e.g. 'libpython3*.so*'; repeatable. It is
-                 listed as allowed, not failed
-  -h, --help     show this help
-
-Permissions: --allow-read, and --allow-ffi to list folders with glibc's
-getdents64 (1.6x faster on a large output; the report is the same).
-
-Exit status: 0 all checks passed, 1 a check failed, 2 usage error.
-
-Example:
-  nix build .#rocm-nightly-gfx1151 && deno run --allow-read scripts/check-output.ts ./result --target gfx1151
-`;
-
-function usageError(message: string): never {
-  throw new UsageError(`${message} (see --help)`);
-}
-
-interface Flags {
-  json: boolean;
-  help: boolean;
-  target?: string;
-  isas?: string[];
-  allowMissing: string[];
-  positionals: string[];
-}
-
-/**
- * The command line, parsed by hand: node:util's parseArgs loads Deno's Node
- * layer, ~10 ms of a run that the benchmark holds to 2× `find`.
- */
-function parseFlags(args: string[]): Flags {
-  const flags: Flags = { json: false, help: false, allowMissing: [], positionals: [] };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") {
-      flags.positionals.push(...args.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith("-") || arg === "-") {
-      flags.positionals.push(arg);
-      continue;
-    }
-    const equals = arg.indexOf("=");
-    const name = equals === -1 ? arg : arg.slice(0, equals);
-    if (name === "--json" || name === "--help" || name === "-h") {
-      if (equals !== -1) usageError(`Option '${name}' takes no value`);
-      if (name === "--json") flags.json = true;
-      else flags.help = true;
-    } else if (name === "--target" || name === "--allow-missing" || name === "--isa") {
-      const value = equals === -1 ? args[++i] : arg.slice(equals + 1);
-      if (value === undefined) usageError(`Option '${name} <value>' needs a value`);
-      if (name === "--target") flags.target = value;
-      else if (name === "--isa") (flags.isas ??= []).push(value);
-      else flags.allowMissing.push(value);
-    } else {
-      usageError(`Unknown option '${arg}'`);
-    }
-  }
-  return flags;
-}
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const { positionals, ...values } = parseFlags(args);
-  if (values.help) {
-    console.log(HELP);
+  const { help, values, operands } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (positionals.length !== 1) {
-    usageError(`expected one <out-path>, got ${positionals.length}`);
-  }
-  const [outPath] = positionals as [string];
+  const [outPath] = operands as [string];
   let report;
   try {
     report = await checkOutput(outPath, {
       ...(values.target === undefined ? {} : { target: values.target }),
-      ...(values.isas === undefined ? {} : { isas: values.isas }),
-      allowMissing: values.allowMissing,
+      ...(values.isa.length === 0 ? {} : { isas: values.isa }),
+      allowMissing: values["allow-missing"],
     });
   } catch (error) {
-    if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
+    if (error instanceof RangeError || error instanceof TypeError) {
+      throw new UsageError(`${error.message} (see --help)`);
+    }
     throw error;
   }
   if (values.json) console.log(JSON.stringify(report, null, 2));

@@ -6,97 +6,128 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
+import {
+  type Command,
+  defineCommand,
+  filePath,
+  formatHelp,
+  oneOf,
+  parseCommandLine,
+  wholeNumber,
+} from "../lib/cli/command_line.ts";
 import { readRegularFile } from "../lib/fs/file_kind.ts";
 import { parseClosure } from "../lib/store/closure.ts";
 import { parseCreationTime, writeImage } from "../lib/image/image.ts";
-import { targetIsas } from "../lib/releases/isa_files.ts";
+import { targetName } from "../lib/releases/target_names.ts";
 import { MAX_LAYERS_LIMIT } from "../lib/image/layers.ts";
 import { imageReference, parseContainerConfig } from "../lib/image/oci.ts";
 
-const HELP = `Usage: image.ts --closure FILE --name NAME [options]
-
-Writes a layered image of a Nix closure: a docker-archive (to stdout, for
+const COMMAND = defineCommand({
+  name: "image",
+  description: `Writes a layered image of a Nix closure: a docker-archive (to stdout, for
 \`docker load\`, or to --output) or an OCI image layout directory (--output).
 Popular store paths get their own layers, big ones are split by subtree, and
 GPU kernels go into per-ISA layers, of which only --target's are kept.
+--closure and --name are required.`,
+  flags: {
+    closure: {
+      type: "string",
+      value: "FILE",
+      help:
+        'the closure: `nix path-info --json --recursive` output, an exportReferencesGraph list, or closureInfo\'s registration file ("-": stdin)',
+      parse: filePath,
+    },
+    name: { type: "string", value: "NAME", help: "image name, e.g. rocm" },
+    tag: { type: "string", value: "TAG", help: "image tag (default: latest)" },
+    target: {
+      type: "string",
+      value: "ISA",
+      help:
+        "keep only this GPU target's kernels (an ISA or family, e.g. gfx1151; list them: detect --list-targets); default: all. A closure without its GPU code gets a warning",
+      parse: targetName,
+    },
+    "max-layers": {
+      type: "string",
+      value: "N",
+      help: `most layers (default 100, at most ${MAX_LAYERS_LIMIT})`,
+      parse: wholeNumber(1, MAX_LAYERS_LIMIT),
+    },
+    "split-bytes": {
+      type: "string",
+      value: "N",
+      help: "split content bigger than this by subtree (default 1 GiB)",
+      parse: wholeNumber(1, Number.MAX_SAFE_INTEGER),
+    },
+    format: {
+      type: "string",
+      value: "FORMAT",
+      help: "docker-archive (default) or oci",
+      parse: oneOf(["docker-archive", "oci"]),
+    },
+    output: {
+      type: "string",
+      short: "o",
+      value: "PATH",
+      help:
+        "file (docker-archive) or new directory (oci), renamed into place when complete; not fsynced (an image can be made again): run `sync PATH` if it must survive a crash",
+      parse: filePath,
+    },
+    config: {
+      type: "string",
+      value: "FILE",
+      help:
+        'JSON of container settings merged over the defaults ({"Env": [...], "Cmd": [...], "Labels": {...}, ...})',
+      parse: filePath,
+    },
+    created: {
+      type: "string",
+      value: "TIME",
+      help:
+        "image and file time: ISO 8601 or seconds (default: $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:01Z)",
+    },
+    "store-dir": {
+      type: "string",
+      value: "DIR",
+      help: "store directory (default /nix/store)",
+      parse: filePath,
+    },
+    json: { type: "boolean", help: "with --output, print the result as JSON" },
+  },
+  exitStatus: { 0: "written", 1: "the job failed (nothing written)" },
+  examples: [
+    "nix path-info --json --recursive ./result > closure.json",
+    "image --closure closure.json --name rocm --tag gfx1151 --target gfx1151 | docker load",
+    "image --closure closure.json --name rocm --format oci -o rocm-oci",
+  ],
+});
 
-Options:
-  --closure FILE        the closure: \`nix path-info --json --recursive\` output,
-                        an exportReferencesGraph list, or closureInfo's
-                        registration file ("-": stdin)
-  --name NAME           image name, e.g. rocm
-  --tag TAG             image tag (default: latest)
-  --target ISA          keep only this GPU target's kernels (an ISA or family
-                        of lib/releases/targets.json, e.g. gfx1151); default: all
-  --max-layers N        most layers (default 100, at most 125)
-  --split-bytes N       split content bigger than this by subtree (default 1 GiB)
-  --format FORMAT       docker-archive (default) or oci
-  --output PATH         file (docker-archive) or new directory (oci), renamed
-                        into place when complete; not fsynced (an image can be
-                        made again): run \`sync PATH\` if it must survive a crash
-  --config FILE         JSON of container settings merged over the defaults
-                        ({"Env": [...], "Cmd": [...], "Labels": {...}, ...})
-  --created TIME        image and file time: ISO 8601 or seconds (default:
-                        $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:01Z)
-  --store-dir DIR       store directory (default /nix/store)
-  --json                with --output, print the result as JSON
-  -h, --help            show this help
-
-Example:
-  nix path-info --json --recursive ./result > closure.json
-  image.ts --closure closure.json --name rocm --tag gfx1151 --target gfx1151 | docker load
-
-Exit codes: 0 written, 1 failed, 2 usage error, 128+N ended by signal N.`;
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      closure: { type: "string" },
-      name: { type: "string" },
-      tag: { type: "string", default: "latest" },
-      target: { type: "string" },
-      "max-layers": { type: "string", default: "100" },
-      "split-bytes": { type: "string", default: String(2 ** 30) },
-      format: { type: "string", default: "docker-archive" },
-      output: { type: "string" },
-      config: { type: "string" },
-      created: { type: "string" },
-      "store-dir": { type: "string", default: "/nix/store" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
+  const { help, values } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (values.closure === undefined) throw new UsageError("Missing --closure FILE");
-  if (values.name === undefined) throw new UsageError("Missing --name NAME");
-  const format = values.format;
-  if (format !== "docker-archive" && format !== "oci") {
-    throw new UsageError(`Invalid --format "${format}": expected docker-archive or oci`);
-  }
+  if (values.closure === undefined) throw new UsageError("missing --closure FILE (see --help)");
+  if (values.name === undefined) throw new UsageError("missing --name NAME (see --help)");
+  const format = values.format ?? "docker-archive";
   if (format === "oci" && values.output === undefined) {
-    throw new UsageError("--format oci needs --output DIR");
+    throw new UsageError("--format oci needs --output DIR (see --help)");
   }
   if (values.output === undefined && Deno.stdout.isTerminal()) {
     throw new UsageError(
       "Refusing to write an image archive to a terminal: redirect or use --output",
     );
   }
-  const maxLayers = integer(values["max-layers"], "--max-layers");
-  if (maxLayers < 1 || maxLayers > MAX_LAYERS_LIMIT) {
-    throw new UsageError(`Invalid --max-layers ${maxLayers}: expected 1 to ${MAX_LAYERS_LIMIT}`);
-  }
-  const splitBytes = integer(values["split-bytes"], "--split-bytes");
-  if (splitBytes < 1) throw new UsageError(`Invalid --split-bytes ${splitBytes}: expected > 0`);
+  const tag = values.tag ?? "latest";
+  const maxLayers = values["max-layers"] ?? 100;
+  const splitBytes = values["split-bytes"] ?? 2 ** 30;
+  const storeDir = values["store-dir"] ?? "/nix/store";
   try {
-    imageReference(values.name, values.tag);
-    if (values.target !== undefined) targetIsas(values.target);
+    imageReference(values.name, tag);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -111,13 +142,13 @@ async function main(args: string[]): Promise<number> {
   const closureText = values.closure === "-"
     ? await new Response(Deno.stdin.readable).text()
     : await readText(values.closure, "closure", MAX_CLOSURE_BYTES);
-  const closure = parseClosure(closureText, { storeDir: values["store-dir"] });
+  const closure = parseClosure(closureText, { storeDir });
   const config = values.config === undefined
     ? {}
     : parseContainerConfig(await readText(values.config, "container config", MAX_CONFIG_BYTES));
   const result = await writeImage(closure, {
     name: values.name,
-    tag: values.tag,
+    tag,
     target: values.target,
     maxLayers,
     splitBytes,
@@ -126,6 +157,7 @@ async function main(args: string[]): Promise<number> {
     config,
     created,
   });
+  for (const warning of result.warnings) console.error(`image: warning: ${warning}`);
   if (values.output === undefined) return 0;
   if (values.json) console.log(JSON.stringify({ format, output: values.output, ...result }));
   else {
@@ -142,21 +174,13 @@ async function main(args: string[]): Promise<number> {
 const MAX_CLOSURE_BYTES = 256 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-async function readText(path: string, what: string, maxBytes: number): Promise<string> {
+async function readText(file: string, what: string, maxBytes: number): Promise<string> {
   // Refused before reading: a FIFO would block, /dev/zero never end.
-  const bytes = await readRegularFile(path, { maxBytes, what }).catch((error) => {
+  const bytes = await readRegularFile(file, { maxBytes, what }).catch((error) => {
     if (error instanceof TypeError || error instanceof RangeError) throw error;
-    throw new Error(`Cannot read ${what} "${path}": ${(error as Error).message}`);
+    throw new Error(`Cannot read ${what} "${file}": ${(error as Error).message}`);
   });
   return new TextDecoder().decode(bytes);
-}
-
-function integer(text: string, flag: string): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-    throw new UsageError(`Invalid ${flag} "${text}": expected a whole number`);
-  }
-  return value;
 }
 
 if (import.meta.main) await runMain("image", main);

@@ -8,9 +8,20 @@
  */
 
 import { displayJson } from "../lib/cli/display.ts";
-import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
-import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash/hash.ts";
+import {
+  type Command,
+  DEFAULT_TIMEOUT_SECONDS,
+  defineCommand,
+  filePath,
+  formatHelp,
+  oneOf,
+  parseCommandLine,
+  seconds,
+  ValueError,
+  wholeNumber,
+} from "../lib/cli/command_line.ts";
+import { formatHash, parseHash } from "../lib/hash/hash.ts";
 import {
   checkPrefetch,
   defaultName,
@@ -20,87 +31,114 @@ import {
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressDisplay } from "../lib/cli/progress.ts";
 
-const USAGE = `Usage: prefetch [options] <url | path | ->
+const COMMAND = defineCommand({
+  name: "prefetch",
+  operands: "<url | path | ->",
+  arity: { min: 1, max: 1 },
+  description: `Hashes a download (https; http only to loopback hosts), a file or stdin (-),
+reading the bytes once, and prints the SRI hash on stdout.`,
+  flags: {
+    algo: {
+      type: "string",
+      value: "ALGO",
+      help: "hash algorithm: sha256 or sha512 (default: sha256, or that of --expect)",
+      parse: oneOf(["sha256", "sha512"]),
+    },
+    expect: {
+      type: "string",
+      value: "HASH",
+      help:
+        "fail (exit 1) unless the hash is HASH (SRI or algo:hash; a bare hex or nix32 hash is of --algo)",
+    },
+    "add-to-store": {
+      type: "boolean",
+      help:
+        "add the file to the Nix store as fetchurl names it, print the store path on a second line (a later build downloads nothing). A local store this process can write (root) gets the file directly, registered with nix-store --register-validity; any other store gets it through nix-daemon --stdio",
+    },
+    "via-daemon": {
+      type: "boolean",
+      help: "with --add-to-store, always go through nix-daemon --stdio",
+    },
+    name: {
+      type: "string",
+      value: "NAME",
+      help: "store name (default: the URL's last path component)",
+    },
+    output: {
+      type: "string",
+      short: "o",
+      value: "FILE",
+      help: "keep the bytes in FILE (written only once complete and verified)",
+      parse: filePath,
+    },
+    json: {
+      type: "boolean",
+      help: "print the result as JSON: name, size, hash, nix32, hex, url or path, storePath",
+    },
+    "no-progress": {
+      type: "boolean",
+      help: "no progress bar (there is none unless stderr is a terminal)",
+    },
+    retries: {
+      type: "string",
+      value: "N",
+      help: "retries of a transient download failure (default: 5)",
+      parse: wholeNumber(0, 100),
+    },
+    timeout: {
+      type: "string",
+      value: "S",
+      help: `give up an attempt after S seconds without data (default: ${DEFAULT_TIMEOUT_SECONDS})`,
+      parse: seconds(3600),
+    },
+    "max-bytes": {
+      type: "string",
+      value: "SIZE",
+      help: "refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)",
+      parse: byteSize,
+    },
+    connections: {
+      type: "string",
+      value: "N",
+      help:
+        "fetch in 4 MiB ranges over up to N connections when the server accepts ranges (default: 4 for files of 256 MiB or more, 1 on loopback); memory: about 64 MiB + (N + 2) x 4 MiB, whatever the size",
+      parse: wholeNumber(1, 64),
+    },
+    "allow-http": { type: "boolean", help: "allow plain http to any host" },
+  },
+  exitStatus: { 0: "success", 1: "the job failed (temporaries removed)" },
+  examples: [
+    "prefetch --add-to-store \\\n    https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz",
+    "prefetch --json --algo sha512 -o rocm.tar.gz https://example.com/rocm.tar.gz",
+    "curl -sL https://example.com/x.tar.gz | prefetch --expect sha256-… -",
+  ],
+});
 
-Hashes a download (https; http only to loopback hosts), a file or stdin (-),
-reading the bytes once, and prints the SRI hash on stdout.
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
-Options:
-  --algo sha256|sha512  hash algorithm (default: sha256, or that of --expect)
-  --expect HASH         fail (exit 1) unless the hash is HASH (SRI or algo:hash; a bare
-                        hex or nix32 hash is of --algo)
-  --add-to-store        add the file to the Nix store as fetchurl names it, print the
-                        store path on a second line (a later build downloads nothing).
-                        A local store this process can write (root) gets the file
-                        directly, registered with nix-store --register-validity;
-                        any other store gets it through nix-daemon --stdio
-  --via-daemon          with --add-to-store, always go through nix-daemon --stdio
-  --name NAME           store name (default: the URL's last path component)
-  -o, --output FILE     keep the bytes in FILE (written only once complete and verified)
-  --json                print {"name","size","hash","nix32","hex","url"|"path","storePath"}
-  --no-progress         no progress bar (there is none unless stderr is a terminal)
-  --retries N           retries of a transient download failure (default: 5)
-  --timeout SECONDS     give up an attempt after this long without data (default: 60)
-  --max-bytes SIZE      refuse larger downloads; SIZE in bytes or with K/M/G/T (default: 32G)
-  --connections N       fetch in 4 MiB ranges over up to N connections when the server
-                        accepts ranges (default: 4 for files of 256 MiB or more, 1 on loopback);
-                        memory: about 64 MiB + (N + 2) x 4 MiB, whatever the size
-  --allow-http          allow plain http to any host
-  -h, --help            show this help
-
-Exit status: 0 success, 1 the job failed, 2 usage error, 128+N ended by signal N
-(130 SIGINT, 143 SIGTERM, 129 SIGHUP; temporaries removed).
-
-Examples:
-  prefetch --add-to-store \\
-    https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260308.tar.gz
-  prefetch --json --algo sha512 -o rocm.tar.gz https://example.com/rocm.tar.gz
-  curl -sL https://example.com/x.tar.gz | prefetch --expect sha256-… -`;
-
-function parseCount(flag: string, text: string | undefined, pattern: RegExp): number | undefined {
-  if (text === undefined) return undefined;
-  if (!pattern.test(text)) throw new UsageError(`Invalid --${flag} "${text}"`);
+function byteSize(text: string): number {
+  if (!/^\d+[KMGT]?$/i.test(text)) {
+    throw new ValueError("expected bytes, or a number with K, M, G or T (e.g. 32G)");
+  }
   const units: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
   const unit = units[text.at(-1)!.toUpperCase()];
   return unit === undefined ? Number(text) : Number(text.slice(0, -1)) * unit;
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      algo: { type: "string" },
-      expect: { type: "string" },
-      "add-to-store": { type: "boolean" },
-      "via-daemon": { type: "boolean" },
-      name: { type: "string" },
-      output: { type: "string", short: "o" },
-      json: { type: "boolean" },
-      "no-progress": { type: "boolean" },
-      retries: { type: "string" },
-      timeout: { type: "string" },
-      "max-bytes": { type: "string" },
-      connections: { type: "string" },
-      "allow-http": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
+  const { help, values, operands } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError("Expected one URL, path or -");
-  const source = positionals[0]!;
-  if (values.algo !== undefined && !isHashAlgorithm(values.algo)) {
-    throw new UsageError(`Invalid --algo "${values.algo}": use sha256 or sha512`);
-  }
+  const source = operands[0]!;
   const options: PrefetchOptions = { addToStore: values["add-to-store"] ?? false };
   if (values["via-daemon"]) {
     if (!options.addToStore) throw new UsageError("--via-daemon needs --add-to-store");
     options.viaDaemon = true;
   }
-  if (values.algo !== undefined) options.algorithm = values.algo as HashAlgorithm;
+  if (values.algo !== undefined) options.algorithm = values.algo;
   if (values.name !== undefined) options.name = values.name;
   if (values.output !== undefined) options.output = values.output;
   if (values["allow-http"]) options.allowHttp = true;
@@ -113,14 +151,10 @@ async function main(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const retries = parseCount("retries", values.retries, /^\d+$/);
-  if (retries !== undefined) options.retries = retries;
-  const timeout = parseCount("timeout", values.timeout, /^(?=.*[1-9])\d+(\.\d+)?$/);
-  if (timeout !== undefined) options.timeoutSeconds = timeout;
-  const maxBytes = parseCount("max-bytes", values["max-bytes"], /^\d+[KMGT]?$/i);
-  if (maxBytes !== undefined) options.maxBytes = maxBytes;
-  const connections = parseCount("connections", values.connections, /^([1-9]|[1-5]\d|6[0-4])$/);
-  if (connections !== undefined) options.connections = connections;
+  if (values.retries !== undefined) options.retries = values.retries;
+  options.timeoutSeconds = values.timeout ?? DEFAULT_TIMEOUT_SECONDS;
+  if (values["max-bytes"] !== undefined) options.maxBytes = values["max-bytes"];
+  if (values.connections !== undefined) options.connections = values.connections;
 
   let display: ProgressDisplay | undefined;
   if (!values["no-progress"] && Deno.stderr.isTerminal()) {

@@ -8,6 +8,13 @@
 
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import {
+  type Command,
+  defineCommand,
+  formatHelp,
+  parseCommandLine,
+} from "../lib/cli/command_line.ts";
+import { targetName } from "../lib/releases/target_names.ts";
+import {
   checkPruned,
   formatPruneRecord,
   formatPruneSummary,
@@ -16,82 +23,67 @@ import {
   pruneTree,
 } from "../lib/package/prune.ts";
 
-const HELP = `Usage: prune.ts <out-path> --isa ISA [--isa ISA]... [--dry-run] [--json]
-
-Removes from <out-path>/opt/rocm the GPU code of every ISA but the given
+const COMMAND = defineCommand({
+  name: "prune",
+  operands: "<out-path>",
+  arity: { min: 1, max: 1 },
+  description: `Removes from <out-path>/opt/rocm the GPU code of every ISA but the given
 ones (code objects, kpack archives, Tensile/hipBLASLt solution libraries,
-MIOpen kernel databases, AOTriton images: lib/releases/kernel_files.ts),
-records what went in <out-path>/${PRUNE_RECORD}, then checks the result
-(as check-output --isa does) and fails when a kept ISA lost its code.
-Shared libraries, generic targets covering a kept ISA (gfx11-generic for
-gfx1100) and host files named after an ISA stay; no kept file is written.
+MIOpen kernel databases, AOTriton images), records what went in
+<out-path>/${PRUNE_RECORD}, then checks the result (as check-output --isa
+does) and fails when a kept ISA lost its code. Shared libraries, generic
+targets covering a kept ISA (gfx11-generic for gfx1100) and host files named
+after an ISA stay; no kept file is written. At least one --isa is needed.`,
+  flags: {
+    isa: {
+      type: "string",
+      value: "ISA",
+      multiple: true,
+      help:
+        "an ISA (or family) of the target table to keep (list them: detect --list-targets); repeatable",
+      parse: targetName,
+    },
+    "dry-run": { type: "boolean", help: "remove nothing, write no record: print what would go" },
+    json: { type: "boolean", help: "print the record on stdout instead of a summary on stderr" },
+  },
+  exitStatus: {
+    0: "pruned and checked",
+    1: "failed (a kept ISA lost its code, or a file could not go)",
+  },
+  examples: [
+    'prune "$out" --isa gfx1100',
+    "prune ./result --isa gfx1100 --isa gfx1101 --dry-run --json",
+  ],
+});
 
-Options:
-  --isa ISA    an ISA (or family) of lib/releases/targets.json to keep; repeatable
-  --dry-run    remove nothing, write no record: print what would go
-  --json       print the record on stdout instead of a summary on stderr
-  -h, --help   show this help
-
-Exit status: 0 pruned and checked, 1 failed, 2 usage error.
-
-Example:
-  deno run --allow-read --allow-write --allow-ffi scripts/prune.ts "$out" --isa gfx1100
-`;
-
-function usageError(message: string): never {
-  throw new UsageError(`${message} (see --help)`);
-}
-
-interface Flags {
-  isas: string[];
-  dryRun: boolean;
-  json: boolean;
-  help: boolean;
-  positionals: string[];
-}
-
-function parseFlags(args: string[]): Flags {
-  const flags: Flags = { isas: [], dryRun: false, json: false, help: false, positionals: [] };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith("-") || arg === "-") {
-      flags.positionals.push(arg);
-    } else if (arg === "--isa" || arg.startsWith("--isa=")) {
-      const value = arg === "--isa" ? args[++i] : arg.slice("--isa=".length);
-      if (value === undefined) usageError(`Option '--isa <ISA>' needs a value`);
-      flags.isas.push(value);
-    } else if (arg === "--dry-run") flags.dryRun = true;
-    else if (arg === "--json") flags.json = true;
-    else if (arg === "--help" || arg === "-h") flags.help = true;
-    else usageError(`Unknown option '${arg}'`);
-  }
-  return flags;
-}
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const flags = parseFlags(args);
-  if (flags.help) {
-    console.log(HELP);
+  const { help, values, operands } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (flags.positionals.length !== 1) {
-    usageError(`expected one <out-path>, got ${flags.positionals.length}`);
+  const [out] = operands as [string];
+  if (values.isa.length === 0) {
+    throw new UsageError("Nothing to keep: give at least one --isa (see --help)");
   }
-  const out = flags.positionals[0]!;
   let isas: string[];
   try {
-    isas = keptIsas(flags.isas);
+    isas = keptIsas(values.isa);
   } catch (error) {
-    usageError((error as Error).message);
+    throw new UsageError(`${(error as Error).message} (see --help)`);
   }
-  const report = pruneTree(`${out}/opt/rocm`, isas, { dryRun: flags.dryRun });
+  const dryRun = values["dry-run"];
+  const report = pruneTree(`${out}/opt/rocm`, isas, { dryRun });
   const record = formatPruneRecord(report);
-  if (!flags.dryRun) {
+  if (!dryRun) {
     Deno.mkdirSync(`${out}/nix-support`, { recursive: true });
     Deno.writeTextFileSync(`${out}/${PRUNE_RECORD}`, record);
   }
-  if (flags.json) console.log(record.trimEnd());
-  if (flags.dryRun) {
+  if (values.json) console.log(record.trimEnd());
+  if (dryRun) {
     console.error(`prune: (dry run) ${formatPruneSummary(report)}`);
     return 0;
   }

@@ -7,28 +7,26 @@
  */
 
 import { displayJson, displayText } from "../lib/cli/display.ts";
-import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../lib/cli/cli.ts";
+import {
+  type Command,
+  defineCommand,
+  filePath,
+  formatHelp,
+  parseCommandLine,
+  ValueError,
+} from "../lib/cli/command_line.ts";
 import { applyEdits, type BindingEdit, parseAttrPath } from "../lib/flake/flake_edit.ts";
 import { lockFlakeFile, readFlakeFile, writeFlakeFile } from "../lib/flake/flake_file.ts";
 import { findFlake } from "../lib/flake/find_flake.ts";
 import { unifiedDiff } from "../lib/cli/unified_diff.ts";
 
-const HELP = `Usage: rewrite.ts [--file flake.nix] --set PATH=VALUE … [--dry-run] [--check] [--json]
-
-Sets string or null bindings of a Nix file by attribute path, replacing only
+const COMMAND = defineCommand({
+  name: "rewrite",
+  description: `Sets string or null bindings of a Nix file by attribute path, replacing only
 the value literals (comments, layout and line endings stay byte for byte).
 With --add, a missing key under an existing attribute set is added on a new
-line; without it a missing key is refused.
-
-  --file FILE      the Nix file (default: flake.nix)
-  --set PATH=VALUE PATH like nightly.version, nightly.srcHashes."gfx110X-all"
-                   or version; VALUE "null" means null, anything else a string
-  --add            add keys that are missing under an existing attribute set
-  --dry-run        print a unified diff on stdout, write nothing
-  --check          write nothing; exit 1 when changes would be made
-  --json           print {"file", "written", "changes": [...]} on stdout
-  -h, --help       show this help
+line; without it a missing key is refused. At least one --set is needed.
 
 Values are validated: versions (…version) by TheRock's grammar, hashes
 (…hash…, srcHashes.*) as SRI (another spelling only when equal to the current
@@ -41,61 +39,52 @@ file with hard links is refused. It is read and written under update's lock
 (.flake.nix.update-lock; held by another process: exit 1), and a file that
 changed since it was read is left as it is (exit 1: run again).
 
-Prints "PATH: OLD → NEW" per change on stdout. Exit codes: 0 done or nothing
-to do, 1 refused or (--check) changes pending, 2 bad command line, 128+N ended
-by signal N (the file as it was).
+Prints "PATH: OLD → NEW" per change on stdout.`,
+  flags: {
+    file: {
+      type: "string",
+      value: "FILE",
+      help: "the Nix file (default: flake.nix here or in the nearest folder above)",
+      parse: filePath,
+    },
+    set: {
+      type: "string",
+      value: "PATH=VALUE",
+      multiple: true,
+      help:
+        'PATH like nightly.version, nightly.srcHashes."gfx110X-all" or version; VALUE "null" means null, anything else a string; repeatable',
+      parse: bindingEdit,
+    },
+    add: { type: "boolean", help: "add keys that are missing under an existing attribute set" },
+    "dry-run": { type: "boolean", help: "print a unified diff on stdout, write nothing" },
+    check: { type: "boolean", help: "write nothing; exit 1 when changes would be made" },
+    json: { type: "boolean", help: 'print {"file", "written", "changes": [...]} on stdout' },
+  },
+  exitStatus: {
+    0: "done or nothing to do",
+    1: "refused, or (--check) changes pending; the file as it was",
+  },
+  examples: [
+    "rewrite --set nightly.version=7.12.0a20260309 \\\n" +
+    "    --set nightly.srcHashes.gfx1151=sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA= \\\n" +
+    "    --set nightly.srcHashes.gfx110X-all=null --dry-run",
+    "rewrite --file flake.nix --add --set 'nightly.srcHashes.gfx1151=null' --json",
+  ],
+});
 
-Example:
-  rewrite.ts --set nightly.version=7.12.0a20260309 \\
-    --set nightly.srcHashes.gfx1151=sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA= \\
-    --set nightly.srcHashes.gfx110X-all=null --dry-run
-`;
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
-interface CommandLine {
-  file?: string;
-  edits: BindingEdit[];
-  add: boolean;
-  "dry-run": boolean;
-  check: boolean;
-  json: boolean;
-  help: boolean;
-}
-
-function parseCommandLine(args: string[]): CommandLine {
-  let parsed;
+function bindingEdit(arg: string): BindingEdit {
+  // Split at the first "=" outside a quoted path component.
+  const split = /^((?:"[^"]*"|[^"=])+)=(.*)$/s.exec(arg);
+  if (split === null) throw new ValueError("expected PATH=VALUE");
   try {
-    parsed = parseArgs({
-      args,
-      options: {
-        file: { type: "string" },
-        set: { type: "string", multiple: true, default: [] },
-        add: { type: "boolean", default: false },
-        "dry-run": { type: "boolean", default: false },
-        check: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
+    parseAttrPath(split[1]!);
   } catch (error) {
-    throw new UsageError(`${error instanceof Error ? error.message : error} (see --help)`);
+    throw new ValueError((error as Error).message);
   }
-  const { values } = parsed;
-  if (values.help) return { ...values, edits: [] };
-  if (values.set.length === 0) throw new UsageError("Nothing to do: give at least one --set");
-  const edits: BindingEdit[] = values.set.map((arg) => {
-    // Split at the first "=" outside a quoted path component.
-    const split = /^((?:"[^"]*"|[^"=])+)=(.*)$/s.exec(arg);
-    if (split === null) throw new UsageError(`Cannot parse --set "${arg}": expected PATH=VALUE`);
-    try {
-      parseAttrPath(split[1]!);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    return { path: split[1]!, value: split[2] === "null" ? null : split[2]! };
-  });
-  return { ...values, edits };
+  return { path: split[1]!, value: split[2] === "null" ? null : split[2]! };
 }
 
 function show(value: string | null | undefined): string {
@@ -107,11 +96,12 @@ function show(value: string | null | undefined): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  const options = parseCommandLine(args);
-  if (options.help) {
-    console.log(HELP);
+  const { help, values: options } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
+  if (options.set.length === 0) throw new UsageError("Nothing to do: give at least one --set");
   // As nix does: flake.nix here, or in the nearest folder above.
   const found = options.file === undefined ? await findFlake({ flag: "--file" }) : undefined;
   if (found?.above) console.error(`rewrite: using ${displayText(found.path)}`);
@@ -123,7 +113,7 @@ async function main(args: string[]): Promise<number> {
   const source = flake.text;
   let result;
   try {
-    result = applyEdits(source, options.edits, { file, addMissing: options.add });
+    result = applyEdits(source, options.set, { file, addMissing: options.add });
   } catch (error) {
     throw new Error((error as Error).message);
   }

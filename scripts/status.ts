@@ -6,16 +6,24 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { type Channel, isChannel } from "../lib/flake/channels.ts";
-import { findFlake } from "../lib/flake/find_flake.ts";
-import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import { type Channel, channelName } from "../lib/flake/channels.ts";
+import { abortOnInterrupt, runMain } from "../lib/cli/cli.ts";
+import {
+  type Command,
+  DEFAULT_TIMEOUT_SECONDS,
+  defineCommand,
+  filePath,
+  formatHelp,
+  parseCommandLine,
+  seconds,
+} from "../lib/cli/command_line.ts";
 import { displayJson, displayText } from "../lib/cli/display.ts";
+import { findFlake } from "../lib/flake/find_flake.ts";
 import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
 
-const USAGE = `Usage: status [options]
-
-For each channel of flake.nix (nightly, stable, rc) and each tracked target:
+const COMMAND = defineCommand({
+  name: "status",
+  description: `For each channel of flake.nix (nightly, stable, rc) and each tracked target:
 the pinned version and its age in days, whether the pinned URL and each mirror
 still serve the file and at what size (one HEAD request each), and the newest
 version the channel's index offers. Downloads nothing.
@@ -24,53 +32,48 @@ A pin is gone when every URL answers 404 or 410; a URL that cannot be reached
 is reported as unreachable, and one whose redirect is refused (another scheme,
 plain http elsewhere, more than 10 hops) as not verified; neither is gone, and
 a pin that no URL was shown to serve is not verified. Credentials in URLs are
-shown as ***.
+shown as ***.`,
+  flags: {
+    flake: {
+      type: "string",
+      value: "PATH",
+      help: "the flake to check (default: flake.nix here or in the nearest folder above)",
+      parse: filePath,
+    },
+    channel: {
+      type: "string",
+      value: "C",
+      multiple: true,
+      help: "check only channel C (nightly, stable, rc); repeatable",
+      parse: channelName,
+    },
+    json: { type: "boolean", help: "print the report as JSON" },
+    timeout: {
+      type: "string",
+      value: "S",
+      help: `seconds per request (default: ${DEFAULT_TIMEOUT_SECONDS})`,
+      parse: seconds(3600),
+    },
+    "allow-http": { type: "boolean", help: "allow plain http to hosts other than loopback" },
+  },
+  exitStatus: {
+    0: "every pin is served somewhere (warnings may follow)",
+    1: "a pin is gone from every URL or not verified (or the check failed)",
+  },
+  examples: ["status", "status --channel nightly --json"],
+});
 
-Options:
-  --flake PATH      the flake to check (default: flake.nix)
-  --channel C       check only channel C (nightly, stable, rc); repeatable
-  --json            print the report as JSON
-  --timeout S       seconds per request (default: 30)
-  --allow-http      allow plain http to hosts other than loopback
-  -h, --help        show this help
-
-Exit status: 0 every pin is served somewhere (warnings may follow), 1 a pin is
-gone from every URL or not verified (or the check failed), 2 usage error.
-
-Examples:
-  status
-  status --channel nightly --json
-`;
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      flake: { type: "string" },
-      channel: { type: "string", multiple: true },
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-      "allow-http": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
+  const { help, values } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
-  const channels: Channel[] = [];
-  for (const channel of values.channel ?? []) {
-    if (!isChannel(channel)) {
-      throw new UsageError(`Invalid --channel "${channel}": use nightly, stable or rc`);
-    }
-    channels.push(channel);
-  }
-  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeout !== undefined && !(timeout > 0 && timeout <= 3600)) {
-    throw new UsageError(`Invalid --timeout "${values.timeout}": use 1 to 3600 seconds`);
-  }
+  const channels: Channel[] = values.channel;
+  const timeout = values.timeout ?? DEFAULT_TIMEOUT_SECONDS;
   // As nix does: flake.nix here, or in the nearest folder above.
   const found = values.flake === undefined ? await findFlake() : undefined;
   if (found?.above) console.error(`status: using ${displayText(found.path)}`);
@@ -78,10 +81,10 @@ async function main(args: string[]): Promise<number> {
   using _interrupt = abortOnInterrupt(controller);
   const report = await flakeStatus({
     signal: controller.signal,
-    allowHttp: values["allow-http"] ?? false,
+    allowHttp: values["allow-http"],
     flake: values.flake ?? found!.path,
     ...(channels.length === 0 ? {} : { channels }),
-    ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+    timeoutSeconds: timeout,
   });
   for (const warning of report.warnings) console.error(`status: warning: ${displayText(warning)}`);
   for (const pin of report.gone) console.error(`status: ${pin} is gone from every URL`);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh,git --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR
 /**
  * `update`: move the registry in flake.nix to the newest TheRock release that
  * every tracked target has, prefetching each tarball, in one atomic rewrite.
@@ -8,132 +8,164 @@
  */
 
 import { displayJson, displayText } from "../lib/cli/display.ts";
-import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
+import {
+  type Command,
+  defineCommand,
+  filePath,
+  formatHelp,
+  parseCommandLine,
+  ValueError,
+  wholeNumber,
+} from "../lib/cli/command_line.ts";
 import { createProgressDisplay, type ProgressBar } from "../lib/cli/progress.ts";
-import { isChannel } from "../lib/flake/channels.ts";
-import { findFlake } from "../lib/flake/find_flake.ts";
+import { channelName } from "../lib/flake/channels.ts";
+import { commitFile } from "../lib/jobs/update_commit.ts";
+import { targetName } from "../lib/releases/target_names.ts";
+import { isValidVersion } from "../lib/releases/versions.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
-import { isValidVersion } from "../lib/releases/versions.ts";
+import { findFlake } from "../lib/flake/find_flake.ts";
 
-const USAGE = `Usage: update [options]
+function theRockVersion(text: string): string {
+  if (!isValidVersion(text)) {
+    throw new ValueError("expected a TheRock version like 7.12.0a20260308");
+  }
+  return text;
+}
 
-Lists AMD's TheRock index, picks the newest version available for every target
+const COMMAND = defineCommand({
+  name: "update",
+  description: `Lists AMD's TheRock index, picks the newest version available for every target
 tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one
 in <channel>.skip, downloads and hashes each tarball, checks each of
 <channel>.mirrors serves it at that size, then writes the version, base URL and
 all hashes in one atomic rewrite. Other channels are not touched. If anything
-fails (or the gate does), flake.nix is left exactly as it was.
+fails (or the gate does), flake.nix is left exactly as it was.`,
+  flags: {
+    flake: {
+      type: "string",
+      value: "PATH",
+      help: "the flake to update (default: flake.nix here or in the nearest folder above)",
+      parse: filePath,
+    },
+    channel: {
+      type: "string",
+      value: "C",
+      help:
+        "the channel to update: nightly, stable or rc (default: nightly); a missing rc set is added, tracking the nightly's targets",
+      parse: channelName,
+    },
+    index: {
+      type: "string",
+      value: "URL",
+      help:
+        "index to list: TheRock page, S3 listing, autoindex, or any page naming the tarballs (default: <channel>.baseUrl); its folder becomes <channel>.baseUrl (moving between AMD's hosts)",
+    },
+    target: {
+      type: "string",
+      value: "T",
+      multiple: true,
+      help:
+        "also track T (family like gfx110X-all or multiarch, or an ISA like gfx1100; list them: detect --list-targets); repeatable; T must be in the index",
+      parse: targetName,
+    },
+    version: {
+      type: "string",
+      value: "V",
+      help:
+        "pin exactly version V instead of the newest (update never moves to an older release without it); a skipped V needs --force",
+      parse: theRockVersion,
+    },
+    skip: {
+      type: "string",
+      value: "V",
+      multiple: true,
+      help: "add V to <channel>.skip (known bad) in the same rewrite; repeatable",
+      parse: theRockVersion,
+    },
+    force: { type: "boolean", help: "pin --version V even when V is in <channel>.skip" },
+    gate: {
+      type: "string",
+      value: "CMD",
+      help:
+        "before writing, run sh -c CMD in a temporary copy of the flake's folder holding the new flake.nix (ROCM_NIGHTLY_FLAKE names it); write only if CMD exits 0",
+    },
+    "dry-run": {
+      type: "boolean",
+      help: "list the index and report what would change; download nothing",
+    },
+    commit: {
+      type: "boolean",
+      help:
+        "after writing, commit flake.nix (and only it) with git, with the commit message update prints",
+    },
+    json: { type: "boolean", help: "print the result as JSON" },
+    "add-to-store": {
+      type: "boolean",
+      help: "also add each tarball to the Nix store (as fetchurl would)",
+    },
+    jobs: {
+      type: "string",
+      value: "N",
+      help: "downloads at once (default: 2)",
+      parse: wholeNumber(1, 64),
+    },
+    connections: {
+      type: "string",
+      value: "N",
+      help:
+        "connections per download, in 4 MiB ranges (default: 4 for tarballs of 256 MiB or more whose server accepts ranges, except on loopback)",
+      parse: wholeNumber(1, 64),
+    },
+    "allow-http": { type: "boolean", help: "allow plain http to hosts other than loopback" },
+    "no-progress": {
+      type: "boolean",
+      help: "no progress bars (there are none unless stderr is a terminal)",
+    },
+  },
+  exitStatus: {
+    0: "success (or already up to date)",
+    1: "the job failed (flake.nix as it was)",
+  },
+  examples: [
+    "update --dry-run",
+    "update --commit",
+    "update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch",
+    "update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/",
+    "update --skip 7.14.0a20260609 --gate \\\n    'nix build \"path:$ROCM_NIGHTLY_FLAKE#gpuChecks.x86_64-linux.smoke-gfx1151\"'",
+  ],
+});
 
-Options:
-  --flake PATH      the flake to update (default: flake.nix)
-  --channel C       the channel to update: nightly, stable or rc (default: nightly);
-                    a missing rc set is added, tracking the nightly's targets
-  --index URL       index to list: TheRock page, S3 listing, autoindex, or any
-                    page naming the tarballs (default: <channel>.baseUrl); its
-                    folder becomes <channel>.baseUrl (moving between AMD's hosts)
-  --target T        also track T (family like gfx110X-all or multiarch, or an ISA
-                    like gfx1100); repeatable; T must be in the index
-  --version V       pin exactly version V instead of the newest (update never
-                    moves to an older release without it); a skipped V needs --force
-  --skip V          add V to <channel>.skip (known bad) in the same rewrite;
-                    repeatable
-  --force           pin --version V even when V is in <channel>.skip
-  --gate CMD        before writing, run sh -c CMD in a temporary copy of the
-                    flake's folder holding the new flake.nix (ROCM_NIGHTLY_FLAKE
-                    names it); write only if CMD exits 0
-  --dry-run         list the index and report what would change; download nothing
-  --json            print the result as JSON
-  --add-to-store    also add each tarball to the Nix store (as fetchurl would)
-  --jobs N          downloads at once (default: 2)
-  --connections N   connections per download, in 4 MiB ranges (default: 4 for
-                    tarballs of 256 MiB or more whose server accepts ranges,
-                    except on loopback)
-  --allow-http      allow plain http to hosts other than loopback
-  --no-progress     no progress bars (there are none unless stderr is a terminal)
-  -h, --help        show this help
-
-Exit status: 0 success (or already up to date), 1 the job failed, 2 usage error,
-128+N ended by signal N (130 SIGINT, 143 SIGTERM; flake.nix, the lock and the
-store as they were).
-
-Examples:
-  update --dry-run
-  update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
-  update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/
-  update --skip 7.14.0a20260609 --gate \
-    'nix build "path:$ROCM_NIGHTLY_FLAKE#gpuChecks.x86_64-linux.smoke-gfx1151"'
-`;
+/** The command line and --help of this script (lib/cli/command_line.ts), for tests and docs. */
+export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      flake: { type: "string" },
-      index: { type: "string" },
-      target: { type: "string", multiple: true },
-      version: { type: "string" },
-      channel: { type: "string" },
-      skip: { type: "string", multiple: true },
-      force: { type: "boolean" },
-      gate: { type: "string" },
-      "dry-run": { type: "boolean" },
-      json: { type: "boolean" },
-      "add-to-store": { type: "boolean" },
-      jobs: { type: "string" },
-      connections: { type: "string" },
-      "allow-http": { type: "boolean" },
-      "no-progress": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
+  const { help, values } = parseCommandLine(COMMAND, args);
+  if (help) {
+    console.log(formatHelp(COMMAND));
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
-  if (
-    values.jobs !== undefined &&
-    !(/^\d+$/.test(values.jobs) && +values.jobs >= 1 && +values.jobs <= 64)
-  ) {
-    throw new UsageError(`Invalid --jobs "${values.jobs}": use 1 to 64`);
-  }
-  if (
-    values.connections !== undefined &&
-    !(/^\d+$/.test(values.connections) && +values.connections >= 1 && +values.connections <= 64)
-  ) {
-    throw new UsageError(`Invalid --connections "${values.connections}": use 1 to 64`);
-  }
-  if (values.version !== undefined && !isValidVersion(values.version)) {
-    throw new UsageError(`Invalid --version "${values.version}": not a TheRock version`);
-  }
-  for (const version of values.skip ?? []) {
-    if (!isValidVersion(version)) {
-      throw new UsageError(`Invalid --skip "${version}": not a TheRock version`);
-    }
-  }
-  if (values.channel !== undefined && !isChannel(values.channel)) {
-    throw new UsageError(`Invalid --channel "${values.channel}": use nightly, stable or rc`);
+  if (values.commit && values["dry-run"]) {
+    throw new UsageError("--commit writes a commit, --dry-run nothing: give one (see --help)");
   }
   // As nix does: flake.nix here, or in the nearest folder above.
   const found = values.flake === undefined ? await findFlake() : undefined;
   if (found?.above) console.error(`update: using ${displayText(found.path)}`);
   const options: UpdateOptions = {
-    dryRun: values["dry-run"] ?? false,
-    addToStore: values["add-to-store"] ?? false,
-    allowHttp: values["allow-http"] ?? false,
-    targets: values.target ?? [],
-    skip: values.skip ?? [],
-    force: values.force ?? false,
+    dryRun: values["dry-run"],
+    addToStore: values["add-to-store"],
+    allowHttp: values["allow-http"],
+    targets: values.target,
+    skip: values.skip,
+    force: values.force,
     ...(values.channel === undefined ? {} : { channel: values.channel }),
     ...(values.gate === undefined ? {} : { gate: values.gate }),
     flake: values.flake ?? found!.path,
     ...(values.index === undefined ? {} : { index: values.index }),
     ...(values.version === undefined ? {} : { version: values.version }),
-    ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
-    ...(values.connections === undefined ? {} : { connections: Number(values.connections) }),
+    ...(values.jobs === undefined ? {} : { jobs: values.jobs }),
+    ...(values.connections === undefined ? {} : { connections: values.connections }),
   };
   const display = createProgressDisplay({
     enabled: !values["no-progress"] && Deno.stderr.isTerminal(),
@@ -152,6 +184,12 @@ async function main(args: string[]): Promise<number> {
       console.error(`update: warning: ${displayText(warning)}`);
     }
     console.log(values.json ? displayJson(result) : formatUpdateReport(result));
+    if (values.commit && result.commitMessage !== null) {
+      const commit = await commitFile(options.flake ?? "flake.nix", result.commitMessage, {
+        signal: controller.signal,
+      });
+      console.error(`update: committed ${commit} "${displayText(result.commitMessage)}"`);
+    }
     return 0;
   } catch (error) {
     // The gate's own output first, then the verdict (runMain's one line).

@@ -10,6 +10,7 @@
 
 import { listAttrNames, MissingBindingError, readBinding, readStringList } from "./flake_edit.ts";
 import { scanBindings } from "./nix_bindings.ts";
+import { oneOf } from "../cli/command_line.ts";
 
 /** The channels AMD publishes, in the order tools list them. */
 export const CHANNELS: readonly Channel[] = ["nightly", "stable", "rc"];
@@ -247,4 +248,24 @@ export function addChannel(
     text = text.slice(0, semicolon.start) + ` ${channel}` + text.slice(semicolon.start);
   }
   return text;
+}
+
+/**
+ * The command-line parser of a `--channel` value (lib/cli/command_line.ts):
+ * a channel, or a `ValueError` that lists them (and names the
+ * nearest, for a typo).
+ *
+ * @example Usage
+ * ```ts
+ * import { channelName } from "./channels.ts";
+ *
+ * channelName("stable"); // "stable"
+ * ```
+ *
+ * @param text The flag's text.
+ * @returns The channel.
+ * @throws {ValueError} When `text` names no channel.
+ */
+export function channelName(text: string): Channel {
+  return oneOf(CHANNELS)(text);
 }

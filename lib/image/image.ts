@@ -18,7 +18,9 @@ import {
   writeDockerArchive,
   writeOciLayout,
 } from "./oci.ts";
-import { scanClosure } from "../store/store_scan.ts";
+import { type ClosureFiles, scanClosure, type StoreFile } from "../store/store_scan.ts";
+import { targetIsas, tokensMatchTarget } from "../releases/isa_files.ts";
+import { kernelTokens } from "../releases/kernel_files.ts";
 
 /** Options for {@linkcode writeImage}. */
 export interface WriteImageOptions {
@@ -103,8 +105,47 @@ export interface WriteImageOptions {
 export async function writeImage(
   closure: Closure,
   options: WriteImageOptions,
-): Promise<ImageResult> {
+): Promise<WrittenImage> {
   const { files, directories } = await scanClosure(closure);
+  const warnings = options.target === undefined ? [] : missingGpuCode(files, options.target);
+  return { ...await writeLayers(closure, files, directories, options), warnings };
+}
+
+/** What {@linkcode writeImage} wrote. */
+export interface WrittenImage extends ImageResult {
+  /**
+   * Things the user should know: the ISAs of the target the closure has no
+   * GPU code for (the image would run nothing on those GPUs).
+   */
+  warnings: string[];
+}
+
+// The ISAs of `target` that no GPU code file of the closure (a kind of
+// lib/releases/kernel_files.ts) carries: an image for them runs no kernel.
+function missingGpuCode(files: Map<string, StoreFile[]>, target: string): string[] {
+  const found = new Set<string>();
+  for (const [storePath, list] of files) {
+    for (const file of list) {
+      if (file.type !== "file") continue;
+      for (const token of kernelTokens(file.path.slice(storePath.length))) found.add(token);
+    }
+  }
+  const tokens = [...found].sort();
+  const missing = targetIsas(target).filter((isa) => !tokensMatchTarget(tokens, [isa]));
+  if (missing.length === 0) return [];
+  const has = tokens.length === 0 ? "none at all" : `only for ${tokens.join(", ")}`;
+  return [
+    `--target ${target}: the closure has no GPU code for ${missing.join(", ")} (${has}); ` +
+    "the image keeps no kernel for it: build the closure of a package for that target",
+  ];
+}
+
+async function writeLayers(
+  closure: Closure,
+  files: Map<string, StoreFile[]>,
+  directories: ClosureFiles["directories"],
+  options: WriteImageOptions,
+): Promise<ImageResult> {
   const layers = planLayers(closure, files, {
     target: options.target,
     ...(options.maxLayers === undefined ? {} : { maxLayers: options.maxLayers }),

@@ -348,9 +348,7 @@ export function formatDetection(detection: Detection): string {
       : `${r.nodes.length} GPUs, nodes ${r.nodes.join(", ")}`;
     lines.push(
       "",
-      `${r.isa} (${count}): ${
-        r.products.join(", ") || "no product name in lib/releases/targets.json"
-      }`,
+      `${r.isa} (${count}): ${r.products.join(", ") || "no product name in the target table"}`,
     );
     if (!r.supported) {
       lines.push(
@@ -381,7 +379,7 @@ export function formatDetection(detection: Detection): string {
  * import { unknownGpusError } from "./detect.ts";
  *
  * unknownGpusError([{ node: 1, gfxTargetVersion: 130000, isa: "gfx1300" }]);
- * // 'GPU node 1 (gfx_target_version 130000, gfx1300) is unknown to lib/releases/targets.json: …'
+ * // 'GPU node 1 (gfx_target_version 130000, gfx1300) is unknown to the target table: …'
  * ```
  *
  * @param unknown The GPUs, from {@linkcode Detection.unknown}.
@@ -394,7 +392,7 @@ export function unknownGpusError(unknown: UnknownGpu[]): string {
 function unknownText(gpu: UnknownGpu): string {
   const what = gpu.isa === null
     ? `(gfx_target_version ${gpu.gfxTargetVersion}) has no ISA name (minor or stepping above 15)`
-    : `(gfx_target_version ${gpu.gfxTargetVersion}, ${gpu.isa}) is unknown to lib/releases/targets.json: ` +
+    : `(gfx_target_version ${gpu.gfxTargetVersion}, ${gpu.isa}) is unknown to the target table: ` +
       "no family ships it and no supported ISA of its generation is listed";
   return `${what}; please report it with the output of \`cat /sys/class/kfd/kfd/topology/nodes/${gpu.node}/properties\``;
 }
@@ -555,4 +553,27 @@ async function channelsOf(path: string, what: string): Promise<PinnedChannel[]> 
     if (!(error instanceof SyntaxError)) throw error;
     throw new SyntaxError(`Cannot read the registry of ${what}: ${error.message}`);
   }
+}
+
+/**
+ * What each channel of the flake's registry pins, found as
+ * {@linkcode detectInstallation} finds it (`flake`, else ./flake.nix, else the
+ * app's own flake), for `detect --list-targets`; no GPU is read.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { registryPins } from "./detect.ts";
+ *
+ * const { channels } = await registryPins({ flake: "flake.nix" });
+ * channels?.map((c) => c.channel); // ["nightly", "stable"]
+ * ```
+ *
+ * @param options The flake, or the app's flake (`sysfs` is not read).
+ * @returns The channels (`null` when no registry was found) and why not.
+ * @throws {Error} When a given `flake` cannot be read or has no registry.
+ */
+export async function registryPins(
+  options: DetectOptions = {},
+): Promise<{ channels: PinnedChannel[] | null; notes: string[] }> {
+  return await readRegistry(options);
 }

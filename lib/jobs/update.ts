@@ -62,6 +62,7 @@ import { prefetch } from "../fetch/prefetch.ts";
 import { chooseRelease, type HeldBack } from "../releases/release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "../releases/tarball_name.ts";
 import { resolveTarget } from "../releases/targets.ts";
+import { coveringFamily } from "../releases/target_names.ts";
 import { compareVersions, isValidVersion, parseVersion } from "../releases/versions.ts";
 import { unifiedDiff } from "../cli/unified_diff.ts";
 import { runGate } from "./update_gate.ts";
@@ -326,6 +327,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   });
   const families = new Set(listing.entries.map((entry) => entry.family));
   const required: string[] = [];
+  const targetNotes: string[] = [];
   for (const name of options.targets ?? []) {
     const family = families.has(name) || !isKnownName(name)
       ? name
@@ -334,6 +336,16 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
       throw new SyntaxError(`Cannot track target "${name}": not a TheRock family or known ISA`);
     }
     required.push(family);
+    // Say so when a tracked family already serves it: nothing may happen silently.
+    const covering = coveringFamily(name, tracked);
+    if (covering !== undefined) {
+      targetNotes.push(
+        tracked.includes(family)
+          ? `--target ${name}: already served by the tracked family ${covering}; nothing to add`
+          : `--target ${name}: the tracked family ${covering} already serves it; ` +
+            `${family} is added as a tarball of its own`,
+      );
+    }
   }
   const targets = [...new Set([...tracked, ...required])];
   // Only targets named with --target may become new keys of srcHashes.
@@ -371,7 +383,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     moved,
     dryRun: options.dryRun ?? false,
   });
-  warnings.unshift(...listing.warnings);
+  warnings.unshift(...listing.warnings, ...targetNotes);
   const result: UpdateResult = {
     flake,
     registry,

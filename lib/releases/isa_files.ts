@@ -16,6 +16,7 @@
  * @module
  */
 
+import { unknownTargetMessage } from "./target_names.ts";
 import { targetTable as targets } from "./targets.ts";
 
 // An ISA (gfx900, gfx90a, gfx1151), a family (gfx90X, gfx110X) or a generic
@@ -90,7 +91,8 @@ export function tokenCoversIsa(token: string, isa: string): boolean {
  *
  * @param target An ISA or a family name.
  * @returns The ISAs, sorted.
- * @throws {RangeError} When lib/releases/targets.json knows neither an ISA nor a family by that name.
+ * @throws {RangeError} When the target table knows neither an ISA nor a family by that name
+ * (the message names the nearest one).
  *
  * @example Usage
  * ```ts
@@ -106,9 +108,7 @@ export function targetIsas(target: string): string[] {
   if (Object.hasOwn(targets.families, target) && family !== undefined) {
     return [...family.isas].sort();
   }
-  throw new RangeError(
-    `Unknown GPU target "${target}": expected an ISA or family of lib/releases/targets.json (e.g. "${targets.defaultTarget}")`,
-  );
+  throw new RangeError(unknownTargetMessage(target));
 }
 
 /**

@@ -136,7 +136,8 @@ export function candidateFamilies(name: string): string[] {
     candidates = [name, currentFamilyName(name)];
   } else {
     throw new RangeError(
-      `Cannot resolve target "${name}": not an ISA or family of lib/releases/targets.json`,
+      `Cannot resolve target "${name}": not an ISA or family of the target table ` +
+        "(list them: detect --list-targets)",
     );
   }
   return [...new Set(candidates)];

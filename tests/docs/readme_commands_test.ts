@@ -17,6 +17,7 @@ import {
 } from "../../lib/jobs/demo_mirror.ts";
 import { targetTable } from "../../lib/releases/targets.ts";
 import { parseVersion } from "../../lib/releases/versions.ts";
+import { NEXT_COMMANDS } from "../../scripts/demo.ts";
 import { repoRoot, run, withTempDir } from "../_tools.ts";
 
 /** What a checkout holds that `deno task` needs. */
@@ -45,7 +46,18 @@ function nextNightly(version: string): string {
 Deno.test("README marks its runnable commands", () => {
   const commands = runnableCommands(Deno.readTextFileSync(join(repoRoot, "README.md")));
   assert.ok(commands.includes("deno task demo"), commands.join("\n"));
-  assert.ok(commands.some((c) => c.startsWith("deno task update")), commands.join("\n"));
+  assert.ok(commands.some((c) => c.startsWith("deno task update -- ")), commands.join("\n"));
+});
+
+Deno.test("the demo's closing hint names commands README runs, as written", () => {
+  const commands = runnableCommands(Deno.readTextFileSync(join(repoRoot, "README.md")))
+    .map((command) => command.replace(/\s+#.*$/, ""));
+  const hinted = NEXT_COMMANDS.map((hint) => hint.split(/\s{2,}/)[0]!)
+    .filter((command) => command.startsWith("deno task "));
+  assert.ok(hinted.length > 0, NEXT_COMMANDS.join("\n"));
+  for (const command of hinted) {
+    assert.ok(commands.includes(command), `"${command}" is not among README's runnable commands`);
+  }
 });
 
 Deno.test("README's runnable commands succeed as written, against a loopback mirror", async (t) => {

@@ -254,7 +254,7 @@ Deno.test("rewrite.ts exits 2 on a wrong command line", async () => {
     await assertUnchanged(dir, original);
     const help = await rewrite(dir, "--help");
     equal(help.code, 0);
-    match(help.stdout, /^Usage: rewrite\.ts/);
-    match(help.stdout, /Example:\n {2}rewrite\.ts --set nightly\.version=/);
+    match(help.stdout, /^Usage: rewrite \[options\]\n/);
+    match(help.stdout, /Examples:\n {2}rewrite --set nightly\.version=/);
   });
 });

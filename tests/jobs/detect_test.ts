@@ -481,7 +481,7 @@ Deno.test("detect: a GPU whose ISA the table does not know is named with its gfx
     assert.equal(lines.length, 1, result.stderr);
     assert.match(
       lines[0]!,
-      /^detect: GPU node 2 \(gfx_target_version 130000, gfx1300\) is unknown to lib\/releases\/targets\.json/,
+      /^detect: GPU node 2 \(gfx_target_version 130000, gfx1300\) is unknown to the target table/,
     );
     assert.match(lines[0]!, /GPU node 3 \(gfx_target_version 101600\) has no ISA name/);
     assert.doesNotMatch(result.stderr, /\bat .*\.ts:\d+/);

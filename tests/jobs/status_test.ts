@@ -186,7 +186,7 @@ Deno.test("status.ts exits 1 when a pin is gone from every URL, or not verified:
 Deno.test("status.ts exits 2 on a bad command line", async () => {
   const bad = await cli("--channel", "beta");
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /status: Invalid --channel "beta"/);
+  assert.match(bad.stderr, /status: invalid --channel "beta"/);
   const help = await cli("--help");
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: status/);

@@ -382,7 +382,7 @@ Deno.test({
       }
       const help = await script(["--help"]);
       assert.equal(help.code, 0);
-      assert.match(help.stdout, /Example:\n {2}nix build/);
+      assert.match(help.stdout, /Examples:\n {2}nix build/);
     });
   },
 });
