@@ -24,7 +24,7 @@ function script(name: string, args: string[]): ReturnType<typeof run> {
 }
 
 Deno.test("every script's --help has the shared form", async () => {
-  assert.equal(names.length, 8, names.join(", "));
+  assert.equal(names.length, 9, names.join(", "));
   const helps = await Promise.all(names.map((name) => script(name, ["--help"])));
   names.forEach((name, i) => {
     const { code, stdout, stderr } = helps[i]!;
