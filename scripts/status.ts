@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { type Channel, isChannel } from "../lib/flake/channels.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { displayJson, displayText } from "../lib/cli/display.ts";
-import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
+import { flakeStatus, formatStatusReport, statusOutcome } from "../lib/jobs/status.ts";
 
 const USAGE = `Usage: status [options]
 
@@ -23,7 +23,8 @@ A pin is gone when every URL answers 404 or 410; a URL that cannot be reached
 is reported as unreachable, and one whose redirect is refused (another scheme,
 plain http elsewhere, more than 10 hops) as not verified; neither is gone, and
 a pin that no URL was shown to serve is not verified. Credentials in URLs are
-shown as ***.
+shown as ***. Each finding is one line of the report on stdout; stderr gets
+one summary line.
 
 Options:
   --flake PATH      the flake to check (default: flake.nix)
@@ -34,7 +35,9 @@ Options:
   -h, --help        show this help
 
 Exit status: 0 every pin is served somewhere (warnings may follow), 1 a pin is
-gone from every URL or not verified (or the check failed), 2 usage error.
+gone from every URL or not verified (or the check failed), 2 usage error,
+3 nothing could be checked (no URL answered: refused, DNS, TLS, timeout),
+128+N ended by signal N.
 
 Examples:
   status
@@ -79,13 +82,11 @@ async function main(args: string[]): Promise<number> {
     ...(channels.length === 0 ? {} : { channels }),
     ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
   });
-  for (const warning of report.warnings) console.error(`status: warning: ${displayText(warning)}`);
-  for (const pin of report.gone) console.error(`status: ${pin} is gone from every URL`);
-  for (const pin of report.unverified) {
-    console.error(`status: ${pin} is not verified: no URL was shown to serve it`);
-  }
+  // The findings are the report's lines, printed once; stderr gets the summary.
   console.log(values.json ? displayJson(report) : formatStatusReport(report));
-  return report.gone.length > 0 || report.unverified.length > 0 ? 1 : 0;
+  const outcome = statusOutcome(report);
+  if (outcome.summary !== null) console.error(`status: ${displayText(outcome.summary)}`);
+  return outcome.code;
 }
 
 if (import.meta.main) await runMain("status", main);
