@@ -421,6 +421,17 @@ export async function requireCurrentNix(purpose: string): Promise<CurrentNix | n
     usable = false;
   }
   if (!usable) problems.push(`${nix} does not run (.ci/current-nix installs it)`);
+  else {
+    // Present but unusable: a store this user cannot open (a root-owned one).
+    const probe = await run(nix, ["eval", "--expr", "1"], { env: nixEnv() });
+    if (probe.code !== 0) {
+      problems.push(
+        `${nix} cannot open its store as uid ${Deno.uid()}: ${
+          probe.stderr.trim().split("\n").at(-1)
+        }`,
+      );
+    }
+  }
   let nixpkgsLib: string | undefined;
   for (const path of libCandidates) {
     if (await pathExists(`${path}/lib/default.nix`)) {

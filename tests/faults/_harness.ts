@@ -13,6 +13,7 @@ import { equal, match } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
 import { parseSri } from "../../lib/hash/hash.ts";
+import { needsOf } from "./_needs.ts";
 import { nixEnv, repoRoot, unregisteredInStore } from "../_tools.ts";
 
 /** One fault case: a name and a body that throws when a promise breaks. */
@@ -307,7 +308,7 @@ export function registerClasses(classes: FaultClass[]): void {
       await pool(cases, 3, async (c) => {
         const ok = await t.step({
           name: c.name,
-          ignore: !(await c.needs?.() ?? true),
+          ignore: !(await (c.needs ?? needsOf(c.name))?.() ?? true),
           fn: () => bounded(c.run(), 120_000, c.name),
           sanitizeOps: false,
           sanitizeResources: false,
