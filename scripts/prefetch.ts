@@ -29,7 +29,7 @@ import {
   prefetchJson,
   type PrefetchOptions,
 } from "../lib/fetch/prefetch.ts";
-import type { ProgressDisplay } from "../lib/cli/progress.ts";
+import type { ProgressBar, ProgressDisplay } from "../lib/cli/progress.ts";
 
 const COMMAND = defineCommand({
   name: "prefetch",
@@ -157,22 +157,21 @@ async function main(args: string[]): Promise<number> {
   if (values.connections !== undefined) options.connections = values.connections;
 
   let display: ProgressDisplay | undefined;
+  let shownBar: ProgressBar | undefined;
   if (!values["no-progress"] && Deno.stderr.isTerminal()) {
-    // Loaded only for a terminal: npm's cli-progress costs start-up time and memory.
+    // Loaded only for a terminal.
     const progress = await import("../lib/cli/progress.ts");
     const shown = display = progress.createProgressDisplay({ enabled: true });
-    const bar = shown.bar(values.name ?? defaultName(source), undefined);
+    const bar = shownBar = shown.bar(values.name ?? defaultName(source), undefined);
     options.onProgress = ({ received, total }) => bar.update(received, total);
-    options.onRetry = ({ attempt, attempts, error, received }) =>
-      shown.log(
-        `retry ${attempt}/${attempts} from ${progress.formatBytes(received)}: ${error.message}`,
-      );
+    options.onRetry = (info) => bar.retry(info);
   }
   const controller = new AbortController();
   using _interrupt = abortOnInterrupt(controller);
   options.signal = controller.signal;
   try {
     const result = await prefetch(source, options);
+    shownBar?.done({ size: result.size, hash: formatHash(result.hash, "sri") });
     display?.stop();
     if (values.json) {
       console.log(displayJson(prefetchJson(result)));

@@ -19,7 +19,7 @@ import {
 } from "../lib/cli/command_line.ts";
 import { displayJson, displayText } from "../lib/cli/display.ts";
 import { findFlake } from "../lib/flake/find_flake.ts";
-import { flakeStatus, formatStatusReport } from "../lib/jobs/status.ts";
+import { flakeStatus, formatStatusReport, statusOutcome } from "../lib/jobs/status.ts";
 
 const COMMAND = defineCommand({
   name: "status",
@@ -32,7 +32,8 @@ A pin is gone when every URL answers 404 or 410; a URL that cannot be reached
 is reported as unreachable, and one whose redirect is refused (another scheme,
 plain http elsewhere, more than 10 hops) as not verified; neither is gone, and
 a pin that no URL was shown to serve is not verified. Credentials in URLs are
-shown as ***.`,
+shown as ***. Each finding is one line of the report on stdout; stderr gets
+one summary line.`,
   flags: {
     flake: {
       type: "string",
@@ -59,6 +60,7 @@ shown as ***.`,
   exitStatus: {
     0: "every pin is served somewhere (warnings may follow)",
     1: "a pin is gone from every URL or not verified (or the check failed)",
+    3: "nothing could be checked (no URL answered: refused, DNS, TLS, timeout)",
   },
   examples: ["status", "status --channel nightly --json"],
 });
@@ -86,13 +88,11 @@ async function main(args: string[]): Promise<number> {
     ...(channels.length === 0 ? {} : { channels }),
     timeoutSeconds: timeout,
   });
-  for (const warning of report.warnings) console.error(`status: warning: ${displayText(warning)}`);
-  for (const pin of report.gone) console.error(`status: ${pin} is gone from every URL`);
-  for (const pin of report.unverified) {
-    console.error(`status: ${pin} is not verified: no URL was shown to serve it`);
-  }
+  // The findings are the report's lines, printed once; stderr gets the summary.
   console.log(values.json ? displayJson(report) : formatStatusReport(report));
-  return report.gone.length > 0 || report.unverified.length > 0 ? 1 : 0;
+  const outcome = statusOutcome(report);
+  if (outcome.summary !== null) console.error(`status: ${displayText(outcome.summary)}`);
+  return outcome.code;
 }
 
 if (import.meta.main) await runMain("status", main);

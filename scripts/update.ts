@@ -171,9 +171,13 @@ async function main(args: string[]): Promise<number> {
     enabled: !values["no-progress"] && Deno.stderr.isTerminal(),
   });
   const bars = new Map<string, ProgressBar>();
-  options.onStart = (target, entry) => bars.set(target, display.bar(target, entry.size));
+  options.onQueue = (target) => bars.set(target, display.queue(target));
+  options.onStart = (target, entry) => bars.get(target)?.start(entry.size);
   options.onProgress = (target, received, total) => bars.get(target)?.update(received, total);
-  options.onDone = (target) => bars.get(target)?.done();
+  options.onRetry = (target, info) => bars.get(target)?.retry(info);
+  options.onDone = (target, hash, size) => bars.get(target)?.done({ size, hash });
+  options.onFail = (target, error) =>
+    bars.get(target)?.fail(controller.signal.aborted ? "stopped" : error.message.split("\n")[0]!);
   const controller = new AbortController();
   using _interrupt = abortOnInterrupt(controller);
   options.signal = controller.signal;

@@ -29,9 +29,11 @@ export async function hasTool(name: string): Promise<boolean> {
 }
 
 /**
- * Resolves to `true` when every tool is present. When one is missing it
- * prints why the caller's tests are skipped and resolves to `false`, or, when
- * `CI=true`, throws.
+ * Resolves to `true` when every tool is present and usable. When one is
+ * missing, or present but unusable for this user — Nix whose store this user
+ * can neither open nor reach through a daemon; `nix-build` and `nix-daemon`,
+ * which need a store this user can add to — it prints why the caller's tests
+ * are skipped and resolves to `false`, or, when `CI=true`, throws.
  *
  * @example
  * ```ts
@@ -42,13 +44,126 @@ export async function hasTool(name: string): Promise<boolean> {
 export async function requireTools(purpose: string, ...names: string[]): Promise<boolean> {
   const missing: string[] = [];
   for (const name of names) if (!await hasTool(name)) missing.push(name);
-  if (missing.length === 0) return true;
-  const reason = `${purpose}: ${missing.join(", ")} not found on PATH`;
+  if (missing.length > 0) return skip(purpose, `${missing.join(", ")} not found on PATH`);
+  if (names.some((name) => NIX_TOOLS.has(name))) {
+    const unusable = await nixUnusable();
+    if (unusable !== undefined) return skip(purpose, unusable);
+  }
+  if (names.some((name) => STORE_WRITERS.has(name))) {
+    const unwritable = await storeUnwritable();
+    if (unwritable !== undefined) return skip(purpose, unwritable);
+  }
+  return true;
+}
+
+/**
+ * Resolves to `true` when this user can add to the Nix store: the local store
+ * is writable (root, or a single-user install of one's own), or a nix-daemon
+ * answers on its socket (a multi-user install). Otherwise it skips with a
+ * printed reason, or throws when `CI=true`.
+ *
+ * @example
+ * ```ts
+ * const store = await requireWritableStore("prefetch --add-to-store");
+ * Deno.test({ name: "…", ignore: !store, fn: async () => {} });
+ * ```
+ */
+export async function requireWritableStore(purpose: string): Promise<boolean> {
+  if (!await requireTools(purpose, "nix-store")) return false;
+  const unwritable = await storeUnwritable();
+  return unwritable === undefined ? true : skip(purpose, unwritable);
+}
+
+/**
+ * Resolves to `true` when this user can write the local Nix store itself
+ * (`/nix/store` and its database), as prefetch's direct route and a private
+ * nix-daemon need: root, or a single-user install owned by this user. A
+ * daemon of a multi-user install does not count. Otherwise it skips with a
+ * printed reason, or throws when `CI=true`.
+ */
+export async function requireLocalStore(purpose: string): Promise<boolean> {
+  if (!await requireTools(purpose, "nix-store")) return false;
+  const unwritable = await localStoreUnwritable();
+  return unwritable === undefined ? true : skip(purpose, unwritable);
+}
+
+/**
+ * Resolves to `true` when the tests run as root (mknod, chown to another
+ * user, mount). Otherwise it skips with a printed reason, or throws when
+ * `CI=true`.
+ */
+export function requireRoot(purpose: string): boolean {
+  return Deno.uid() === 0 || skip(purpose, `not root (uid ${Deno.uid()})`);
+}
+
+/** Prints why `purpose` is skipped and returns `false`; with `CI=true`, throws instead. */
+function skip(purpose: string, why: string): false {
+  const reason = `${purpose}: ${why}`;
   if (Deno.env.get("CI") === "true") {
-    throw new Error(`${reason} (CI=true: .ci/run must install it)`);
+    throw new Error(`${reason} (CI=true: .ci/run must provide it)`);
   }
   console.log(`SKIP ${reason}`);
   return false;
+}
+
+/** Nix's programs, which all open the store (nix-hash and nix-prefetch-url aside). */
+const NIX_TOOLS = new Set([
+  "nix",
+  "nix-build",
+  "nix-instantiate",
+  "nix-store",
+  "nix-shell",
+  "nix-env",
+  "nix-daemon",
+]);
+/** Programs that add to the store: they need one this user can write or reach by a daemon. */
+const STORE_WRITERS = new Set(["nix-build", "nix-shell", "nix-env", "nix-daemon"]);
+
+let nixProbe: Promise<string | undefined> | undefined;
+/** Why Nix cannot open its store for this user, or `undefined` when it can (asked once). */
+function nixUnusable(): Promise<string | undefined> {
+  return nixProbe ??= (async () => {
+    // Evaluating opens the store: a root-owned single-user store fails here
+    // for anyone else ("could not set permissions on …/profiles/per-user",
+    // "opening lock file …/big-lock: Permission denied").
+    const probe = await run("nix-instantiate", ["--eval", "-E", "1"], { env: nixEnv() })
+      .catch((error: Error) => ({ code: -1, stdout: "", stderr: error.message }));
+    if (probe.code === 0) return undefined;
+    const first = probe.stderr.trim().split("\n")[0] ?? "";
+    return `Nix cannot open its store as uid ${Deno.uid()}: ${first}`;
+  })();
+}
+
+const DAEMON_SOCKET = "/nix/var/nix/daemon-socket/socket";
+let storeProbe: Promise<string | undefined> | undefined;
+/** Why this user cannot add to the store, or `undefined` when they can (asked once). */
+function storeUnwritable(): Promise<string | undefined> {
+  return storeProbe ??= (async () => {
+    const local = await localStoreUnwritable();
+    if (local === undefined) return undefined;
+    const socket = Deno.env.get("NIX_DAEMON_SOCKET_PATH") ?? DAEMON_SOCKET;
+    try {
+      const conn = await Deno.connect({ transport: "unix", path: socket });
+      conn.close();
+      return undefined;
+    } catch (error) {
+      return `${local}, and no nix-daemon answers on ${socket} (${(error as Error).message})`;
+    }
+  })();
+}
+
+/** Why this user cannot write the local store itself, or `undefined` when they can. */
+async function localStoreUnwritable(): Promise<string | undefined> {
+  const test = await run("sh", [
+    "-c",
+    'test -w "$1" && test -w "$2"',
+    "sh",
+    "/nix/store",
+    "/nix/var/nix/db",
+  ]);
+  return test.code === 0
+    ? undefined
+    : `uid ${Deno.uid()} cannot write /nix/store and /nix/var/nix/db`;
 }
 
 /**
@@ -306,6 +421,17 @@ export async function requireCurrentNix(purpose: string): Promise<CurrentNix | n
     usable = false;
   }
   if (!usable) problems.push(`${nix} does not run (.ci/current-nix installs it)`);
+  else {
+    // Present but unusable: a store this user cannot open (a root-owned one).
+    const probe = await run(nix, ["eval", "--expr", "1"], { env: nixEnv() });
+    if (probe.code !== 0) {
+      problems.push(
+        `${nix} cannot open its store as uid ${Deno.uid()}: ${
+          probe.stderr.trim().split("\n").at(-1)
+        }`,
+      );
+    }
+  }
   let nixpkgsLib: string | undefined;
   for (const path of libCandidates) {
     if (await pathExists(`${path}/lib/default.nix`)) {

@@ -1,44 +1,85 @@
 /**
- * Progress bars on stderr — bytes, rate and ETA — for one download or several
- * at once, shown only when stderr is a terminal.
+ * Progress on stderr for one download or several at once, shown only when
+ * stderr is a terminal: a line per download, redrawn in place.
  *
- * Drawing is done by `npm:cli-progress`, whose MultiBar redraws several bars
- * in place and throttles redraws (10 per second) however often bars are
- * updated. It runs unchanged under Deno through `node:process`'s stderr.
- * This module is for the interactive scripts only: nothing that runs inside a
- * Nix build may import it (npm packages cannot be fetched in the sandbox), and
- * `mod.ts` does not re-export it.
+ * A line goes through three states. **Queued**: waiting for a free job
+ * (`queued  gfx1151`). **Running**: a bar, bytes, rate and ETA, and
+ * `retry 1/5` while a retry is pending. **Done**: its final frame, drawn the
+ * moment that download ends, whatever the others are doing — size, time
+ * taken and hash (`done  1.50 MiB in 0:42  sha256-…  gfx1151`); a download
+ * that failed says so instead. Lines never go back to an earlier state, so
+ * the screen at the end is the record of the run.
+ *
+ * Drawing: each redraw moves the cursor up over the lines it drew last time,
+ * clears and rewrites them; lines printed with `log` go above. Redraws of
+ * byte counts are throttled (10 per second), state changes are drawn at
+ * once. Lines are cut at the terminal's width (the label last, so figures
+ * stay), since a wrapped line would throw off the cursor movement.
+ *
+ * This module is for the interactive scripts only: `mod.ts` does not
+ * re-export it.
  *
  * @module
  */
 
-// Scripts run from a URL ignore deno.json's import map: the versioned specifier must be inline.
-import cliProgress from "npm:cli-progress@^3";
-import process from "node:process";
 import { displayText } from "./display.ts";
 
-/** A set of progress bars drawn together. */
+/** A set of progress lines drawn together. */
 export interface ProgressDisplay {
   /**
-   * Adds a bar.
+   * Adds a running download's line.
    *
-   * @param label What the bar is for (e.g. a file name).
+   * @param label What the line is for (e.g. a file name or a target).
    * @param total The size in bytes, when known.
-   * @returns The bar.
+   * @returns The line.
    */
   bar(label: string, total: number | undefined): ProgressBar;
   /**
-   * Prints a line above the bars (nothing when the display is disabled).
+   * Adds a line for a download waiting its turn; {@linkcode ProgressBar.start}
+   * starts it.
+   *
+   * @param label What the line is for.
+   * @returns The line, queued.
+   */
+  queue(label: string): ProgressBar;
+  /**
+   * Prints a line above the progress lines (nothing when the display is disabled).
    *
    * @param line The text, without a trailing newline.
    */
   log(line: string): void;
-  /** Draws the bars one last time and releases the terminal. */
+  /** Draws every line one last time and releases the terminal. */
   stop(): void;
 }
 
-/** One bar of a {@linkcode ProgressDisplay}. */
+/** What a finished download's final frame shows. */
+export interface ProgressResult {
+  /** Bytes downloaded. */
+  size: number;
+  /** The hash, as it will be printed (an SRI string). */
+  hash?: string;
+}
+
+/** A retry about to happen, as {@linkcode ProgressBar.retry} shows it. */
+export interface ProgressRetry {
+  /** Which retry: 1 for the first. */
+  retry: number;
+  /** Retries allowed in all. */
+  retries: number;
+  /** Bytes kept, from which the retry resumes. */
+  received: number;
+  /** Why the attempt failed. */
+  error: Error;
+}
+
+/** One line of a {@linkcode ProgressDisplay}. */
 export interface ProgressBar {
+  /**
+   * Marks a queued line as running.
+   *
+   * @param total The size in bytes, when known.
+   */
+  start(total?: number): void;
   /**
    * Sets the number of bytes done (and the total, when it became known).
    *
@@ -46,8 +87,24 @@ export interface ProgressBar {
    * @param total The size in bytes, when known.
    */
   update(received: number, total?: number): void;
-  /** Marks the bar finished. */
-  done(): void;
+  /**
+   * Shows a pending retry (`retry 1/5`) on the line, and logs why above.
+   *
+   * @param info The retry's number, the retries allowed, bytes kept, the failure.
+   */
+  retry(info: ProgressRetry): void;
+  /**
+   * Draws the final frame now: done, size, time taken, hash.
+   *
+   * @param result The size and, when known, the hash.
+   */
+  done(result?: ProgressResult): void;
+  /**
+   * Draws the line as failed now.
+   *
+   * @param reason Why, in a few words.
+   */
+  fail(reason: string): void;
 }
 
 /** Options for {@linkcode createProgressDisplay}. */
@@ -64,25 +121,39 @@ export interface ProgressDisplayOptions {
    * @default {true unless the NO_COLOR environment variable is set}
    */
   color?: boolean;
-}
-
-/** The parts of cli-progress used here (the package ships no types). */
-interface CliBar {
-  update(value: number, payload?: Record<string, unknown>): void;
-  setTotal(total: number): void;
-  stop(): void;
-}
-interface CliMultiBar {
-  create(total: number, start: number, payload?: Record<string, unknown>): CliBar;
-  log(text: string): void;
-  stop(): void;
-}
-interface CliProgress {
-  MultiBar: new (options: Record<string, unknown>) => CliMultiBar;
+  /**
+   * Where to write.
+   *
+   * @default {Deno.stderr}
+   */
+  output?: { writeSync(bytes: Uint8Array): number };
+  /**
+   * The terminal's width in columns.
+   *
+   * @default {Deno.consoleSize().columns, or 80}
+   */
+  columns?: () => number;
 }
 
 /** Seconds of history the displayed rate is averaged over. */
 const RATE_WINDOW_MS = 5000;
+/** At most one redraw of byte counts per this many ms. */
+const REDRAW_MS = 100;
+
+type State =
+  | { kind: "queued" }
+  | { kind: "running"; retry?: string }
+  | { kind: "done"; size: number; hash?: string; ms: number }
+  | { kind: "failed"; reason: string };
+
+interface Line {
+  label: string;
+  state: State;
+  received: number;
+  total: number | undefined;
+  rate: number;
+  started: number;
+}
 
 /**
  * Creates a progress display on stderr.
@@ -92,98 +163,222 @@ const RATE_WINDOW_MS = 5000;
  * import { createProgressDisplay } from "./progress.ts";
  *
  * const display = createProgressDisplay();
- * const bar = display.bar("therock.tar.gz", 1000);
+ * const waiting = display.queue("gfx110X-all");
+ * const bar = display.bar("gfx1151", 1000);
  * bar.update(500);
- * bar.done();
+ * bar.done({ size: 1000, hash: "sha256-…" });
+ * waiting.start(2000);
  * display.stop();
  * ```
  *
- * @param options Whether to draw (default: stderr is a terminal) and colour.
+ * @param options Whether to draw (default: stderr is a terminal), colour, where.
  * @returns The display; a silent one when not enabled.
  */
 export function createProgressDisplay(options: ProgressDisplayOptions = {}): ProgressDisplay {
   const enabled = options.enabled ?? Deno.stderr.isTerminal();
   if (!enabled) {
-    const silent: ProgressBar = { update(): void {}, done(): void {} };
-    return { bar: (): ProgressBar => silent, log(): void {}, stop(): void {} };
+    const silent: ProgressBar = {
+      start(): void {},
+      update(): void {},
+      retry(): void {},
+      done(): void {},
+      fail(): void {},
+    };
+    return { bar: () => silent, queue: () => silent, log(): void {}, stop(): void {} };
   }
   const color = options.color ?? !Deno.noColor;
-  const multi = new (cliProgress as unknown as CliProgress).MultiBar({
-    stream: process.stderr,
-    hideCursor: true,
-    clearOnComplete: false,
-    stopOnComplete: false,
-    format: (
-      _options: unknown,
-      params: { value: number; total: number },
-      payload: { label: string; rate: number; known: boolean },
-    ) => formatLine(params.value, payload.known ? params.total : undefined, payload, color),
+  const output = options.output ?? Deno.stderr;
+  const columns = options.columns ?? ((): number => {
+    try {
+      return Deno.consoleSize().columns;
+    } catch {
+      return 80;
+    }
   });
+  const encoder = new TextEncoder();
+  const lines: Line[] = [];
+  const logs: string[] = [];
+  let drawn = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+
+  const write = (text: string): void => {
+    const bytes = encoder.encode(text);
+    for (let offset = 0; offset < bytes.length;) {
+      offset += output.writeSync(bytes.subarray(offset));
+    }
+  };
+  const draw = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const width = Math.max(20, columns());
+    let text = drawn > 0 ? `\r\x1b[${drawn}A` : "\r";
+    for (const log of logs.splice(0)) text += `\x1b[2K${log}\n`;
+    for (const line of lines) text += `\x1b[2K${formatLine(line, width, color)}\n`;
+    // A line drawn before and gone now (never, lines only add up) would stay.
+    drawn = lines.length;
+    write(text);
+  };
+  const soon = (): void => {
+    if (stopped || timer !== undefined) return;
+    timer = setTimeout(draw, REDRAW_MS);
+  };
+  const now = (): void => {
+    if (!stopped) draw();
+  };
+  write("\x1b[?25l"); // hide the cursor while drawing
+
+  const add = (name: string, state: State, total: number | undefined): ProgressBar => {
+    // A label may come from a URL or a server: no secret, no control character.
+    const line: Line = {
+      label: displayText(name),
+      state,
+      received: 0,
+      total,
+      rate: 0,
+      started: performance.now(),
+    };
+    lines.push(line);
+    const samples: Array<[number, number]> = [[line.started, 0]];
+    now();
+    const ended = (): boolean => line.state.kind === "done" || line.state.kind === "failed";
+    const start = (total?: number): void => {
+      if (line.state.kind !== "queued") return;
+      line.state = { kind: "running" };
+      line.started = performance.now();
+      samples.splice(0, samples.length, [line.started, 0]);
+      if (total !== undefined) line.total = total;
+      now();
+    };
+    return {
+      start,
+      update(received: number, total?: number): void {
+        if (ended()) return;
+        start(total);
+        const time = performance.now();
+        if (total !== undefined) line.total = total;
+        line.received = received;
+        samples.push([time, received]);
+        while (samples.length > 2 && time - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
+        const [since, from] = samples[0]!;
+        line.rate = time > since ? Math.max(0, received - from) / ((time - since) / 1000) : 0;
+        if (line.state.kind === "running" && line.state.retry !== undefined) {
+          line.state = { kind: "running" };
+          now();
+        } else {
+          soon();
+        }
+      },
+      retry(info: ProgressRetry): void {
+        if (ended()) return;
+        const retry = `retry ${info.retry}/${info.retries}`;
+        line.state = { kind: "running", retry };
+        if (!stopped) {
+          logs.push(displayText(
+            `${line.label}: ${retry} from ${formatBytes(info.received)}: ${info.error.message}`,
+          ));
+        }
+        now();
+      },
+      done(result?: ProgressResult): void {
+        if (ended()) return;
+        const size = result?.size ?? line.received;
+        line.received = size;
+        line.total ??= size;
+        line.state = {
+          kind: "done",
+          size,
+          ms: performance.now() - line.started,
+          ...(result?.hash === undefined ? {} : { hash: result.hash }),
+        };
+        now();
+      },
+      fail(reason: string): void {
+        if (ended()) return;
+        line.state = { kind: "failed", reason: displayText(reason) };
+        now();
+      },
+    };
+  };
+
   return {
-    bar(name: string, total: number | undefined): ProgressBar {
-      // A label may come from a URL or a server: no secret, no control character.
-      const label = displayText(name);
-      const samples: Array<[number, number]> = [[performance.now(), 0]];
-      let known = total !== undefined;
-      const bar = multi.create(total ?? 0, 0, { label, rate: 0, known });
-      let finished = false;
-      return {
-        update(received: number, newTotal?: number): void {
-          if (finished || stopped) return;
-          if (newTotal !== undefined && !known) {
-            known = true;
-            bar.setTotal(newTotal);
-          }
-          const now = performance.now();
-          samples.push([now, received]);
-          while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
-          const [since, from] = samples[0]!;
-          const rate = now > since ? (received - from) / ((now - since) / 1000) : 0;
-          bar.update(received, { label, rate, known });
-        },
-        done(): void {
-          finished = true;
-          bar.stop();
-        },
-      };
-    },
+    bar: (label, total) => add(label, { kind: "running" }, total),
+    queue: (label) => add(label, { kind: "queued" }, undefined),
     log(line: string): void {
-      if (!stopped) multi.log(`${displayText(line)}\n`);
+      if (stopped) return;
+      logs.push(displayText(line));
+      draw();
     },
     stop(): void {
       if (stopped) return;
+      draw();
       stopped = true;
-      multi.stop();
+      write("\x1b[?25h");
     },
   };
 }
 
+/** A piece of a line: its text and, optionally, an SGR colour code. */
+type Segment = [text: string, code?: number];
+
 /**
- * One bar's line. The label comes last: lines longer than the terminal are
- * cut at its width, and the figures matter more than the end of a long name.
+ * One line, cut at the terminal's width. A running line ends with its label
+ * (the figures matter more than the end of a long name); a finished one
+ * names its label before the hash, which the report prints in full anyway.
  */
-function formatLine(
-  value: number,
-  total: number | undefined,
-  payload: { label: string; rate: number },
-  color: boolean,
-): string {
-  const paint = (code: number, text: string): string =>
-    color ? `\x1b[${code}m${text}\x1b[0m` : text;
-  const label = paint(1, payload.label);
-  const rate = `${formatBytes(payload.rate)}/s`.padStart(12);
-  if (total === undefined || total <= 0) {
-    return `${formatBytes(value).padStart(10)}  ${rate}  ${label}`;
+function formatLine(line: Line, width: number, color: boolean): string {
+  const state = line.state;
+  const label: Segment = [line.label, 1];
+  let segments: Segment[];
+  switch (state.kind) {
+    case "queued":
+      segments = [["queued", 33], ["  "], label];
+      break;
+    case "done":
+      segments = [
+        ["done", 32],
+        [`    ${formatBytes(state.size)} in ${formatDuration(state.ms / 1000)}  `],
+        label,
+        ...(state.hash === undefined ? [] : [[`  ${state.hash}`] as Segment]),
+      ];
+      break;
+    case "failed":
+      segments = [["failed", 31], ["  "], label, [`: ${state.reason}`]];
+      break;
+    case "running":
+      segments = [...running(line, state.retry), ["  "], label];
   }
-  const fraction = Math.min(1, value / total);
+  let room = width - 1;
+  let text = "";
+  for (const [piece, code] of segments) {
+    if (room <= 0) break;
+    const cut = piece.slice(0, room);
+    room -= cut.length;
+    text += color && code !== undefined ? `\x1b[${code}m${cut}\x1b[0m` : cut;
+  }
+  return text;
+}
+
+/** A running line's figures: bar, percentage, bytes, rate, ETA, a pending retry. */
+function running(line: Line, retry: string | undefined): Segment[] {
+  const rate = `${formatBytes(line.rate)}/s`.padStart(12);
+  const pending: Segment[] = retry === undefined ? [] : [["  "], [retry, 33]];
+  const { received, total } = line;
+  if (total === undefined || total <= 0) {
+    return [[`${formatBytes(received).padStart(10)}  ${rate}`], ...pending];
+  }
+  const fraction = Math.min(1, received / total);
   const width = 20;
   const filled = Math.round(fraction * width);
-  const bar = paint(36, "█".repeat(filled)) + "░".repeat(width - filled);
-  const eta = payload.rate > 0 ? formatDuration((total - value) / payload.rate) : "--:--";
+  const eta = line.rate > 0 ? formatDuration((total - received) / line.rate) : "--:--";
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
-  const size = `${formatBytes(value)}/${formatBytes(total)}`.padStart(21);
-  return `${bar} ${percent} ${size} ${rate}  ETA ${eta.padStart(5)}  ${label}`;
+  const size = `${formatBytes(received)}/${formatBytes(total)}`.padStart(21);
+  return [
+    ["█".repeat(filled), 36],
+    ["░".repeat(width - filled)],
+    [` ${percent} ${size} ${rate}  ETA ${eta.padStart(5)}`],
+    ...pending,
+  ];
 }
 
 /**

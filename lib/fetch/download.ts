@@ -54,10 +54,10 @@ export interface DownloadProgress {
 
 /** Why and when a download is retried, for {@linkcode DownloadOptions.onRetry}. */
 export interface RetryInfo {
-  /** The attempt about to start (2 for the first retry). */
-  attempt: number;
-  /** The number of attempts allowed in all. */
-  attempts: number;
+  /** The retry about to start: 1 for the first (the second attempt). */
+  retry: number;
+  /** The number of retries allowed in all (`DownloadOptions.retries`). */
+  retries: number;
   /** The failure of the previous attempt. */
   error: Error;
   /** Bytes kept, from which the next attempt resumes. */
@@ -549,8 +549,8 @@ async function withRetries(
       const failure = error as Error;
       if (what !== "") failure.message = `${failure.message} (${what})`;
       options.onRetry?.({
-        attempt: number + 1,
-        attempts,
+        retry: number,
+        retries: options.retries,
         error: failure,
         received: received(),
         delayMs,

@@ -114,6 +114,13 @@ export interface StatusReport {
   unverified: string[];
   /** Things to look at: a URL gone while a mirror serves, unreachable URLs, size mismatches. */
   warnings: string[];
+  /**
+   * Pinned URLs asked, and of those, how many gave an HTTP answer (any
+   * status, a redirect the policy refused included). `asked > 0` with
+   * `answered === 0` means nothing could be checked: every URL was refused,
+   * unresolvable, failed TLS or timed out (see {@linkcode statusOutcome}).
+   */
+  urls: { asked: number; answered: number };
 }
 
 /**
@@ -143,7 +150,14 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
   const source = new TextDecoder().decode(bytes);
   const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
-  const report: StatusReport = { flake, channels: [], gone: [], unverified: [], warnings: [] };
+  const report: StatusReport = {
+    flake,
+    channels: [],
+    gone: [],
+    unverified: [],
+    warnings: [],
+    urls: { asked: 0, answered: 0 },
+  };
   const probeOptions = {
     allowHttp: options.allowHttp ?? false,
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
@@ -180,17 +194,12 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
       targets,
     };
     report.channels.push(status);
-    if (
-      channel === "nightly" && status.ageDays !== null &&
-      status.ageDays >= NIGHTLY_RETENTION_DAYS - 30 && pinned.length > 0
-    ) {
-      report.warnings.push(
-        `nightly ${registry.version} is ${status.ageDays} days old: AMD keeps nightlies for ` +
-          `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`,
-      );
-    }
+    const old = ageWarning(status);
+    if (old !== undefined) report.warnings.push(old);
     for (const t of targets) {
       const name = `${channel}.${t.target}`;
+      report.urls.asked += t.urls.length;
+      report.urls.answered += t.urls.filter((p) => p.status !== undefined).length;
       if (t.gone) report.gone.push(name);
       else if (t.hash !== null && !t.urls.some((p) => p.state === "ok")) {
         report.unverified.push(name);
@@ -203,6 +212,18 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
 
 // AMD's retention of nightly tarballs, as announced with ROCm 10.
 const NIGHTLY_RETENTION_DAYS = 120;
+
+/** The warning for a nightly near AMD's retention, if it is. */
+function ageWarning(c: ChannelStatus): string | undefined {
+  if (
+    c.channel !== "nightly" || c.ageDays === null || c.ageDays < NIGHTLY_RETENTION_DAYS - 30 ||
+    !c.targets.some((t) => t.hash !== null)
+  ) {
+    return undefined;
+  }
+  return `nightly ${c.version} is ${c.ageDays} days old: AMD keeps nightlies for ` +
+    `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`;
+}
 
 function pinUrls(
   baseUrl: string | null,
@@ -283,7 +304,9 @@ function warningsFor(name: string, target: TargetStatus): string[] {
 
 /**
  * Formats a status report for people: one block per channel, one line per
- * target and URL, `GONE` where a pin is lost everywhere.
+ * target and URL, `GONE` where a pin is lost everywhere. Every finding is on
+ * one of these lines, once: what each URL answered (a mirror's size that
+ * differs from the primary's included) and a nightly near AMD's retention.
  *
  * @param report The report of {@linkcode flakeStatus}.
  * @returns The lines, joined with newlines.
@@ -292,7 +315,14 @@ function warningsFor(name: string, target: TargetStatus): string[] {
  * ```ts
  * import { formatStatusReport } from "./status.ts";
  *
- * formatStatusReport({ flake: "flake.nix", channels: [], gone: [], unverified: [], warnings: [] });
+ * formatStatusReport({
+ *   flake: "flake.nix",
+ *   channels: [],
+ *   gone: [],
+ *   unverified: [],
+ *   warnings: [],
+ *   urls: { asked: 0, answered: 0 },
+ * });
  * // "flake.nix: no channels"
  * ```
  */
@@ -307,6 +337,8 @@ export function formatStatusReport(report: StatusReport): string {
       ? "the newest in its index"
       : `newest in its index: ${c.newest}`;
     lines.push(`${c.channel} ${c.version} (${age}; ${newest})`);
+    const old = ageWarning(c);
+    if (old !== undefined) lines.push(`  warning: ${old}`);
     for (const t of c.targets) {
       if (t.hash === null) {
         lines.push(`  ${t.target}: not pinned`);
@@ -322,8 +354,79 @@ export function formatStatusReport(report: StatusReport): string {
             : "NOT VERIFIED: no URL was shown to serve it"
         }`,
       );
-      for (const probe of t.urls) lines.push(`    ${probe.url}: ${describeProbe(probe)}`);
+      const [primary, ...mirrors] = t.urls;
+      if (primary !== undefined) lines.push(`    ${primary.url}: ${describeProbe(primary)}`);
+      for (const mirror of mirrors) {
+        const differs = mirror.state === "ok" && primary?.size !== undefined &&
+          mirror.size !== primary.size;
+        lines.push(
+          `    mirror ${mirror.url}: ${describeProbe(mirror)}` +
+            (differs ? `, the primary ${primary?.size}` : ""),
+        );
+      }
     }
   }
   return lines.join("\n");
+}
+
+/** What a status run ends with: {@linkcode statusOutcome}'s answer. */
+export interface StatusOutcome {
+  /**
+   * The exit status: 0 every pin is served somewhere, 1 a pin is gone from
+   * every URL or not verified, 3 nothing could be checked (no pinned URL
+   * gave an HTTP answer: refused, name not found, TLS, timeout).
+   */
+  code: 0 | 1 | 3;
+  /** One line for stderr saying so, or `null` when all is well and there is no warning. */
+  summary: string | null;
+}
+
+/**
+ * The exit status and the one summary line of a status report. The findings
+ * themselves are the report's lines ({@linkcode formatStatusReport}); the
+ * summary only counts and names the pins that failed.
+ *
+ * @param report The report of {@linkcode flakeStatus}.
+ * @returns The exit status and the summary line.
+ *
+ * @example Usage
+ * ```ts
+ * import { statusOutcome } from "./status.ts";
+ *
+ * statusOutcome({
+ *   flake: "flake.nix",
+ *   channels: [],
+ *   gone: [],
+ *   unverified: ["nightly.gfx1151"],
+ *   warnings: [],
+ *   urls: { asked: 2, answered: 0 },
+ * }).code; // 3
+ * ```
+ */
+export function statusOutcome(report: StatusReport): StatusOutcome {
+  const { asked, answered } = report.urls;
+  if (asked > 0 && answered === 0) {
+    const probes = report.channels.flatMap((c) => c.targets).flatMap((t) => t.urls);
+    const causes = [...new Set(probes.map((p) => p.detail ?? p.state))];
+    const shown = causes.slice(0, 2).join("; ") + (causes.length > 2 ? "; …" : "");
+    const network = probes.every((p) => p.state === "unreachable");
+    return {
+      code: 3,
+      summary: `nothing could be checked: none of the ${asked} pinned ${
+        asked === 1 ? "URL" : "URLs"
+      } answered (${shown})${network ? "; check the network, DNS, TLS or proxy" : ""}`,
+    };
+  }
+  const failed = [
+    ...report.gone.map((pin) => `${pin} is gone from every URL`),
+    ...report.unverified.map((pin) => `${pin} is not verified: no URL was shown to serve it`),
+  ];
+  if (failed.length > 0) return { code: 1, summary: failed.join("; ") };
+  const count = report.warnings.length;
+  return {
+    code: 0,
+    summary: count === 0
+      ? null
+      : `every pin is served; ${count} ${count === 1 ? "warning" : "warnings"} in the report`,
+  };
 }

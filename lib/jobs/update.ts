@@ -58,6 +58,7 @@ import { formatHash } from "../hash/hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "../releases/index_listing.ts";
 import { checkMirrors } from "../fetch/mirror_check.ts";
 import { deleteStorePath } from "../store/nix_store.ts";
+import type { RetryInfo } from "../fetch/download.ts";
 import { prefetch } from "../fetch/prefetch.ts";
 import { chooseRelease, type HeldBack } from "../releases/release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "../releases/tarball_name.ts";
@@ -164,12 +165,18 @@ export interface UpdateOptions {
    * @default {4 for tarballs ≥ 256 MiB whose server accepts ranges, else 1}
    */
   connections?: number;
+  /** Called for every tarball to fetch, before the first download starts. */
+  onQueue?: (target: string, entry: IndexEntry) => void;
   /** Called when a tarball download starts. */
   onStart?: (target: string, entry: IndexEntry) => void;
   /** Called as a tarball's bytes arrive. */
   onProgress?: (target: string, received: number, total: number | undefined) => void;
-  /** Called when a tarball is hashed. */
-  onDone?: (target: string, hash: string) => void;
+  /** Called before a tarball download is retried (`info.retry` is 1 for the first). */
+  onRetry?: (target: string, info: RetryInfo) => void;
+  /** Called when a tarball is hashed, with its hash and size, as soon as it is. */
+  onDone?: (target: string, hash: string, size: number) => void;
+  /** Called when a tarball download fails or is stopped by another's failure. */
+  onFail?: (target: string, error: Error) => void;
   /** Cancels the update; the flake stays as it was. */
   signal?: AbortSignal;
 }
@@ -629,6 +636,7 @@ async function fetchAll(
     : AbortSignal.any([controller.signal, options.signal]);
   let next = 0;
   let failure: unknown;
+  for (const { update, entry } of work) options.onQueue?.(update.target, entry);
   const worker = async (): Promise<void> => {
     while (failure === undefined && next < work.length) {
       const { update, entry } = work[next++]!;
@@ -643,13 +651,15 @@ async function fetchAll(
           ...(options.connections === undefined ? {} : { connections: options.connections }),
           onProgress: ({ received, total }) =>
             options.onProgress?.(update.target, received, total ?? entry.size),
+          onRetry: (info) => options.onRetry?.(update.target, info),
         });
         update.newHash = formatHash(fetched.hash, "sri");
         update.size = fetched.size;
         if (fetched.storePath !== null) update.storePath = fetched.storePath;
         if (fetched.addedToStore && fetched.storePath !== null) added.push(fetched.storePath);
-        options.onDone?.(update.target, update.newHash);
+        options.onDone?.(update.target, update.newHash, fetched.size);
       } catch (error) {
+        options.onFail?.(update.target, error as Error);
         // The first failure stops the other downloads: the flake will not be written.
         failure ??= new Error(
           `Cannot update: fetching ${update.target} failed, nothing was written: ${

@@ -16,6 +16,7 @@ import {
   snapshot,
   sriOf,
 } from "./_harness.ts";
+import { requireWritableStore } from "../_tools.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
 import { indexAndTarball, ok, OLD_HASH, registry, uniqueBytes } from "./_fixtures.ts";
 
@@ -29,6 +30,8 @@ function prefetchRefuses(
 ): FaultCase {
   return {
     name: `prefetch: ${name}`,
+    // It runs with --add-to-store, to show nothing is added.
+    needs: () => requireWritableStore("prefetch fault cases run with --add-to-store"),
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(SIZE);
@@ -70,6 +73,8 @@ function prefetchRecovers(
 ): FaultCase {
   return {
     name: `prefetch: ${name}`,
+    // It runs with --add-to-store, to show nothing is added.
+    needs: () => requireWritableStore("prefetch fault cases run with --add-to-store"),
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(SIZE);
@@ -309,6 +314,7 @@ export const REDIRECT_CASES: FaultCase[] = [
   },
   {
     name: "update: a tarball that is a 206 fragment is not pinned (#14.1)",
+    needs: () => requireWritableStore("update fault cases run with --add-to-store"),
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(SIZE);

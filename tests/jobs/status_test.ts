@@ -135,10 +135,16 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
 
     const result = await cli("--flake", flake, "--channel", "nightly");
     assert.equal(result.code, 0, result.stderr);
-    assert.match(
-      result.stderr,
-      /status: warning: nightly.gfx1151: .* HTTP 404 \(gone\); served by the mirror/,
-    );
+    // Each finding once, on stdout; stderr only the summary.
+    // (2 warnings, or 3 once today is 90 days past the pinned nightly.)
+    assert.match(result.stderr, /^status: every pin is served; [23] warnings in the report\n$/);
+    const lines = result.stdout.split("\n");
+    const gone = primary.url(`/tarball/${name("gfx1151", "7.12.0a20260308")}`);
+    assert.deepEqual(lines.filter((l) => l.includes(gone)), [`    ${gone}: HTTP 404 (gone)`]);
+    const smaller = mirror.url(`/keep/${name("gfx110X-all", "7.12.0a20260308")}`);
+    assert.deepEqual(lines.filter((l) => l.includes(smaller)), [
+      `    mirror ${smaller}: serves 7 bytes, the primary 4321`,
+    ]);
     assert.doesNotMatch(result.stdout, /stable/);
   });
 });
@@ -180,6 +186,40 @@ Deno.test("status.ts exits 1 when a pin is gone from every URL, or not verified:
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /status: nightly.gfx1151 is not verified/);
     assert.doesNotMatch(result.stderr, /gone from every URL/);
+  });
+});
+
+Deno.test("status.ts exits 3 when nothing could be checked, printing each finding once", async () => {
+  // Two listeners closed again: every URL is refused, the index too.
+  const closed = [startFileServer(), startFileServer()];
+  const [primary, mirror] = closed.map((s) => s.url("/tarball/"));
+  for (const server of closed) await server.close();
+  await withFlake(registry(primary!, [mirror!]), async (flake) => {
+    const result = await cli("--flake", flake);
+    assert.equal(result.code, 3, result.stderr);
+    // One summary line on stderr, distinct from a lost pin's exit 1.
+    const stderr = result.stderr.trimEnd().split("\n");
+    assert.equal(stderr.length, 1, result.stderr);
+    assert.match(
+      stderr[0]!,
+      /^status: nothing could be checked: none of the 5 pinned URLs answered \(.*(refused|Connection).*\); check the network/,
+    );
+    // The report still lists every URL once, each unreachable.
+    const urls = result.stdout.split("\n").filter((l) => l.includes("therock-dist-linux-"));
+    assert.equal(urls.length, 5, result.stdout);
+    assert.equal(new Set(urls).size, 5);
+    for (const line of urls) assert.match(line, /: unreachable: /);
+    assert.match(result.stdout, /gfx1151: NOT VERIFIED/);
+    const json = await cli("--flake", flake, "--json", "--channel", "stable");
+    assert.equal(json.code, 3, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout).urls, { asked: 1, answered: 0 });
+  });
+  // One URL answering (a 404) is a check: the pin is gone (1), not "unchecked" (3).
+  await using answering = startFileServer({ routes: {} });
+  await withFlake(registry(answering.url("/tarball/"), [mirror!]), async (flake) => {
+    const result = await cli("--flake", flake, "--channel", "stable");
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stderr, "status: stable.gfx1151 is gone from every URL\n");
   });
 });
 

@@ -23,6 +23,7 @@ import {
   pathExists,
   randomBytes,
   repoRoot,
+  requireLocalStore,
   requireTools,
   run,
   runNixBuild,
@@ -35,12 +36,13 @@ import {
 const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
 const PERMISSIONS = (await Deno.readTextFile(SCRIPT)).split("\n")[0]!
   .replace(/^#!\/usr\/bin\/env -S deno run /, "").split(" ");
+// Writes the local store itself, or starts nix-daemons of its own on it.
 const nix = await requireTools(
   "store seeding tests",
   "nix-store",
   "nix-build",
   "nix-daemon",
-);
+) && await requireLocalStore("store seeding tests");
 
 /**
  * Runs `nix-daemon` on a socket in `dir` until `fn` settles; `fn` gets the
