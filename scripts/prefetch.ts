@@ -7,7 +7,7 @@
  * @module
  */
 
-import { displayJson } from "../lib/cli/display.ts";
+import { displayJson, displayText } from "../lib/cli/display.ts";
 import { parseArgs } from "node:util";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import { formatHash, type HashAlgorithm, isHashAlgorithm, parseHash } from "../lib/hash/hash.ts";
@@ -19,6 +19,7 @@ import {
   type PrefetchOptions,
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressDisplay } from "../lib/cli/progress.ts";
+import { storeUsability } from "../lib/store/nix_store.ts";
 
 const USAGE = `Usage: prefetch [options] <url | path | ->
 
@@ -31,9 +32,12 @@ Options:
                         hex or nix32 hash is of --algo)
   --add-to-store        add the file to the Nix store as fetchurl names it, print the
                         store path on a second line (a later build downloads nothing).
+                        The default for a URL or a file when a Nix store is usable
+                        (else one notice on stderr); stdin needs --name for it.
                         A local store this process can write (root) gets the file
                         directly, registered with nix-store --register-validity;
                         any other store gets it through nix-daemon --stdio
+  --no-add-to-store     do not add the file to the Nix store
   --via-daemon          with --add-to-store, always go through nix-daemon --stdio
   --name NAME           store name (default: the URL's last path component)
   -o, --output FILE     keep the bytes in FILE (written only once complete and verified)
@@ -73,6 +77,7 @@ async function main(args: string[]): Promise<number> {
       algo: { type: "string" },
       expect: { type: "string" },
       "add-to-store": { type: "boolean" },
+      "no-add-to-store": { type: "boolean" },
       "via-daemon": { type: "boolean" },
       name: { type: "string" },
       output: { type: "string", short: "o" },
@@ -95,11 +100,17 @@ async function main(args: string[]): Promise<number> {
   if (values.algo !== undefined && !isHashAlgorithm(values.algo)) {
     throw new UsageError(`Invalid --algo "${values.algo}": use sha256 or sha512`);
   }
+  if (values["add-to-store"] && values["no-add-to-store"]) {
+    throw new UsageError("--add-to-store and --no-add-to-store exclude each other");
+  }
   const options: PrefetchOptions = { addToStore: values["add-to-store"] ?? false };
   if (values["via-daemon"]) {
     if (!options.addToStore) throw new UsageError("--via-daemon needs --add-to-store");
     options.viaDaemon = true;
   }
+  // As nix-prefetch-url: into the store by default, when there is one to use.
+  const byDefault = !values["add-to-store"] && !values["no-add-to-store"] &&
+    (source !== "-" || values.name !== undefined);
   if (values.algo !== undefined) options.algorithm = values.algo as HashAlgorithm;
   if (values.name !== undefined) options.name = values.name;
   if (values.output !== undefined) options.output = values.output;
@@ -121,6 +132,21 @@ async function main(args: string[]): Promise<number> {
   if (maxBytes !== undefined) options.maxBytes = maxBytes;
   const connections = parseCount("connections", values.connections, /^([1-9]|[1-5]\d|6[0-4])$/);
   if (connections !== undefined) options.connections = connections;
+  if (byDefault) {
+    const store = await storeUsability();
+    if (store.usable) {
+      options.addToStore = true;
+      try {
+        checkPrefetch(source, options);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    } else {
+      console.error(
+        `prefetch: not adding to the Nix store: ${displayText(store.reason)}`,
+      );
+    }
+  }
 
   let display: ProgressDisplay | undefined;
   if (!values["no-progress"] && Deno.stderr.isTerminal()) {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR,XDG_CACHE_HOME,HOME
 /**
  * `update`: move the registry in flake.nix to the newest TheRock release that
  * every tracked target has, prefetching each tarball, in one atomic rewrite.
@@ -15,15 +15,22 @@ import { isChannel } from "../lib/flake/channels.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
 import { isValidVersion } from "../lib/releases/versions.ts";
+import { DownloadCache, defaultCacheFolder } from "../lib/fetch/download_cache.ts";
+import { storeUsability } from "../lib/store/nix_store.ts";
 
-const USAGE = `Usage: update [options]
+const USAGE = `Usage: update [options] [TARGET…]
 
 Lists AMD's TheRock index, picks the newest version available for every target
 tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one
 in <channel>.skip, downloads and hashes each tarball, checks each of
 <channel>.mirrors serves it at that size, then writes the version, base URL and
 all hashes in one atomic rewrite. Other channels are not touched. If anything
-fails (or the gate does), flake.nix is left exactly as it was.
+fails (or the gate does), flake.nix is left exactly as it was; the tarballs that
+finished stay in the Nix store, or in the download cache, where a rerun
+continues them.
+
+With TARGETs (families or ISAs, e.g. gfx1151), only those move: their version
+goes into <channel>.versions while the other targets keep theirs.
 
 Options:
   --flake PATH      the flake to update (default: flake.nix)
@@ -44,7 +51,11 @@ Options:
                     names it); write only if CMD exits 0
   --dry-run         list the index and report what would change; download nothing
   --json            print the result as JSON
-  --add-to-store    also add each tarball to the Nix store (as fetchurl would)
+  --add-to-store    add each tarball to the Nix store (as fetchurl would); the
+                    default when a Nix store is usable (else one notice)
+  --no-add-to-store do not add the tarballs to the Nix store
+  --no-cache        without a store, do not keep downloads in
+                    $XDG_CACHE_HOME/rocm-nightly (default ~/.cache/rocm-nightly)
   --jobs N          downloads at once (default: 2)
   --connections N   connections per download, in 4 MiB ranges (default: 4 for
                     tarballs of 256 MiB or more whose server accepts ranges,
@@ -59,6 +70,7 @@ store as they were).
 
 Examples:
   update --dry-run
+  update gfx1151
   update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch
   update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/
   update --skip 7.14.0a20260609 --gate \
@@ -81,6 +93,8 @@ async function main(args: string[]): Promise<number> {
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
       "add-to-store": { type: "boolean" },
+      "no-add-to-store": { type: "boolean" },
+      "no-cache": { type: "boolean" },
       jobs: { type: "string" },
       connections: { type: "string" },
       "allow-http": { type: "boolean" },
@@ -92,7 +106,14 @@ async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  for (const target of positionals) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(target)) {
+      throw new UsageError(`Unexpected argument "${displayText(target)}": not a target name`);
+    }
+  }
+  if (values["add-to-store"] && values["no-add-to-store"]) {
+    throw new UsageError("--add-to-store and --no-add-to-store exclude each other");
+  }
   if (
     values.jobs !== undefined &&
     !(/^\d+$/.test(values.jobs) && +values.jobs >= 1 && +values.jobs <= 64)
@@ -116,11 +137,13 @@ async function main(args: string[]): Promise<number> {
   if (values.channel !== undefined && !isChannel(values.channel)) {
     throw new UsageError(`Invalid --channel "${values.channel}": use nightly, stable or rc`);
   }
+  const dryRun = values["dry-run"] ?? false;
   const options: UpdateOptions = {
-    dryRun: values["dry-run"] ?? false,
+    dryRun,
     addToStore: values["add-to-store"] ?? false,
     allowHttp: values["allow-http"] ?? false,
     targets: values.target ?? [],
+    only: positionals,
     skip: values.skip ?? [],
     force: values.force ?? false,
     ...(values.channel === undefined ? {} : { channel: values.channel }),
@@ -131,6 +154,23 @@ async function main(args: string[]): Promise<number> {
     ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
     ...(values.connections === undefined ? {} : { connections: Number(values.connections) }),
   };
+  if (!dryRun && !values["add-to-store"] && !values["no-add-to-store"]) {
+    // As nix-prefetch-url: into the store by default, when there is one to use.
+    const store = await storeUsability();
+    if (store.usable) options.addToStore = true;
+    else console.error(`update: not adding to the Nix store: ${displayText(store.reason)}`);
+  }
+  if (!dryRun && !options.addToStore && !values["no-cache"]) {
+    const folder = defaultCacheFolder();
+    try {
+      if (folder === undefined) throw new Error("neither XDG_CACHE_HOME nor HOME names a folder");
+      options.cache = await DownloadCache.open(folder);
+    } catch (error) {
+      console.error(
+        `update: no download cache: ${displayText((error as Error).message)} (pass --no-cache)`,
+      );
+    }
+  }
   const display = createProgressDisplay({
     enabled: !values["no-progress"] && Deno.stderr.isTerminal(),
   });

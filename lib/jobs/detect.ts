@@ -27,7 +27,12 @@
 
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
-import { type ChannelRegistry, channelsIn, readChannel } from "../flake/channels.ts";
+import {
+  type ChannelRegistry,
+  channelsIn,
+  pinnedVersion,
+  readChannel,
+} from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "../releases/gfx_version.ts";
 import { type KfdGpu, readKfdGpus } from "./kfd_topology.ts";
@@ -41,7 +46,7 @@ import {
 /** What detect reads of a channel of the registry. */
 export type PinnedChannel =
   & Pick<ChannelRegistry, "channel" | "version" | "srcHashes">
-  & Partial<Pick<ChannelRegistry, "skip">>;
+  & Partial<Pick<ChannelRegistry, "skip" | "versions">>;
 
 /** The channels whose package names are listed when no registry is readable. */
 export const DEFAULT_CHANNELS: readonly string[] = ["nightly", "stable"];
@@ -421,7 +426,7 @@ function installation(
         package: family === null ? null : `rocm-${c.channel}-${family}`,
         family,
         pinned: family !== null,
-        version: family === null ? null : c.version,
+        version: family === null ? null : pinnedVersion(c, family),
         chain,
       };
     });
@@ -454,9 +459,11 @@ function installation(
 // pinned version is not skipped and that serves the default target.
 function defaultChannelOf(channels: PinnedChannel[]): string | null {
   const chain = candidateFamilies(targetTable.defaultTarget);
-  const serves = (c: PinnedChannel): boolean =>
-    !(c.version !== null && (c.skip ?? []).includes(c.version)) &&
-    chain.some((f) => typeof c.srcHashes[f] === "string");
+  const serves = (c: PinnedChannel): boolean => {
+    const family = chain.find((f) => typeof c.srcHashes[f] === "string");
+    const version = family === undefined ? null : pinnedVersion(c, family);
+    return family !== undefined && !(version !== null && (c.skip ?? []).includes(version));
+  };
   return (channels.find(serves) ?? channels[0])?.channel ?? null;
 }
 

@@ -75,7 +75,11 @@ export function shebangPermissions(script: string): string[] {
 
 /**
  * Runs `scripts/<script>.ts` with its shebang's permissions and a fresh
- * TMPDIR, bounded in time.
+ * TMPDIR, bounded in time. prefetch and update add to the Nix store by
+ * default: unless a case passes `--add-to-store` (or `--no-add-to-store`)
+ * they get `--no-add-to-store`, so the suite leaves the system store as it
+ * was; and unless a case names one, XDG_CACHE_HOME is a fresh folder,
+ * removed after the run, so no download cache lands in the user's home.
  */
 export async function runScript(
   script: string,
@@ -83,6 +87,14 @@ export async function runScript(
   options: RunScriptOptions = {},
 ): Promise<ScriptResult> {
   const tmpdir = await Deno.makeTempDir({ prefix: "fault-tmp-" });
+  const storeFlag = (script === "update" || script === "prefetch") &&
+      !args.includes("--add-to-store") && !args.includes("--no-add-to-store")
+    ? ["--no-add-to-store"]
+    : [];
+  args = [...storeFlag, ...args];
+  const cache = options.env?.XDG_CACHE_HOME === undefined
+    ? await Deno.makeTempDir({ prefix: "fault-cache-" })
+    : undefined;
   const [program, ...wrapper] = [...options.under ?? [], Deno.execPath()];
   const child = new Deno.Command(program!, {
     args: [
@@ -93,7 +105,13 @@ export async function runScript(
       `${repoRoot}/scripts/${script}.ts`,
       ...args,
     ],
-    env: { ...nixEnv(), TMPDIR: tmpdir, NO_COLOR: "1", ...options.env },
+    env: {
+      ...nixEnv(),
+      TMPDIR: tmpdir,
+      NO_COLOR: "1",
+      ...(cache === undefined ? {} : { XDG_CACHE_HOME: cache }),
+      ...options.env,
+    },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -134,6 +152,7 @@ export async function runScript(
     };
   } finally {
     clearTimeout(timer);
+    if (cache !== undefined) await Deno.remove(cache, { recursive: true }).catch(() => {});
   }
 }
 
