@@ -104,7 +104,10 @@ Deno.test("updateFlake() leaves the flake byte for byte when one tarball 404s", 
   ) as MirrorFile[];
   await using f = await fixture(files);
   const before = await Deno.readFile(f.flake);
-  await assert.rejects(f.update(), /fetching gfx110X-all failed, nothing was written: .*404/);
+  await assert.rejects(
+    f.update(),
+    /fetching gfx110X-all \(7.12.0a20260310\) failed, nothing was written: .*404.*pass --skip 7.12.0a20260310/,
+  );
   assert.deepEqual(await Deno.readFile(f.flake), before);
   assert.deepEqual([...Deno.readDirSync(f.dir)].map((e) => e.name), ["flake.nix"]);
 });
@@ -259,7 +262,10 @@ Deno.test("update.ts leaves the flake unchanged when killed mid-download", async
   await using f = await fixture(files);
   const before = await Deno.readFile(f.flake);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, script, "--flake", f.flake, "--index", f.mirror.indexUrl],
+    args: [
+      ...["run", ...permissions, script, "--flake", f.flake, "--index", f.mirror.indexUrl],
+      ...["--no-add-to-store", "--no-cache"],
+    ],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -297,10 +303,13 @@ Deno.test("update.ts exits 0/1/2 and prints one error line", async () => {
   const dry = await cli("--flake", f.flake, "--index", f.mirror.indexUrl, "--dry-run", "--json");
   assert.equal(dry.code, 0, dry.stderr);
   assert.equal(JSON.parse(dry.stdout).newVersion, "7.12.0a20260310");
-  const failed = await cli("--flake", f.flake, "--index", f.mirror.indexUrl, "--no-progress");
+  const failed = await cli(
+    ...["--flake", f.flake, "--index", f.mirror.indexUrl, "--no-progress"],
+    ...["--no-add-to-store", "--no-cache"],
+  );
   assert.equal(failed.code, 1);
   assert.equal(failed.stderr.trim().split("\n").length, 1, failed.stderr);
-  assert.match(failed.stderr, /^update: Cannot update: fetching gfx110X-all failed/);
+  assert.match(failed.stderr, /^update: Cannot update: fetching gfx110X-all \(7.12.0a20260310\) failed/);
   assert.equal(await Deno.readTextFile(f.flake), REGISTRY);
 });
 
