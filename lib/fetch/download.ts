@@ -523,14 +523,21 @@ export async function download(
     job.validator = resume.validator;
   }
   try {
-    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    try {
+      await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    } catch (error) {
+      if (!(error instanceof RangesRefusedError)) throw error;
+      // The ranges did not add up to one file: start over, on one connection.
+      await pipeline.reset();
+      job.total = undefined;
+      job.parallel = () => 1;
+      await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    }
   } catch (error) {
-    if (!(error instanceof RangesRefusedError)) throw error;
-    // The ranges did not add up to one file: start over, on one connection.
-    await pipeline.reset();
-    job.total = undefined;
-    job.parallel = () => 1;
-    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    // What arrived before the failure reaches the writer: a download cache
+    // keeps it for the next run.
+    if (writer !== undefined && writer.digest === undefined) await pipeline.flush().catch(() => {});
+    throw error;
   }
   const size = pipeline.size;
   return { hash: await pipeline.digest(), size, finalUrl: job.finalUrl };

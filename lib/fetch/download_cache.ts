@@ -18,8 +18,9 @@
  * - `<key>.json`: the URL, the response's validator (strong ETag, else
  *   Last-Modified) and length, and how many bytes of `.data` are on disk for
  *   sure (flushed with fdatasync(2) before the count is written, each 64 MiB
- *   and when the download ends or fails): a power loss never lets garbage
- *   into a resumed hash;
+ *   and when the download ends, fails or is interrupted): a power loss never
+ *   lets garbage into a resumed hash, and a record cut short does not parse
+ *   (the entry then starts over);
  * - `<key>.lock`: held while a run uses the entry (lib/fs/file_lock.ts), so
  *   two runs never write one entry.
  *
@@ -300,10 +301,10 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         return;
       }
       record.kept = written;
-      await writeFileAtomic(`${base}.json`, `${JSON.stringify(record)}\n`, {
-        mode: 0o600,
-        durable: false,
-      });
+      // Written in place, also while a signal unwinds the run (atomic writes
+      // refuse then): a torn or lost write does not parse, and the entry
+      // then starts over; the count is written only after the bytes are flushed.
+      await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     };
     let reader: Deno.FsFile | undefined;
     const resume: DownloadResume | undefined = record === undefined ? undefined : {
@@ -345,6 +346,8 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         try {
           reader?.close();
           await checkpoint();
+          // Nothing that could be continued (no validator, or no byte): no entry.
+          if (record === undefined) await removeQuietly(`${base}.data`);
         } finally {
           data.close();
           await lock.release();

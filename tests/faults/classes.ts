@@ -20,6 +20,7 @@ import { SECRET_CASES } from "./secrets.ts";
 import { OWNERSHIP_CASES } from "./ownership.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { GATE_CASES } from "./gate.ts";
+import { PARTIAL_WORK_CASES } from "./partial_work.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
 export const REDIRECTS: FaultClass = {
@@ -76,6 +77,11 @@ export const HOST_FILES: FaultClass = {
   cases: HOST_FILE_CASES,
 };
 
+export const PARTIAL_WORK: FaultClass = {
+  title: "One target's failure keeps the others' work",
+  cases: PARTIAL_WORK_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [
   HTTP,
@@ -91,4 +97,5 @@ export const CLASSES: FaultClass[] = [
   SECRETS,
   HOST_FILES,
   OWNERSHIP,
+  PARTIAL_WORK,
 ];
