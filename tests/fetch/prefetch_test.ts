@@ -652,3 +652,24 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "prefetch CLI adds a URL to the store by default, as nix-prefetch-url does",
+  ignore: !nix,
+  fn: async () => {
+    const body = crypto.getRandomValues(new Uint8Array(4096));
+    await using server = startFileServer({ routes: { "/default.bin": { body } } });
+    const expected = await sri(body);
+    const storePath = fixedOutputPath("default.bin", parseHash(expected));
+    try {
+      const result = await run(Deno.execPath(), [
+        ...["run", ...PERMISSIONS, SCRIPT, "--no-progress", server.url("/default.bin")],
+      ], { env: nixEnv() });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${expected}\n${storePath}\n`);
+      assert.ok(await isValid(storePath));
+    } finally {
+      await run("nix-store", ["--delete", storePath], { env: nixEnv() });
+    }
+  },
+});

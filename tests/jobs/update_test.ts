@@ -528,3 +528,56 @@ Deno.test("updateFlake() with a cache keeps a failed run's work; the rerun conti
     [],
   );
 });
+
+// --- into the store by default (#21.4) ---
+
+Deno.test({
+  name: "update.ts adds to the store by default; with none usable it says so once and continues",
+  ignore: !nix,
+  fn: async () => {
+    const { startFileServer } = await import("../_server.ts");
+    const { renderTheRockIndex } = await import("../../lib/jobs/demo_mirror.ts");
+    const { deleteStorePath, fixedOutputPath, isValidStorePath } = await import(
+      "../../lib/store/nix_store.ts"
+    );
+    const { parseSri } = await import("../../lib/hash/hash.ts");
+    const shebang = (await Deno.readTextFile(script)).split("\n", 1)[0]!.split(" ")
+      .filter((word) => word.startsWith("--allow-"));
+    for (const usable of [true, false]) {
+      const body = crypto.getRandomValues(new Uint8Array(4096));
+      const file = name("gfx110X-all", "7.12.0a20260310");
+      await using server = startFileServer({
+        routes: {
+          "/tarball/": {
+            body: bytesOf(renderTheRockIndex([{ name: file, mtime: 2 }])),
+            contentType: "text/html",
+          },
+          [`/tarball/${file}`]: { body, headers: { ETag: '"x"' } },
+        },
+      });
+      await using f = await fixture([], REGISTRY.replace(/gfx1151 = "[^"]*";\n/, ""));
+      const storePath = fixedOutputPath(file, parseSri(sri(body)));
+      try {
+        const result = await run(Deno.execPath(), [
+          ...["run", ...shebang, script, "--flake", f.flake, "--index", server.url("/tarball/")],
+        ], {
+          env: {
+            ...nixEnv(),
+            XDG_CACHE_HOME: join(f.dir, "cache"),
+            ...(usable ? {} : { NIX_REMOTE: "daemon", NIX_DAEMON_SOCKET_PATH: join(f.dir, "none") }),
+          },
+        });
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(await isValidStorePath(storePath), usable);
+        const lines = result.stderr.split("\n").filter((line) => line !== "");
+        assert.deepEqual(
+          lines.map((line) => line.replace(/(to the Nix store): .*/, "$1")),
+          usable ? [] : ["update: not adding to the Nix store"],
+          result.stderr,
+        );
+      } finally {
+        if (usable) await deleteStorePath(storePath);
+      }
+    }
+  },
+});
