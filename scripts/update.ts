@@ -15,7 +15,7 @@ import { isChannel } from "../lib/flake/channels.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
 import { isValidVersion } from "../lib/releases/versions.ts";
-import { DownloadCache, defaultCacheFolder } from "../lib/fetch/download_cache.ts";
+import { defaultCacheFolder, DownloadCache } from "../lib/fetch/download_cache.ts";
 import { storeUsability } from "../lib/store/nix_store.ts";
 
 const USAGE = `Usage: update [options] [TARGET…]

@@ -584,7 +584,9 @@ async function readKept(
     pipeline.push(block.subarray(0, filled));
     if (filled < want) {
       throw new Error(
-        `Cannot resume "${displayUrl(start)}": the kept bytes ended at ${pipeline.size} of ${resume.size}`,
+        `Cannot resume "${
+          displayUrl(start)
+        }": the kept bytes ended at ${pipeline.size} of ${resume.size}`,
       );
     }
   }

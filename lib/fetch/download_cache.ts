@@ -276,7 +276,12 @@ async function readInfo(path: string): Promise<EntryInfo | undefined> {
 
 async function openEntry(base: string, url: string, lock: FileLock): Promise<CacheEntry> {
   const info = await readInfo(`${base}.json`);
-  const data = await Deno.open(`${base}.data`, { read: true, write: true, create: true, mode: 0o600 });
+  const data = await Deno.open(`${base}.data`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
   try {
     const stat = await data.stat();
     if (!stat.isFile || stat.nlink !== 1) {

@@ -27,12 +27,7 @@
 
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
-import {
-  type ChannelRegistry,
-  channelsIn,
-  pinnedVersion,
-  readChannel,
-} from "../flake/channels.ts";
+import { type ChannelRegistry, channelsIn, pinnedVersion, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "../releases/gfx_version.ts";
 import { type KfdGpu, readKfdGpus } from "./kfd_topology.ts";

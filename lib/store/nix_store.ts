@@ -143,6 +143,7 @@ export async function storeUsability(): Promise<StoreUsability> {
   }
   if (output.success) return { usable: true };
   const lines = new TextDecoder().decode(output.stderr).split("\n")
+    // deno-lint-ignore no-control-regex -- Nix colours its messages
     .map((line) => line.replace(/\x1b\[[0-9;]*m/g, "").trim())
     .filter((line) => line !== "" && !line.startsWith("warning:"));
   const reason = lines.find((line) => line.startsWith("error:")) ?? lines[0] ??

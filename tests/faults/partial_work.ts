@@ -51,7 +51,6 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
     run: () =>
       inTempDir(async (dir) => {
         const first = uniqueBytes(50_000);
-        const second = uniqueBytes(20_000);
         await using server = startFileServer({
           routes: {
             "/tarball/": { body: indexPage(), contentType: "text/html" },
@@ -86,14 +85,18 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
             .map((r) => [r.path, r.headers["range"]]),
           [[`/tarball/${FIRST}`, `bytes=${first.length - 1}-`]],
         );
-        match(await Deno.readTextFile(`${dir}/flake/flake.nix`), new RegExp(
-          `gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`,
-        ));
+        match(
+          await Deno.readTextFile(`${dir}/flake/flake.nix`),
+          new RegExp(
+            `gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`,
+          ),
+        );
         deepEqual(cached(cache), []);
       }),
   },
   {
-    name: "update: SIGTERM mid-download without a store keeps the bytes; the rerun continues by Range",
+    name:
+      "update: SIGTERM mid-download without a store keeps the bytes; the rerun continues by Range",
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(600_000);
@@ -136,9 +139,12 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
           .map((r) => r.headers["range"]);
         // 400 000 bytes served the second time, not 600 000.
         deepEqual(ranges, ["bytes=200000-"]);
-        match(await Deno.readTextFile(`${dir}/flake.nix`), new RegExp(
-          `gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`,
-        ));
+        match(
+          await Deno.readTextFile(`${dir}/flake.nix`),
+          new RegExp(
+            `gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`,
+          ),
+        );
         deepEqual(cached(cache), [], "the entry goes once the flake holds the hash");
       }),
   },

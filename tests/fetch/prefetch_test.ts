@@ -427,7 +427,14 @@ Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names, except to 
     await using server = startFileServer({ routes: { "/file.bin": { body: BODY } } });
     const local = await run(
       Deno.execPath(),
-      ["run", ...PERMISSIONS, SCRIPT, "--no-add-to-store", "--no-progress", server.url("/file.bin")],
+      [
+        "run",
+        ...PERMISSIONS,
+        SCRIPT,
+        "--no-add-to-store",
+        "--no-progress",
+        server.url("/file.bin"),
+      ],
       { env: { HTTP_PROXY: `http://127.0.0.1:${(proxy.addr as Deno.NetAddr).port}` } },
     );
     assert.equal(local.stdout.trim(), BODY_SRI, local.stderr);
@@ -621,7 +628,14 @@ Deno.test({
       const out = join(dir, "stdout.txt");
       for (const noColor of [false, true]) {
         const command = "stty cols 150; " +
-          [Deno.execPath(), "run", ...PERMISSIONS, SCRIPT, "--no-add-to-store", server.url("/slow.bin")]
+          [
+            Deno.execPath(),
+            "run",
+            ...PERMISSIONS,
+            SCRIPT,
+            "--no-add-to-store",
+            server.url("/slow.bin"),
+          ]
             .map(quote).join(" ") +
           ` > ${quote(out)}`;
         const env: Record<string, string> = { ...nixEnv(), TERM: "xterm" };

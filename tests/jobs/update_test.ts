@@ -309,7 +309,10 @@ Deno.test("update.ts exits 0/1/2 and prints one error line", async () => {
   );
   assert.equal(failed.code, 1);
   assert.equal(failed.stderr.trim().split("\n").length, 1, failed.stderr);
-  assert.match(failed.stderr, /^update: Cannot update: fetching gfx110X-all \(7.12.0a20260310\) failed/);
+  assert.match(
+    failed.stderr,
+    /^update: Cannot update: fetching gfx110X-all \(7.12.0a20260310\) failed/,
+  );
   assert.equal(await Deno.readTextFile(f.flake), REGISTRY);
 });
 
@@ -414,7 +417,9 @@ async function resolved(flake: string, targets: string[]): Promise<Record<string
     r = import ${repoRoot}/nix/resolve.nix { inherit registry; targets = table; };
   in builtins.listToAttrs (map (t: { name = t; value = { inherit (r.resolve t) url hash version; }; })
     ${JSON.stringify(targets).replaceAll(",", " ")})`;
-  const result = await run("nix", ["eval", "--json", "--impure", "--expr", expr], { env: nixEnv() });
+  const result = await run("nix", ["eval", "--json", "--impure", "--expr", expr], {
+    env: nixEnv(),
+  });
   assert.equal(result.code, 0, result.stderr);
   return JSON.parse(result.stdout);
 }
@@ -434,7 +439,7 @@ Deno.test({
     assert.equal(result.newVersion, "7.12.0a20260311");
     assert.equal(result.commitMessage, "rocm-nightly: gfx1151 -> 7.12.0a20260311");
     const text = await Deno.readTextFile(f.flake);
-    assert.match(text, /    version = "7\.12\.0a20260308";/);
+    assert.ok(text.includes('\n    version = "7.12.0a20260308";'), text);
     assert.match(text, /versions\.gfx1151 = "7\.12\.0a20260311";/);
     assert.match(text, new RegExp(`gfx110X-all = "${sri(other).replace(/[+/]/g, "\\$&")}";`));
     assert.deepEqual(tarballRequests(f.mirror.requests), [
@@ -477,7 +482,7 @@ Deno.test("updateFlake() of every target moves version and resets versions.<targ
   assert.equal(result.channelVersion, "7.12.0a20260310");
   const text = await Deno.readTextFile(f.flake);
   assert.match(text, /versions\.gfx1151 = null;/);
-  assert.match(text, /    version = "7\.12\.0a20260310";/);
+  assert.ok(text.includes('\n    version = "7.12.0a20260310";'), text);
 });
 
 Deno.test("updateFlake() with a cache keeps a failed run's work; the rerun continues by Range", async () => {
@@ -564,7 +569,9 @@ Deno.test({
           env: {
             ...nixEnv(),
             XDG_CACHE_HOME: join(f.dir, "cache"),
-            ...(usable ? {} : { NIX_REMOTE: "daemon", NIX_DAEMON_SOCKET_PATH: join(f.dir, "none") }),
+            ...(usable
+              ? {}
+              : { NIX_REMOTE: "daemon", NIX_DAEMON_SOCKET_PATH: join(f.dir, "none") }),
           },
         });
         assert.equal(result.code, 0, result.stderr);
