@@ -73,6 +73,13 @@ export function shebangPermissions(script: string): string[] {
   return first.split(" ").filter((word) => word.startsWith("--allow-"));
 }
 
+/** This process's Deno cache folder, as Deno finds it. */
+export function denoDir(): string {
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  return Deno.env.get("DENO_DIR") ??
+    `${xdg !== undefined && xdg.startsWith("/") ? xdg : `${Deno.env.get("HOME")}/.cache`}/deno`;
+}
+
 /**
  * Runs `scripts/<script>.ts` with its shebang's permissions and a fresh
  * TMPDIR, bounded in time. prefetch and update add to the Nix store by
@@ -109,6 +116,8 @@ export async function runScript(
       ...nixEnv(),
       TMPDIR: tmpdir,
       NO_COLOR: "1",
+      // Deno's own cache stays where it was (it defaults to $XDG_CACHE_HOME/deno).
+      DENO_DIR: denoDir(),
       ...(cache === undefined ? {} : { XDG_CACHE_HOME: cache }),
       ...options.env,
     },

@@ -546,6 +546,7 @@ Deno.test({
       "../../lib/store/nix_store.ts"
     );
     const { parseSri } = await import("../../lib/hash/hash.ts");
+    const { denoDir } = await import("../faults/_harness.ts");
     const shebang = (await Deno.readTextFile(script)).split("\n", 1)[0]!.split(" ")
       .filter((word) => word.startsWith("--allow-"));
     for (const usable of [true, false]) {
@@ -569,6 +570,7 @@ Deno.test({
           env: {
             ...nixEnv(),
             XDG_CACHE_HOME: join(f.dir, "cache"),
+            DENO_DIR: denoDir(),
             ...(usable
               ? {}
               : { NIX_REMOTE: "daemon", NIX_DAEMON_SOCKET_PATH: join(f.dir, "none") }),
