@@ -35,6 +35,7 @@ export * from "./lib/store/nix_store.ts";
 export * from "./lib/store/store_scan.ts";
 
 export * from "./lib/fetch/download.ts";
+export * from "./lib/fetch/download_cache.ts";
 export * from "./lib/fetch/http1_client.ts";
 export * from "./lib/fetch/mirror_check.ts";
 export * from "./lib/fetch/network_error.ts";

@@ -49,7 +49,7 @@ let
     let
       resolver = resolvers.${channel} or (fail "no channel ${builtins.toJSON channel} in flake.nix (channels: ${concatStringsSep ", " order})");
       others = filter (c: c != channel) (serving target);
-      hint = concatStringsSep ", " (map (c: "rocm-${c}-${target} (${c} ${resolvers.${c}.version})") others);
+      hint = concatStringsSep ", " (map (c: "rocm-${c}-${target} (${c} ${(resolvers.${c}.resolve target).version})") others);
       problem = resolver.problem target;
     in
     if problem == null then
@@ -79,7 +79,7 @@ let
     if defaultChannel == "nightly" || !(channels ? nightly) then
       null
     else
-      "rocm-nightly: packages.default is rocm-${defaultChannel}-${defaultTarget} (${defaultChannel} ${resolvers.${defaultChannel}.version}): the nightly channel has no pinned tarball for ${defaultTarget} (`nix run .#update` pins one)";
+      "rocm-nightly: packages.default is rocm-${defaultChannel}-${defaultTarget} (${defaultChannel} ${(resolvers.${defaultChannel}.resolve defaultTarget).version}): the nightly channel has no pinned tarball for ${defaultTarget} (`nix run .#update` pins one)";
 in
 {
   inherit

@@ -11,7 +11,10 @@
 # `registry` is one channel of flake.nix (nightly, stable, rc): its tarballs
 # are fetched from baseUrl, then from each of its `mirrors` (so a pin
 # survives AMD deleting its copy), and a version in its `skip` list is known
-# bad and refused.
+# bad and refused. Each family's tarball is of the channel's `version`,
+# unless the optional `versions.<family>` names another (`update <target>`
+# moves one target and writes it there; null means the channel's version),
+# so every hash describes the version it was computed for.
 {
   registry,
   targets,
@@ -46,6 +49,28 @@ let
       registry.version
     else
       fail "${channel}.version ${builtins.toJSON (registry.version or null)} is not a TheRock version";
+
+  # The optional per-family versions; a value of null is the channel's version.
+  overrides =
+    let
+      value = registry.versions or { };
+    in
+    if isAttrs value then value else fail "${channel}.versions must be an attribute set, got ${builtins.typeOf value}";
+
+  checkVersion =
+    what: value:
+    if isString value && match "[0-9]+\\.[0-9]+\\.[0-9]+[0-9A-Za-z.+]*" value != null then
+      value
+    else
+      fail "${what} ${builtins.toJSON value} is not a TheRock version";
+
+  # The version of one family's tarball.
+  versionOf =
+    family:
+    if (overrides.${family} or null) == null then
+      version
+    else
+      checkVersion "${channel}.versions.${family}" overrides.${family};
 
   folder =
     what: url:
@@ -104,7 +129,7 @@ let
 
   # The tarball's file name (a dev version's "+" stays literal: it is a valid
   # store-path character) and its URL (where "+" must be escaped).
-  tarballName = family: "therock-dist-linux-${family}-${version}.tar.gz";
+  tarballName = family: "therock-dist-linux-${family}-${versionOf family}.tar.gz";
   escapedName = family: replaceStrings [ "+" ] [ "%2B" ] (tarballName family);
   tarballUrls = family: map (folder: folder + escapedName family) ([ baseUrl ] ++ mirrors);
 
@@ -145,8 +170,12 @@ let
       "no tarball for target ${quote target} in the ${channel} channel: tried ${
         arrows ([ target ] ++ filter (f: f != target) chain)
       } — ${describeTried chain}; ${availableText}. ${updateCommand} fetches every key of ${channel}.srcHashes (add the family there first if it is not tracked)"
-    else if elem version skip then
-      "${channel}.version ${quote version} is in ${channel}.skip (known bad): ${updateCommand} moves to a good release"
+    else if elem (versionOf (firstAvailable chain)) skip then
+      let
+        family = firstAvailable chain;
+        where = if versionOf family == version then "${channel}.version" else "${channel}.versions.${family}";
+      in
+      "${where} ${quote (versionOf family)} is in ${channel}.skip (known bad): ${updateCommand} moves to a good release"
     else
       null;
 
@@ -165,10 +194,10 @@ let
         inherit
           target
           family
-          version
           channel
           urls
           ;
+        version = versionOf family;
         chain = chainOf target;
         hash = checkedHash family;
         name = tarballName family;
@@ -212,6 +241,7 @@ in
     canResolve
     channel
     version
+    versionOf
     tracked
     available
     packageTargets

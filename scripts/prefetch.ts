@@ -7,7 +7,7 @@
  * @module
  */
 
-import { displayJson } from "../lib/cli/display.ts";
+import { displayJson, displayText } from "../lib/cli/display.ts";
 import { abortOnInterrupt, runMain, UsageError } from "../lib/cli/cli.ts";
 import {
   type Command,
@@ -30,6 +30,7 @@ import {
   type PrefetchOptions,
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressBar, ProgressDisplay } from "../lib/cli/progress.ts";
+import { storeUsability } from "../lib/store/nix_store.ts";
 
 const COMMAND = defineCommand({
   name: "prefetch",
@@ -53,8 +54,9 @@ reading the bytes once, and prints the SRI hash on stdout.`,
     "add-to-store": {
       type: "boolean",
       help:
-        "add the file to the Nix store as fetchurl names it, print the store path on a second line (a later build downloads nothing). A local store this process can write (root) gets the file directly, registered with nix-store --register-validity; any other store gets it through nix-daemon --stdio",
+        "add the file to the Nix store as fetchurl names it, print the store path on a second line (a later build downloads nothing). A local store this process can write (root) gets the file directly, registered with nix-store --register-validity; any other store gets it through nix-daemon --stdio. The default for a URL or a file when a Nix store is usable (else one notice on stderr); stdin needs --name for it",
     },
+    "no-add-to-store": { type: "boolean", help: "do not add the file to the Nix store" },
     "via-daemon": {
       type: "boolean",
       help: "with --add-to-store, always go through nix-daemon --stdio",
@@ -133,7 +135,13 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const source = operands[0]!;
+  if (values["add-to-store"] && values["no-add-to-store"]) {
+    throw new UsageError("--add-to-store and --no-add-to-store exclude each other (see --help)");
+  }
   const options: PrefetchOptions = { addToStore: values["add-to-store"] ?? false };
+  // As nix-prefetch-url: into the store by default, when there is one to use.
+  const byDefault = !values["add-to-store"] && !values["no-add-to-store"] &&
+    (source !== "-" || values.name !== undefined);
   if (values["via-daemon"]) {
     if (!options.addToStore) throw new UsageError("--via-daemon needs --add-to-store");
     options.viaDaemon = true;
@@ -155,6 +163,19 @@ async function main(args: string[]): Promise<number> {
   options.timeoutSeconds = values.timeout ?? DEFAULT_TIMEOUT_SECONDS;
   if (values["max-bytes"] !== undefined) options.maxBytes = values["max-bytes"];
   if (values.connections !== undefined) options.connections = values.connections;
+  if (byDefault) {
+    const store = await storeUsability();
+    if (store.usable) {
+      options.addToStore = true;
+      try {
+        checkPrefetch(source, options);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    } else {
+      console.error(`prefetch: not adding to the Nix store: ${displayText(store.reason)}`);
+    }
+  }
 
   let display: ProgressDisplay | undefined;
   let shownBar: ProgressBar | undefined;

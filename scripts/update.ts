@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh,git --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-run=nix-store,nix-daemon,sh,git --allow-env=HTTPS_PROXY,https_proxy,HTTP_PROXY,http_proxy,ALL_PROXY,all_proxy,NIX_REMOTE,NIX_CONFIG,NIX_CONF_DIR,NIX_STORE_DIR,NIX_STATE_DIR,TMPDIR,XDG_CACHE_HOME,HOME
 /**
  * `update`: move the registry in flake.nix to the newest TheRock release that
  * every tracked target has, prefetching each tarball, in one atomic rewrite.
@@ -26,6 +26,8 @@ import { isValidVersion } from "../lib/releases/versions.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
 import { findFlake } from "../lib/flake/find_flake.ts";
+import { defaultCacheFolder, DownloadCache } from "../lib/fetch/download_cache.ts";
+import { storeUsability } from "../lib/store/nix_store.ts";
 
 function theRockVersion(text: string): string {
   if (!isValidVersion(text)) {
@@ -36,12 +38,19 @@ function theRockVersion(text: string): string {
 
 const COMMAND = defineCommand({
   name: "update",
+  operands: "[TARGET…]",
+  arity: { min: 0, max: Number.MAX_SAFE_INTEGER },
   description: `Lists AMD's TheRock index, picks the newest version available for every target
 tracked in one channel of flake.nix (the keys of <channel>.srcHashes), never one
 in <channel>.skip, downloads and hashes each tarball, checks each of
 <channel>.mirrors serves it at that size, then writes the version, base URL and
 all hashes in one atomic rewrite. Other channels are not touched. If anything
-fails (or the gate does), flake.nix is left exactly as it was.`,
+fails (or the gate does), flake.nix is left exactly as it was; the tarballs that
+finished stay in the Nix store, or in the download cache, where a rerun
+continues them.
+
+With TARGETs (families or ISAs, e.g. gfx1151), only those move: their version
+goes into <channel>.versions while the other targets keep theirs.`,
   flags: {
     flake: {
       type: "string",
@@ -103,7 +112,14 @@ fails (or the gate does), flake.nix is left exactly as it was.`,
     json: { type: "boolean", help: "print the result as JSON" },
     "add-to-store": {
       type: "boolean",
-      help: "also add each tarball to the Nix store (as fetchurl would)",
+      help:
+        "add each tarball to the Nix store (as fetchurl would); the default when a Nix store is usable (else one notice)",
+    },
+    "no-add-to-store": { type: "boolean", help: "do not add the tarballs to the Nix store" },
+    "no-cache": {
+      type: "boolean",
+      help:
+        "without a store, do not keep downloads in $XDG_CACHE_HOME/rocm-nightly (default ~/.cache/rocm-nightly)",
     },
     jobs: {
       type: "string",
@@ -130,6 +146,7 @@ fails (or the gate does), flake.nix is left exactly as it was.`,
   },
   examples: [
     "update --dry-run",
+    "update gfx1151",
     "update --commit",
     "update --index https://rocm.nightlies.amd.com/tarball-multi-arch/ --target multiarch",
     "update --channel stable --index https://stable.repo.amd.com/rocm/core/tarball/",
@@ -141,10 +158,22 @@ fails (or the gate does), flake.nix is left exactly as it was.`,
 export const command: Command = COMMAND;
 
 async function main(args: string[]): Promise<number> {
-  const { help, values } = parseCommandLine(COMMAND, args);
+  const { help, values, operands } = parseCommandLine(COMMAND, args);
   if (help) {
     console.log(formatHelp(COMMAND));
     return 0;
+  }
+  const only = operands.map((operand) => {
+    try {
+      return targetName(operand);
+    } catch (error) {
+      throw new UsageError(
+        `invalid target "${displayText(operand)}": ${(error as Error).message} (see --help)`,
+      );
+    }
+  });
+  if (values["add-to-store"] && values["no-add-to-store"]) {
+    throw new UsageError("--add-to-store and --no-add-to-store exclude each other (see --help)");
   }
   if (values.commit && values["dry-run"]) {
     throw new UsageError("--commit writes a commit, --dry-run nothing: give one (see --help)");
@@ -157,6 +186,7 @@ async function main(args: string[]): Promise<number> {
     addToStore: values["add-to-store"],
     allowHttp: values["allow-http"],
     targets: values.target,
+    only,
     skip: values.skip,
     force: values.force,
     ...(values.channel === undefined ? {} : { channel: values.channel }),
@@ -167,6 +197,23 @@ async function main(args: string[]): Promise<number> {
     ...(values.jobs === undefined ? {} : { jobs: values.jobs }),
     ...(values.connections === undefined ? {} : { connections: values.connections }),
   };
+  if (!options.dryRun && !values["add-to-store"] && !values["no-add-to-store"]) {
+    // As nix-prefetch-url: into the store by default, when there is one to use.
+    const store = await storeUsability();
+    if (store.usable) options.addToStore = true;
+    else console.error(`update: not adding to the Nix store: ${displayText(store.reason)}`);
+  }
+  if (!options.dryRun && !options.addToStore && !values["no-cache"]) {
+    const folder = defaultCacheFolder();
+    try {
+      if (folder === undefined) throw new Error("neither XDG_CACHE_HOME nor HOME names a folder");
+      options.cache = await DownloadCache.open(folder);
+    } catch (error) {
+      console.error(
+        `update: no download cache: ${displayText((error as Error).message)} (pass --no-cache)`,
+      );
+    }
+  }
   const display = createProgressDisplay({
     enabled: !values["no-progress"] && Deno.stderr.isTerminal(),
   });

@@ -39,9 +39,34 @@ export interface DownloadWriter {
   digest?: () => Promise<Hash>;
   /**
    * Called before the first byte is written (again after each truncation),
-   * with the body's size when the server announced it.
+   * with the body's size when the server announced it, and the response's
+   * validator (a strong ETag, else Last-Modified) when it sent one.
    */
-  begin?: (size: number | undefined) => void;
+  begin?: (size: number | undefined, validator?: string) => void;
+}
+
+/**
+ * Bytes of the file kept from an earlier run (lib/fetch/download_cache.ts),
+ * to continue after: they are read again for the hash, not written again,
+ * and the first request asks for the rest with `Range` and `If-Range`. A
+ * server that answers with anything but exactly the rest of the same file
+ * (another validator or size) makes the download start over from byte 0
+ * (the writer is truncated).
+ */
+export interface DownloadResume {
+  /** How many bytes are kept; the writer holds them already. */
+  size: number;
+  /** The file's full size, as the earlier response announced it. */
+  total: number;
+  /** The earlier response's validator (strong ETag or Last-Modified), sent as If-Range. */
+  validator: string;
+  /**
+   * Reads the kept bytes again, from the first, into `view`.
+   *
+   * @param view Where to read to.
+   * @returns How many bytes were read; 0 at the end.
+   */
+  read(view: Uint8Array): Promise<number>;
 }
 
 /** Progress of a download. */
@@ -156,6 +181,13 @@ export interface DownloadOptions {
    * @default {4194304 (4 MiB)}
    */
   rangeSize?: number;
+  /**
+   * Bytes kept from an earlier run, to continue after (see
+   * {@linkcode DownloadResume}); not with a writer that hashes the bytes itself.
+   *
+   * @default {undefined}
+   */
+  resume?: DownloadResume;
   /**
    * Opens each direct (non-proxy) connection; for tests that inject
    * connection failures.
@@ -457,9 +489,18 @@ export async function download(
   const sequentialBlocks = options.writer?.digest === undefined
     ? SEQUENTIAL_BLOCKS
     : SELF_HASHING_BLOCKS;
+  const resume = options.resume;
+  if (resume !== undefined && options.writer?.digest !== undefined) {
+    throw new TypeError(
+      `Cannot download "${displayUrl(start)}": a writer that hashes the bytes cannot resume`,
+    );
+  }
+  const writer = resume === undefined || options.writer === undefined
+    ? options.writer
+    : skipKept(options.writer, resume.size);
   using pipeline = new BlockPipeline({
     ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
-    ...(options.writer === undefined ? {} : { writer: options.writer }),
+    ...(writer === undefined ? {} : { writer }),
     blockSize: rangeSize,
     blocks: sequentialBlocks,
   });
@@ -477,18 +518,79 @@ export async function download(
         ? most
         : 1,
   };
+  if (resume !== undefined && resume.size > 0) {
+    await readKept(start, resume, pipeline, options.signal);
+    job.total = resume.total;
+    job.validator = resume.validator;
+  }
   try {
-    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    try {
+      await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    } catch (error) {
+      if (!(error instanceof RangesRefusedError)) throw error;
+      // The ranges did not add up to one file: start over, on one connection.
+      await pipeline.reset();
+      job.total = undefined;
+      job.parallel = () => 1;
+      await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    }
   } catch (error) {
-    if (!(error instanceof RangesRefusedError)) throw error;
-    // The ranges did not add up to one file: start over, on one connection.
-    await pipeline.reset();
-    job.total = undefined;
-    job.parallel = () => 1;
-    await withRetries(job, "", () => pipeline.size, () => runAttempt(job));
+    // What arrived before the failure reaches the writer: a download cache
+    // keeps it for the next run.
+    if (writer !== undefined && writer.digest === undefined) await pipeline.flush().catch(() => {});
+    throw error;
   }
   const size = pipeline.size;
   return { hash: await pipeline.digest(), size, finalUrl: job.finalUrl };
+}
+
+/** A writer that drops the first `kept` bytes (it holds them already) until truncated. */
+function skipKept(writer: DownloadWriter, kept: number): DownloadWriter {
+  let skip = kept;
+  return {
+    write: async (chunk) => {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        return;
+      }
+      const rest = chunk.subarray(skip);
+      skip = 0;
+      await writer.write(rest);
+    },
+    truncate: async () => {
+      skip = 0;
+      await writer.truncate();
+    },
+    ...(writer.begin === undefined ? {} : { begin: writer.begin }),
+  };
+}
+
+/** Hashes the kept bytes of a resumed download (they pass the writer, which drops them). */
+async function readKept(
+  start: URL,
+  resume: DownloadResume,
+  pipeline: BlockPipeline,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  while (pipeline.size < resume.size) {
+    signal?.throwIfAborted();
+    const block = new Uint8Array(await pipeline.acquire(signal));
+    const want = Math.min(block.length, resume.size - pipeline.size);
+    let filled = 0;
+    while (filled < want) {
+      const n = await resume.read(block.subarray(filled, want));
+      if (n === 0) break;
+      filled += n;
+    }
+    pipeline.push(block.subarray(0, filled));
+    if (filled < want) {
+      throw new Error(
+        `Cannot resume "${
+          displayUrl(start)
+        }": the kept bytes ended at ${pipeline.size} of ${resume.size}`,
+      );
+    }
+  }
 }
 
 /** One download: what every attempt and every connection shares. */
@@ -632,7 +734,7 @@ async function runAttempt(job: Job): Promise<void> {
   if (resumeFrom === 0) {
     job.total = expectedEnd;
     job.validator = validatorOf(response.headers);
-    options.writer?.begin?.(expectedEnd);
+    options.writer?.begin?.(expectedEnd, job.validator);
   }
   const total = job.total;
   checkSize(job, total, response);

@@ -18,6 +18,7 @@ import {
   type DownloadWriter,
   type RetryInfo,
 } from "./download.ts";
+import type { DownloadCache } from "./download_cache.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
 import { hashReader } from "../hash/hasher.ts";
 import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "../store/local_store.ts";
@@ -126,6 +127,15 @@ export interface PrefetchOptions {
    * @default {4 for files ≥ 256 MiB whose server accepts ranges, else 1}
    */
   connections?: number;
+  /**
+   * Keep a URL's bytes in this download cache while they arrive, and
+   * continue what an earlier run kept there (lib/fetch/download_cache.ts).
+   * Used only for a URL added to no store and written to no `output`; an
+   * entry another run is using is passed by.
+   *
+   * @default {undefined}
+   */
+  cache?: DownloadCache;
 }
 
 /** The result of {@linkcode prefetch}. */
@@ -278,13 +288,18 @@ export async function prefetch(
       where.kind === "url",
   });
   let added: string | undefined;
+  const cached = where.kind === "url" && sink.writer === undefined
+    ? await options.cache?.entry(source)
+    : undefined;
   try {
     let hash: Hash;
     let size: number;
     if (where.kind === "url") {
+      const writer = cached?.writer ?? sink.writer;
       ({ hash, size } = await download(where.url, {
         algorithm,
-        ...(sink.writer === undefined ? {} : { writer: sink.writer }),
+        ...(writer === undefined ? {} : { writer }),
+        ...(cached?.resume === undefined ? {} : { resume: cached.resume }),
         ...pick(options, [
           "retries",
           "timeoutSeconds",
@@ -325,6 +340,7 @@ export async function prefetch(
   } finally {
     if (added !== undefined) await deleteStorePath(added);
     await sink.abort();
+    await cached?.close();
   }
 }
 

@@ -2,7 +2,10 @@
  * AMD's release channels as the flake's registry holds them: one attribute
  * set per channel (`nightly`, `stable`, and `rc` when a flake follows
  * release candidates), each with `baseUrl`, `version`, `srcHashes` and the
- * optional `mirrors` and `skip` lists. A flake with only a `nightly` set
+ * optional `mirrors` and `skip` lists, and the optional `versions` set: a
+ * target whose tarball is of another version than the channel's (`update
+ * <target>` moves one target alone) names it there, so every hash describes
+ * the version it was computed for (`null` there means the channel's version). A flake with only a `nightly` set
  * (the shape before channels) is a registry of one channel.
  *
  * @module
@@ -38,6 +41,11 @@ export interface ChannelRegistry {
   version: string | null;
   /** Tracked targets and their hashes (`null`: not fetched). */
   srcHashes: Record<string, string | null>;
+  /**
+   * Targets pinned to another version than `version` (the optional
+   * `versions` set; `null` there, or no key, means `version`).
+   */
+  versions: Record<string, string | null>;
   /** Folders that keep copies of the tarballs, tried after `baseUrl`. */
   mirrors: string[];
   /** Known-bad versions `update` never picks. */
@@ -158,14 +166,53 @@ export function readChannel(
   for (const target of listAttrNames(source, at("srcHashes"), { file })) {
     srcHashes[target] = readBinding(source, `${at("srcHashes")}."${target}"`, { file });
   }
+  const versions: Record<string, string | null> = {};
+  for (const target of optionalAttrNames(source, at("versions"), file)) {
+    versions[target] = readBinding(source, `${at("versions")}."${target}"`, { file });
+  }
   return {
     channel,
     baseUrl: readBinding(source, at("baseUrl"), { file }),
     version: readBinding(source, at("version"), { file }),
     srcHashes,
+    versions,
     mirrors: readStringList(source, at("mirrors"), { file }) ?? [],
     skip: readStringList(source, at("skip"), { file }) ?? [],
   };
+}
+
+function optionalAttrNames(source: string, path: string, file: string): string[] {
+  try {
+    return listAttrNames(source, path, { file });
+  } catch (error) {
+    if (error instanceof MissingBindingError) return [];
+    throw error;
+  }
+}
+
+/**
+ * The version a target's tarball is pinned at in a channel: its entry in
+ * `versions` when it has one, else the channel's `version` (as
+ * nix/resolve.nix's versionOf decides).
+ *
+ * @param registry The channel (its `version` and `versions`).
+ * @param target The target (a key of `srcHashes`).
+ * @returns The version, or `null` when the channel pins none.
+ *
+ * @example Usage
+ * ```ts
+ * import { pinnedVersion } from "./channels.ts";
+ *
+ * const nightly = { version: "7.12.0a20260308", versions: { gfx1151: "7.12.0a20260310" } };
+ * pinnedVersion(nightly, "gfx1151"); // "7.12.0a20260310"
+ * pinnedVersion(nightly, "gfx110X-all"); // "7.12.0a20260308"
+ * ```
+ */
+export function pinnedVersion(
+  registry: { version: string | null; versions?: Record<string, string | null> },
+  target: string,
+): string | null {
+  return registry.versions?.[target] ?? registry.version;
 }
 
 /**

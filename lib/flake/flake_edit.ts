@@ -388,10 +388,12 @@ function stringList(
  * half-done. Each value literal is replaced by the new one and every other
  * character stays as it was. A missing key under an existing set is added as a
  * new line after the set's last binding, with that binding's indentation and
- * line ending.
+ * line ending; a key whose parent set is missing too is added as a dotted
+ * binding (`versions.gfx1151 = …;`) after the last binding of the set above.
  *
- * Values are checked by what the path's last component names: `version` or
- * `…Version` must be a TheRock version; `…hash…`/`…Hash…` or a child of
+ * Values are checked by what the path's last component names: `version`,
+ * `…Version` or a child of `versions` must be a TheRock version (a child of
+ * `versions` may be `null`: the channel's version); `…hash…`/`…Hash…` or a child of
  * `srcHashes` must be SRI (`sha256-<base64>`) or `null`; `baseUrl` must be an
  * http(s) URL ending in `/` and `url` an http(s) URL. No string may contain
  * `"`, `\`, `${` or control characters. A hash equal to the current one by its
@@ -602,6 +604,13 @@ function insertion(
   const last = siblings.at(-1);
   if (last === undefined) {
     const bound = bindings.find((b) => samePath(b.path, parent));
+    // No parent at all (a channel's first `versions` entry): a dotted binding
+    // (`versions.gfx1151 = …;`) after the last binding of the grandparent set.
+    const outer = sets.filter((set) => samePath(set.path, parent.slice(0, -1)));
+    const outerLast = outer.length === 1 ? outer[0]!.bindings.at(-1) : undefined;
+    if (bound === undefined && parent.length > 1 && outerLast !== undefined) {
+      return after(source, outerLast, `${quoteName(parent.at(-1)!)}.`);
+    }
     throw bound === undefined
       ? missing(bindings, target, path, file)
       : new MissingBindingError(path, parentText, {
@@ -665,7 +674,9 @@ type ValueKind = "version" | "hash" | "baseUrl" | "url" | "string";
 
 function valueKind(target: string[]): ValueKind {
   const last = target.at(-1)!;
-  if (last === "version" || last.endsWith("Version")) return "version";
+  if (last === "version" || last.endsWith("Version") || target.at(-2) === "versions") {
+    return "version";
+  }
   if (/hash/i.test(last) || target.at(-2) === "srcHashes") return "hash";
   if (last === "baseUrl") return "baseUrl";
   if (last === "url") return "url";
@@ -681,6 +692,8 @@ function validateValue(target: string[], edit: BindingEdit, file: string): void 
     );
   };
   if (value === null) {
+    // A per-target version (`versions.<target>`) may be null: the channel's version.
+    if (kind === "version" && target.at(-2) === "versions") return;
     if (kind === "version" || kind === "baseUrl" || kind === "url") {
       refuse(`a ${kind} cannot be null`);
     }

@@ -31,7 +31,7 @@
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
 import { kernelPathKind } from "../fs/special_files.ts";
-import { type ChannelRegistry, channelsIn, readChannel } from "../flake/channels.ts";
+import { type ChannelRegistry, channelsIn, pinnedVersion, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { hsaOverrideOfIsa, isaOfGfxTargetVersion } from "../releases/gfx_version.ts";
 import { type KfdGpu, readKfdGpus } from "./kfd_topology.ts";
@@ -45,7 +45,7 @@ import {
 /** What detect reads of a channel of the registry. */
 export type PinnedChannel =
   & Pick<ChannelRegistry, "channel" | "version" | "srcHashes">
-  & Partial<Pick<ChannelRegistry, "skip">>;
+  & Partial<Pick<ChannelRegistry, "skip" | "versions">>;
 
 /** The channels whose package names are listed when no registry is readable. */
 export const DEFAULT_CHANNELS: readonly string[] = ["nightly", "stable"];
@@ -446,7 +446,7 @@ function installation(
         package: family === null ? null : `rocm-${c.channel}-${isIsa ? target : family}`,
         family,
         pinned: family !== null,
-        version: family === null ? null : c.version,
+        version: family === null ? null : pinnedVersion(c, family),
         chain,
       };
     });
@@ -479,9 +479,11 @@ function installation(
 // pinned version is not skipped and that serves the default target.
 function defaultChannelOf(channels: PinnedChannel[]): string | null {
   const chain = candidateFamilies(targetTable.defaultTarget);
-  const serves = (c: PinnedChannel): boolean =>
-    !(c.version !== null && (c.skip ?? []).includes(c.version)) &&
-    chain.some((f) => typeof c.srcHashes[f] === "string");
+  const serves = (c: PinnedChannel): boolean => {
+    const family = chain.find((f) => typeof c.srcHashes[f] === "string");
+    const version = family === undefined ? null : pinnedVersion(c, family);
+    return family !== undefined && !(version !== null && (c.skip ?? []).includes(version));
+  };
   return (channels.find(serves) ?? channels[0])?.channel ?? null;
 }
 

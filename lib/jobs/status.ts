@@ -22,7 +22,7 @@
 import { basename } from "node:path";
 import { readRegularFile } from "../fs/file_kind.ts";
 import { displayText, displayUrl } from "../cli/display.ts";
-import { type Channel, channelsIn, readChannel } from "../flake/channels.ts";
+import { type Channel, channelsIn, pinnedVersion, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
 import { listIndex } from "../releases/index_listing.ts";
 import { describeProbe, mirrorUrl, probeUrl, type UrlProbe } from "../fetch/mirror_check.ts";
@@ -170,7 +170,12 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
     );
     const [targets, newest] = await Promise.all([
       Promise.all(pinned.map(async ([target, hash]): Promise<TargetStatus> => {
-        const urls = pinUrls(registry.baseUrl, registry.version, target, registry.mirrors);
+        const urls = pinUrls(
+          registry.baseUrl,
+          pinnedVersion(registry, target),
+          target,
+          registry.mirrors,
+        );
         const probes = await Promise.all(urls.map((url) => probeUrl(url, probeOptions)));
         return {
           target,

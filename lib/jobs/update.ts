@@ -30,6 +30,19 @@
  * update is refused before any request. With a gate (lib/jobs/update_gate.ts), the candidate flake is
  * tried by a command before it is written.
  *
+ * One target alone (`only`): `update gfx1151` moves only the named targets.
+ * Their new version goes into the channel's optional `versions` set
+ * (`versions.gfx1151 = "…";`) while the other targets keep `version` and
+ * their hashes, so every hash describes the version it was computed for
+ * (nix/resolve.nix reads the same set). When no other target has a hash, the
+ * channel's `version` itself moves. An update of every target moves
+ * `version` and sets each entry of `versions` back to `null`.
+ *
+ * A failed download does not stop the others already running, and keeps
+ * what finished: added to the Nix store, or (without one) in the download
+ * cache (lib/fetch/download_cache.ts), where the next run continues each
+ * file by `Range`. The flake is written only when every download succeeded.
+ *
  * @module
  */
 
@@ -43,6 +56,7 @@ import {
   type BindingEdit,
   type EditResult,
   listAttrNames,
+  MissingBindingError,
   parseAttrPath,
   readBinding,
   readStringList,
@@ -57,8 +71,8 @@ import {
 import { formatHash } from "../hash/hash.ts";
 import { type IndexEntry, type IndexFormat, listIndex } from "../releases/index_listing.ts";
 import { checkMirrors } from "../fetch/mirror_check.ts";
-import { deleteStorePath } from "../store/nix_store.ts";
-import type { RetryInfo } from "../fetch/download.ts";
+import { HttpStatusError, type RetryInfo } from "../fetch/download.ts";
+import type { DownloadCache } from "../fetch/download_cache.ts";
 import { prefetch } from "../fetch/prefetch.ts";
 import { chooseRelease, type HeldBack } from "../releases/release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "../releases/tarball_name.ts";
@@ -90,6 +104,21 @@ export interface UpdateOptions {
    * @default {[]}
    */
   targets?: string[];
+  /**
+   * Update only these targets (families or ISAs, resolved like `targets`);
+   * the others keep their version and hash. Empty: every tracked target.
+   *
+   * @default {[]}
+   */
+  only?: string[];
+  /**
+   * Keep downloads not added to the store in this cache while they arrive,
+   * continue what a failed run kept there, and remove each entry once the
+   * flake holds its hash.
+   *
+   * @default {undefined (no cache)}
+   */
+  cache?: DownloadCache;
   /** Pin exactly this version instead of the newest one. */
   version?: string;
   /**
@@ -99,7 +128,8 @@ export interface UpdateOptions {
    */
   dryRun?: boolean;
   /**
-   * Also add each tarball to the Nix store as `fetchurl` would.
+   * Also add each tarball to the Nix store as `fetchurl` would. A tarball
+   * added stays there when another target fails (a rerun builds with it).
    *
    * @default {false}
    */
@@ -185,6 +215,8 @@ export interface UpdateOptions {
 export interface TargetUpdate {
   /** The target (a key of `srcHashes`). */
   target: string;
+  /** The version of its tarball after the update. */
+  version?: string;
   /**
    * `fetched`: downloaded and hashed; `kept`: its hash is current;
    * `unavailable`: the index lacks it, pinned to `null`; `would-fetch`: dry run.
@@ -216,8 +248,14 @@ export interface UpdateResult {
   format: IndexFormat;
   /** The version before. */
   oldVersion: string | null;
-  /** The version after. */
+  /** The version of the updated targets' tarballs after. */
   newVersion: string;
+  /**
+   * The channel's `version` after: `newVersion`, or the old version when
+   * other targets' hashes pin it (the updated targets then name
+   * `newVersion` in the channel's `versions` set).
+   */
+  channelVersion: string | null;
   /** The base URL before. */
   oldBaseUrl: string | null;
   /** The base URL after. */
@@ -322,6 +360,8 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     }
   }
   const oldHashes = new Map(tracked.map((t) => [t, readBinding(text, at(`srcHashes.${t}`))]));
+  const oldVersions = readVersions(text, at("versions"), file);
+  const versionOf = (target: string): string | null => oldVersions.get(target) ?? oldVersion;
   const index = options.index ?? oldBaseUrl;
   if (index === null) {
     throw new TypeError(`Cannot update ${file}: ${at("baseUrl")} is null and no --index was given`);
@@ -333,17 +373,19 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const families = new Set(listing.entries.map((entry) => entry.family));
-  const required: string[] = [];
-  const targetNotes: string[] = [];
-  for (const name of options.targets ?? []) {
-    const family = families.has(name) || !isKnownName(name)
+  const familyOf = (name: string, verb: string): string => {
+    const family = families.has(name) || tracked.includes(name) || !isKnownName(name)
       ? name
       : resolveTarget(name, { available: families }).family;
     if (!isValidFamily(family)) {
-      throw new SyntaxError(`Cannot track target "${name}": not a TheRock family or known ISA`);
+      throw new SyntaxError(`Cannot ${verb} target "${name}": not a TheRock family or known ISA`);
     }
-    required.push(family);
-    // Say so when a tracked family already serves it: nothing may happen silently.
+    return family;
+  };
+  // Say so when a tracked family already serves a --target: nothing may happen silently.
+  const targetNotes: string[] = [];
+  const required = (options.targets ?? []).map((name) => {
+    const family = familyOf(name, "track");
     const covering = coveringFamily(name, tracked);
     if (covering !== undefined) {
       targetNotes.push(
@@ -353,10 +395,25 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
             `${family} is added as a tarball of its own`,
       );
     }
+    return family;
+  });
+  const only = (options.only ?? []).map((name) => familyOf(name, "update"));
+  for (const family of only) {
+    if (!tracked.includes(family) && !required.includes(family)) {
+      throw new Error(
+        `Cannot update "${family}": it is not tracked in ${at("srcHashes")} ` +
+          `(tracked: ${tracked.join(", ") || "none"}); add it with --target ${family}`,
+      );
+    }
   }
-  const targets = [...new Set([...tracked, ...required])];
-  // Only targets named with --target may become new keys of srcHashes.
-  const editOptions = { file, addMissing: required.some((t) => !tracked.includes(t)) };
+  const all = [...new Set([...tracked, ...required])];
+  // The targets this run moves: the named ones (and new ones), else all.
+  const targets = only.length === 0 ? all : [...new Set([...only, ...required])];
+  const others = all.filter((t) => !targets.includes(t));
+  // Another target's hash pins the channel's version: it must not move.
+  const othersPinned = others.filter((t) =>
+    typeof oldHashes.get(t) === "string" && !oldVersions.has(t)
+  );
   // A skipped version is never chosen (one named with --version --force is).
   const offered = listing.entries.filter((entry) =>
     !skip.has(entry.version) || entry.version === options.version
@@ -370,19 +427,49 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   const folder = commonFolder(present, index);
   // An old base URL that names the same folder (without its final "/", say) stays as written.
   const newBaseUrl = oldBaseUrl !== null && sameFolder(oldBaseUrl, folder) ? oldBaseUrl : folder;
-  if (
-    options.version === undefined && oldVersion !== null && isValidVersion(oldVersion) &&
-    !skip.has(oldVersion) &&
-    compareVersions(parseVersion(newVersion), parseVersion(oldVersion)) < 0
-  ) {
+  const pinnedOthers = others.filter((t) => typeof oldHashes.get(t) === "string");
+  if (newBaseUrl !== oldBaseUrl && pinnedOthers.length > 0) {
     throw new Error(
-      `Cannot update ${file}: the newest release "${newVersion}" of "${
-        displayUrl(index)
-      }" is older than ` +
-        `the pinned "${oldVersion}" (pass --version ${newVersion} to go back)`,
+      `Cannot update ${targets.join(", ")} alone: the tarballs are in "${displayUrl(folder)}", ` +
+        `not in ${at("baseUrl")} "${oldBaseUrl === null ? "null" : displayUrl(oldBaseUrl)}" ` +
+        `where ${pinnedOthers.join(", ")} are pinned; update every target to move the base URL`,
     );
   }
-  const moved = newVersion !== oldVersion || newBaseUrl !== oldBaseUrl;
+  for (const target of targets) {
+    const pinned = versionOf(target);
+    if (
+      options.version === undefined && pinned !== null && isValidVersion(pinned) &&
+      !skip.has(pinned) &&
+      compareVersions(parseVersion(newVersion), parseVersion(pinned)) < 0
+    ) {
+      throw new Error(
+        `Cannot update ${file}: the newest release "${newVersion}" of "${
+          displayUrl(index)
+        }" is older than ` +
+          `the pinned "${pinned}"${
+            pinned === oldVersion ? "" : ` of ${target}`
+          } (pass --version ${newVersion} to go back)`,
+      );
+    }
+  }
+  // The channel's version moves unless another target's hash pins it; then
+  // the targets moved name their version in `versions`.
+  const channelVersion = othersPinned.length === 0 ? newVersion : oldVersion;
+  const versionEdits = new Map<string, string | null>();
+  for (const target of targets) {
+    const wanted = channelVersion === newVersion ? null : newVersion;
+    if ((oldVersions.get(target) ?? null) !== wanted) versionEdits.set(target, wanted);
+  }
+  // Only targets named with --target may become new keys of srcHashes; a
+  // target pinned apart from the channel may become a key of `versions`.
+  const editOptions = {
+    file,
+    addMissing: required.some((t) => !tracked.includes(t)) || [...versionEdits.values()].some(
+      (v) => v !== null,
+    ),
+  };
+  const moved = (target: string): boolean =>
+    versionOf(target) !== newVersion || newBaseUrl !== oldBaseUrl;
 
   const { updates, toFetch, warnings } = planTargets(targets, {
     entries: choice.entries,
@@ -390,6 +477,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     moved,
     dryRun: options.dryRun ?? false,
   });
+  for (const update of updates) update.version = newVersion;
   warnings.unshift(...listing.warnings, ...targetNotes);
   const result: UpdateResult = {
     flake,
@@ -398,6 +486,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     format: listing.format,
     oldVersion,
     newVersion,
+    channelVersion,
     oldBaseUrl,
     newBaseUrl,
     current: false,
@@ -410,7 +499,10 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     commitMessage: null,
   };
   const edits = (): BindingEdit[] => [
-    ...(newVersion === oldVersion ? [] : [{ path: at("version"), value: newVersion }]),
+    ...(channelVersion === oldVersion || channelVersion === null
+      ? []
+      : [{ path: at("version"), value: channelVersion }]),
+    ...[...versionEdits].map(([target, value]) => ({ path: at(`versions.${target}`), value })),
     ...(newBaseUrl === oldBaseUrl ? [] : [{ path: at("baseUrl"), value: newBaseUrl }]),
     ...updates
       .filter((u) => u.newHash !== u.oldHash && u.newHash !== undefined)
@@ -431,43 +523,37 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
     return result;
   }
   if (options.dryRun) {
-    result.commitMessage = commitMessage(oldVersion, newVersion, updates, registry);
+    result.commitMessage = commitMessage(channelVersion, newVersion, updates, registry, oldVersion);
     return result;
   }
 
-  // Store paths this run made: a run that fails takes them out again.
-  const added: string[] = [];
-  let edited: EditResult;
-  try {
-    await fetchAll(toFetch, jobs, options, added);
-    const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
-      if (mirrors.length === 0 || update.size === undefined) return [];
-      const found = await checkMirrors(entry.name, update.size, mirrors, {
-        allowHttp: options.allowHttp ?? false,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-      return found.map((warning) => `${update.target}: ${warning}`);
-    }));
-    result.warnings.push(...mirrorWarnings.flat());
-    edited = rewrite();
-    if (options.gate !== undefined && edited.changes.length > 0) {
-      result.gate = await runGate(flake, edited.text, options.gate, {
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-    }
-    // The downloads take minutes: an edit made meanwhile (by a writer that
-    // takes no lock) is kept, checked just before the rename.
-    await writeFlakeFile(flakeFile, edited.text);
-  } catch (error) {
-    for (const path of added) await deleteStorePath(path);
-    throw error;
+  await fetchAll(toFetch, jobs, options);
+  const mirrorWarnings = await Promise.all(toFetch.map(async ({ update, entry }) => {
+    if (mirrors.length === 0 || update.size === undefined) return [];
+    const found = await checkMirrors(entry.name, update.size, mirrors, {
+      allowHttp: options.allowHttp ?? false,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return found.map((warning) => `${update.target}: ${warning}`);
+  }));
+  result.warnings.push(...mirrorWarnings.flat());
+  const edited = rewrite();
+  if (options.gate !== undefined && edited.changes.length > 0) {
+    result.gate = await runGate(flake, edited.text, options.gate, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   }
+  // The downloads take minutes: an edit made meanwhile (by a writer that
+  // takes no lock) is kept, checked just before the rename.
+  await writeFlakeFile(flakeFile, edited.text);
+  // The flake holds the hashes now: the cached bytes have served.
+  for (const { entry } of toFetch) await options.cache?.remove(entry.url);
   result.changes = edited.changes;
   result.diff = unifiedDiff(source, edited.text, { path: file });
   result.current = edited.changes.length === 0;
   result.commitMessage = result.current
     ? null
-    : commitMessage(oldVersion, newVersion, updates, registry);
+    : commitMessage(channelVersion, newVersion, updates, registry, oldVersion);
   return result;
 }
 
@@ -485,7 +571,7 @@ function planTargets(
   context: {
     entries: Record<string, IndexEntry | null>;
     oldHashes: Map<string, string | null>;
-    moved: boolean;
+    moved: (target: string) => boolean;
     dryRun: boolean;
   },
 ): Plan {
@@ -494,7 +580,7 @@ function planTargets(
     const entry = context.entries[target] ?? null;
     const oldHash = context.oldHashes.has(target) ? context.oldHashes.get(target)! : undefined;
     if (entry === null) {
-      const keep = !context.moved && typeof oldHash === "string";
+      const keep = !context.moved(target) && typeof oldHash === "string";
       plan.warnings.push(
         `${target}: not in the index ${keep ? "(hash kept)" : "→ null (not available)"}`,
       );
@@ -516,13 +602,30 @@ function planTargets(
       newHash: oldHash,
     };
     plan.updates.push(update);
-    if (context.moved || typeof oldHash !== "string") {
+    if (context.moved(target) || typeof oldHash !== "string") {
       update.action = context.dryRun ? "would-fetch" : "fetched";
       update.newHash = undefined;
       plan.toFetch.push({ update, entry });
     }
   }
   return plan;
+}
+
+// The channel's `versions` set (absent: none), as a map of the non-null entries.
+function readVersions(source: string, path: string, file: string): Map<string, string> {
+  const versions = new Map<string, string>();
+  let names: string[];
+  try {
+    names = listAttrNames(source, path, { file });
+  } catch (error) {
+    if (error instanceof MissingBindingError) return versions;
+    throw error;
+  }
+  for (const name of names) {
+    const value = readBinding(source, `${path}."${name}"`, { file });
+    if (value !== null) versions.set(name, value);
+  }
+  return versions;
 }
 
 function sameFolder(a: string, b: string): boolean {
@@ -554,8 +657,8 @@ export function formatUpdateReport(result: UpdateResult): string {
   if (result.current) {
     lines.push(`${result.flake} is up to date: ${result.newVersion}`);
   } else {
-    if (result.oldVersion !== result.newVersion) {
-      lines.push(`version: ${result.oldVersion} → ${result.newVersion}`);
+    if (result.oldVersion !== result.channelVersion) {
+      lines.push(`version: ${result.oldVersion} → ${result.channelVersion}`);
     }
     if (result.oldBaseUrl !== result.newBaseUrl) {
       const old = result.oldBaseUrl === null ? "null" : displayUrl(result.oldBaseUrl);
@@ -563,6 +666,12 @@ export function formatUpdateReport(result: UpdateResult): string {
     }
     for (const change of result.changes) {
       if (change.path === `${result.registry}.skip`) lines.push(`skip: + ${change.newValue}`);
+      if (change.path.startsWith(`${result.registry}.versions.`)) {
+        const old = change.oldValue === undefined ? "(new)" : String(change.oldValue);
+        lines.push(
+          `${change.path.slice(result.registry.length + 1)}: ${old} → ${String(change.newValue)}`,
+        );
+      }
     }
     for (const t of result.targets) {
       if (t.action === "kept" || (t.action === "unavailable" && t.oldHash === null)) continue;
@@ -628,17 +737,13 @@ async function fetchAll(
   work: { update: TargetUpdate; entry: IndexEntry }[],
   jobs: number,
   options: UpdateOptions,
-  added: string[],
 ): Promise<void> {
-  const controller = new AbortController();
-  const signal = options.signal === undefined
-    ? controller.signal
-    : AbortSignal.any([controller.signal, options.signal]);
   let next = 0;
-  let failure: unknown;
+  const failed: { update: TargetUpdate; entry: IndexEntry; error: unknown }[] = [];
   for (const { update, entry } of work) options.onQueue?.(update.target, entry);
   const worker = async (): Promise<void> => {
-    while (failure === undefined && next < work.length) {
+    // After a failure no new download starts; those running finish and are kept.
+    while (failed.length === 0 && next < work.length) {
       const { update, entry } = work[next++]!;
       try {
         options.onStart?.(update.target, entry);
@@ -646,7 +751,8 @@ async function fetchAll(
           name: entry.name,
           addToStore: options.addToStore ?? false,
           allowHttp: options.allowHttp ?? false,
-          signal,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(options.cache === undefined ? {} : { cache: options.cache }),
           ...(options.retries === undefined ? {} : { retries: options.retries }),
           ...(options.connections === undefined ? {} : { connections: options.connections }),
           onProgress: ({ received, total }) =>
@@ -656,35 +762,66 @@ async function fetchAll(
         update.newHash = formatHash(fetched.hash, "sri");
         update.size = fetched.size;
         if (fetched.storePath !== null) update.storePath = fetched.storePath;
-        if (fetched.addedToStore && fetched.storePath !== null) added.push(fetched.storePath);
         options.onDone?.(update.target, update.newHash, fetched.size);
       } catch (error) {
         options.onFail?.(update.target, error as Error);
-        // The first failure stops the other downloads: the flake will not be written.
-        failure ??= new Error(
-          `Cannot update: fetching ${update.target} failed, nothing was written: ${
-            (error as Error).message
-          }`,
-          { cause: error },
-        );
-        controller.abort(failure);
+        if (options.signal?.aborted) throw error;
+        failed.push({ update, entry, error });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, work.length) }, worker));
-  if (failure !== undefined) throw failure;
+  const first = failed[0];
+  if (first === undefined) return;
+  throw new Error(fetchFailure(first, work, options), { cause: first.error });
+}
+
+// One line: which target failed and why, what was kept, and what to run next.
+function fetchFailure(
+  failure: { update: TargetUpdate; entry: IndexEntry; error: unknown },
+  work: { update: TargetUpdate; entry: IndexEntry }[],
+  options: UpdateOptions,
+): string {
+  const { update, entry, error } = failure;
+  const done = work.filter((w) => w.update.newHash !== undefined).map((w) => w.update.target);
+  const kept = done.length === 0
+    ? ""
+    : options.addToStore
+    ? `; ${done.join(", ")} ${done.length === 1 ? "is" : "are"} in the Nix store`
+    : options.cache !== undefined
+    ? `; ${done.join(", ")} ${done.length === 1 ? "is" : "are"} in the download cache`
+    : "";
+  const partial = options.cache !== undefined && !options.addToStore
+    ? " (what was received is kept in the download cache: a rerun continues it)"
+    : "";
+  // A file the server does not have (404, 410, 403…): that version is broken for this target.
+  const gone = error instanceof HttpStatusError && error.status >= 400 && error.status < 500 &&
+    error.status !== 408 && error.status !== 429;
+  const rest = work.map((w) => w.update.target).filter((t) => t !== update.target);
+  const alone = rest.length === 0 ? "" : `, or update the others alone: update ${rest.join(" ")}`;
+  const hint = gone
+    ? `; if ${entry.version} is broken for ${update.target}, pass --skip ${entry.version}${alone}`
+    : "";
+  return `Cannot update: fetching ${update.target} (${entry.version}) failed, nothing was written${partial}: ${
+    (error as Error).message
+  }${kept}${hint}`;
 }
 
 function commitMessage(
-  oldVersion: string | null,
+  channelVersion: string | null,
   newVersion: string,
   updates: TargetUpdate[],
   registry: string,
+  oldVersion: string | null,
 ): string {
   // The nightly keeps the message it always had; other channels are named.
   const prefix = registry === "nightly" ? "rocm-nightly:" : `rocm-nightly: ${registry}`;
-  if (oldVersion !== newVersion) return `${prefix} ${oldVersion ?? "null"} -> ${newVersion}`;
   const fetched = updates.filter((u) => u.action !== "kept").map((u) => u.target);
+  if (channelVersion === oldVersion && newVersion !== oldVersion) {
+    // Targets moved apart from the channel (`versions`).
+    return `${prefix} ${updates.map((u) => u.target).join(", ")} -> ${newVersion}`;
+  }
+  if (oldVersion !== newVersion) return `${prefix} ${oldVersion ?? "null"} -> ${newVersion}`;
   if (fetched.length === 0) return `${prefix} ${newVersion}: skip list`;
   return `${prefix} ${newVersion}: update ${fetched.join(", ")}`;
 }

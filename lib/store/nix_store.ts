@@ -107,6 +107,50 @@ export async function isValidStorePath(path: string): Promise<boolean> {
   return success;
 }
 
+/** Whether a Nix store can be asked here, or why not. */
+export type StoreUsability = { usable: true } | { usable: false; reason: string };
+
+/**
+ * Tells whether the Nix store is usable from this process: `nix-store` is
+ * on PATH and reaches the store (a local store it may open, or a daemon).
+ * It asks the store whether a path that cannot exist is valid: a store that
+ * answers, even "no", is usable.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { storeUsability } from "./nix_store.ts";
+ *
+ * const store = await storeUsability();
+ * if (!store.usable) console.error(`not adding to the Nix store: ${store.reason}`);
+ * ```
+ *
+ * @returns Usable, or the reason it is not (one line).
+ */
+export async function storeUsability(): Promise<StoreUsability> {
+  const probe = "/nix/store/00000000000000000000000000000000-rocm-nightly-probe";
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("nix-store", {
+      args: ["--check-validity", "--print-invalid", probe],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return { usable: false, reason: "nix-store is not on PATH (is Nix installed?)" };
+    }
+    return { usable: false, reason: `cannot run nix-store: ${(error as Error).message}` };
+  }
+  if (output.success) return { usable: true };
+  const lines = new TextDecoder().decode(output.stderr).split("\n")
+    // deno-lint-ignore no-control-regex -- Nix colours its messages
+    .map((line) => line.replace(/\x1b\[[0-9;]*m/g, "").trim())
+    .filter((line) => line !== "" && !line.startsWith("warning:"));
+  const reason = lines.find((line) => line.startsWith("error:")) ?? lines[0] ??
+    `nix-store exited with ${output.code}`;
+  return { usable: false, reason: reason.replace(/^error: /, "").slice(0, 300) };
+}
+
 /** Runs nix-store for its exit status, turning "not installed" into a clear error. */
 async function nixStore(args: string[]): Promise<Deno.CommandOutput> {
   try {

@@ -80,9 +80,20 @@ export function shebangPermissions(script: string): string[] {
   return first.split(" ").filter((word) => word.startsWith("--allow-"));
 }
 
+/** This process's Deno cache folder, as Deno finds it. */
+export function denoDir(): string {
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  return Deno.env.get("DENO_DIR") ??
+    `${xdg !== undefined && xdg.startsWith("/") ? xdg : `${Deno.env.get("HOME")}/.cache`}/deno`;
+}
+
 /**
  * Runs `scripts/<script>.ts` with its shebang's permissions and a fresh
- * TMPDIR, bounded in time.
+ * TMPDIR, bounded in time. prefetch and update add to the Nix store by
+ * default: unless a case passes `--add-to-store` (or `--no-add-to-store`)
+ * they get `--no-add-to-store`, so the suite leaves the system store as it
+ * was; and unless a case names one, XDG_CACHE_HOME is a fresh folder,
+ * removed after the run, so no download cache lands in the user's home.
  */
 export async function runScript(
   script: string,
@@ -90,6 +101,14 @@ export async function runScript(
   options: RunScriptOptions = {},
 ): Promise<ScriptResult> {
   const tmpdir = await Deno.makeTempDir({ prefix: "fault-tmp-" });
+  const storeFlag = (script === "update" || script === "prefetch") &&
+      !args.includes("--add-to-store") && !args.includes("--no-add-to-store")
+    ? ["--no-add-to-store"]
+    : [];
+  args = [...storeFlag, ...args];
+  const cache = options.env?.XDG_CACHE_HOME === undefined
+    ? await Deno.makeTempDir({ prefix: "fault-cache-" })
+    : undefined;
   const [program, ...wrapper] = [...options.under ?? [], Deno.execPath()];
   const child = new Deno.Command(program!, {
     args: [
@@ -100,7 +119,15 @@ export async function runScript(
       `${repoRoot}/scripts/${script}.ts`,
       ...args,
     ],
-    env: { ...nixEnv(), TMPDIR: tmpdir, NO_COLOR: "1", ...options.env },
+    env: {
+      ...nixEnv(),
+      TMPDIR: tmpdir,
+      NO_COLOR: "1",
+      // Deno's own cache stays where it was (it defaults to $XDG_CACHE_HOME/deno).
+      DENO_DIR: denoDir(),
+      ...(cache === undefined ? {} : { XDG_CACHE_HOME: cache }),
+      ...options.env,
+    },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -141,6 +168,7 @@ export async function runScript(
     };
   } finally {
     clearTimeout(timer);
+    if (cache !== undefined) await Deno.remove(cache, { recursive: true }).catch(() => {});
   }
 }
 

@@ -21,6 +21,7 @@ import { OWNERSHIP_CASES } from "./ownership.ts";
 import { disposeSignalFixtures, SIGNAL_CASES } from "./signals.ts";
 import { GATE_CASES } from "./gate.ts";
 import { FIRST_RUN_CASES } from "./first_run.ts";
+import { PARTIAL_WORK_CASES } from "./partial_work.ts";
 
 export const HTTP: FaultClass = { title: "HTTP framing and status oddities", cases: HTTP_CASES };
 export const REDIRECTS: FaultClass = {
@@ -82,6 +83,11 @@ export const FIRST_RUN: FaultClass = {
   cases: FIRST_RUN_CASES,
 };
 
+export const PARTIAL_WORK: FaultClass = {
+  title: "One target's failure keeps the others' work",
+  cases: PARTIAL_WORK_CASES,
+};
+
 /** Every class, in docs/guarantees.md's order. */
 export const CLASSES: FaultClass[] = [
   HTTP,
@@ -98,4 +104,5 @@ export const CLASSES: FaultClass[] = [
   HOST_FILES,
   OWNERSHIP,
   FIRST_RUN,
+  PARTIAL_WORK,
 ];

@@ -274,7 +274,7 @@ export const REDIRECT_CASES: FaultCase[] = [
   },
   {
     name:
-      "update --add-to-store: a second tarball's 404 takes the first one out of the store again",
+      "update --add-to-store: a second tarball's 404 keeps the first one in the store, names the target, suggests --skip",
     run: () =>
       inTempDir(async (dir) => {
         const { renderTheRockIndex } = await import("../../lib/jobs/demo_mirror.ts");
@@ -303,12 +303,24 @@ export const REDIRECT_CASES: FaultCase[] = [
         const result = await runScript("update", [
           ...["--flake", `${dir}/flake.nix`, "--add-to-store", "--jobs", "1"],
         ]);
-        await assertFailedCleanly(result, {
-          code: 1,
-          stderr: /fetching gfx110X-all failed.*HTTP 404/,
-          unchanged: [before],
-          notInStore: [{ name: tarballName(), hash: sriOf(body) }],
-        });
+        const { fixedOutputPath, isValidStorePath, deleteStorePath } = await import(
+          "../../lib/store/nix_store.ts"
+        );
+        const { parseSri } = await import("../../lib/hash/hash.ts");
+        const kept = fixedOutputPath(tarballName(), parseSri(sriOf(body)));
+        try {
+          await assertFailedCleanly(result, {
+            code: 1,
+            stderr: new RegExp(
+              `fetching gfx110X-all \\(${VERSION_NEW}\\) failed.*HTTP 404.*gfx1151 is in the ` +
+                `Nix store; if ${VERSION_NEW} is broken for gfx110X-all, pass --skip ${VERSION_NEW}`,
+            ),
+            unchanged: [before],
+          });
+          equal(await isValidStorePath(kept), true, `${kept} kept for the rerun`);
+        } finally {
+          await deleteStorePath(kept);
+        }
         equal(server.requests.some((r) => r.path === `/tarball/${tarballName()}`), true);
       }),
   },

@@ -294,7 +294,17 @@ Deno.test("prefetch CLI fetches ranges through the proxy that HTTP_PROXY names",
   await using proxy = startFileServer({ routes: { [url]: { body, headers: { ETag: '"p"' } } } });
   const result = await run(
     Deno.execPath(),
-    ["run", ...permissions, script, "--no-progress", "--allow-http", "--connections", "3", url],
+    [
+      "run",
+      ...permissions,
+      script,
+      "--no-add-to-store",
+      "--no-progress",
+      "--allow-http",
+      "--connections",
+      "3",
+      url,
+    ],
     { env: { HTTP_PROXY: proxy.origin } },
   );
   assert.equal(result.code, 0, result.stderr);

@@ -41,7 +41,9 @@ function cli(
   args: string[],
   options: { cwd?: string; stdin?: Uint8Array } = {},
 ): Promise<RunResult> {
-  return run(Deno.execPath(), ["run", ...PERMISSIONS, SCRIPT, ...args], {
+  // Into the system store only when a test asks (the default adds to it).
+  const store = args.includes("--add-to-store") ? [] : ["--no-add-to-store"];
+  return run(Deno.execPath(), ["run", ...PERMISSIONS, SCRIPT, ...store, ...args], {
     ...options,
     env: nixEnv(),
   });
@@ -415,7 +417,7 @@ Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names, except to 
     const url = "http://rocm.example.invalid:8080/file.bin";
     const result = await run(
       Deno.execPath(),
-      ["run", ...PERMISSIONS, SCRIPT, "--no-progress", "--allow-http", url],
+      ["run", ...PERMISSIONS, SCRIPT, "--no-add-to-store", "--no-progress", "--allow-http", url],
       { env: { HTTP_PROXY: `http://127.0.0.1:${(proxy.addr as Deno.NetAddr).port}` } },
     );
     assert.equal(result.code, 0, result.stderr);
@@ -425,7 +427,14 @@ Deno.test("prefetch CLI goes through the proxy that HTTP_PROXY names, except to 
     await using server = startFileServer({ routes: { "/file.bin": { body: BODY } } });
     const local = await run(
       Deno.execPath(),
-      ["run", ...PERMISSIONS, SCRIPT, "--no-progress", server.url("/file.bin")],
+      [
+        "run",
+        ...PERMISSIONS,
+        SCRIPT,
+        "--no-add-to-store",
+        "--no-progress",
+        server.url("/file.bin"),
+      ],
       { env: { HTTP_PROXY: `http://127.0.0.1:${(proxy.addr as Deno.NetAddr).port}` } },
     );
     assert.equal(local.stdout.trim(), BODY_SRI, local.stderr);
@@ -450,7 +459,10 @@ Deno.test({
       const locked = join(dir, "locked.bin");
       await Deno.writeFile(locked, BODY, { mode: 0o000 });
       await Deno.chmod(locked, 0o000);
-      const command = [Deno.execPath(), "run", ...PERMISSIONS, SCRIPT, "--no-progress", locked];
+      const command = [
+        ...[Deno.execPath(), "run", ...PERMISSIONS, SCRIPT],
+        ...["--no-add-to-store", "--no-progress", locked],
+      ];
       const result = root
         ? await run("setpriv", ["--bounding-set=-dac_override,-dac_read_search", ...command])
         : await run(command[0]!, command.slice(1));
@@ -616,7 +628,14 @@ Deno.test({
       const out = join(dir, "stdout.txt");
       for (const noColor of [false, true]) {
         const command = "stty cols 150; " +
-          [Deno.execPath(), "run", ...PERMISSIONS, SCRIPT, server.url("/slow.bin")]
+          [
+            Deno.execPath(),
+            "run",
+            ...PERMISSIONS,
+            SCRIPT,
+            "--no-add-to-store",
+            server.url("/slow.bin"),
+          ]
             .map(quote).join(" ") +
           ` > ${quote(out)}`;
         const env: Record<string, string> = { ...nixEnv(), TERM: "xterm" };
@@ -638,6 +657,7 @@ Deno.test({
           "run",
           ...PERMISSIONS,
           SCRIPT,
+          "--no-add-to-store",
           "--no-progress",
           server.url("/slow.bin"),
         ].map(quote).join(" ") + ` > ${quote(out)}`,
@@ -646,5 +666,26 @@ Deno.test({
       assert.equal(quiet.code, 0);
       assert.doesNotMatch(quiet.stdout, /100%|done/);
     });
+  },
+});
+
+Deno.test({
+  name: "prefetch CLI adds a URL to the store by default, as nix-prefetch-url does",
+  ignore: !nix,
+  fn: async () => {
+    const body = crypto.getRandomValues(new Uint8Array(4096));
+    await using server = startFileServer({ routes: { "/default.bin": { body } } });
+    const expected = await sri(body);
+    const storePath = fixedOutputPath("default.bin", parseHash(expected));
+    try {
+      const result = await run(Deno.execPath(), [
+        ...["run", ...PERMISSIONS, SCRIPT, "--no-progress", server.url("/default.bin")],
+      ], { env: nixEnv() });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${expected}\n${storePath}\n`);
+      assert.ok(await isValid(storePath));
+    } finally {
+      await run("nix-store", ["--delete", storePath], { env: nixEnv() });
+    }
   },
 });

@@ -132,6 +132,7 @@ Deno.test("addChannel() adds the set beside the others and to the flake's channe
     baseUrl: "https://rc.repo.amd.com/rocm/core/tarball/",
     version: null,
     srcHashes: readChannel(real, "nightly").srcHashes,
+    versions: {},
     mirrors: [],
     skip: [],
   });
@@ -232,7 +233,7 @@ Deno.test("updateFlake() gate exiting 1 leaves the flake byte-identical and show
     ...["--allow-net", "--allow-read", "--allow-write", "--allow-run=nix-store,nix-daemon,sh"],
     "--allow-env=TMPDIR", // the gate's copy goes into TMPDIR
     script,
-    ...["--flake", f.flake, "--index", f.mirror.indexUrl],
+    ...["--flake", f.flake, "--index", f.mirror.indexUrl, "--no-add-to-store", "--no-cache"],
     ...["--gate", "echo smoke: no gfx1151 agent; exit 1"],
   ]);
   assert.equal(cli.code, 1, cli.stderr);

@@ -454,6 +454,52 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "resolve.nix: versions.<family> pins one tarball apart from the channel's version",
+  ignore: !ok,
+  fn: async () => {
+    const r = resolver(
+      { gfx1151: GFX1151, "gfx110X-all": OTHER },
+      `versions = { gfx1151 = "7.12.0a20260311"; "gfx110X-all" = null; };`,
+    );
+    assert.deepEqual(
+      await nixEval(
+        `map (t: { inherit (${r}.resolve t) url hash version; }) [ "gfx1151" "gfx1100" ]`,
+      ),
+      [
+        {
+          url:
+            "https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx1151-7.12.0a20260311.tar.gz",
+          hash: GFX1151,
+          version: "7.12.0a20260311",
+        },
+        {
+          url:
+            "https://rocm.nightlies.amd.com/tarball/therock-dist-linux-gfx110X-all-7.12.0a20260308.tar.gz",
+          hash: OTHER,
+          version: "7.12.0a20260308",
+        },
+      ],
+    );
+    // A skipped per-target version is refused by its own name; the others still resolve.
+    const skipped = resolver(
+      { gfx1151: GFX1151, "gfx110X-all": OTHER },
+      `versions.gfx1151 = "7.12.0a20260311"; skip = [ "7.12.0a20260311" ];`,
+    );
+    assert.match(
+      await nixEvalError(`${skipped}.resolve "gfx1151"`),
+      /nightly.versions.gfx1151 "7.12.0a20260311" is in nightly.skip \(known bad\)/,
+    );
+    const names = Object.keys(await nixEval(`${skipped}.packageTargets`) as object);
+    assert.ok(names.includes("rocm-nightly-gfx110X-all"), names.join(" "));
+    assert.ok(!names.includes("rocm-nightly-gfx1151"), names.join(" "));
+    assert.match(
+      await nixEvalError(`${resolver({ gfx1151: GFX1151 }, `versions = [ ];`)}.resolve "gfx1151"`),
+      /nightly.versions must be an attribute set, got list/,
+    );
+  },
+});
+
 Deno.test("flake.nix binds each registry path exactly once (tools edit it by path)", async () => {
   const text = await Deno.readTextFile(join(repoRoot, "flake.nix"));
   const { bindings } = scanBindings(text);

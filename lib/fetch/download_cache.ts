@@ -1,0 +1,366 @@
+/**
+ * The download cache: where `update` keeps tarballs it downloaded without a
+ * Nix store, so that a run that fails (one target's 404, a signal, a lost
+ * connection) keeps the work it did, and the next run continues each file
+ * with a `Range` request instead of starting over.
+ *
+ * The folder is `$XDG_CACHE_HOME/rocm-nightly`, else `~/.cache/rocm-nightly`.
+ * It is used only when it is provably ours: a real directory (not a link)
+ * that only its owner may enter (mode 0700), holding the marker file
+ * `.rocm-nightly-cache` with fixed contents, owned by the user of this
+ * process (shown by a temporary made in it through lib/fs/temporaries.ts).
+ * An existing folder without the marker is adopted only when it is empty.
+ * Otherwise the cache is not used, and the caller says why.
+ *
+ * One entry per URL, named by the SHA-256 of the URL:
+ *
+ * - `<key>.data`: the body's first bytes, as received;
+ * - `<key>.json`: the URL, the response's validator (strong ETag, else
+ *   Last-Modified) and length, and how many bytes of `.data` are on disk for
+ *   sure (flushed with fdatasync(2) before the count is written, each 64 MiB
+ *   and when the download ends, fails or is interrupted): a power loss never
+ *   lets garbage into a resumed hash, and a record cut short does not parse
+ *   (the entry then starts over);
+ * - `<key>.lock`: held while a run uses the entry (lib/fs/file_lock.ts), so
+ *   two runs never write one entry.
+ *
+ * A resume sends `If-Range` with the validator: a file that changed on the
+ * server (another ETag or length) is downloaded from byte 0. An entry
+ * without a validator is never resumed. Growth: `update` removes an entry
+ * once the flake holds its hash; entries untouched for 30 days are removed
+ * by the next run; the folder may be removed at any time.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../fs/atomic_write.ts";
+import { openRegularFile, readRegularFile } from "../fs/file_kind.ts";
+import { acquireLock, type FileLock, LockHeldError } from "../fs/file_lock.ts";
+import { createTemporaryFile } from "../fs/temporaries.ts";
+import type { DownloadResume, DownloadWriter } from "./download.ts";
+
+const MARKER = ".rocm-nightly-cache";
+const MARKER_TEXT = "rocm-nightly download cache: <sha256 of the URL>.data/.json/.lock\n";
+const ENTRY = /^[0-9a-f]{64}\.(data|json|lock)$/;
+/** Bytes written between two flushes of an entry. */
+const CHECKPOINT_BYTES = 64 * 1024 * 1024;
+/** Entries untouched for this long are removed. */
+const MAX_AGE_MS = 30 * 86_400_000;
+
+/**
+ * The cache folder for this user: `$XDG_CACHE_HOME/rocm-nightly` when that
+ * is an absolute path, else `$HOME/.cache/rocm-nightly`.
+ *
+ * @param env Reads an environment variable.
+ * @returns The folder, or `undefined` when neither variable says where.
+ *
+ * @example Usage
+ * ```ts
+ * import { defaultCacheFolder } from "./download_cache.ts";
+ *
+ * defaultCacheFolder((name) => name === "HOME" ? "/home/ada" : undefined);
+ * // "/home/ada/.cache/rocm-nightly"
+ * ```
+ */
+export function defaultCacheFolder(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string | undefined {
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg !== undefined && xdg.startsWith("/")) return `${xdg.replace(/\/+$/, "")}/rocm-nightly`;
+  const home = env("HOME");
+  if (home !== undefined && home.startsWith("/")) {
+    return `${home.replace(/\/+$/, "")}/.cache/rocm-nightly`;
+  }
+  return undefined;
+}
+
+/** One URL's entry, held by this run until {@linkcode CacheEntry.close}. */
+export interface CacheEntry {
+  /** Receives the body (appends to `<key>.data`). */
+  readonly writer: DownloadWriter;
+  /** The bytes kept from an earlier run, when they can be continued. */
+  readonly resume: DownloadResume | undefined;
+  /** Flushes what was received, records it, and lets go of the entry. */
+  close(): Promise<void>;
+}
+
+interface EntryInfo {
+  url: string;
+  validator: string;
+  total: number;
+  kept: number;
+}
+
+/**
+ * A download cache folder (see the module documentation).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { DownloadCache } from "./download_cache.ts";
+ * import { download } from "./download.ts";
+ *
+ * const cache = await DownloadCache.open("/home/ada/.cache/rocm-nightly");
+ * const entry = await cache.entry("https://example.com/big.tar.gz");
+ * try {
+ *   await download("https://example.com/big.tar.gz", {
+ *     writer: entry!.writer,
+ *     ...(entry!.resume === undefined ? {} : { resume: entry!.resume }),
+ *   });
+ * } finally {
+ *   await entry!.close();
+ * }
+ * await cache.remove("https://example.com/big.tar.gz");
+ * ```
+ */
+export class DownloadCache {
+  /** The folder. */
+  readonly folder: string;
+
+  private constructor(folder: string) {
+    this.folder = folder;
+  }
+
+  /**
+   * Opens (making it if needed) a cache folder that is provably ours, and
+   * removes its entries untouched for 30 days.
+   *
+   * @param folder The folder, e.g. {@linkcode defaultCacheFolder}'s.
+   * @returns The cache.
+   * @throws {Error} When the folder is not provably ours, or cannot be made;
+   * the message says which and what to do.
+   */
+  static async open(folder: string): Promise<DownloadCache> {
+    const refuse = (detail: string): never => {
+      throw new Error(`Cannot use the download cache "${folder}": ${detail}`);
+    };
+    let made = false;
+    try {
+      await Deno.mkdir(folder.slice(0, folder.lastIndexOf("/")) || "/", { recursive: true });
+      await Deno.mkdir(folder, { mode: 0o700 });
+      made = true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) refuse((error as Error).message);
+    }
+    const info = await Deno.lstat(folder);
+    if (!info.isDirectory) refuse("it is not a directory (a link or a file)");
+    if (((info.mode ?? 0o777) & 0o077) !== 0) {
+      refuse(`others may enter it (mode ${((info.mode ?? 0) & 0o777).toString(8)}, not 700)`);
+    }
+    const marker = `${folder}/${MARKER}`;
+    let marked = false;
+    try {
+      const text = new TextDecoder().decode(
+        await readRegularFile(marker, { maxBytes: 1024, followSymlinks: false }),
+      );
+      if (text !== MARKER_TEXT) refuse(`"${MARKER}" is not rocm-nightly's marker`);
+      marked = true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    // Written by this user? A temporary made in it is this user's: compare owners.
+    const probe = await createTemporaryFile(folder, "owner");
+    let owner: number | null;
+    try {
+      owner = (await probe.file.stat()).uid;
+    } finally {
+      probe.file.close();
+      await probe.remove();
+    }
+    if (owner !== info.uid) refuse("it belongs to another user");
+    if (!marked) {
+      if (!made) {
+        for await (const entry of Deno.readDir(folder)) {
+          if (!entry.name.startsWith(".rocm-nightly-tmp")) {
+            refuse(`it holds files rocm-nightly did not make ("${entry.name}"); remove it`);
+          }
+        }
+      }
+      await writeFileAtomic(marker, MARKER_TEXT, { mode: 0o600 });
+    }
+    const cache = new DownloadCache(folder);
+    await cache.#expire();
+    return cache;
+  }
+
+  /**
+   * Takes the entry of `url`: what an earlier run kept of it, and a writer
+   * for the rest.
+   *
+   * @param url The URL.
+   * @returns The entry, or `undefined` when another run is using it.
+   */
+  async entry(url: string): Promise<CacheEntry | undefined> {
+    const base = `${this.folder}/${keyOf(url)}`;
+    let lock: FileLock;
+    try {
+      lock = await acquireLock(`${base}.lock`, { purpose: `use the cached download of ${url}` });
+    } catch (error) {
+      if (error instanceof LockHeldError) return undefined;
+      throw error;
+    }
+    try {
+      return await openEntry(base, url, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Removes the entry of `url` (once its hash is written where it belongs).
+   *
+   * @param url The URL.
+   */
+  async remove(url: string): Promise<void> {
+    const base = `${this.folder}/${keyOf(url)}`;
+    let lock: FileLock;
+    try {
+      lock = await acquireLock(`${base}.lock`, { purpose: `remove the cached download of ${url}` });
+    } catch (error) {
+      if (error instanceof LockHeldError) return;
+      throw error;
+    }
+    try {
+      await removeQuietly(`${base}.data`);
+      await removeQuietly(`${base}.json`);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Removes entries (data and record) untouched for 30 days and not in use. */
+  async #expire(): Promise<void> {
+    const now = Date.now();
+    const old = new Set<string>();
+    for await (const entry of Deno.readDir(this.folder)) {
+      const match = ENTRY.exec(entry.name);
+      if (match === null || match[1] !== "json" || !entry.isFile) continue;
+      const info = await Deno.lstat(`${this.folder}/${entry.name}`).catch(() => undefined);
+      const time = info?.mtime?.getTime();
+      if (time !== undefined && now - time > MAX_AGE_MS) old.add(entry.name.slice(0, 64));
+    }
+    for (const key of old) {
+      const url = await readInfo(`${this.folder}/${key}.json`).then((i) => i?.url);
+      if (url !== undefined && keyOf(url) === key) await this.remove(url);
+    }
+  }
+}
+
+function keyOf(url: string): string {
+  return createHash("sha256").update(url).digest("hex");
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await Deno.remove(path).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+}
+
+async function readInfo(path: string): Promise<EntryInfo | undefined> {
+  try {
+    const bytes = await readRegularFile(path, { maxBytes: 64 * 1024, followSymlinks: false });
+    const info = JSON.parse(new TextDecoder().decode(bytes)) as Partial<EntryInfo>;
+    if (
+      typeof info.url !== "string" || typeof info.validator !== "string" ||
+      !Number.isSafeInteger(info.total) || !Number.isSafeInteger(info.kept)
+    ) {
+      return undefined;
+    }
+    return info as EntryInfo;
+  } catch {
+    // Missing, not a regular file, or not ours to read: no entry.
+    return undefined;
+  }
+}
+
+async function openEntry(base: string, url: string, lock: FileLock): Promise<CacheEntry> {
+  const info = await readInfo(`${base}.json`);
+  const data = await Deno.open(`${base}.data`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    const stat = await data.stat();
+    if (!stat.isFile || stat.nlink !== 1) {
+      throw new Error(`Cannot use the cached download "${base}.data": it is not a plain file`);
+    }
+    // What is on disk for sure, and one byte less than the whole file: the
+    // server confirms the rest (even if that is only the last byte) with If-Range.
+    let kept = 0;
+    if (info !== undefined && info.url === url && info.total > 0) {
+      kept = Math.min(info.kept, stat.size, info.total - 1);
+    }
+    await data.truncate(kept);
+    await data.seek(kept, Deno.SeekMode.Start);
+    let record: EntryInfo | undefined = kept > 0 ? { ...info!, kept } : undefined;
+    let written = kept;
+    let unsynced = 0;
+    const checkpoint = async (): Promise<void> => {
+      await data.syncData();
+      unsynced = 0;
+      if (record === undefined) {
+        await removeQuietly(`${base}.json`);
+        return;
+      }
+      record.kept = written;
+      // Written in place, also while a signal unwinds the run (atomic writes
+      // refuse then): a torn or lost write does not parse, and the entry
+      // then starts over; the count is written only after the bytes are flushed.
+      await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    };
+    let reader: Deno.FsFile | undefined;
+    const resume: DownloadResume | undefined = record === undefined ? undefined : {
+      size: kept,
+      total: record.total,
+      validator: record.validator,
+      read: async (view) => {
+        reader ??= await openRegularFile(`${base}.data`, { followSymlinks: false });
+        return await reader.read(view) ?? 0;
+      },
+    };
+    const writer: DownloadWriter = {
+      begin: (size, validator) => {
+        record = size === undefined || validator === undefined
+          ? undefined
+          : { url, validator, total: size, kept: 0 };
+      },
+      write: async (chunk) => {
+        for (let n = 0; n < chunk.length;) n += await data.write(chunk.subarray(n));
+        written += chunk.length;
+        unsynced += chunk.length;
+        if (unsynced >= CHECKPOINT_BYTES) await checkpoint();
+      },
+      truncate: async () => {
+        await data.truncate(0);
+        await data.seek(0, Deno.SeekMode.Start);
+        written = 0;
+        record = undefined;
+        await checkpoint();
+      },
+    };
+    let closed = false;
+    return {
+      writer,
+      resume,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        try {
+          reader?.close();
+          await checkpoint();
+          // Nothing that could be continued (no validator, or no byte): no entry.
+          if (record === undefined) await removeQuietly(`${base}.data`);
+        } finally {
+          data.close();
+          await lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    data.close();
+    throw error;
+  }
+}

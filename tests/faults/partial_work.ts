@@ -1,0 +1,151 @@
+/**
+ * One target's failure keeps the others' work (#21.3, #21.4): update run as
+ * a user runs it, one target failing, then run again. Without a store the
+ * finished and partial downloads stay in the download cache
+ * ($XDG_CACHE_HOME/rocm-nightly) and the rerun continues each by Range; the
+ * error names the failing target and suggests --skip for a missing file.
+ *
+ * @module
+ */
+
+import { deepEqual, equal, match } from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
+import { startFileServer } from "../_server.ts";
+import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } from "./_harness.ts";
+import { OLD_HASH, registry, uniqueBytes, VERSION_NEW } from "./_fixtures.ts";
+
+const FIRST = `therock-dist-linux-gfx1151-${VERSION_NEW}.tar.gz`;
+const SECOND = `therock-dist-linux-gfx110X-all-${VERSION_NEW}.tar.gz`;
+
+/** A registry tracking gfx1151 and gfx110X-all, at the server's folder. */
+function twoTargets(baseUrl: string): string {
+  return registry(baseUrl).replace(
+    `gfx1151 = "${OLD_HASH}";`,
+    `gfx1151 = "${OLD_HASH}";\n      gfx110X-all = null;`,
+  );
+}
+
+function indexPage(): Uint8Array {
+  return new TextEncoder().encode(
+    renderTheRockIndex([{ name: FIRST, mtime: 2 }, { name: SECOND, mtime: 2 }]),
+  );
+}
+
+/** The cache's data files and their sizes. */
+function cached(cache: string): number[] {
+  const folder = `${cache}/rocm-nightly`;
+  return [...Deno.readDirSync(folder)]
+    .filter((e) => e.name.endsWith(".data"))
+    .map((e) => Deno.statSync(`${folder}/${e.name}`).size)
+    .sort((a, b) => a - b);
+}
+
+const sri = (bytes: Uint8Array): string =>
+  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
+
+export const PARTIAL_WORK_CASES: FaultCase[] = [
+  {
+    name: "update: a 404 on the second target keeps the first in the download cache, " +
+      "names the target and suggests --skip; the rerun fetches one byte of it",
+    run: () =>
+      inTempDir(async (dir) => {
+        const first = uniqueBytes(50_000);
+        await using server = startFileServer({
+          routes: {
+            "/tarball/": { body: indexPage(), contentType: "text/html" },
+            [`/tarball/${FIRST}`]: { body: first, headers: { ETag: '"1"' } },
+          },
+        });
+        const cache = `${dir}/cache`;
+        await Deno.mkdir(`${dir}/flake`);
+        await Deno.writeTextFile(`${dir}/flake/flake.nix`, twoTargets(server.url("/tarball/")));
+        const before = snapshot(`${dir}/flake`);
+        const args = ["--flake", `${dir}/flake/flake.nix`, "--jobs", "1"];
+        const failed = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
+        await assertFailedCleanly(failed, {
+          code: 1,
+          stderr: new RegExp(
+            `fetching gfx110X-all \\(${VERSION_NEW}\\) failed, nothing was written .*HTTP 404.*` +
+              `gfx1151 is in the download cache; if ${VERSION_NEW} is broken for gfx110X-all, ` +
+              `pass --skip ${VERSION_NEW}, or update the others alone: update gfx1151$`,
+          ),
+          unchanged: [before],
+        });
+        deepEqual(cached(cache), [first.length], "the finished download is kept");
+        // The rerun the error suggests: the finished file is confirmed by its last byte.
+        const count = server.requests.length;
+        const rerun = await runScript("update", [...args, "gfx1151"], {
+          env: { XDG_CACHE_HOME: cache },
+        });
+        await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
+        equal(rerun.code, 0, rerun.stderr);
+        deepEqual(
+          server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
+            .map((r) => [r.path, r.headers["range"]]),
+          [[`/tarball/${FIRST}`, `bytes=${first.length - 1}-`]],
+        );
+        match(
+          await Deno.readTextFile(`${dir}/flake/flake.nix`),
+          new RegExp(
+            `gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`,
+          ),
+        );
+        deepEqual(cached(cache), []);
+      }),
+  },
+  {
+    name:
+      "update: SIGTERM mid-download without a store keeps the bytes; the rerun continues by Range",
+    run: () =>
+      inTempDir(async (dir) => {
+        const body = uniqueBytes(600_000);
+        await using server = startFileServer({
+          routes: {
+            "/tarball/": { body: indexPage(), contentType: "text/html" },
+            [`/tarball/${FIRST}`]: {
+              body,
+              headers: { ETag: '"s"' },
+              stallAfter: 200_000,
+              faultTimes: 1,
+            },
+          },
+        });
+        const cache = `${dir}/cache`;
+        await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
+        const args = ["--flake", `${dir}/flake.nix`, "--no-progress"];
+        const killed = await runScript("update", args, {
+          env: { XDG_CACHE_HOME: cache },
+          signal: {
+            name: "SIGTERM",
+            when: async (_pid, exited) => {
+              for (let i = 0; i < 400 && !exited.aborted; i++) {
+                if (server.requests.some((r) => r.path.endsWith(".tar.gz"))) break;
+                await new Promise((resolve) => setTimeout(resolve, 25));
+              }
+              // The stalled response has sent its 200 000 bytes.
+              await new Promise((resolve) => setTimeout(resolve, 500));
+            },
+          },
+        });
+        await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
+        equal(killed.code, 143, killed.stderr);
+        deepEqual(cached(cache), [200_000]);
+        const count = server.requests.length;
+        const rerun = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
+        await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
+        equal(rerun.code, 0, rerun.stderr);
+        const ranges = server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
+          .map((r) => r.headers["range"]);
+        // 400 000 bytes served the second time, not 600 000.
+        deepEqual(ranges, ["bytes=200000-"]);
+        match(
+          await Deno.readTextFile(`${dir}/flake.nix`),
+          new RegExp(
+            `gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`,
+          ),
+        );
+        deepEqual(cached(cache), [], "the entry goes once the flake holds the hash");
+      }),
+  },
+];
