@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createProgressDisplay } from "../../lib/cli/progress.ts";
 import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
 import { readRequest } from "../_server.ts";
+import { denoDir } from "../faults/_harness.ts";
 import { repoRoot, requireTools, run, sha256Sri, withTempDir } from "../_tools.ts";
 
 /** A fake terminal: what was written, with the last frame of each line read back. */
@@ -158,7 +159,14 @@ Deno.test({
           `      gfx120X-all = null;\n    };\n  };\n}\n`,
       );
       const socket = join(dir, "tmux.sock");
-      const tmuxEnv = { TERM: "xterm-256color", HOME: dir };
+      // Deno's own cache stays the runner's (its npm packages are there: a
+      // fresh one would need the registry); the download cache is the test's.
+      const tmuxEnv = {
+        TERM: "xterm-256color",
+        HOME: dir,
+        DENO_DIR: denoDir(),
+        XDG_CACHE_HOME: join(dir, "cache"),
+      };
       const command = [
         Deno.execPath(),
         "run",
@@ -168,7 +176,7 @@ Deno.test({
         "--allow-run=nix-store,nix-daemon,sh",
         "--allow-env",
         join(repoRoot, "scripts", "update.ts"),
-        ...["--flake", flake, "--index", `${origin}/tarball/`, "--jobs", "1"],
+        ...["--flake", flake, "--index", `${origin}/tarball/`, "--jobs", "1", "--no-add-to-store"],
       ].map(quote).join(" ");
       const started = await run("tmux", [
         ...["-S", socket, "-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "40"],
