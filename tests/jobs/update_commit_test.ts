@@ -67,6 +67,9 @@ Deno.test({
         "--index",
         f.mirror.indexUrl,
         "--no-progress",
+        // Neither the store nor a download cache: this is about git.
+        "--no-add-to-store",
+        "--no-cache",
         ...args,
       ], { env });
     const refused = await update("--commit", "--dry-run");
@@ -102,6 +105,8 @@ Deno.test({
       f.flake,
       "--index",
       f.mirror.indexUrl,
+      "--no-add-to-store",
+      "--no-cache",
       "--commit",
     ], { env: { GIT_CEILING_DIRECTORIES: f.dir.replace(/\/[^/]*$/, "") } });
     assert.equal(result.code, 1, result.stderr);
