@@ -7,6 +7,7 @@
 
 import { runMain, UsageError } from "../lib/cli/cli.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
+import { listsEveryName } from "../lib/fs/dir_reader.ts";
 
 const HELP = `Usage: check-output.ts <out-path> [--json] [--target ISA] [--allow-missing SONAME]...
 
@@ -118,6 +119,12 @@ async function main(args: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
     throw error;
+  }
+  if (!listsEveryName && Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    console.error(
+      `check-output: warning: Deno ${Deno.version.deno} leaves names that are not UTF-8 out of a ` +
+        "listing, so such files went unchecked: run with --allow-ffi, or Deno 2.8.2 or later",
+    );
   }
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else Deno.stdout.writeSync(new TextEncoder().encode(formatCheckReport(report)));

@@ -17,7 +17,6 @@ import {
   type EntryKind,
   type EntryVisitor,
   escapeName,
-  listsEveryName,
   openDirectoryReader,
 } from "../fs/dir_reader.ts";
 import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
@@ -300,14 +299,6 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   });
   Object.assign(counts, walk.counts);
   counts.scripts = scripts.read;
-  if (reader.method === "Deno.readDirSync" && !listsEveryName) {
-    // Nothing said, nothing checked: a silent gap would read as a pass.
-    fail(
-      "unreadable",
-      `Deno ${Deno.version.deno} leaves names that are not UTF-8 out when it lists a folder, ` +
-        "so such files go unchecked: run with --allow-ffi (as the shebang does), or Deno 2.8.2 or later",
-    );
-  }
   for (const { path, error } of walk.unreadable) {
     const shown = path === root ? "." : rel(path);
     fail("unreadable", `"${shown}" cannot be listed: ${describe(error)}`, shown);

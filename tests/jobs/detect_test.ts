@@ -624,6 +624,7 @@ Deno.test({
       apps = import ${repoRoot}/nix/apps.nix {
         lib = {
           getExe = _: "/deno/bin/deno";
+          optionalAttrs = cond: attrs: if cond then attrs else { };
           escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'\${a}'") args);
         };
         writeShellScriptBin = name: text: builtins.toFile name text;

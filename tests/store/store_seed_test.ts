@@ -426,3 +426,42 @@ Deno.test({
       assert.deepEqual(await unregisteredInStore(name, nixEnv()), [], "no temporary left");
     }),
 });
+
+Deno.test({
+  name:
+    "prefetch --add-to-store --via-daemon reports the hash of a path valid without a content address",
+  ignore: !nix,
+  fn: async () => {
+    await using server = startFileServer({ routes: { "/f": { body: randomBytes(4096) } } });
+    const name = uniqueName("no-ca");
+    const body = await (await fetch(server.url("/f"))).bytes();
+    const sri = await sha256Sri(body);
+    // Registered as the direct route and nix-store --register-validity register: no ca field.
+    const path = fixedOutputPath(name, parseHash(sri));
+    await Deno.writeFile(path, body);
+    const registered = await new Deno.Command("nix-store", {
+      args: ["--register-validity"],
+      env: nixEnv(),
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const writer = registered.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(`${path}\n\n0\n`));
+    await writer.close();
+    const status = await registered.output();
+    assert.ok(status.success, new TextDecoder().decode(status.stderr));
+    try {
+      const result = await run(Deno.execPath(), [
+        ...["run", ...PERMISSIONS, SCRIPT, "--add-to-store", "--via-daemon", "--json"],
+        ...["--name", name, server.url("/f")],
+      ], { env: nixEnv() });
+      assert.equal(result.code, 0, result.stderr);
+      const json = JSON.parse(result.stdout);
+      assert.equal(json.hash, sri);
+      assert.equal(json.storePath, path);
+    } finally {
+      await run("nix-store", ["--delete", path], { env: nixEnv() });
+    }
+  },
+});
