@@ -14,6 +14,7 @@ import {
 } from "../lib/cli/command_line.ts";
 import { targetName } from "../lib/releases/target_names.ts";
 import { checkOutput, formatCheckReport } from "../lib/package/check_output.ts";
+import { listsEveryName } from "../lib/fs/dir_reader.ts";
 
 const COMMAND = defineCommand({
   name: "check-output",
@@ -104,6 +105,12 @@ async function main(args: string[]): Promise<number> {
       throw new UsageError(`${error.message} (see --help)`);
     }
     throw error;
+  }
+  if (!listsEveryName && Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    console.error(
+      `check-output: warning: Deno ${Deno.version.deno} leaves names that are not UTF-8 out of a ` +
+        "listing, so such files went unchecked: run with --allow-ffi, or Deno 2.8.2 or later",
+    );
   }
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else Deno.stdout.writeSync(new TextEncoder().encode(formatCheckReport(report)));

@@ -141,4 +141,10 @@ export function makeSocket(path: string): void {
   const listener = Deno.listen({ transport: "unix", path: `${path}.listening` });
   Deno.linkSync(`${path}.listening`, path);
   listener.close();
+  // Deno 2.6 leaves the listener's own name behind.
+  try {
+    Deno.removeSync(`${path}.listening`);
+  } catch {
+    // removed on close
+  }
 }

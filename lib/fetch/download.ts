@@ -1206,7 +1206,13 @@ async function request(
       throw new TransientError(`Cannot download "${displayUrl(url)}": ${displayText(reason)}`);
     }
     job.finalUrl = url.href;
-    const next = redirectTarget(url, response, { ...options, hop });
+    let next: URL | undefined;
+    try {
+      next = redirectTarget(url, response, { ...options, hop });
+    } catch (error) {
+      await response.body?.cancel(); // a refused hop: its connection goes too
+      throw error;
+    }
     if (next === undefined) return response;
     await response.body?.cancel();
     url = next;

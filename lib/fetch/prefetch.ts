@@ -20,7 +20,7 @@ import {
 } from "./download.ts";
 import type { DownloadCache } from "./download_cache.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
-import { hashReader } from "../hash/hasher.ts";
+import { hashFile, hashReader } from "../hash/hasher.ts";
 import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "../store/local_store.ts";
 import { type StoreAddResult, StoreStream } from "../store/nix_daemon.ts";
 import {
@@ -553,9 +553,13 @@ class Sink {
       sink.writer.begin = (size) => sink.#local?.begin(size);
     } else if (store !== undefined && options.storeHashes) {
       sink.writer.digest = async () => {
-        sink.#added = await sink.#store!.finish();
+        const added = sink.#added = await sink.#store!.finish();
         sink.#store = undefined;
-        return parseHash(sink.#added.ca.replace(/^fixed:/, ""));
+        if (added.ca !== "") return parseHash(added.ca.replace(/^fixed:/, ""));
+        // Valid before, and registered without a content address (as the
+        // local store route and nix-store --register-validity register): the
+        // daemon does not say the file's hash, so it is read back once.
+        return (await hashFile(added.path, { algorithm: store })).hash;
       };
     }
     return sink;

@@ -11,6 +11,13 @@
  * private folder under an flock(2) that the kernel drops with its owner, so
  * the next run removes what a killed one left.
  *
+ * Telling whether an owner lives takes a lock without waiting
+ * (`Deno.FsFile.tryLock`, Deno 2.7 and later). An older Deno (nixpkgs'
+ * 2.6) has none, and a blocking lock would wait for the owner to end: there
+ * {@linkcode lockIfFree} answers "held", so every owner counts as alive and
+ * nothing is swept or taken over. The next run under a newer Deno removes
+ * what is left.
+ *
  * Built-ins only: check-output and image run inside the Nix build sandbox.
  *
  * @module
@@ -110,8 +117,48 @@ export function runCleanups(): void {
 export async function ownerGone(path: string): Promise<boolean> {
   try {
     using file = await Deno.open(path, { read: true });
-    return await file.tryLock(true);
+    return await lockIfFree(file, true);
   } catch {
     return false;
   }
+}
+
+/** `Deno.FsFile.tryLock`, which Deno 2.7 added (nixpkgs' 2.6 has none). */
+type TryLock = (this: Deno.FsFile, exclusive?: boolean) => Promise<boolean>;
+const tryLock = (Deno.FsFile.prototype as unknown as { tryLock?: TryLock }).tryLock;
+
+/**
+ * Whether this Deno takes a lock without waiting (`Deno.FsFile.tryLock`,
+ * Deno 2.7 and later). Without it {@linkcode lockIfFree} always answers
+ * "held", so whatever needs to know that a lock is free (the local store's
+ * GC lock) must not be done at all.
+ *
+ * @example Usage
+ * ```ts
+ * import { canLockIfFree } from "./cleanup.ts";
+ * console.log(canLockIfFree ? "liveness known" : "every owner counts as alive");
+ * ```
+ */
+export const canLockIfFree: boolean = typeof tryLock === "function";
+
+/**
+ * Takes an flock(2) on `file` without waiting: `true` when taken, `false`
+ * when another process holds a conflicting one — or when this Deno cannot
+ * try without waiting ({@linkcode canLockIfFree} is `false`), so that a
+ * caller keeps what it cannot prove dead.
+ *
+ * @example Usage
+ * ```ts
+ * import { lockIfFree } from "./cleanup.ts";
+ * using file = await Deno.open(await Deno.makeTempFile(), { read: true });
+ * await lockIfFree(file, true); // true (on Deno 2.7 and later): nobody holds it
+ * ```
+ *
+ * @param file The open file.
+ * @param exclusive An exclusive lock, else a shared one.
+ * @returns Whether the lock is now held by `file`.
+ */
+export async function lockIfFree(file: Deno.FsFile, exclusive: boolean): Promise<boolean> {
+  if (tryLock === undefined) return false;
+  return await tryLock.call(file, exclusive);
 }

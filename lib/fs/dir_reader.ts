@@ -72,6 +72,23 @@ export function escapeName(name: string): string {
   );
 }
 
+/**
+ * Whether `Deno.readDirSync` reports every name. Deno 2.8.2 and later report
+ * a name that is not UTF-8 (lossily, with U+FFFD); older ones (nixpkgs'
+ * 2.6, 2.7, 2.8.0–2.8.1) leave it out without a word, so a walk without the
+ * getdents64 reader cannot know that it missed one.
+ *
+ * @example Usage
+ * ```ts
+ * import { listsEveryName } from "./dir_reader.ts";
+ * if (!listsEveryName) console.error("names that are not UTF-8 go unseen");
+ * ```
+ */
+export const listsEveryName: boolean = (() => {
+  const [major = 0, minor = 0, patch = 0] = Deno.version.deno.split(/[.-]/).map(Number);
+  return major * 1e6 + minor * 1e3 + patch >= 2_008_002;
+})();
+
 /** A lone surrogate standing for a byte (never produced by decoding valid UTF-8). */
 const ESCAPED = /[\udc80-\udcff]/g;
 const HAS_ESCAPED = /[\udc80-\udcff]/;

@@ -36,7 +36,7 @@
  * @module
  */
 
-import { onCleanup } from "./cleanup.ts";
+import { lockIfFree, onCleanup } from "./cleanup.ts";
 
 /** The name of the private folder of temporaries; alternates add `-1` … `-15`. */
 export const PRIVATE_FOLDER = ".rocm-nightly-tmp";
@@ -492,11 +492,15 @@ async function removeIfDead(
     const info = await Deno.lstat(lockPath);
     if (info.isFile) {
       lock = await Deno.open(lockPath, { read: true });
-      if (!(await lock.tryLock(true))) return false;
-      if (!(await stillNames(lockPath, lock))) return false;
+      if (!(await lockIfFree(lock, true)) || !(await stillNames(lockPath, lock))) {
+        lock.close(); // alive (or, before Deno 2.7, not known to be dead): kept
+        return false;
+      }
     }
   } catch (error) {
+    lock?.close();
     if (!(error instanceof Deno.errors.NotFound)) return false;
+    lock = undefined;
   }
   try {
     if (options.onDead !== undefined && await exists(entry)) await options.onDead(entry);

@@ -21,6 +21,7 @@ import {
 import { type ClosureFiles, scanClosure, type StoreFile } from "../store/store_scan.ts";
 import { targetIsas, tokensMatchTarget } from "../releases/isa_files.ts";
 import { kernelTokens } from "../releases/kernel_files.ts";
+import { listsEveryName } from "../fs/dir_reader.ts";
 
 /** Options for {@linkcode writeImage}. */
 export interface WriteImageOptions {
@@ -107,6 +108,21 @@ export async function writeImage(
   options: WriteImageOptions,
 ): Promise<WrittenImage> {
   const { files, directories } = await scanClosure(closure);
+  if (!listsEveryName) {
+    // This Deno leaves names that are not UTF-8 out of a listing without a
+    // word: a store path whose files do not add up to its NAR size lost one.
+    for (const { path, narSize } of closure.paths) {
+      const listed = narSizeOf(files.get(path) ?? []);
+      // (0: a closure written by hand, which records no size)
+      if (narSize !== 0 && listed !== narSize) {
+        throw new TypeError(
+          `Cannot put "${path}" in an image: its files as listed make a NAR of ${listed} bytes, ` +
+            `the store records ${narSize}: a name is not UTF-8 and Deno ${Deno.version.deno} ` +
+            "leaves such names out (Deno 2.8.2 and later list them); rename it in the package",
+        );
+      }
+    }
+  }
   const warnings = options.target === undefined ? [] : missingGpuCode(files, options.target);
   return { ...await writeLayers(closure, files, directories, options), warnings };
 }
@@ -208,4 +224,33 @@ export function parseCreationTime(text: string): number {
     );
   }
   return Math.floor(ms / 1000);
+}
+
+/**
+ * The size of the NAR serialisation of a store path listed by scanStorePath
+ * (sorted, the path itself first): every string is a 64-bit length and its
+ * bytes padded to 8.
+ */
+function narSizeOf(files: readonly StoreFile[]): number {
+  const encoder = new TextEncoder();
+  const str = (bytes: number): number => 8 + Math.ceil(bytes / 8) * 8;
+  const word = (text: string): number => str(text.length); // ASCII keywords
+  let size = word("nix-archive-1");
+  for (const [index, file] of files.entries()) {
+    if (index > 0) {
+      const name = file.path.slice(file.path.lastIndexOf("/") + 1);
+      size += word("entry") + word("(") + word("name") + str(encoder.encode(name).length) +
+        word("node") + word(")");
+    }
+    size += word("(") + word("type") + word(")");
+    if (file.type === "file") {
+      size += word("regular") + word("contents") + str(file.size);
+      if ((file.mode & 0o100) !== 0) size += word("executable") + word("");
+    } else if (file.type === "symlink") {
+      size += word("symlink") + word("target") + str(encoder.encode(file.linkTarget ?? "").length);
+    } else {
+      size += word("directory");
+    }
+  }
+  return size;
 }

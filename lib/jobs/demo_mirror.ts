@@ -143,13 +143,18 @@ function serveFile(body: Uint8Array<ArrayBuffer>, delayMs: number | undefined): 
     return new Response(body, { headers: { "content-length": String(body.length) } });
   }
   let offset = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
       if (offset >= body.length) return controller.close();
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await new Promise((resolve) => timer = setTimeout(resolve, delayMs));
       const end = Math.min(offset + 16 * 1024, body.length);
       controller.enqueue(body.slice(offset, end));
       offset = end;
+    },
+    // A client gone mid-body (a killed update): no timer outlives the server.
+    cancel(): void {
+      clearTimeout(timer);
     },
   });
   return new Response(stream, { headers: { "content-length": String(body.length) } });

@@ -28,8 +28,10 @@
  *
  * The route applies when this process can write the store's database, as
  * root on a single-user or multi-user install, and Nix would use that local
- * store: `NIX_REMOTE` unset, empty, `auto` or `local`, and no `store =`
- * setting naming another store. Otherwise {@linkcode openLocalStoreFile}
+ * store: `NIX_REMOTE` unset, empty, `auto` or `local`, no `store =`
+ * setting naming another store, and a Deno that takes a lock without
+ * waiting (2.7 and later: the GC lock is shared unless a collector runs,
+ * which must then be told of each root through its socket). Otherwise {@linkcode openLocalStoreFile}
  * returns `undefined` and the caller uses the daemon. A path registered this
  * way has no content-address (`ca`) field: Nix 2.8's register-validity
  * cannot record one. Nix verifies it by its NAR hash like any other path.
@@ -38,7 +40,7 @@
  */
 
 import { concatBytes } from "../fs/bytes.ts";
-import { onCleanup } from "../fs/cleanup.ts";
+import { canLockIfFree, lockIfFree, onCleanup } from "../fs/cleanup.ts";
 import { createTemporaryFile, sweepTemporaries, type Temporary } from "../fs/temporaries.ts";
 import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
@@ -85,6 +87,15 @@ export interface ChooseLocalStoreOptions {
  * @returns The layout, or the reason the daemon route applies.
  */
 export function chooseLocalStore(options: ChooseLocalStoreOptions = {}): LocalStoreChoice {
+  // Adding a temporary root takes the GC lock without waiting, and asks a
+  // running collector through its socket when that fails (as Nix does).
+  // Without such a lock (Deno before 2.7) a running collector cannot be told
+  // from a free lock; nix-daemon takes its own locks, so it adds the path.
+  if (!canLockIfFree) {
+    return {
+      reason: `Deno ${Deno.version.deno} cannot take the GC lock without waiting (Deno 2.7 can)`,
+    };
+  }
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const storeDir = env("NIX_STORE_DIR");
   if (storeDir !== undefined && storeDir !== "/nix/store") {
@@ -159,6 +170,7 @@ export async function openLocalStoreFile(
   name: string,
   algorithm: HashAlgorithm,
 ): Promise<LocalStoreFile | undefined> {
+  if (!canLockIfFree) return undefined; // see chooseLocalStore
   const roots = await tempRoots(layout);
   for (let attempt = 0; attempt < 10; attempt++) {
     // A store path of its own (a random hash part), so that the collector
@@ -527,7 +539,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   };
   const add = async (root: string): Promise<void> => {
     using gcLock = await openGcLock();
-    for (let attempt = 0; !(await gcLock.tryLock(false)); attempt++) {
+    for (let attempt = 0; !(await lockIfFree(gcLock, false)); attempt++) {
       if (attempt === 100) throw new Error(`Cannot add a GC root: the collector never answered`);
       if (await sendToCollector(`${stateDir}/gc-socket/socket`, root)) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -540,7 +552,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
     // running holds the lock until it ends: the roots then stay until this
     // process exits (harmless, and rare).
     using gcLock = await openGcLock();
-    if (!(await gcLock.tryLock(false))) return;
+    if (!(await lockIfFree(gcLock, false))) return;
     roots = roots.filter((root) => !paths.includes(root));
     await held.truncate(0);
     await held.seek(0, Deno.SeekMode.Start);
@@ -647,7 +659,7 @@ async function removeDeadRoots(layout: LocalStoreLayout, record: JournalRecord):
     return; // gone already (the collector takes dead ones too)
   }
   try {
-    if (!(await file.tryLock(true))) return;
+    if (!(await lockIfFree(file, true))) return;
     const [now, held] = await Promise.all([Deno.lstat(path), file.stat()]);
     if (held.dev !== record.dev || held.ino !== record.ino) return;
     if (now.dev !== held.dev || now.ino !== held.ino) return;

@@ -11,6 +11,7 @@ import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } f
 import { registry } from "./_fixtures.ts";
 import { goodOutput } from "../_elf_fixtures.ts";
 import { nixEnv, repoRoot, run } from "../_tools.ts";
+import { listsEveryName } from "../../lib/fs/dir_reader.ts";
 
 const encoder = new TextEncoder();
 
@@ -151,6 +152,11 @@ export const NAME_CASES: FaultCase[] = [
           out,
         ]);
         const report = JSON.parse(result.stdout) as Report;
+        if (!listsEveryName) {
+          // Before Deno 2.8.2 such names are not even listed: said on stderr, never silent.
+          match(result.stderr, /warning: .*not UTF-8.*--allow-ffi/);
+          return;
+        }
         equal(result.code, 1);
         equal(
           report.failures.every((f) => f.check === "unreadable"),

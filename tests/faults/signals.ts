@@ -24,6 +24,7 @@ import {
 import { indexAndTarball, registry, uniqueBytes } from "./_fixtures.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
 import { markingNixDaemon, nixEnv, run } from "../_tools.ts";
+import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 
 const SIGNALS = [
   { name: "SIGTERM", code: 143 },
@@ -181,6 +182,10 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
         : `${sig} while the download is written into the local store (nothing is added or left)`,
       run: () =>
         inTempDir(async (dir) => {
+          if (route !== "daemon" && !canLockIfFree) {
+            // Before Deno 2.7 (no FsFile.tryLock) the store is written through nix-daemon.
+            return console.log("  (no local-store route before Deno 2.7)");
+          }
           const body = uniqueBytes(8192);
           const { ok } = await import("./_fixtures.ts");
           // Half the body, then a stall: the store file waits for the rest.
@@ -413,7 +418,11 @@ export const SIGNAL_CASES: FaultCase[] = [
         await using good = startRawServer(() => ok(body));
         const next = await runScript("prefetch", ["-o", `${dir}/other.bin`, `${good.origin}/f`]);
         equal(next.code, 0, next.stderr);
-        equal([...Deno.readDirSync(dir)].map((e) => e.name).join(), "other.bin");
+        // Before Deno 2.7 no owner can be proved dead: the leftover is kept, never swept.
+        equal(
+          [...Deno.readDirSync(dir)].map((e) => e.name).sort().join(),
+          canLockIfFree ? "other.bin" : ".rocm-nightly-tmp,other.bin",
+        );
         await Deno.remove(next.tmpdir, { recursive: true });
       }),
   },

@@ -625,6 +625,7 @@ Deno.test({
       apps = import ${repoRoot}/nix/apps.nix {
         lib = {
           getExe = _: "/deno/bin/deno";
+          optionalAttrs = cond: attrs: if cond then attrs else { };
           escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'\${a}'") args);
           optionalAttrs = cond: set: if cond then set else { };
         };
