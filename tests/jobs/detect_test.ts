@@ -627,7 +627,6 @@ Deno.test({
           getExe = _: "/deno/bin/deno";
           optionalAttrs = cond: attrs: if cond then attrs else { };
           escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'\${a}'") args);
-          optionalAttrs = cond: set: if cond then set else { };
         };
         writeShellScriptBin = name: text: builtins.toFile name text;
         deno = { };
