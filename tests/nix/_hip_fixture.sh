@@ -27,9 +27,16 @@ store=$work/store
 multiarch=/usr/lib/x86_64-linux-gnu
 mkdir -p "$store" "$work/tree" "$work/etc"
 
-# Copies folders as hard links where the file system allows (nothing here
-# writes to them), else as copies.
-clone() { cp -rlf "$@" 2>/dev/null || cp -rf --remove-destination "$@"; }
+# Copies folders as hard links where the file system and this user allow
+# (nothing here writes to them), else as copies. Decided once: a user who may
+# not link root's files (protected_hardlinks) gets copies throughout, never a
+# half-linked tree that a second cp then trips over.
+if ln /usr/include/hip/hip_runtime.h "$work/.link-probe" 2>/dev/null; then
+  rm -f "$work/.link-probe"
+  clone() { cp -rlf "$@"; }
+else
+  clone() { cp -rf "$@"; }
+fi
 h() { printf '/nix/store/%032d-%s' "$1" "$2"; }
 glibc=$(h 1 glibc-2.36) glibc_dev=$(h 2 glibc-2.36-dev) gcc=$(h 3 gcc-12.2.0)
 gcc_lib=$(h 4 gcc-12.2.0-lib) binutils_wrapper=$(h 5 binutils-wrapper-2.40)
