@@ -3,9 +3,12 @@
  * they arrive, so that a run that fails (one target's 404, a signal, a lost
  * connection) keeps the work it did, and the next run continues each file
  * with a `Range` request instead of starting over. With a Nix store, a
- * finished file goes into the store and its bytes leave the cache; a small
- * record of what was added stays, so that the next run knows the file's
- * hash without its bytes.
+ * download goes straight into the store's file (no second copy), and only
+ * if it is cut off do the bytes received move into the cache (see
+ * {@linkcode CacheEntry.adopt}); a continued one comes through the cache and
+ * then goes into the store. Once a file is in the store its bytes leave the
+ * cache and a small record of what was added stays, so that the next run
+ * knows the file's hash without its bytes.
  *
  * The folder is `$XDG_CACHE_HOME/rocm-nightly`, else `~/.cache/rocm-nightly`.
  * It is used only when it is provably ours: a real directory (not a link)
@@ -99,6 +102,18 @@ export interface CacheEntry {
    * @param record What was added, for {@linkcode DownloadCache.stored}.
    */
   stored(record: StoredFile): Promise<void>;
+  /**
+   * Takes over the bytes of a download that went elsewhere (the Nix store's
+   * file) and was cut off: `move` puts them at the given path, flushed, and
+   * says how many there are; they are recorded as kept for the next run.
+   *
+   * @param move Moves the bytes to the path; resolves to their count, or `undefined`.
+   * @param response The response's validator and full size.
+   */
+  adopt(
+    move: (path: string) => Promise<number | undefined>,
+    response: { validator: string; total: number },
+  ): Promise<void>;
   /** Flushes what was received, records it, and lets go of the entry. */
   close(): Promise<void>;
 }
@@ -407,6 +422,7 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
     };
     let closed = false;
     let inStore = false;
+    let adopted = false;
     return {
       writer,
       resume,
@@ -415,11 +431,20 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         await writeFileAtomic(`${base}.stored`, `${JSON.stringify(stored)}\n`, { mode: 0o600 });
         inStore = true;
       },
+      adopt: async (move, response) => {
+        const size = await move(`${base}.data`);
+        if (size === undefined) return;
+        adopted = true;
+        const kept: EntryInfo = { url, ...response, kept: size };
+        // In place, as a checkpoint writes it (a signal may be unwinding the run).
+        await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(kept)}\n`, { mode: 0o600 });
+      },
       close: async () => {
         if (closed) return;
         closed = true;
         try {
           reader?.close();
+          if (adopted) return;
           if (inStore) {
             // In the store: the bytes have served.
             await removeQuietly(`${base}.json`);

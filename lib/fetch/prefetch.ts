@@ -18,7 +18,7 @@ import {
   type DownloadWriter,
   type RetryInfo,
 } from "./download.ts";
-import type { DownloadCache } from "./download_cache.ts";
+import type { CacheEntry, DownloadCache } from "./download_cache.ts";
 import { probeUrl } from "./mirror_check.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
 import { hashFile, hashReader } from "../hash/hasher.ts";
@@ -377,6 +377,12 @@ async function prefetchCached(
   }
   const cached = await cache.entry(source);
   if (cached === undefined) return undefined;
+  // A fresh download goes straight into the store, as without a cache (the
+  // cache takes its bytes only if it is cut off); a continued one comes
+  // through the cache.
+  if (store && cached.resume === undefined) {
+    return await prefetchToStore(source, url, cached, options);
+  }
   let added: string | undefined;
   try {
     // What the server said of the file: kept with the store record.
@@ -425,6 +431,87 @@ async function prefetchCached(
     };
   } finally {
     if (added !== undefined) await deleteStorePath(added);
+    await cached.close();
+  }
+}
+
+/**
+ * A fresh download into the store, as {@linkcode prefetch} does without a
+ * cache (the same writer: one copy, hashed as it is written), recorded in
+ * the cache entry once added; if it is cut off, the bytes received move
+ * from the store folder into the entry for the next run to continue (the
+ * local store route; through nix-daemon they cannot be taken back).
+ */
+async function prefetchToStore(
+  source: string,
+  url: URL,
+  cached: CacheEntry,
+  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
+): Promise<PrefetchResult> {
+  const { algorithm, name } = options;
+  let added: string | undefined;
+  let sink: Sink | undefined;
+  let validator: string | undefined;
+  let total: number | undefined;
+  let downloaded = false;
+  try {
+    sink = await Sink.open(name, {
+      output: undefined,
+      store: algorithm,
+      viaDaemon: options.viaDaemon === true,
+      storeHashes: options.expect === undefined,
+    });
+    const inner = sink.writer!;
+    const writer: DownloadWriter = {
+      ...inner,
+      begin: (size, tag) => {
+        total = size;
+        validator = tag;
+        inner.begin?.(size, tag);
+      },
+    };
+    const { hash, size } = await download(url, {
+      algorithm,
+      writer,
+      ...pick(options, [...DOWNLOAD_OPTIONS]),
+    });
+    downloaded = true;
+    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
+      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
+    }
+    const finished = await sink.finishStore(fixedOutputPath(name, hash));
+    if (!finished.existed) added = finished.path;
+    options.signal?.throwIfAborted();
+    if (validator !== undefined && total === size) {
+      await cached.stored({
+        url: source,
+        validator,
+        size,
+        name,
+        hash: formatHash(hash, "sri"),
+        storePath: finished.path,
+      });
+    }
+    const addedToStore = added !== undefined;
+    added = undefined;
+    return {
+      name,
+      size,
+      hash,
+      url: source,
+      storePath: finished.path,
+      ...(addedToStore ? { addedToStore } : {}),
+    };
+  } catch (error) {
+    // Cut off (not a wrong hash): what arrived is kept for the next run.
+    if (!downloaded && sink !== undefined && validator !== undefined && total !== undefined) {
+      const response = { validator, total };
+      await cached.adopt((path) => sink!.moveOut(path), response).catch(() => {});
+    }
+    throw error;
+  } finally {
+    if (added !== undefined) await deleteStorePath(added);
+    await sink?.abort();
     await cached.close();
   }
 }
@@ -753,6 +840,18 @@ class Sink {
       );
     }
     return { path: result.path, existed };
+  }
+
+  /**
+   * Moves the bytes written so far to `target`, when they are in a file of
+   * the local store route (see {@linkcode LocalStoreFile.moveOut}).
+   *
+   * @returns How many bytes were moved, or `undefined` when none were.
+   */
+  async moveOut(target: string): Promise<number | undefined> {
+    const local = this.#local;
+    this.#local = undefined;
+    return await local?.moveOut(target);
   }
 
   /** Renames the output into place. */
