@@ -46,8 +46,8 @@ in <channel>.skip, downloads and hashes each tarball, checks each of
 <channel>.mirrors serves it at that size, then writes the version, base URL and
 all hashes in one atomic rewrite. Other channels are not touched. If anything
 fails (or the gate does), flake.nix is left exactly as it was; the tarballs that
-finished stay in the Nix store, or in the download cache, where a rerun
-continues them.
+finished stay in the Nix store (a rerun does not download them again), and what
+was received in the download cache, where a rerun continues it.
 
 With TARGETs (families or ISAs, e.g. gfx1151), only those move: their version
 goes into <channel>.versions while the other targets keep theirs.`,
@@ -119,7 +119,7 @@ goes into <channel>.versions while the other targets keep theirs.`,
     "no-cache": {
       type: "boolean",
       help:
-        "without a store, do not keep downloads in $XDG_CACHE_HOME/rocm-nightly (default ~/.cache/rocm-nightly)",
+        "keep no downloads, nor records of what went into the store, in $XDG_CACHE_HOME/rocm-nightly (default ~/.cache/rocm-nightly)",
     },
     jobs: {
       type: "string",
@@ -203,7 +203,7 @@ async function main(args: string[]): Promise<number> {
     if (store.usable) options.addToStore = true;
     else console.error(`update: not adding to the Nix store: ${displayText(store.reason)}`);
   }
-  if (!options.dryRun && !options.addToStore && !values["no-cache"]) {
+  if (!options.dryRun && !values["no-cache"]) {
     const folder = defaultCacheFolder();
     try {
       if (folder === undefined) throw new Error("neither XDG_CACHE_HOME nor HOME names a folder");

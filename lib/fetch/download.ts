@@ -1292,7 +1292,21 @@ function partialAsWhole(response: Response): string | undefined {
   return undefined;
 }
 
-function validatorOf(headers: Headers): string | undefined {
+/**
+ * The validator of a response, as a resume's `If-Range` sends it and the
+ * download cache records it: a strong ETag, else Last-Modified.
+ *
+ * @example Usage
+ * ```ts
+ * import { validatorOf } from "./download.ts";
+ * validatorOf(new Headers({ etag: '"v1"' })); // '"v1"'
+ * validatorOf(new Headers({ etag: 'W/"v1"' })); // undefined (a weak ETag)
+ * ```
+ *
+ * @param headers The response's headers.
+ * @returns The validator, or `undefined` when the response has none.
+ */
+export function validatorOf(headers: Headers): string | undefined {
   const etag = headers.get("etag");
   if (etag !== null && !etag.startsWith("W/")) return etag;
   return headers.get("last-modified") ?? undefined;

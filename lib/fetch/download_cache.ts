@@ -1,8 +1,14 @@
 /**
- * The download cache: where `update` keeps tarballs it downloaded without a
- * Nix store, so that a run that fails (one target's 404, a signal, a lost
+ * The download cache: where `update` keeps the tarballs it downloads while
+ * they arrive, so that a run that fails (one target's 404, a signal, a lost
  * connection) keeps the work it did, and the next run continues each file
- * with a `Range` request instead of starting over.
+ * with a `Range` request instead of starting over. With a Nix store, a
+ * download goes straight into the store's file (no second copy), and only
+ * if it is cut off do the bytes received move into the cache (see
+ * {@linkcode CacheEntry.adopt}); a continued one comes through the cache and
+ * then goes into the store. Once a file is in the store its bytes leave the
+ * cache and a small record of what was added stays, so that the next run
+ * knows the file's hash without its bytes.
  *
  * The folder is `$XDG_CACHE_HOME/rocm-nightly`, else `~/.cache/rocm-nightly`.
  * It is used only when it is provably ours: a real directory (not a link)
@@ -22,13 +28,19 @@
  *   lets garbage into a resumed hash, and a record cut short does not parse
  *   (the entry then starts over);
  * - `<key>.lock`: held while a run uses the entry (lib/fs/file_lock.ts), so
- *   two runs never write one entry.
+ *   two runs never write one entry;
+ * - `<key>.stored`: once the file was added to the Nix store, its URL,
+ *   validator, size, store name, hash and store path (written atomically
+ *   through lib/fs/; the bytes are then removed). A rerun takes the hash
+ *   from it, without downloading, when the store path is still valid and the
+ *   server still answers with the same validator and length.
  *
  * A resume sends `If-Range` with the validator: a file that changed on the
  * server (another ETag or length) is downloaded from byte 0. An entry
- * without a validator is never resumed. Growth: `update` removes an entry
- * once the flake holds its hash; entries untouched for 30 days are removed
- * by the next run; the folder may be removed at any time.
+ * without a validator is never resumed, nor recorded as stored. Growth:
+ * `update` removes an entry (bytes and record) once the flake holds its
+ * hash; entries untouched for 30 days are removed by the next run; the
+ * folder may be removed at any time.
  *
  * @module
  */
@@ -42,7 +54,7 @@ import type { DownloadResume, DownloadWriter } from "./download.ts";
 
 const MARKER = ".rocm-nightly-cache";
 const MARKER_TEXT = "rocm-nightly download cache: <sha256 of the URL>.data/.json/.lock\n";
-const ENTRY = /^[0-9a-f]{64}\.(data|json|lock)$/;
+const ENTRY = /^[0-9a-f]{64}\.(data|json|lock|stored)$/;
 /** Bytes written between two flushes of an entry. */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 /** Entries untouched for this long are removed. */
@@ -81,8 +93,45 @@ export interface CacheEntry {
   readonly writer: DownloadWriter;
   /** The bytes kept from an earlier run, when they can be continued. */
   readonly resume: DownloadResume | undefined;
+  /** The file holding the body (`<key>.data`), to read it back once it is whole. */
+  readonly path: string;
+  /**
+   * Records that the whole body is in the Nix store (`<key>.stored`,
+   * written atomically) and lets its bytes go when the entry closes.
+   *
+   * @param record What was added, for {@linkcode DownloadCache.stored}.
+   */
+  stored(record: StoredFile): Promise<void>;
+  /**
+   * Takes over the bytes of a download that went elsewhere (the Nix store's
+   * file) and was cut off: `move` puts them at the given path, flushed, and
+   * says how many there are; they are recorded as kept for the next run.
+   *
+   * @param move Moves the bytes to the path; resolves to their count, or `undefined`.
+   * @param response The response's validator and full size.
+   */
+  adopt(
+    move: (path: string) => Promise<number | undefined>,
+    response: { validator: string; total: number },
+  ): Promise<void>;
   /** Flushes what was received, records it, and lets go of the entry. */
   close(): Promise<void>;
+}
+
+/** A file added to the Nix store, as the cache records it. */
+export interface StoredFile {
+  /** The URL it was downloaded from. */
+  url: string;
+  /** The response's validator (strong ETag, else Last-Modified). */
+  validator: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its store name. */
+  name: string;
+  /** Its hash, in SRI form. */
+  hash: string;
+  /** Its store path. */
+  storePath: string;
 }
 
 interface EntryInfo {
@@ -208,6 +257,26 @@ export class DownloadCache {
   }
 
   /**
+   * What the cache recorded of `url` being added to the Nix store, when it
+   * did (see {@linkcode CacheEntry.stored}). The caller checks that the
+   * store path is still valid and the server's file the same.
+   *
+   * @param url The URL.
+   * @returns The record, or `undefined` when there is none (or it does not parse).
+   */
+  async stored(url: string): Promise<StoredFile | undefined> {
+    const record = await readJson(`${this.folder}/${keyOf(url)}.stored`);
+    if (
+      record === undefined || record.url !== url || typeof record.validator !== "string" ||
+      !Number.isSafeInteger(record.size) || typeof record.name !== "string" ||
+      typeof record.hash !== "string" || typeof record.storePath !== "string"
+    ) {
+      return undefined;
+    }
+    return record as unknown as StoredFile;
+  }
+
+  /**
    * Removes the entry of `url` (once its hash is written where it belongs).
    *
    * @param url The URL.
@@ -224,6 +293,7 @@ export class DownloadCache {
     try {
       await removeQuietly(`${base}.data`);
       await removeQuietly(`${base}.json`);
+      await removeQuietly(`${base}.stored`);
     } finally {
       await lock.release();
     }
@@ -235,14 +305,16 @@ export class DownloadCache {
     const old = new Set<string>();
     for await (const entry of Deno.readDir(this.folder)) {
       const match = ENTRY.exec(entry.name);
-      if (match === null || match[1] !== "json" || !entry.isFile) continue;
+      if (match === null || (match[1] !== "json" && match[1] !== "stored") || !entry.isFile) {
+        continue;
+      }
       const info = await Deno.lstat(`${this.folder}/${entry.name}`).catch(() => undefined);
       const time = info?.mtime?.getTime();
-      if (time !== undefined && now - time > MAX_AGE_MS) old.add(entry.name.slice(0, 64));
+      if (time !== undefined && now - time > MAX_AGE_MS) old.add(entry.name);
     }
-    for (const key of old) {
-      const url = await readInfo(`${this.folder}/${key}.json`).then((i) => i?.url);
-      if (url !== undefined && keyOf(url) === key) await this.remove(url);
+    for (const name of old) {
+      const url = await readJson(`${this.folder}/${name}`).then((i) => i?.url);
+      if (typeof url === "string" && keyOf(url) === name.slice(0, 64)) await this.remove(url);
     }
   }
 }
@@ -257,21 +329,28 @@ async function removeQuietly(path: string): Promise<void> {
   });
 }
 
-async function readInfo(path: string): Promise<EntryInfo | undefined> {
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
     const bytes = await readRegularFile(path, { maxBytes: 64 * 1024, followSymlinks: false });
-    const info = JSON.parse(new TextDecoder().decode(bytes)) as Partial<EntryInfo>;
-    if (
-      typeof info.url !== "string" || typeof info.validator !== "string" ||
-      !Number.isSafeInteger(info.total) || !Number.isSafeInteger(info.kept)
-    ) {
-      return undefined;
-    }
-    return info as EntryInfo;
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof value === "object" && value !== null
+      ? value as Record<string, unknown>
+      : undefined;
   } catch {
-    // Missing, not a regular file, or not ours to read: no entry.
+    // Missing, not a regular file, not ours to read, or cut short: no record.
     return undefined;
   }
+}
+
+async function readInfo(path: string): Promise<EntryInfo | undefined> {
+  const info = await readJson(path) as Partial<EntryInfo> | undefined;
+  if (
+    info === undefined || typeof info.url !== "string" || typeof info.validator !== "string" ||
+    !Number.isSafeInteger(info.total) || !Number.isSafeInteger(info.kept)
+  ) {
+    return undefined;
+  }
+  return info as EntryInfo;
 }
 
 async function openEntry(base: string, url: string, lock: FileLock): Promise<CacheEntry> {
@@ -342,14 +421,36 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
       },
     };
     let closed = false;
+    let inStore = false;
+    let adopted = false;
     return {
       writer,
       resume,
+      path: `${base}.data`,
+      stored: async (stored) => {
+        await writeFileAtomic(`${base}.stored`, `${JSON.stringify(stored)}\n`, { mode: 0o600 });
+        inStore = true;
+      },
+      adopt: async (move, response) => {
+        const size = await move(`${base}.data`);
+        if (size === undefined) return;
+        adopted = true;
+        const kept: EntryInfo = { url, ...response, kept: size };
+        // In place, as a checkpoint writes it (a signal may be unwinding the run).
+        await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(kept)}\n`, { mode: 0o600 });
+      },
       close: async () => {
         if (closed) return;
         closed = true;
         try {
           reader?.close();
+          if (adopted) return;
+          if (inStore) {
+            // In the store: the bytes have served.
+            await removeQuietly(`${base}.json`);
+            await removeQuietly(`${base}.data`);
+            return;
+          }
           await checkpoint();
           // Nothing that could be continued (no validator, or no byte): no entry.
           if (record === undefined) await removeQuietly(`${base}.data`);

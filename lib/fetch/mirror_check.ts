@@ -24,7 +24,7 @@
  */
 
 import { displayText, displayUrl } from "../cli/display.ts";
-import { checkUrlAllowed, redirectTarget } from "./download.ts";
+import { checkUrlAllowed, redirectTarget, validatorOf } from "./download.ts";
 import { describeNetworkFailure } from "./network_error.ts";
 
 /** What a URL answered. */
@@ -44,6 +44,8 @@ export interface UrlProbe {
   size?: number;
   /** The Last-Modified time (ms since 1970), when the server told it. */
   lastModified?: number;
+  /** The response's validator (strong ETag, else Last-Modified), when it sent one. */
+  validator?: string;
   /** What went wrong, for `error`, `unreachable` and `unverified`. */
   detail?: string;
 }
@@ -148,6 +150,8 @@ async function request(
   const probe: UrlProbe = { url: shown, state: "ok", status };
   const modified = Date.parse(response.headers.get("last-modified") ?? "");
   if (Number.isFinite(modified)) probe.lastModified = modified;
+  const validator = validatorOf(response.headers);
+  if (validator !== undefined) probe.validator = validator;
   if (status === 404 || status === 410) return { ...probe, state: "gone" };
   if (status !== 200 && status !== 206) {
     return {

@@ -18,7 +18,8 @@ import {
   type DownloadWriter,
   type RetryInfo,
 } from "./download.ts";
-import type { DownloadCache } from "./download_cache.ts";
+import type { CacheEntry, DownloadCache } from "./download_cache.ts";
+import { probeUrl } from "./mirror_check.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
 import { hashFile, hashReader } from "../hash/hasher.ts";
 import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "../store/local_store.ts";
@@ -130,8 +131,12 @@ export interface PrefetchOptions {
   /**
    * Keep a URL's bytes in this download cache while they arrive, and
    * continue what an earlier run kept there (lib/fetch/download_cache.ts).
-   * Used only for a URL added to no store and written to no `output`; an
-   * entry another run is using is passed by.
+   * With `addToStore`, the finished file is then added to the store from
+   * the cache (its bytes then leave it), and the cache records the store
+   * path: a later prefetch of the URL reuses it without downloading while
+   * the path is valid and the server answers with the same validator and
+   * size. Used only for a URL written to no `output`; an entry another run
+   * is using is passed by.
    *
    * @default {undefined}
    */
@@ -276,6 +281,15 @@ export async function prefetch(
   const where = classify(source);
   const algorithm = options.algorithm ?? options.expect?.algorithm ?? "sha256";
   const name = options.name ?? defaultName(source);
+  if (where.kind === "url" && options.cache !== undefined && options.output === undefined) {
+    const through = await prefetchCached(source, where.url, options.cache, {
+      ...options,
+      algorithm,
+      name,
+    });
+    // Undefined: another run is using the entry; go around the cache.
+    if (through !== undefined) return through;
+  }
 
   const sink = await Sink.open(name, {
     output: options.output,
@@ -288,29 +302,15 @@ export async function prefetch(
       where.kind === "url",
   });
   let added: string | undefined;
-  const cached = where.kind === "url" && sink.writer === undefined
-    ? await options.cache?.entry(source)
-    : undefined;
   try {
     let hash: Hash;
     let size: number;
     if (where.kind === "url") {
-      const writer = cached?.writer ?? sink.writer;
+      const writer = sink.writer;
       ({ hash, size } = await download(where.url, {
         algorithm,
         ...(writer === undefined ? {} : { writer }),
-        ...(cached?.resume === undefined ? {} : { resume: cached.resume }),
-        ...pick(options, [
-          "retries",
-          "timeoutSeconds",
-          "maxBytes",
-          "allowHttp",
-          "retryDelayMs",
-          "onProgress",
-          "onRetry",
-          "signal",
-          "connections",
-        ]),
+        ...pick(options, [...DOWNLOAD_OPTIONS]),
       }));
     } else {
       ({ hash, size } = await readLocal(where, algorithm, sink, options));
@@ -340,7 +340,248 @@ export async function prefetch(
   } finally {
     if (added !== undefined) await deleteStorePath(added);
     await sink.abort();
-    await cached?.close();
+  }
+}
+
+const DOWNLOAD_OPTIONS = [
+  "retries",
+  "timeoutSeconds",
+  "maxBytes",
+  "allowHttp",
+  "retryDelayMs",
+  "onProgress",
+  "onRetry",
+  "signal",
+  "connections",
+] as const;
+
+/**
+ * A URL through the download cache: with a store, first the cache's record
+ * of an earlier addition (reused when the path is valid and the server's
+ * file the same: no byte downloaded); else the bytes go into the cache
+ * entry (continuing what it kept) in the plain download loop, and, with a
+ * store, are added to it from there in one more pass, after which the
+ * entry keeps only the record. `undefined` when another run holds the entry.
+ */
+async function prefetchCached(
+  source: string,
+  url: URL,
+  cache: DownloadCache,
+  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
+): Promise<PrefetchResult | undefined> {
+  const { algorithm, name } = options;
+  const store = options.addToStore === true;
+  if (store) {
+    const reused = await reuseStored(source, cache, options);
+    if (reused !== undefined) return reused;
+  }
+  const cached = await cache.entry(source);
+  if (cached === undefined) return undefined;
+  // A fresh download goes straight into the store, as without a cache (the
+  // cache takes its bytes only if it is cut off); a continued one comes
+  // through the cache.
+  if (store && cached.resume === undefined) {
+    return await prefetchToStore(source, url, cached, options);
+  }
+  let added: string | undefined;
+  try {
+    // What the server said of the file: kept with the store record.
+    let validator = cached.resume?.validator;
+    let total = cached.resume?.total;
+    const writer: DownloadWriter = {
+      ...cached.writer,
+      begin: (size, tag) => {
+        total = size;
+        validator = tag;
+        cached.writer.begin?.(size, tag);
+      },
+    };
+    const { hash, size } = await download(url, {
+      algorithm,
+      writer,
+      ...(cached.resume === undefined ? {} : { resume: cached.resume }),
+      ...pick(options, [...DOWNLOAD_OPTIONS]),
+    });
+    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
+      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
+    }
+    if (!store) return { name, size, hash, url: source, storePath: null };
+    const finished = await addFileToStore(cached.path, hash, options);
+    if (!finished.existed) added = finished.path;
+    options.signal?.throwIfAborted();
+    if (validator !== undefined && total === size) {
+      await cached.stored({
+        url: source,
+        validator,
+        size,
+        name,
+        hash: formatHash(hash, "sri"),
+        storePath: finished.path,
+      });
+    }
+    const addedToStore = added !== undefined;
+    added = undefined;
+    return {
+      name,
+      size,
+      hash,
+      url: source,
+      storePath: finished.path,
+      ...(addedToStore ? { addedToStore } : {}),
+    };
+  } finally {
+    if (added !== undefined) await deleteStorePath(added);
+    await cached.close();
+  }
+}
+
+/**
+ * A fresh download into the store, as {@linkcode prefetch} does without a
+ * cache (the same writer: one copy, hashed as it is written), recorded in
+ * the cache entry once added; if it is cut off, the bytes received move
+ * from the store folder into the entry for the next run to continue (the
+ * local store route; through nix-daemon they cannot be taken back).
+ */
+async function prefetchToStore(
+  source: string,
+  url: URL,
+  cached: CacheEntry,
+  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
+): Promise<PrefetchResult> {
+  const { algorithm, name } = options;
+  let added: string | undefined;
+  let sink: Sink | undefined;
+  let validator: string | undefined;
+  let total: number | undefined;
+  let downloaded = false;
+  try {
+    sink = await Sink.open(name, {
+      output: undefined,
+      store: algorithm,
+      viaDaemon: options.viaDaemon === true,
+      storeHashes: options.expect === undefined,
+    });
+    const inner = sink.writer!;
+    const writer: DownloadWriter = {
+      ...inner,
+      begin: (size, tag) => {
+        total = size;
+        validator = tag;
+        inner.begin?.(size, tag);
+      },
+    };
+    const { hash, size } = await download(url, {
+      algorithm,
+      writer,
+      ...pick(options, [...DOWNLOAD_OPTIONS]),
+    });
+    downloaded = true;
+    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
+      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
+    }
+    const finished = await sink.finishStore(fixedOutputPath(name, hash));
+    if (!finished.existed) added = finished.path;
+    options.signal?.throwIfAborted();
+    if (validator !== undefined && total === size) {
+      await cached.stored({
+        url: source,
+        validator,
+        size,
+        name,
+        hash: formatHash(hash, "sri"),
+        storePath: finished.path,
+      });
+    }
+    const addedToStore = added !== undefined;
+    added = undefined;
+    return {
+      name,
+      size,
+      hash,
+      url: source,
+      storePath: finished.path,
+      ...(addedToStore ? { addedToStore } : {}),
+    };
+  } catch (error) {
+    // Cut off (not a wrong hash): what arrived is kept for the next run.
+    if (!downloaded && sink !== undefined && validator !== undefined && total !== undefined) {
+      const response = { validator, total };
+      await cached.adopt((path) => sink!.moveOut(path), response).catch(() => {});
+    }
+    throw error;
+  } finally {
+    if (added !== undefined) await deleteStorePath(added);
+    await sink?.abort();
+    await cached.close();
+  }
+}
+
+/**
+ * The cache's record of `source` in the store, when it still holds: the
+ * record agrees with itself, its store path is valid, and the server
+ * answers a HEAD (or a 1-byte range GET) with the same validator and size.
+ */
+async function reuseStored(
+  source: string,
+  cache: DownloadCache,
+  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
+): Promise<PrefetchResult | undefined> {
+  const record = await cache.stored(source);
+  if (record === undefined || record.name !== options.name) return undefined;
+  let hash: Hash;
+  try {
+    hash = parseHash(record.hash);
+  } catch {
+    return undefined;
+  }
+  if (
+    hash.algorithm !== options.algorithm || fixedOutputPath(options.name, hash) !== record.storePath
+  ) {
+    return undefined;
+  }
+  if (options.expect !== undefined && !hashEquals(options.expect, hash)) return undefined;
+  if (!await isValidStorePath(record.storePath)) return undefined;
+  const probe = await probeUrl(source, {
+    allowHttp: options.allowHttp ?? false,
+    ...pick(options, ["timeoutSeconds", "signal"]),
+  });
+  if (probe.state !== "ok" || probe.validator !== record.validator || probe.size !== record.size) {
+    return undefined;
+  }
+  options.onProgress?.({ received: record.size, total: record.size });
+  return { name: options.name, size: record.size, hash, url: source, storePath: record.storePath };
+}
+
+/**
+ * Adds a whole file (the cache's, for a download hashed as `hash`) to the
+ * store under `options.name`, checking that it still has that hash.
+ */
+async function addFileToStore(
+  path: string,
+  hash: Hash,
+  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
+): Promise<{ path: string; existed: boolean }> {
+  const sink = await Sink.open(options.name, {
+    output: undefined,
+    store: options.algorithm,
+    viaDaemon: options.viaDaemon === true,
+    storeHashes: false,
+  });
+  try {
+    const read = await readLocal({ kind: "file", path }, options.algorithm, sink, {
+      ...pick(options, ["maxBytes", "signal"]),
+    });
+    if (!hashEquals(read.hash, hash)) {
+      throw new Error(
+        `Cannot add "${options.name}" to the Nix store: the downloaded file "${path}" changed ` +
+          `while it was added (${formatHash(read.hash, "sri")}, not ${
+            formatHash(hash, "sri")
+          }); run again`,
+      );
+    }
+    return await sink.finishStore(fixedOutputPath(options.name, hash));
+  } finally {
+    await sink.abort();
   }
 }
 
@@ -599,6 +840,18 @@ class Sink {
       );
     }
     return { path: result.path, existed };
+  }
+
+  /**
+   * Moves the bytes written so far to `target`, when they are in a file of
+   * the local store route (see {@linkcode LocalStoreFile.moveOut}).
+   *
+   * @returns How many bytes were moved, or `undefined` when none were.
+   */
+  async moveOut(target: string): Promise<number | undefined> {
+    const local = this.#local;
+    this.#local = undefined;
+    return await local?.moveOut(target);
   }
 
   /** Renames the output into place. */

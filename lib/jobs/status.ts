@@ -176,7 +176,11 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
           target,
           registry.mirrors,
         );
-        const probes = await Promise.all(urls.map((url) => probeUrl(url, probeOptions)));
+        // The validator is for the download cache, not part of the report.
+        const probes = await Promise.all(urls.map(async (url) => {
+          const { validator: _, ...probe } = await probeUrl(url, probeOptions);
+          return probe;
+        }));
         return {
           target,
           hash,

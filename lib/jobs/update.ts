@@ -39,9 +39,12 @@
  * `version` and sets each entry of `versions` back to `null`.
  *
  * A failed download does not stop the others already running, and keeps
- * what finished: added to the Nix store, or (without one) in the download
- * cache (lib/fetch/download_cache.ts), where the next run continues each
- * file by `Range`. The flake is written only when every download succeeded.
+ * what finished and what was received: each download goes into the download
+ * cache (lib/fetch/download_cache.ts), where the next run continues it by
+ * `Range`; with a store, a finished file then goes into the store and the
+ * cache records its hash and store path, which the next run reuses without
+ * downloading while the path is valid and the server's file the same. The
+ * flake is written only when every download succeeded.
  *
  * @module
  */
@@ -112,9 +115,9 @@ export interface UpdateOptions {
    */
   only?: string[];
   /**
-   * Keep downloads not added to the store in this cache while they arrive,
-   * continue what a failed run kept there, and remove each entry once the
-   * flake holds its hash.
+   * Keep downloads in this cache while they arrive, continue what a failed
+   * run kept there, reuse the record of a tarball an earlier run added to
+   * the store, and remove each entry once the flake holds its hash.
    *
    * @default {undefined (no cache)}
    */
@@ -791,7 +794,7 @@ function fetchFailure(
     : options.cache !== undefined
     ? `; ${done.join(", ")} ${done.length === 1 ? "is" : "are"} in the download cache`
     : "";
-  const partial = options.cache !== undefined && !options.addToStore
+  const partial = options.cache !== undefined
     ? " (what was received is kept in the download cache: a rerun continues it)"
     : "";
   // A file the server does not have (404, 410, 403…): that version is broken for this target.

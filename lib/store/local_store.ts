@@ -354,6 +354,37 @@ export class LocalStoreFile {
     return { path: storePath, existed: false };
   }
 
+  /**
+   * Moves what was written so far out of the store folder to `target` (a
+   * download cut off midway, kept for a later run to continue), flushed to
+   * disk first. Only a rename: when `target` is on another file system the
+   * file is removed as by {@linkcode LocalStoreFile.abort}.
+   *
+   * @param target Where the bytes go (replaced if it exists).
+   * @returns How many bytes were moved, or `undefined` when none were.
+   */
+  async moveOut(target: string): Promise<number | undefined> {
+    const file = this.#file;
+    if (file === undefined || this.#done || this.#written === 0) {
+      await this.abort();
+      return undefined;
+    }
+    try {
+      await file.syncData();
+      await Deno.rename(this.#temporary, target);
+    } catch {
+      await this.abort();
+      return undefined;
+    }
+    file.close();
+    this.#file = undefined;
+    this.#done = true;
+    this.#cleanup[Symbol.dispose]();
+    await this.#journal?.remove();
+    await (await tempRoots(this.#layout)).remove([this.#temporary]);
+    return this.#written;
+  }
+
   /** Removes the file (nothing reaches the store). */
   async abort(): Promise<void> {
     this.#file?.close();

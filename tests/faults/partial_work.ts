@@ -4,6 +4,9 @@
  * finished and partial downloads stay in the download cache
  * ($XDG_CACHE_HOME/rocm-nightly) and the rerun continues each by Range; the
  * error names the failing target and suggests --skip for a missing file.
+ * With a store, a finished tarball is in the store and the rerun asks the
+ * server one HEAD for it (no byte of its body), and a partial download is in
+ * the download cache as without one.
  *
  * @module
  */
@@ -11,6 +14,8 @@
 import { deepEqual, equal, match } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
+import { parseHash } from "../../lib/hash/hash.ts";
+import { deleteStorePath, fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
 import { startFileServer } from "../_server.ts";
 import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } from "./_harness.ts";
 import { OLD_HASH, registry, uniqueBytes, VERSION_NEW } from "./_fixtures.ts";
@@ -43,6 +48,14 @@ function cached(cache: string): number[] {
 
 const sri = (bytes: Uint8Array): string =>
   `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
+
+/** The store path `update --add-to-store` gives the first tarball with these bytes. */
+const storePathOf = (bytes: Uint8Array): string => fixedOutputPath(FIRST, parseHash(sri(bytes)));
+
+/** The cache folder's files with this suffix. */
+const entries = (cache: string, suffix: string): string[] =>
+  [...Deno.readDirSync(`${cache}/rocm-nightly`)].map((e) => e.name)
+    .filter((name) => name.endsWith(suffix));
 
 export const PARTIAL_WORK_CASES: FaultCase[] = [
   {
@@ -146,6 +159,117 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
           ),
         );
         deepEqual(cached(cache), [], "the entry goes once the flake holds the hash");
+      }),
+  },
+  {
+    name: "update --add-to-store: a 404 on the second target keeps the first in the store; " +
+      "the rerun asks the server one HEAD for it, no byte of its body",
+    run: () =>
+      inTempDir(async (dir) => {
+        const first = uniqueBytes(50_000);
+        const storePath = storePathOf(first);
+        await using server = startFileServer({
+          routes: {
+            "/tarball/": { body: indexPage(), contentType: "text/html" },
+            [`/tarball/${FIRST}`]: { body: first, headers: { ETag: '"1"' } },
+          },
+        });
+        try {
+          const cache = `${dir}/cache`;
+          await Deno.mkdir(`${dir}/flake`);
+          await Deno.writeTextFile(`${dir}/flake/flake.nix`, twoTargets(server.url("/tarball/")));
+          const before = snapshot(`${dir}/flake`);
+          const args = ["--flake", `${dir}/flake/flake.nix`, "--jobs", "1", "--add-to-store"];
+          const failed = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
+          await assertFailedCleanly(failed, {
+            code: 1,
+            stderr: new RegExp(
+              `fetching gfx110X-all \\(${VERSION_NEW}\\) failed, nothing was written .*HTTP 404.*` +
+                `gfx1151 is in the Nix store; if ${VERSION_NEW} is broken for gfx110X-all, `,
+            ),
+            unchanged: [before],
+          });
+          equal(await isValidStorePath(storePath), true, `${storePath} is in the store`);
+          deepEqual(entries(cache, ".data"), [], "the bytes are in the store only");
+          equal(entries(cache, ".stored").length, 1, "with a record in the download cache");
+          const count = server.requests.length;
+          const rerun = await runScript("update", [...args, "gfx1151"], {
+            env: { XDG_CACHE_HOME: cache },
+          });
+          await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
+          equal(rerun.code, 0, rerun.stderr);
+          deepEqual(
+            server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
+              .map((r) => [r.method, r.path]),
+            [["HEAD", `/tarball/${FIRST}`]],
+          );
+          match(
+            await Deno.readTextFile(`${dir}/flake/flake.nix`),
+            new RegExp(`gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`),
+          );
+          deepEqual(entries(cache, ".stored"), [], "the record goes once the flake holds the hash");
+        } finally {
+          await deleteStorePath(storePath);
+        }
+      }),
+  },
+  {
+    name: "update --add-to-store: SIGTERM mid-download keeps the bytes in the download cache; " +
+      "the rerun continues by Range and adds the whole file to the store",
+    run: () =>
+      inTempDir(async (dir) => {
+        const body = uniqueBytes(600_000);
+        const storePath = storePathOf(body);
+        await using server = startFileServer({
+          routes: {
+            "/tarball/": { body: indexPage(), contentType: "text/html" },
+            [`/tarball/${FIRST}`]: {
+              body,
+              headers: { ETag: '"s"' },
+              stallAfter: 200_000,
+              faultTimes: 1,
+            },
+          },
+        });
+        try {
+          const cache = `${dir}/cache`;
+          await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
+          const args = ["--flake", `${dir}/flake.nix`, "--no-progress", "--add-to-store"];
+          const killed = await runScript("update", args, {
+            env: { XDG_CACHE_HOME: cache },
+            signal: {
+              name: "SIGTERM",
+              when: async (_pid, exited) => {
+                for (let i = 0; i < 400 && !exited.aborted; i++) {
+                  if (server.requests.some((r) => r.path.endsWith(".tar.gz"))) break;
+                  await new Promise((resolve) => setTimeout(resolve, 25));
+                }
+                // The stalled response has sent its 200 000 bytes.
+                await new Promise((resolve) => setTimeout(resolve, 500));
+              },
+            },
+          });
+          await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
+          equal(killed.code, 143, killed.stderr);
+          deepEqual(cached(cache), [200_000]);
+          equal(await isValidStorePath(storePath), false, "nothing in the store yet");
+          const count = server.requests.length;
+          const rerun = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
+          await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
+          equal(rerun.code, 0, rerun.stderr);
+          const ranges = server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
+            .map((r) => r.headers["range"]);
+          // 400 000 bytes served the second time, not 600 000.
+          deepEqual(ranges, ["bytes=200000-"]);
+          match(
+            await Deno.readTextFile(`${dir}/flake.nix`),
+            new RegExp(`gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`),
+          );
+          equal(await isValidStorePath(storePath), true, `${storePath} is in the store`);
+          deepEqual(cached(cache), [], "the bytes left the cache for the store");
+        } finally {
+          await deleteStorePath(storePath);
+        }
       }),
   },
 ];
