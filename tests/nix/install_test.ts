@@ -12,6 +12,7 @@ import {
   writeTreeWithHostFolders,
 } from "../_host_leaks.ts";
 import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
+import { installWithCcWrapper, runPreConfigure } from "./_stdenv_hooks.ts";
 
 const ok = await requireTools("install.sh tests", "bash", "tar", "gzip", "od");
 const elfOk = await requireTools("install.sh tests on real ELF files", "patchelf", "busybox");
@@ -228,6 +229,67 @@ Deno.test({
       });
       assert.match(mine.stdout, /^\/mine\|[^|]+\|[^|]+\|x\|/);
       assert.ok(!(await Deno.readTextFile(hook)).includes("LD_LIBRARY_PATH"));
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "install.sh --cc-wrapper setup hook, run as stdenv runs it: HIPCXX and CMAKE_HIP_* defaults a derivation overrides",
+  ignore: !ok,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const out = await installWithCcWrapper(dir, "gfx1100;gfx1151");
+      const hook = join(out, "nix-support/setup-hook");
+      const hipcxx = `${out}/bin/amdclang++`;
+      // Nothing in cmakeFlags: the package's compiler and ISAs; CC and CXX
+      // stay stdenv's (only hipStdenv's own hook changes them).
+      const plain = await runPreConfigure([hook]);
+      assert.deepEqual(plain.vars, {
+        CC: "gcc",
+        CXX: "g++",
+        HIPCXX: hipcxx,
+        CMAKE_HIP_ARCHITECTURES: "gfx1100;gfx1151",
+      });
+      assert.deepEqual(plain.cmakeFlags, [
+        `-DCMAKE_HIP_COMPILER=${hipcxx}`,
+        "-DCMAKE_HIP_ARCHITECTURES=gfx1100;gfx1151",
+      ]);
+      // cmakeFlags naming the GPU targets (a string, as without
+      // __structuredAttrs): those stay the only ones; the compiler is added.
+      const named = await runPreConfigure([hook], {
+        cmakeFlags: "-DGGML_HIP=ON -DCMAKE_HIP_ARCHITECTURES=gfx1151",
+      });
+      assert.deepEqual(named.cmakeFlags, [
+        "-DGGML_HIP=ON",
+        "-DCMAKE_HIP_ARCHITECTURES=gfx1151",
+        `-DCMAKE_HIP_COMPILER=${hipcxx}`,
+      ]);
+      // An array (__structuredAttrs): each default its own element, unless named.
+      assert.deepEqual(
+        (await runPreConfigure([hook], { cmakeFlags: ["-DGGML_HIP=ON"] })).cmakeFlags,
+        [
+          "-DGGML_HIP=ON",
+          `-DCMAKE_HIP_COMPILER=${hipcxx}`,
+          "-DCMAKE_HIP_ARCHITECTURES=gfx1100;gfx1151",
+        ],
+      );
+      const both = ["-DCMAKE_HIP_ARCHITECTURES=gfx1151", "-DCMAKE_HIP_COMPILER=/my/clang++"];
+      assert.deepEqual((await runPreConfigure([hook], { cmakeFlags: both })).cmakeFlags, both);
+      // The derivation's own HIPCXX and CMAKE_HIP_ARCHITECTURES win, and are what CMake gets.
+      const mine = await runPreConfigure([hook], {
+        env: { HIPCXX: "/my/hip/clang++", CMAKE_HIP_ARCHITECTURES: "gfx1102" },
+      });
+      assert.equal(mine.vars.HIPCXX, "/my/hip/clang++");
+      assert.deepEqual(mine.cmakeFlags, [
+        "-DCMAKE_HIP_COMPILER=/my/hip/clang++",
+        "-DCMAKE_HIP_ARCHITECTURES=gfx1102",
+      ]);
+      // No --hip-architectures: no GPU-target default (CMake's own applies).
+      const bare = await installWithCcWrapper(join(dir, "bare"), "");
+      const none = await runPreConfigure([join(bare, "nix-support/setup-hook")]);
+      assert.equal(none.vars.CMAKE_HIP_ARCHITECTURES, "");
+      assert.deepEqual(none.cmakeFlags, [`-DCMAKE_HIP_COMPILER=${bare}/bin/amdclang++`]);
     });
   },
 });
