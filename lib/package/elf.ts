@@ -101,6 +101,13 @@ export interface ElfReader extends Disposable {
    * @throws {Deno.errors.NotFound} (and Deno's other errors) when it cannot be opened.
    */
   read(path: string): ElfFile | undefined;
+  /**
+   * The first bytes of the file the last {@linkcode ElfReader.read} opened
+   * (at most 4 KiB, fewer when the file is shorter), in a buffer the next
+   * `read` reuses: a caller that looks for a `#!` line in a file that is not
+   * ELF finds it here, without reading the file again.
+   */
+  readonly head: Uint8Array;
 }
 
 /**
@@ -124,6 +131,9 @@ export function openElfReader(): ElfReader {
   return {
     method: source.method,
     read: (path) => parser.parse(path),
+    get head(): Uint8Array {
+      return parser.head;
+    },
     [Symbol.dispose]: () => source.dispose(),
   };
 }
@@ -247,7 +257,13 @@ class Parser {
     this.#source = source;
   }
 
+  /** What the last parse read from the start of its file. */
+  get head(): Uint8Array {
+    return this.#head.subarray(0, this.#headLength);
+  }
+
   parse(path: string): ElfFile | undefined {
+    this.#headLength = 0;
     if (!this.#source.open(path)) return undefined;
     try {
       return this.#parseOpen();
@@ -376,12 +392,13 @@ class Parser {
     const needed = this.#needed;
     needed.length = 0;
     for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
-      // d_tag is signed, but every tag read here fits in the low 32 bits.
-      const high = view.getUint32(at + 4, true);
-      const tag = high === 0 ? view.getUint32(at, true) : -1;
-      if (tag === DT_NULL) break;
+      // d_tag is signed, but every tag read here fits in the low 32 bits:
+      // the high half is read only when the low one is DT_NULL or wanted.
+      const tag = view.getUint32(at, true);
       // Tags above DT_RUNPATH (DT_GNU_HASH, DT_VERSYM…) and the rest are not read.
-      if (tag > DT_RUNPATH || !WANTED_TAGS[tag]) continue;
+      if (tag > DT_RUNPATH || !(tag === DT_NULL || WANTED_TAGS[tag])) continue;
+      if (view.getUint32(at + 4, true) !== 0) continue;
+      if (tag === DT_NULL) break;
       const value = u64(view, at + 8);
       if (tag === DT_NEEDED) needed.push(value);
       else if (tag === DT_STRTAB) strtab = value;
