@@ -253,8 +253,8 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   // path below is built from it, and node:path's first import costs a millisecond.
   const rel = (path: string): string => path.slice(root.length + 1);
   const inside = (path: string): boolean => path.startsWith(`${root}/`);
-  // ELF candidates are read as the walk finds them (reading them in a Worker
-  // on another core measured slower on a busy 2-core machine).
+  // ELF candidates are read on this thread after the walk (reading them in a
+  // Worker on another core measured slower on a busy 2-core machine).
   using elf = new ElfClosureCheck({
     root,
     ...(options.allowMissing === undefined ? {} : { allowMissing: options.allowMissing }),
@@ -309,16 +309,16 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   const store = root.slice(0, root.lastIndexOf("/"));
   const inStore = (path: string): boolean => store !== "" && path.startsWith(`${store}/`);
 
-  // 2. One walk over the whole tree. ELF candidates that are not ELF, and
-  // files named like scripts, are read for a `#!` line.
+  // 2. One walk over the whole tree, then one read of each ELF candidate: the
+  // start of one that is not ELF is searched for a `#!` line without reading
+  // it again. Files named like scripts are read for it too.
   const scripts = new ScriptCheck({ root, store, isFile: (path) => isFile(path) }, rel);
   using reader = openDirectoryReader();
-  const walk = walkTree(root, required, reader, {
-    elf: (path) => {
-      if (!elf.add(path)) scripts.add(path);
-    },
-    script: (path) => scripts.add(path),
-  });
+  const walk = walkTree(root, required, reader);
+  for (const path of walk.elfCandidates) {
+    if (!elf.add(path)) scripts.check(path, elf.head);
+  }
+  for (const path of walk.scriptCandidates) scripts.add(path);
   Object.assign(counts, walk.counts);
   counts.scripts = scripts.read;
   for (const { path, error } of walk.unreadable) {
@@ -514,6 +514,10 @@ function filesNeeding(count: number): string {
 
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
+  /** Regular files that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`. */
+  elfCandidates: string[];
+  /** Other regular files named like scripts (`*.sh`, `*.bash`, `*.py`, `*.pl`). */
+  scriptCandidates: string[];
   symlinks: string[];
   /** Device nodes, FIFOs and sockets. */
   special: string[];
@@ -535,74 +539,79 @@ interface Pending {
  * Walks the tree once, without following symlinks, using only the entry
  * types readdir reports: a stat per file would cost several times the walk
  * itself (100,000 files), so no file is stat'ed, and only files below
- * bin/sbin/libexec or named like libraries are opened later, as ELF
- * candidates (GPU kernel files, `*.hsaco`, `*.co`, are never opened). Synchronous on purpose: measured faster than async readDir with
- * concurrency or worker threads, whose per-entry overhead dominates. Entries
- * come from lib/fs/dir_reader.ts (getdents64 when the ffi permission is granted).
- * A plain file costs no allocation beyond its name: counters are locals and
- * the target ISAs a name carries are a bit mask.
+ * bin/sbin/libexec or named like libraries are collected, to be opened
+ * after the walk as ELF candidates (GPU kernel files, `*.hsaco`, `*.co`,
+ * are never opened). Synchronous on purpose: measured faster than async
+ * readDir with concurrency or worker threads, whose per-entry overhead
+ * dominates. Entries come from lib/fs/dir_reader.ts (getdents64 when the
+ * ffi permission is granted), all to one visitor whose folder is a local: a
+ * plain file costs no allocation beyond its name, and the visitor stays
+ * small and monomorphic, which the JIT compiles once (a visitor made per
+ * folder, calling the ELF reader, was compiled three times over).
  */
 function walkTree(
   root: string,
   required: readonly string[] | undefined,
   reader: DirectoryReader,
-  candidates: {
-    /** Receives each regular file that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`. */
-    elf: (path: string) => void;
-    /** Receives each other regular file named like a script (`*.sh`, `*.bash`, `*.py`, `*.pl`). */
-    script: (path: string) => void;
-  },
 ): Walk {
-  const { elf: elfCandidate, script: scriptCandidate } = candidates;
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
+  const elfCandidates: string[] = [];
+  const scriptCandidates: string[] = [];
   const symlinks: string[] = [];
   const special: string[] = [];
   const unreadable: Walk["unreadable"] = [];
   let files = 0;
   let directories = 0;
   let kernelFiles = 0;
+  // The folder being read, and what its ancestors' names imply (see Pending).
+  let dir = root;
+  let executable = false;
+  let inherited = 0;
+  const visit: EntryVisitor = (name, kind) => {
+    if (kind === "file") {
+      files++;
+      // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
+      if (
+        (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
+      ) {
+        elfCandidates.push(`${dir}/${name}`);
+      } else if (namedLikeScript(name)) {
+        scriptCandidates.push(`${dir}/${name}`);
+      }
+      if (matcher !== undefined) {
+        const mask = inherited | matcher(name);
+        if (mask !== 0) {
+          kernelFiles++;
+          for (let i = 0; i < hits.length; i++) if (mask & (1 << i)) hits[i]!++;
+        }
+      }
+    } else if (kind === "directory") {
+      stack.push({
+        path: `${dir}/${name}`,
+        executable: executable || EXECUTABLE_DIRS.has(name),
+        isas: matcher === undefined ? 0 : inherited | matcher(name),
+      });
+    } else if (kind === "symlink") {
+      symlinks.push(`${dir}/${name}`);
+    } else if (kind === "other") {
+      special.push(`${dir}/${name}`);
+    } else if (kind === "undecodable") {
+      unreadable.push({
+        path: `${dir}/${name}`,
+        error: new Error(
+          "its name is not UTF-8 (shown with U+FFFD); run with --allow-ffi to check it",
+        ),
+      });
+    }
+  };
   const stack: Pending[] = [{ path: root, executable: false, isas: 0 }];
   while (stack.length > 0) {
-    const { path: dir, executable, isas: inherited } = stack.pop()!;
+    const next = stack.pop()!;
+    dir = next.path;
+    executable = next.executable;
+    inherited = next.isas;
     directories++;
-    const visit: EntryVisitor = (name, kind) => {
-      if (kind === "file") {
-        files++;
-        // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
-        if (
-          (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
-        ) {
-          elfCandidate(`${dir}/${name}`);
-        } else if (SCRIPT_EXTENSIONS.has(name.slice(name.lastIndexOf(".") + 1))) {
-          scriptCandidate(`${dir}/${name}`);
-        }
-        if (matcher !== undefined) {
-          const mask = inherited | matcher(name);
-          if (mask !== 0) {
-            kernelFiles++;
-            for (let i = 0; i < hits.length; i++) if (mask & (1 << i)) hits[i]!++;
-          }
-        }
-      } else if (kind === "directory") {
-        stack.push({
-          path: `${dir}/${name}`,
-          executable: executable || EXECUTABLE_DIRS.has(name),
-          isas: matcher === undefined ? 0 : inherited | matcher(name),
-        });
-      } else if (kind === "symlink") {
-        symlinks.push(`${dir}/${name}`);
-      } else if (kind === "other") {
-        special.push(`${dir}/${name}`);
-      } else if (kind === "undecodable") {
-        unreadable.push({
-          path: `${dir}/${name}`,
-          error: new Error(
-            "its name is not UTF-8 (shown with U+FFFD); run with --allow-ffi to check it",
-          ),
-        });
-      }
-    };
     try {
       reader.read(dir, visit);
     } catch (error) {
@@ -611,11 +620,25 @@ function walkTree(
   }
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
+    elfCandidates,
+    scriptCandidates,
     symlinks,
     special,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
   };
+}
+
+/**
+ * Whether a file is read for a `#!` line wherever it is: its name after
+ * the last dot (the whole name when there is none) is `sh`, `bash`, `py` or
+ * `pl`. Compared in place: a slice per file would be an allocation per file.
+ */
+function namedLikeScript(name: string): boolean {
+  const extension = name.length - name.lastIndexOf(".") - 1;
+  return extension === 2
+    ? name.endsWith("sh") || name.endsWith("py") || name.endsWith("pl")
+    : extension === 4 && name.endsWith("bash");
 }
 
 /**
@@ -677,9 +700,8 @@ function wrapperTarget(path: string, kind: EntryKind): string | { problem: strin
   return match[1];
 }
 
-function readStart(path: string, size: number): Uint8Array {
+function readStart(path: string, size: number, buffer = new Uint8Array(size)): Uint8Array {
   using file = Deno.openSync(path);
-  const buffer = new Uint8Array(size);
   let filled = 0;
   while (filled < size) {
     const n = file.readSync(buffer.subarray(filled));
@@ -765,9 +787,6 @@ function hasFileBelow(dir: string): boolean {
   return false;
 }
 
-/** Names (after their last dot) of files read for a `#!` line wherever they are. */
-const SCRIPT_EXTENSIONS = new Set(["sh", "bash", "py", "pl"]);
-
 /**
  * Reads scripts' `#!` lines (at most {@linkcode MAX_SHEBANG_BYTES} each) and
  * groups those whose interpreter does not run where the package runs
@@ -781,22 +800,31 @@ class ScriptCheck {
   #world: ShebangWorld;
   #rel: (path: string) => string;
   #bad = new Map<string, { bad: BadShebang; paths: string[] }>();
+  #buffer = new Uint8Array(MAX_SHEBANG_BYTES);
 
   constructor(world: ShebangWorld, rel: (path: string) => string) {
     this.#world = world;
     this.#rel = rel;
   }
 
+  /** Reads the start of `path` and checks its `#!` line, if any. */
   add(path: string): void {
     // Names that are not UTF-8 cannot be opened; the walk names them.
     if (cannotOpen(path)) return;
-    let line: string | undefined;
+    let head: Uint8Array;
     try {
-      line = shebangLine(readStart(path, MAX_SHEBANG_BYTES));
+      head = readStart(path, MAX_SHEBANG_BYTES, this.#buffer);
     } catch (error) {
       this.unreadable.push({ path: this.#rel(path), error });
       return;
     }
+    this.check(path, head);
+  }
+
+  /** Checks the `#!` line, if any, of `head`: the first bytes of `path`, read already. */
+  check(path: string, head: Uint8Array): void {
+    if (cannotOpen(path)) return;
+    const line = shebangLine(head.subarray(0, MAX_SHEBANG_BYTES));
     if (line === undefined) return;
     this.read++;
     const bad = checkShebang(line, this.#world);

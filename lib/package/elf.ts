@@ -101,6 +101,13 @@ export interface ElfReader extends Disposable {
    * @throws {Deno.errors.NotFound} (and Deno's other errors) when it cannot be opened.
    */
   read(path: string): ElfFile | undefined;
+  /**
+   * The first bytes of the file the last {@linkcode ElfReader.read} opened
+   * (at most 4 KiB, fewer when the file is shorter), in a buffer the next
+   * `read` reuses: a caller that looks for a `#!` line in a file that is not
+   * ELF finds it here, without reading the file again.
+   */
+  readonly head: Uint8Array;
 }
 
 /**
@@ -124,6 +131,9 @@ export function openElfReader(): ElfReader {
   return {
     method: source.method,
     read: (path) => parser.parse(path),
+    get head(): Uint8Array {
+      return parser.head;
+    },
     [Symbol.dispose]: () => source.dispose(),
   };
 }
@@ -238,6 +248,10 @@ class Parser {
   #loads: number[] = [];
   #needed: number[] = [];
   #decoder = new TextDecoder();
+  /** The span of the dynamic string table read in one go (start -1: none), see #readDynamic. */
+  #windowStart = -1;
+  #windowEnd = 0;
+  #windowFirst = 0;
   /** Where the last {@linkcode Parser.#text} stopped: at its NUL, or at its `end`. */
   #stop = 0;
   /** ASCII strings met before, by a hash of their bytes (see {@linkcode Parser.#text}). */
@@ -247,7 +261,13 @@ class Parser {
     this.#source = source;
   }
 
+  /** What the last parse read from the start of its file. */
+  get head(): Uint8Array {
+    return this.#head.subarray(0, this.#headLength);
+  }
+
   parse(path: string): ElfFile | undefined {
+    this.#headLength = 0;
     if (!this.#source.open(path)) return undefined;
     try {
       return this.#parseOpen();
@@ -376,12 +396,13 @@ class Parser {
     const needed = this.#needed;
     needed.length = 0;
     for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
-      // d_tag is signed, but every tag read here fits in the low 32 bits.
-      const high = view.getUint32(at + 4, true);
-      const tag = high === 0 ? view.getUint32(at, true) : -1;
-      if (tag === DT_NULL) break;
+      // d_tag is signed, but every tag read here fits in the low 32 bits:
+      // the high half is read only when the low one is DT_NULL or wanted.
+      const tag = view.getUint32(at, true);
       // Tags above DT_RUNPATH (DT_GNU_HASH, DT_VERSYM…) and the rest are not read.
-      if (tag > DT_RUNPATH || !WANTED_TAGS[tag]) continue;
+      if (tag > DT_RUNPATH || !(tag === DT_NULL || WANTED_TAGS[tag])) continue;
+      if (view.getUint32(at + 4, true) !== 0) continue;
+      if (tag === DT_NULL) break;
       const value = u64(view, at + 8);
       if (tag === DT_NEEDED) needed.push(value);
       else if (tag === DT_STRTAB) strtab = value;
@@ -399,8 +420,15 @@ class Parser {
     // Offsets into the table, then one read spanning them when they are close.
     let first = Infinity;
     let last = -1;
-    const note = (at: number): void => {
-      if (at === -1) return;
+    for (let i = 0; i < needed.length + 3; i++) {
+      const at = i < needed.length
+        ? needed[i]!
+        : i === needed.length
+        ? soname
+        : i === needed.length + 1
+        ? rpath
+        : runpath;
+      if (at === -1) continue;
       if (at >= strsz) {
         throw new ElfFormatError(
           `malformed: a dynamic string at ${at} lies beyond DT_STRSZ (${strsz})`,
@@ -408,43 +436,47 @@ class Parser {
       }
       if (at < first) first = at;
       if (at > last) last = at;
-    };
-    for (const at of needed) note(at);
-    note(soname);
-    note(rpath);
-    note(runpath);
-    let window = -1;
-    let windowEnd = 0;
+    }
+    this.#windowStart = -1;
     if (last - first <= STRING_WINDOW) {
       const span = Math.min(strsz, last + MAX_STRING_BYTES) - first;
-      window = this.#at(tableOffset + first, span, "the dynamic string table", true);
-      windowEnd = this.#end;
+      this.#windowStart = this.#at(tableOffset + first, span, "the dynamic string table", true);
+      this.#windowEnd = this.#end;
+      this.#windowFirst = first;
     }
-    const text = (at: number): string => {
-      let start: number;
-      let end: number;
-      if (window !== -1) {
-        start = window + (at - first);
-        end = windowEnd;
-      } else {
-        const length = Math.min(strsz - at, MAX_STRING_BYTES);
-        start = this.#at(tableOffset + at, length, "the dynamic string table", true);
-        end = this.#end;
-      }
-      const value = this.#text(start, end);
-      if (this.#stop >= end) {
-        throw new ElfFormatError(
-          `malformed: the dynamic string at ${at} has no terminating NUL within ${
-            Math.min(strsz - at, MAX_STRING_BYTES)
-          } bytes`,
-        );
-      }
-      return value;
-    };
-    for (const at of needed) elf.needed.push(text(at));
-    if (soname !== -1) elf.soname = text(soname);
-    if (rpath !== -1) elf.rpath = text(rpath);
-    if (runpath !== -1) elf.runpath = text(runpath);
+    for (let i = 0; i < needed.length; i++) {
+      elf.needed.push(this.#dynamicString(needed[i]!, tableOffset, strsz));
+    }
+    if (soname !== -1) elf.soname = this.#dynamicString(soname, tableOffset, strsz);
+    if (rpath !== -1) elf.rpath = this.#dynamicString(rpath, tableOffset, strsz);
+    if (runpath !== -1) elf.runpath = this.#dynamicString(runpath, tableOffset, strsz);
+  }
+
+  /**
+   * The dynamic string at `at` of the table at file offset `tableOffset`:
+   * from the window {@linkcode Parser.#readDynamic} read when there is one
+   * (the window is in `#buffer` until the next read), else read on its own.
+   */
+  #dynamicString(at: number, tableOffset: number, strsz: number): string {
+    let start: number;
+    let end: number;
+    if (this.#windowStart !== -1) {
+      start = this.#windowStart + (at - this.#windowFirst);
+      end = this.#windowEnd;
+    } else {
+      const length = Math.min(strsz - at, MAX_STRING_BYTES);
+      start = this.#at(tableOffset + at, length, "the dynamic string table", true);
+      end = this.#end;
+    }
+    const value = this.#text(start, end);
+    if (this.#stop >= end) {
+      throw new ElfFormatError(
+        `malformed: the dynamic string at ${at} has no terminating NUL within ${
+          Math.min(strsz - at, MAX_STRING_BYTES)
+        } bytes`,
+      );
+    }
+    return value;
   }
 
   /**

@@ -177,6 +177,7 @@ export class ElfClosureCheck implements Disposable {
   #objects: LoadedObject[] = [];
   #malformed: MalformedElf[] = [];
   #gpuObjects = 0;
+  #head: Uint8Array = NO_BYTES;
 
   /**
    * Starts a check.
@@ -206,13 +207,30 @@ export class ElfClosureCheck implements Disposable {
    *   is, or when it cannot be read (reported as malformed).
    */
   add(path: string): boolean {
-    const object = this.#open().objectAt(path);
-    if (object === undefined) return false;
+    const resolver = this.#open();
+    const read = resolver.reads;
+    const object = resolver.objectAt(path);
+    if (object === undefined) {
+      this.#head = resolver.reads === read ? NO_BYTES : this.#opened!.reader.head;
+      return false;
+    }
     if (typeof object === "string") {
       this.#malformed.push({ path: this.#show(path), message: object });
     } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
     else this.#objects.push(object);
     return true;
+  }
+
+  /**
+   * The first bytes (at most 4 KiB) of the file that the last
+   * {@linkcode ElfClosureCheck.add} found not to be ELF, for a caller that
+   * looks for its `#!` line without reading it again; empty when that file
+   * had been added before. Valid until the next `add`.
+   *
+   * @returns The bytes, in a buffer the next `add` reuses.
+   */
+  get head(): Uint8Array {
+    return this.#head;
   }
 
   /**
@@ -343,6 +361,7 @@ interface LoadedObject {
 }
 
 const NO_CHAIN: readonly string[] = [];
+const NO_BYTES = new Uint8Array(0);
 const NO_DIRS: readonly string[] = [];
 
 interface Failure {
@@ -380,16 +399,22 @@ class Resolver implements Disposable {
   #chains: (readonly string[])[] = [];
   #runpathSearches = new Map<readonly string[], Map<readonly string[], Search>>();
   #expanded = new Map<string, string[]>();
+  #lastExpanded = { searchPath: "", origin: "", machine: -1, dirs: [] as string[] };
   #defaults = new Map<string, readonly string[]>();
 
   constructor(reader: ElfReader) {
     this.#reader = reader;
   }
 
+  /** How many files were read (a file read before is not read again). */
+  reads = 0;
+
   /** The object at `path`: `undefined` when it is not ELF, a string when malformed. */
   objectAt(path: string): LoadedObject | string | undefined {
-    if (this.#objects.has(path)) return this.#objects.get(path);
+    const known = this.#objects.get(path);
+    if (known !== undefined || this.#objects.has(path)) return known;
     let result: LoadedObject | string | undefined;
+    this.reads++;
     try {
       const elf = this.#reader.read(path);
       if (elf !== undefined) {
@@ -415,12 +440,18 @@ class Resolver implements Disposable {
 
   /** expandSearchPath, once per search path and folder: files of one folder share it. */
   #expand(searchPath: string, origin: string, machine: number): string[] {
+    // Files come folder by folder, most with the search path of the last.
+    const last = this.#lastExpanded;
+    if (last.searchPath === searchPath && last.origin === origin && last.machine === machine) {
+      return last.dirs;
+    }
     const key = `${machine}\0${origin}\0${searchPath}`;
     let dirs = this.#expanded.get(key);
     if (dirs === undefined) {
       dirs = expandSearchPath(searchPath, origin, machine);
       this.#expanded.set(key, dirs);
     }
+    this.#lastExpanded = { searchPath, origin, machine, dirs };
     return dirs;
   }
 

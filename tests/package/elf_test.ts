@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ElfFormatError, openElfReader, readElfBytes } from "../../lib/package/elf.ts";
+import { ElfClosureCheck } from "../../lib/package/elf_closure.ts";
 import { copyElf, readelfFields, SYSTEM_LIBS } from "../_elf_fixtures.ts";
 import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
 
@@ -122,9 +123,23 @@ Deno.test("openElfReader() returns undefined for files that are not ELF", async 
     for (const [name, bytes] of cases) {
       await Deno.writeFile(join(dir, name), bytes);
       assert.equal(reader.read(join(dir, name)), undefined, name);
+      // What check-output searches for a #! line, without reading the file again.
+      assert.deepEqual(reader.head, bytes, name);
       assert.equal(readElfBytes(bytes), undefined, name);
     }
     assert.throws(() => reader.read(join(dir, "missing")), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("ElfClosureCheck.head is the start of the file add() found not to be ELF", async () => {
+  await withTempDir(async (dir) => {
+    const script = new TextEncoder().encode(`#!/bin/sh\n${"x".repeat(5000)}\n`);
+    await Deno.writeFile(join(dir, "tool"), script);
+    using check = new ElfClosureCheck();
+    assert.equal(check.add(join(dir, "tool")), false);
+    assert.deepEqual(check.head, script.subarray(0, 4096));
+    assert.equal(check.add(join(dir, "tool")), false); // read before: not read again
+    assert.equal(check.head.length, 0);
   });
 });
 
