@@ -99,6 +99,11 @@ export async function readKernelFile(
   try {
     return await readRegularFile(path, { maxBytes: options.maxBytes });
   } catch (error) {
+    // The same words whoever read it, Deno or cat (a Deno that may read /sys
+    // itself, before 2.7, gives the system's).
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot read "${path}": No such file or directory`);
+    }
     if (!(error instanceof Deno.errors.NotCapable)) throw error;
     const output = await runTool("cat", path, error, {
       maxBytes: options.maxBytes,

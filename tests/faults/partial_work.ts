@@ -14,6 +14,7 @@
 import { deepEqual, equal, match } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
+import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 import { parseHash } from "../../lib/hash/hash.ts";
 import { deleteStorePath, fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
 import { startFileServer } from "../_server.ts";
@@ -218,6 +219,11 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
       "the rerun continues by Range and adds the whole file to the store",
     run: () =>
       inTempDir(async (dir) => {
+        if (!canLockIfFree) {
+          // Before Deno 2.7 (no FsFile.tryLock) the store is written through
+          // nix-daemon, whose bytes a cut-off download cannot keep.
+          return console.log("  (no local-store route before Deno 2.7)");
+        }
         const body = uniqueBytes(600_000);
         const storePath = storePathOf(body);
         await using server = startFileServer({

@@ -101,7 +101,14 @@ Deno.test({
         const url = `https://127.0.0.1:${port}/`;
         const errors = [
           await thrown(fetch(url)),
-          await thrown(Deno.connectTls({ hostname: "127.0.0.1", port }).then((c) => c.handshake())),
+          await thrown((async () => {
+            const conn = await Deno.connectTls({ hostname: "127.0.0.1", port });
+            try {
+              await conn.handshake();
+            } finally {
+              conn.close();
+            }
+          })()),
         ];
         for (const error of errors) {
           const failure = networkFailure(error, { url });

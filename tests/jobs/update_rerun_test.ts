@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DownloadCache } from "../../lib/fetch/download_cache.ts";
+import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
 import { updateFlake, type UpdateOptions } from "../../lib/jobs/update.ts";
 import { deleteStorePath, isValidStorePath } from "../../lib/store/nix_store.ts";
@@ -181,7 +182,9 @@ Deno.test({
 
 Deno.test({
   name: "updateFlake() with a store: a download cut off midway continues by Range on the rerun",
-  ignore: !store,
+  // Before Deno 2.7 (no FsFile.tryLock) the store is written through
+  // nix-daemon, whose bytes a cut-off download cannot keep.
+  ignore: !store || !canLockIfFree,
   fn: async () => {
     const body = randomBytes(600_000);
     await using r = await setUp({
