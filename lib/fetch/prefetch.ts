@@ -409,30 +409,45 @@ async function prefetchCached(
     const finished = await addFileToStore(cached.path, hash, options);
     if (!finished.existed) added = finished.path;
     options.signal?.throwIfAborted();
-    if (validator !== undefined && total === size) {
-      await cached.stored({
-        url: source,
-        validator,
-        size,
-        name,
-        hash: formatHash(hash, "sri"),
-        storePath: finished.path,
-      });
-    }
     const addedToStore = added !== undefined;
-    added = undefined;
-    return {
+    const result = await recordStored(cached, {
       name,
       size,
       hash,
       url: source,
       storePath: finished.path,
       ...(addedToStore ? { addedToStore } : {}),
-    };
+    }, validator === undefined || total !== size ? undefined : validator);
+    added = undefined;
+    return result;
   } finally {
     if (added !== undefined) await deleteStorePath(added);
     await cached.close();
   }
+}
+
+/**
+ * Records a tarball just added to the store in its cache entry (URL, the
+ * server's validator, size, hash, store path), so that a rerun reuses it
+ * without a download: only for a whole download whose server named a
+ * validator (`validator` undefined otherwise). Returns `result`.
+ */
+async function recordStored(
+  cached: CacheEntry,
+  result: PrefetchResult & { url: string; storePath: string },
+  validator: string | undefined,
+): Promise<PrefetchResult> {
+  if (validator !== undefined) {
+    await cached.stored({
+      url: result.url,
+      validator,
+      size: result.size,
+      name: result.name,
+      hash: formatHash(result.hash, "sri"),
+      storePath: result.storePath,
+    });
+  }
+  return result;
 }
 
 /**
@@ -482,26 +497,17 @@ async function prefetchToStore(
     const finished = await sink.finishStore(fixedOutputPath(name, hash));
     if (!finished.existed) added = finished.path;
     options.signal?.throwIfAborted();
-    if (validator !== undefined && total === size) {
-      await cached.stored({
-        url: source,
-        validator,
-        size,
-        name,
-        hash: formatHash(hash, "sri"),
-        storePath: finished.path,
-      });
-    }
     const addedToStore = added !== undefined;
-    added = undefined;
-    return {
+    const result = await recordStored(cached, {
       name,
       size,
       hash,
       url: source,
       storePath: finished.path,
       ...(addedToStore ? { addedToStore } : {}),
-    };
+    }, validator === undefined || total !== size ? undefined : validator);
+    added = undefined;
+    return result;
   } catch (error) {
     // Cut off (not a wrong hash): what arrived is kept for the next run.
     if (!downloaded && sink !== undefined && validator !== undefined && total !== undefined) {
