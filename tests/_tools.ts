@@ -464,3 +464,32 @@ export async function requireCurrentNix(purpose: string): Promise<CurrentNix | n
     ],
   };
 }
+
+/**
+ * Copies what the flake reads (flake.nix, flake.lock, deno.json, deno.lock,
+ * mod.ts, lib/, nix/, scripts/) into `dir`, so a Nix evaluation of the copy
+ * puts no work tree in the store.
+ */
+export async function copyFlakeSources(dir: string): Promise<void> {
+  const copy = await run("sh", [
+    "-c",
+    'mkdir -p "$2" && cd "$1" && cp -r flake.nix flake.lock deno.json mod.ts lib nix scripts "$2"/ && { [ ! -e deno.lock ] || cp deno.lock "$2"/; }',
+    "sh",
+    repoRoot,
+    dir,
+  ]);
+  if (copy.code !== 0) throw new Error(`Cannot copy the flake to "${dir}": ${copy.stderr}`);
+}
+
+/** A certificate for 127.0.0.1 and its key (PEM), self-signed by openssl in `dir`. */
+export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const made = await run("openssl", [
+    ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"],
+    ...["-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`],
+  ]);
+  if (made.code !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+  return {
+    cert: await Deno.readTextFile(`${dir}/cert.pem`),
+    key: await Deno.readTextFile(`${dir}/key.pem`),
+  };
+}

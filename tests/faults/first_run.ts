@@ -13,7 +13,7 @@ import { equal, match } from "node:assert/strict";
 import { join } from "node:path";
 import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } from "./_harness.ts";
 import { registry, VERSION_NEW, VERSION_OLD } from "./_fixtures.ts";
-import { requireTools, run } from "../_tools.ts";
+import { requireTools, selfSignedCertificate } from "../_tools.ts";
 
 /** dir/flake.nix above dir/repo/.git: from dir/repo/sub, nix finds no flake. */
 async function behindRepositoryRoot(dir: string): Promise<string> {
@@ -69,27 +69,10 @@ function silentServer(): { origin: string } & Disposable {
 
 /** A loopback TLS server whose certificate, made here by openssl, no authority signed. */
 async function selfSignedServer(dir: string): Promise<{ origin: string } & Disposable> {
-  const made = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-  ]);
-  equal(made.code, 0, made.stderr);
   const listener = Deno.listenTls({
     hostname: "127.0.0.1",
     port: 0,
-    cert: await Deno.readTextFile(join(dir, "cert.pem")),
-    key: await Deno.readTextFile(join(dir, "key.pem")),
+    ...await selfSignedCertificate(dir),
   });
   const held: Deno.TlsConn[] = [];
   (async () => {

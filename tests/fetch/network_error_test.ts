@@ -3,8 +3,7 @@
 // with a self-signed certificate (made with openssl here), and, since no DNS
 // query may leave the machine, the resolver's errors as Deno words them.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { requireTools, run, withTempDir } from "../_tools.ts";
+import { requireTools, selfSignedCertificate, withTempDir } from "../_tools.ts";
 import { describeNetworkFailure, networkFailure } from "../../lib/fetch/network_error.ts";
 
 const openssl = await requireTools(
@@ -67,27 +66,10 @@ Deno.test({
   ignore: !openssl,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const made = await run("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ]);
-      assert.equal(made.code, 0, made.stderr);
       const listener = Deno.listenTls({
         hostname: "127.0.0.1",
         port: 0,
-        cert: await Deno.readTextFile(join(dir, "cert.pem")),
-        key: await Deno.readTextFile(join(dir, "key.pem")),
+        ...await selfSignedCertificate(dir),
       });
       const held: Deno.TlsConn[] = [];
       const accepting = (async () => {

@@ -6,7 +6,14 @@
 // GitHub's workflow's to check.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { nixEnv, repoRoot, requireCurrentNix, run, type RunResult } from "../_tools.ts";
+import {
+  copyFlakeSources,
+  nixEnv,
+  repoRoot,
+  requireCurrentNix,
+  run,
+  type RunResult,
+} from "../_tools.ts";
 
 const current = await requireCurrentNix("flake checks with a current Nix");
 
@@ -21,18 +28,6 @@ function traces(stderr: string, what: string): number {
   return stderr.split("\n").filter((line) => line === `trace: ${what}`).length;
 }
 
-/** Copies what the flake reads into `dir` (so the store does not get the work tree). */
-async function copyFlake(dir: string): Promise<void> {
-  const copy = await run("sh", [
-    "-c",
-    'mkdir -p "$2" && cd "$1" && cp -r flake.nix flake.lock deno.json mod.ts lib nix scripts "$2"/ && { [ ! -e deno.lock ] || cp deno.lock "$2"/; }',
-    "sh",
-    repoRoot,
-    dir,
-  ]);
-  assert.equal(copy.code, 0, copy.stderr);
-}
-
 Deno.test({
   name: "flake (current Nix, nixpkgs stand-in): flake check, show, every drvPath, formatter",
   ignore: current === null,
@@ -41,7 +36,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "flake_current_nix_" });
     try {
       const flake = join(dir, "flake");
-      await copyFlake(flake);
+      await copyFlakeSources(flake);
       // A store of its own, empty as on a user's first run: the system store
       // may already hold what this flake's evaluation needs, put there by
       // Nix 2.8's tests, which hid an evaluation that read a path it had not
@@ -311,7 +306,7 @@ Deno.test({
 
       await t.step("a pinned nightly: GPU smoke tests in gpuChecks, not checks", async () => {
         const pinned = join(dir, "pinned");
-        await copyFlake(pinned);
+        await copyFlakeSources(pinned);
         const text = await Deno.readTextFile(join(pinned, "flake.nix"));
         const edited = text.replace("gfx1151 = null;", `gfx1151 = "${GFX1151}";`);
         assert.notEqual(edited, text);

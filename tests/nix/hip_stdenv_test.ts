@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  copyFlakeSources,
   nixEnv,
   repoRoot,
   requireCurrentNix,
@@ -79,18 +80,6 @@ Deno.test({
   },
 });
 
-/** Copies what the flake reads into `dir` (so the store does not get the work tree). */
-async function copyFlake(dir: string): Promise<void> {
-  const copy = await run("sh", [
-    "-c",
-    'mkdir -p "$2" && cd "$1" && cp -r flake.nix flake.lock deno.json mod.ts lib nix scripts "$2"/ && { [ ! -e deno.lock ] || cp deno.lock "$2"/; }',
-    "sh",
-    repoRoot,
-    dir,
-  ]);
-  assert.equal(copy.code, 0, copy.stderr);
-}
-
 /** What the test reads of `(pkgs.rocmNightly.stdenvFor target).mkDerivation { … }`. */
 interface StdenvView {
   inputs: string[];
@@ -117,7 +106,7 @@ Deno.test({
     const { nix: nixBin, overrideFlags, standin, nixpkgsLib } = current!;
     await withTempDir(async (dir) => {
       const flake = join(dir, "flake");
-      await copyFlake(flake);
+      await copyFlakeSources(flake);
       // A store of its own (as flake_current_nix_test.ts): nothing lands in the system store.
       const base = nixEnv({ HOME: join(dir, "home") });
       const env = { ...base, NIX_CONFIG: `${base.NIX_CONFIG}\nstore = ${join(dir, "store")}` };
