@@ -296,7 +296,9 @@ export function assertThrowsWith(
  * `echo; sleep` included, and more often on a loaded machine. A build is
  * deterministic and what finished stays built, so trying again is safe; a
  * command that builds several derivations needs a try for each kill, hence
- * the cap of 12 (6 left a 3-derivation build failing about 1 run in 14).
+ * the cap of 40 tries or 3 minutes (12 still left a short builder that ends
+ * right after its output failing about 1 CI run in 4, with two test passes
+ * loading the machine).
  * Any other failure is returned at once.
  */
 export async function runNixBuild(
@@ -304,10 +306,12 @@ export async function runNixBuild(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
+  const deadline = Date.now() + 180_000;
   for (let attempt = 1;; attempt++) {
     const result = await run(cmd, args, options);
     const killedByNix = /failed due to signal 9 \(Killed\)/.test(result.stderr);
-    if (result.code === 0 || !killedByNix || attempt === 12) return result;
+    if (result.code === 0 || !killedByNix) return result;
+    if (attempt === 40 || Date.now() > deadline) return result;
   }
 }
 
