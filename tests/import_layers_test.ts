@@ -23,7 +23,7 @@ const LEVELS: readonly (readonly string[])[] = [
 ];
 
 /** Scripts that run inside a Nix build, where npm: packages cannot be fetched. */
-const BUILD_TIME_SCRIPTS = ["scripts/check-output.ts", "scripts/image.ts"];
+const BUILD_TIME_SCRIPTS = ["scripts/check-output.ts", "scripts/image.ts", "scripts/prune.ts"];
 
 const levelOf = new Map(LEVELS.flatMap((folders, level) => folders.map((f) => [f, level])));
 
