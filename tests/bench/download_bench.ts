@@ -104,7 +104,10 @@ async function dropStorePath(): Promise<void> {
 }
 const removeCopy = (): Promise<void> => Deno.remove(copy).catch(() => {});
 
-function ours(label: string, url: () => string, ...flags: string[]): Tool {
+function ours(label: string, url: () => string, ...given: string[]): Tool {
+  // Without a store flag, the download and hash alone: a usable store would
+  // otherwise be seeded too (the default since prefetch adds to it).
+  const flags = given.includes("--add-to-store") ? given : ["--no-add-to-store", ...given];
   return {
     name: `prefetch.ts ${[...flags, label].join(" ")} (ours)`,
     argv: () => [deno, "run", ...PERMISSIONS, SCRIPT, ...flags, url()],
