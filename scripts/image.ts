@@ -16,7 +16,7 @@ import {
   parseCommandLine,
   wholeNumber,
 } from "../lib/cli/command_line.ts";
-import { readRegularFile } from "../lib/fs/file_kind.ts";
+import { readRegularText } from "../lib/fs/file_kind.ts";
 import { parseClosure } from "../lib/store/closure.ts";
 import { parseCreationTime, writeImage } from "../lib/image/image.ts";
 import { targetName } from "../lib/releases/target_names.ts";
@@ -141,11 +141,14 @@ async function main(args: string[]): Promise<number> {
 
   const closureText = values.closure === "-"
     ? await new Response(Deno.stdin.readable).text()
-    : await readText(values.closure, "closure", MAX_CLOSURE_BYTES);
+    : await readRegularText(values.closure, { maxBytes: MAX_CLOSURE_BYTES, what: "closure" });
   const closure = parseClosure(closureText, { storeDir });
-  const config = values.config === undefined
-    ? {}
-    : parseContainerConfig(await readText(values.config, "container config", MAX_CONFIG_BYTES));
+  const config = values.config === undefined ? {} : parseContainerConfig(
+    await readRegularText(values.config, {
+      maxBytes: MAX_CONFIG_BYTES,
+      what: "container config",
+    }),
+  );
   const result = await writeImage(closure, {
     name: values.name,
     tag,
@@ -173,14 +176,5 @@ async function main(args: string[]): Promise<number> {
 // is a few MiB; a container config a few KiB.
 const MAX_CLOSURE_BYTES = 256 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 1024 * 1024;
-
-async function readText(file: string, what: string, maxBytes: number): Promise<string> {
-  // Refused before reading: a FIFO would block, /dev/zero never end.
-  const bytes = await readRegularFile(file, { maxBytes, what }).catch((error) => {
-    if (error instanceof TypeError || error instanceof RangeError) throw error;
-    throw new Error(`Cannot read ${what} "${file}": ${(error as Error).message}`);
-  });
-  return new TextDecoder().decode(bytes);
-}
 
 if (import.meta.main) await runMain("image", main);

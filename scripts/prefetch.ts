@@ -30,7 +30,7 @@ import {
   type PrefetchOptions,
 } from "../lib/fetch/prefetch.ts";
 import type { ProgressBar, ProgressDisplay } from "../lib/cli/progress.ts";
-import { storeUsability } from "../lib/store/nix_store.ts";
+import { addToStoreByDefault } from "../lib/store/nix_store.ts";
 
 const COMMAND = defineCommand({
   name: "prefetch",
@@ -164,8 +164,8 @@ async function main(args: string[]): Promise<number> {
   if (values["max-bytes"] !== undefined) options.maxBytes = values["max-bytes"];
   if (values.connections !== undefined) options.connections = values.connections;
   if (byDefault) {
-    const store = await storeUsability();
-    if (store.usable) {
+    const store = await addToStoreByDefault();
+    if (store.add) {
       options.addToStore = true;
       try {
         checkPrefetch(source, options);
@@ -173,7 +173,7 @@ async function main(args: string[]): Promise<number> {
         throw new UsageError((error as Error).message);
       }
     } else {
-      console.error(`prefetch: not adding to the Nix store: ${displayText(store.reason)}`);
+      console.error(`prefetch: ${displayText(store.notice)}`);
     }
   }
 

@@ -26,8 +26,8 @@ import { isValidVersion } from "../lib/releases/versions.ts";
 import { formatUpdateReport, updateFlake, type UpdateOptions } from "../lib/jobs/update.ts";
 import { GateFailedError } from "../lib/jobs/update_gate.ts";
 import { findFlake } from "../lib/flake/find_flake.ts";
-import { defaultCacheFolder, DownloadCache } from "../lib/fetch/download_cache.ts";
-import { storeUsability } from "../lib/store/nix_store.ts";
+import { DownloadCache } from "../lib/fetch/download_cache.ts";
+import { addToStoreByDefault } from "../lib/store/nix_store.ts";
 
 function theRockVersion(text: string): string {
   if (!isValidVersion(text)) {
@@ -199,15 +199,13 @@ async function main(args: string[]): Promise<number> {
   };
   if (!options.dryRun && !values["add-to-store"] && !values["no-add-to-store"]) {
     // As nix-prefetch-url: into the store by default, when there is one to use.
-    const store = await storeUsability();
-    if (store.usable) options.addToStore = true;
-    else console.error(`update: not adding to the Nix store: ${displayText(store.reason)}`);
+    const store = await addToStoreByDefault();
+    if (store.add) options.addToStore = true;
+    else console.error(`update: ${displayText(store.notice)}`);
   }
   if (!options.dryRun && !values["no-cache"]) {
-    const folder = defaultCacheFolder();
     try {
-      if (folder === undefined) throw new Error("neither XDG_CACHE_HOME nor HOME names a folder");
-      options.cache = await DownloadCache.open(folder);
+      options.cache = await DownloadCache.openDefault();
     } catch (error) {
       console.error(
         `update: no download cache: ${displayText((error as Error).message)} (pass --no-cache)`,

@@ -171,6 +171,20 @@ export class DownloadCache {
   }
 
   /**
+   * Opens this user's cache folder ({@linkcode defaultCacheFolder}) as
+   * {@linkcode DownloadCache.open} does.
+   *
+   * @returns The cache.
+   * @throws {Error} When neither `XDG_CACHE_HOME` nor `HOME` names a folder,
+   * or the folder is not provably ours, or cannot be made.
+   */
+  static async openDefault(): Promise<DownloadCache> {
+    const folder = defaultCacheFolder();
+    if (folder === undefined) throw new Error("neither XDG_CACHE_HOME nor HOME names a folder");
+    return await DownloadCache.open(folder);
+  }
+
+  /**
    * Opens (making it if needed) a cache folder that is provably ours, and
    * removes its entries untouched for 30 days.
    *

@@ -203,3 +203,42 @@ function limit(bytes: number): string {
   }
   return `the limit of ${bytes} bytes`;
 }
+
+/**
+ * Reads a regular file as {@linkcode readRegularFile} does and decodes it as
+ * UTF-8 (an invalid byte becomes U+FFFD: for text that is parsed, never
+ * written back). A refusal (`TypeError`, `RangeError`) keeps its message;
+ * any other failure (missing, unreadable) becomes an `Error` naming what the
+ * file is and its path.
+ *
+ * @example Usage
+ * ```ts
+ * import { readRegularText } from "./file_kind.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, "{ }\n");
+ * await readRegularText(path, { maxBytes: 1024, what: "the flake" }); // "{ }\n"
+ * await readRegularText(`${path}.gone`, { maxBytes: 1024, what: "the flake" })
+ *   .catch((e) => e.message.startsWith('Cannot read the flake "')); // true
+ * ```
+ *
+ * @param path The file.
+ * @param options Its bound, what it is (for messages), whether to follow a symlink.
+ * @returns The text.
+ * @throws {TypeError} When `path` is not a regular file (the message names its kind).
+ * @throws {RangeError} When it holds (or grows to) more than `maxBytes`.
+ * @throws {Error} When it cannot be read otherwise: `Cannot read <what> "<path>": …`.
+ */
+export async function readRegularText(
+  path: string,
+  options: ReadRegularFileOptions,
+): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readRegularFile(path, options);
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) throw error;
+    throw new Error(`${cannotRead(path, options)}: ${(error as Error).message}`, { cause: error });
+  }
+  return new TextDecoder().decode(bytes);
+}

@@ -20,7 +20,7 @@
  */
 
 import { basename } from "node:path";
-import { readRegularFile } from "../fs/file_kind.ts";
+import { readRegularText } from "../fs/file_kind.ts";
 import { displayText, displayUrl } from "../cli/display.ts";
 import { type Channel, channelsIn, pinnedVersion, readChannel } from "../flake/channels.ts";
 import { MAX_FLAKE_BYTES } from "../flake/flake_file.ts";
@@ -142,12 +142,7 @@ export interface StatusReport {
 export async function flakeStatus(options: StatusOptions = {}): Promise<StatusReport> {
   const flake = options.flake ?? "flake.nix";
   // A FIFO would block the read forever, /dev/zero never end it.
-  const bytes = await readRegularFile(flake, { maxBytes: MAX_FLAKE_BYTES, what: "the flake" })
-    .catch((error) => {
-      if (error instanceof TypeError || error instanceof RangeError) throw error;
-      throw new Error(`Cannot read the flake "${flake}": ${(error as Error).message}`);
-    });
-  const source = new TextDecoder().decode(bytes);
+  const source = await readRegularText(flake, { maxBytes: MAX_FLAKE_BYTES, what: "the flake" });
   const file = basename(flake);
   const channels = options.channels ?? channelsIn(source);
   const report: StatusReport = {

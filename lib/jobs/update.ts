@@ -79,7 +79,7 @@ import type { DownloadCache } from "../fetch/download_cache.ts";
 import { prefetch } from "../fetch/prefetch.ts";
 import { chooseRelease, type HeldBack } from "../releases/release_choice.ts";
 import { folderUrl, isValidFamily, tarballUrl } from "../releases/tarball_name.ts";
-import { resolveTarget } from "../releases/targets.ts";
+import { isKnownTarget, resolveTarget } from "../releases/targets.ts";
 import { coveringFamily } from "../releases/target_names.ts";
 import { compareVersions, isValidVersion, parseVersion } from "../releases/versions.ts";
 import { unifiedDiff } from "../cli/unified_diff.ts";
@@ -377,7 +377,7 @@ async function run(flake: string, jobs: number, options: UpdateOptions): Promise
   });
   const families = new Set(listing.entries.map((entry) => entry.family));
   const familyOf = (name: string, verb: string): string => {
-    const family = families.has(name) || tracked.includes(name) || !isKnownName(name)
+    const family = families.has(name) || tracked.includes(name) || !isKnownTarget(name)
       ? name
       : resolveTarget(name, { available: families }).family;
     if (!isValidFamily(family)) {
@@ -694,15 +694,6 @@ export function formatUpdateReport(result: UpdateResult): string {
     lines.push("", `${verb}; suggested commit message:`, `  ${result.commitMessage}`);
   }
   return lines.join("\n");
-}
-
-function isKnownName(name: string): boolean {
-  try {
-    resolveTarget(name);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // The folder the chosen tarballs sit in becomes the registry's baseUrl, and

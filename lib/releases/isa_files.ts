@@ -78,9 +78,7 @@ export function tokenCoversIsa(token: string, isa: string): boolean {
   // A generic target LLVM added after this table: assume it spans its version.
   const generic = /^gfx(\d{1,2})(?:-(\d))?-generic$/.exec(token);
   if (generic === null || !ISA.test(isa)) return false;
-  // gfx9xx has a one-digit major version, gfx1xxx a two-digit one.
-  const major = isa.length === 6 ? isa.slice(3, 4) : isa.slice(3, 5);
-  const minor = isa.length === 6 ? isa.slice(4, 5) : isa.slice(5, 6);
+  const [major, minor] = majorMinor(isa);
   if (major !== generic[1]) return false;
   return generic[2] === undefined || minor === generic[2];
 }
@@ -170,8 +168,7 @@ const GENERIC_TARGETS: Readonly<Record<string, readonly string[]>> = {
  * ```
  */
 export function tokensCoveringIsa(isa: string): string[] {
-  const major = isa.length === 6 ? isa.slice(3, 4) : isa.slice(3, 5);
-  const minor = isa.length === 6 ? isa.slice(4, 5) : isa.slice(5, 6);
+  const [major, minor] = majorMinor(isa);
   const candidates = [
     isa,
     `${isa.slice(0, -1)}X`,
@@ -193,3 +190,8 @@ const familyMembers: Map<string, Set<string>> = (() => {
   }
   return members;
 })();
+
+// gfx9xx has a one-digit major version, gfx1xxx a two-digit one.
+function majorMinor(isa: string): [string, string] {
+  return isa.length === 6 ? [isa.slice(3, 4), isa.slice(4, 5)] : [isa.slice(3, 5), isa.slice(5, 6)];
+}

@@ -180,3 +180,28 @@ export async function deleteStorePath(path: string): Promise<boolean> {
   if (!await isValidStorePath(path)) return true;
   return (await nixStore(["--delete", path])).success;
 }
+
+/**
+ * Whether to add downloads to the Nix store when a command line says neither
+ * `--add-to-store` nor `--no-add-to-store` (`update`, `prefetch`): as
+ * `nix-prefetch-url` does, yes when the store is usable
+ * ({@linkcode storeUsability}); else no, with the one line to say so.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { addToStoreByDefault } from "./nix_store.ts";
+ *
+ * const store = await addToStoreByDefault();
+ * if (!store.add) console.error(`prefetch: ${store.notice}`);
+ * ```
+ *
+ * @returns `add: true`, or `add: false` and the notice (`not adding to the Nix store: <why>`).
+ */
+export async function addToStoreByDefault(): Promise<
+  { add: true } | { add: false; notice: string }
+> {
+  const store = await storeUsability();
+  return store.usable
+    ? { add: true }
+    : { add: false, notice: `not adding to the Nix store: ${store.reason}` };
+}
