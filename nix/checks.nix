@@ -118,7 +118,7 @@ let
     }:
     let
       name = "therock-dist-linux-${family}-sample.tar.gz";
-      quoted = lib.concatMapStringsSep ", " (isa: "'${isa}'") isas;
+      quoted = builtins.concatStringsSep ", " (map (isa: "'${isa}'") isas);
       sampleTarball = runCommand name { nativeBuildInputs = [ deno ]; } ''
         export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
         deno eval --no-config "
