@@ -108,25 +108,31 @@ let
   optRocm = config: config.systemd.tmpfiles.settings.rocm-nightly."/opt/rocm"."L+";
 
   # A package built by nix/package.nix from a generated ROCm-like tarball
-  # (lib/package/sample_rocm.ts) instead of the real download.
-  sampleTarball =
-    runCommand "therock-dist-linux-gfx1151-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
-      ''
+  # (lib/package/sample_rocm.ts) holding GPU code for `isas`, instead of the
+  # real download of `family`.
+  samplePackageFor =
+    {
+      target,
+      family,
+      isas,
+    }:
+    let
+      name = "therock-dist-linux-${family}-sample.tar.gz";
+      quoted = builtins.concatStringsSep ", " (map (isa: "'${isa}'") isas);
+      sampleTarball = runCommand name { nativeBuildInputs = [ deno ]; } ''
         export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
         deno eval --no-config "
           import { writeSampleRocmTree } from '${src}/lib/package/sample_rocm.ts';
-          await writeSampleRocmTree('tree', { isas: ['gfx1151'] });
+          await writeSampleRocmTree('tree', { isas: [${quoted}] });
         "
         tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .
       '';
-  samplePackage =
+    in
     (pkgs.callPackage ./package.nix {
       tarball = {
-        target = "gfx1151";
-        family = "gfx1151";
+        inherit target family name;
         version = "0.0.0-sample";
         pname = "rocm-nightly-sample";
-        name = "therock-dist-linux-gfx1151-sample.tar.gz";
         urls = [ "file:///nonexistent/sample.tar.gz" ];
         hash = lib.fakeHash;
       };
@@ -135,32 +141,21 @@ let
       (_: {
         src = sampleTarball;
       });
-  samplePrunedTarball =
-    runCommand "therock-dist-linux-gfx110X-all-sample.tar.gz" { nativeBuildInputs = [ deno ]; }
-      ''
-        export DENO_DIR="$TMPDIR/deno" HOME="$TMPDIR" DENO_NO_UPDATE_CHECK=1
-        deno eval --no-config "
-          import { writeSampleRocmTree } from '${src}/lib/package/sample_rocm.ts';
-          await writeSampleRocmTree('tree', { isas: ['gfx1100', 'gfx1101', 'gfx1102', 'gfx1103'] });
-        "
-        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" -C tree .
-      '';
-  samplePrunedPackage =
-    (pkgs.callPackage ./package.nix {
-      tarball = {
-        target = "gfx1100";
-        family = "gfx110X-all";
-        version = "0.0.0-sample";
-        pname = "rocm-nightly-sample";
-        name = "therock-dist-linux-gfx110X-all-sample.tar.gz";
-        urls = [ "file:///nonexistent/sample.tar.gz" ];
-        hash = lib.fakeHash;
-      };
-      inherit src;
-    }).overrideAttrs
-      (_: {
-        src = samplePrunedTarball;
-      });
+  samplePackage = samplePackageFor {
+    target = "gfx1151";
+    family = "gfx1151";
+    isas = [ "gfx1151" ];
+  };
+  samplePrunedPackage = samplePackageFor {
+    target = "gfx1100";
+    family = "gfx110X-all";
+    isas = [
+      "gfx1100"
+      "gfx1101"
+      "gfx1102"
+      "gfx1103"
+    ];
+  };
 in
 {
   module-eval = summary "rocm-nightly-module-eval" [

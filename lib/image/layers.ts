@@ -33,6 +33,7 @@ import type { Closure } from "../store/closure.ts";
 import { targetIsas, tokensMatchTarget } from "../releases/isa_files.ts";
 import { kernelTokens } from "../releases/kernel_files.ts";
 import { compareTreePaths, type StoreFile } from "../store/store_scan.ts";
+import { TAR_BLOCK_SIZE, tarPadding } from "./tar.ts";
 
 /** The largest `maxLayers` accepted: overlayfs and Docker fail past about 125–127 layers. */
 export const MAX_LAYERS_LIMIT = 125;
@@ -386,8 +387,9 @@ function commonDirectory(files: readonly StoreFile[]): string {
     : prefix;
 }
 
+// A header block and the padded content (long names' extra headers aside).
 function tarWeight(file: StoreFile): number {
-  return 512 + Math.ceil(file.size / 512) * 512;
+  return TAR_BLOCK_SIZE + file.size + tarPadding(file.size);
 }
 
 function makeLayer(

@@ -38,7 +38,12 @@ import {
   tokensCoveringIsa,
   tokensMatchTarget,
 } from "../releases/isa_files.ts";
-import { KERNEL_KINDS, type KernelKind } from "../releases/kernel_files.ts";
+import {
+  KERNEL_KINDS,
+  type KernelKind,
+  kernelKind,
+  kernelTokens,
+} from "../releases/kernel_files.ts";
 
 /** Where a pruned package records what it left out, relative to the output. */
 export const PRUNE_RECORD = "nix-support/pruned";
@@ -322,8 +327,8 @@ export async function checkPruned(
     }
   };
   for (const path of removed) {
-    const kind = kinds.find((k) => k.pattern.test(path));
-    if (kind === undefined || isSharedLibrary(path)) {
+    const code = gpuCode(path, kinds);
+    if (code === undefined) {
       findings.push({
         check: "pruned-record",
         path: `opt/rocm/${path}`,
@@ -331,7 +336,7 @@ export async function checkPruned(
       });
       continue;
     }
-    const tokens = kind.tokens?.(path) ?? isaTokens(path);
+    const { kind, tokens } = code;
     if (tokens.length === 0 || tokensMatchTarget(tokens, kept)) {
       findings.push({
         check: "pruned-kept-isa",
@@ -347,9 +352,9 @@ export async function checkPruned(
   try {
     using reader = openDirectoryReader();
     walk(Deno.realPathSync(root), reader, (relative) => {
-      const kind = kinds.find((k) => k.pattern.test(relative));
-      if (kind === undefined || isSharedLibrary(relative)) return;
-      const tokens = kind.tokens?.(relative) ?? isaTokens(relative);
+      const code = gpuCode(relative, kinds);
+      if (code === undefined) return;
+      const { kind, tokens } = code;
       if (tokens.length > 0 && !tokensMatchTarget(tokens, kept) && !linked.has(relative)) {
         findings.push({
           check: "pruned-other-isa",
@@ -430,17 +435,24 @@ function otherIsaCode(
   kept: readonly string[],
   kinds: readonly KernelKind[],
 ): { kind: string; tokens: string[] } | undefined {
-  const kind = kinds.find((k) => k.pattern.test(path));
-  if (kind === undefined || isSharedLibrary(path)) return undefined;
-  const tokens = kind.tokens?.(path) ?? isaTokens(path);
-  if (tokens.length === 0 || tokensMatchTarget(tokens, kept)) return undefined;
-  return { kind: kind.name, tokens };
+  const code = gpuCode(path, kinds);
+  if (code === undefined || code.tokens.length === 0 || tokensMatchTarget(code.tokens, kept)) {
+    return undefined;
+  }
+  return { kind: code.kind.name, tokens: code.tokens };
 }
 
-/** Shared libraries are never pruned, whatever a table entry says. */
-function isSharedLibrary(path: string): boolean {
-  const name = path.slice(path.lastIndexOf("/") + 1);
-  return /\.so(?:\.[0-9.]+)?$/.test(name);
+/**
+ * A path's kind of GPU code and its ISA tokens, through lib/releases/kernel_files.ts
+ * (the matcher images use; shared libraries are never GPU code), else undefined.
+ */
+function gpuCode(
+  path: string,
+  kinds: readonly KernelKind[],
+): { kind: KernelKind; tokens: string[] } | undefined {
+  const kind = kernelKind(path, kinds);
+  // The found kind as the whole table: its tokens without matching the others again.
+  return kind === undefined ? undefined : { kind, tokens: kernelTokens(path, [kind]) };
 }
 
 /**

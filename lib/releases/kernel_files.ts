@@ -73,10 +73,16 @@ export const KERNEL_KINDS: readonly KernelKind[] = [
   { name: "AOTriton kernel image", pattern: /\.aks2$/ },
 ];
 
+/** A shared library: `libX.so`, `libX.so.1.2` (the digits cannot cross a `/`). */
+const SHARED_LIBRARY = /\.so(?:\.[0-9.]+)?$/;
+
 /**
  * The kind of GPU code a path holds, if it is one of {@linkcode KERNEL_KINDS}.
+ * A shared library (`*.so`, `*.so.N`) is never GPU code, whatever the table
+ * says (see the module comment).
  *
  * @param path A path inside a ROCm tree.
+ * @param kinds The table of kinds (a test may pass a wrong one).
  * @returns The kind, or `undefined` for any other file.
  *
  * @example Usage
@@ -87,8 +93,12 @@ export const KERNEL_KINDS: readonly KernelKind[] = [
  * kernelKind("include/rocwmma/config_gfx942.h"); // undefined
  * ```
  */
-export function kernelKind(path: string): KernelKind | undefined {
-  return KERNEL_KINDS.find((kind) => kind.pattern.test(path));
+export function kernelKind(
+  path: string,
+  kinds: readonly KernelKind[] = KERNEL_KINDS,
+): KernelKind | undefined {
+  const kind = kinds.find((k) => k.pattern.test(path));
+  return kind === undefined || SHARED_LIBRARY.test(path) ? undefined : kind;
 }
 
 /**
@@ -96,6 +106,7 @@ export function kernelKind(path: string): KernelKind | undefined {
  * is GPU code ({@linkcode kernelKind}), none otherwise.
  *
  * @param path A path inside a ROCm tree.
+ * @param kinds The table of kinds.
  * @returns The tokens (`["gfx1100"]`); empty when every target needs the file.
  *
  * @example Usage
@@ -106,8 +117,8 @@ export function kernelKind(path: string): KernelKind | undefined {
  * kernelTokens("lib/cmake/hip/hip-targets-gfx1100.cmake"); // []
  * ```
  */
-export function kernelTokens(path: string): string[] {
-  const kind = kernelKind(path);
+export function kernelTokens(path: string, kinds: readonly KernelKind[] = KERNEL_KINDS): string[] {
+  const kind = kernelKind(path, kinds);
   if (kind === undefined) return [];
   return kind.tokens?.(path) ?? isaTokens(path);
 }
