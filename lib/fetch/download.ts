@@ -8,7 +8,7 @@
 
 import { displayText, displayUrl } from "../cli/display.ts";
 import { BlockPipeline } from "../hash/block_pipeline.ts";
-import { networkFailure } from "./network_error.ts";
+import { describeNetworkFailure, networkFailure } from "./network_error.ts";
 import type { Hash, HashAlgorithm } from "../hash/hash.ts";
 import {
   ConnectionPool,
@@ -1198,7 +1198,7 @@ async function request(
       if (signal.aborted) throw signal.reason;
       if (error instanceof ResponseFramingError) throw framingFailure(url, error);
       const failure = networkFailure(error, { url });
-      const reason = failure?.words ?? connectionFailure(error);
+      const reason = failure?.words ?? describeNetworkFailure(error);
       if (failure?.kind === "name-not-found" || failure?.kind === "name-lookup-failed") {
         // Retrying does not make a name exist: fail at once.
         throw new Error(`Cannot download "${displayUrl(url)}": ${displayText(reason)}`);
@@ -1329,22 +1329,4 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/**
- * The reason a request failed to connect. fetch() reports only "fetch
- * failed"; the reason (refused, reset, no such host) is in its cause, after
- * a prefix repeating the URL.
- */
-function connectionFailure(error: unknown): string {
-  let reason = error instanceof Error ? error.message : String(error);
-  for (
-    let cause = (error as Error)?.cause, depth = 0;
-    cause instanceof Error && depth < 8;
-    depth++
-  ) {
-    reason = cause.message;
-    cause = cause.cause;
-  }
-  return reason.replace(/^error sending request for url \([^)]*\): /, "");
 }

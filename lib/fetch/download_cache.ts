@@ -49,7 +49,7 @@ import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../fs/atomic_write.ts";
 import { openRegularFile, readRegularFile } from "../fs/file_kind.ts";
 import { acquireLock, type FileLock, LockHeldError } from "../fs/file_lock.ts";
-import { createTemporaryFile } from "../fs/temporaries.ts";
+import { createTemporaryFile, PRIVATE_FOLDER } from "../fs/temporaries.ts";
 import type { DownloadResume, DownloadWriter } from "./download.ts";
 
 const MARKER = ".rocm-nightly-cache";
@@ -234,7 +234,7 @@ export class DownloadCache {
     if (!marked) {
       if (!made) {
         for await (const entry of Deno.readDir(folder)) {
-          if (!entry.name.startsWith(".rocm-nightly-tmp")) {
+          if (!entry.name.startsWith(PRIVATE_FOLDER)) {
             refuse(`it holds files rocm-nightly did not make ("${entry.name}"); remove it`);
           }
         }
@@ -255,13 +255,8 @@ export class DownloadCache {
    */
   async entry(url: string): Promise<CacheEntry | undefined> {
     const base = `${this.folder}/${keyOf(url)}`;
-    let lock: FileLock;
-    try {
-      lock = await acquireLock(`${base}.lock`, { purpose: `use the cached download of ${url}` });
-    } catch (error) {
-      if (error instanceof LockHeldError) return undefined;
-      throw error;
-    }
+    const lock = await lockEntry(base, `use the cached download of ${url}`);
+    if (lock === undefined) return undefined;
     try {
       return await openEntry(base, url, lock);
     } catch (error) {
@@ -297,13 +292,8 @@ export class DownloadCache {
    */
   async remove(url: string): Promise<void> {
     const base = `${this.folder}/${keyOf(url)}`;
-    let lock: FileLock;
-    try {
-      lock = await acquireLock(`${base}.lock`, { purpose: `remove the cached download of ${url}` });
-    } catch (error) {
-      if (error instanceof LockHeldError) return;
-      throw error;
-    }
+    const lock = await lockEntry(base, `remove the cached download of ${url}`);
+    if (lock === undefined) return;
     try {
       await removeQuietly(`${base}.data`);
       await removeQuietly(`${base}.json`);
@@ -331,6 +321,25 @@ export class DownloadCache {
       if (typeof url === "string" && keyOf(url) === name.slice(0, 64)) await this.remove(url);
     }
   }
+}
+
+/** The lock of the entry at `base`, or `undefined` when another run holds it. */
+async function lockEntry(base: string, purpose: string): Promise<FileLock | undefined> {
+  try {
+    return await acquireLock(`${base}.lock`, { purpose });
+  } catch (error) {
+    if (error instanceof LockHeldError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Writes an entry's record in place, also while a signal unwinds the run
+ * (atomic writes refuse then): a torn or lost write does not parse, and the
+ * entry then starts over.
+ */
+async function writeInfo(base: string, info: EntryInfo): Promise<void> {
+  await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(info)}\n`, { mode: 0o600 });
 }
 
 function keyOf(url: string): string {
@@ -399,10 +408,8 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         return;
       }
       record.kept = written;
-      // Written in place, also while a signal unwinds the run (atomic writes
-      // refuse then): a torn or lost write does not parse, and the entry
-      // then starts over; the count is written only after the bytes are flushed.
-      await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+      // The count is written only after the bytes are flushed.
+      await writeInfo(base, record);
     };
     let reader: Deno.FsFile | undefined;
     const resume: DownloadResume | undefined = record === undefined ? undefined : {
@@ -449,9 +456,8 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         const size = await move(`${base}.data`);
         if (size === undefined) return;
         adopted = true;
-        const kept: EntryInfo = { url, ...response, kept: size };
         // In place, as a checkpoint writes it (a signal may be unwinding the run).
-        await Deno.writeTextFile(`${base}.json`, `${JSON.stringify(kept)}\n`, { mode: 0o600 });
+        await writeInfo(base, { url, ...response, kept: size });
       },
       close: async () => {
         if (closed) return;

@@ -108,7 +108,8 @@ async function request(
   method: "HEAD" | "GET",
   options: ProbeOptions,
 ): Promise<UrlProbe> {
-  const timeout = AbortSignal.timeout((options.timeoutSeconds ?? 30) * 1000);
+  const seconds = options.timeoutSeconds ?? 30;
+  const timeout = AbortSignal.timeout(seconds * 1000);
   const signal = options.signal === undefined
     ? timeout
     : AbortSignal.any([timeout, options.signal]);
@@ -123,7 +124,6 @@ async function request(
       });
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const seconds = options.timeoutSeconds ?? 30;
       const detail = describeNetworkFailure(timeout.aborted ? timeout.reason : error, {
         url,
         timeoutSeconds: seconds,

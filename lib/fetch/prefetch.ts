@@ -310,14 +310,12 @@ export async function prefetch(
       ({ hash, size } = await download(where.url, {
         algorithm,
         ...(writer === undefined ? {} : { writer }),
-        ...pick(options, [...DOWNLOAD_OPTIONS]),
+        ...pick(options, DOWNLOAD_OPTIONS),
       }));
     } else {
       ({ hash, size } = await readLocal(where, algorithm, sink, options));
     }
-    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
-      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
-    }
+    checkExpected(source, hash, options.expect);
     let storePath: string | null = null;
     if (options.addToStore) {
       const finished = await sink.finishStore(fixedOutputPath(name, hash));
@@ -383,71 +381,94 @@ async function prefetchCached(
   if (store && cached.resume === undefined) {
     return await prefetchToStore(source, url, cached, options);
   }
-  let added: string | undefined;
   try {
-    // What the server said of the file: kept with the store record.
-    let validator = cached.resume?.validator;
-    let total = cached.resume?.total;
-    const writer: DownloadWriter = {
-      ...cached.writer,
-      begin: (size, tag) => {
-        total = size;
-        validator = tag;
-        cached.writer.begin?.(size, tag);
-      },
+    const response: ServerFile = {
+      total: cached.resume?.total,
+      validator: cached.resume?.validator,
     };
     const { hash, size } = await download(url, {
       algorithm,
-      writer,
+      writer: noting(cached.writer, response),
       ...(cached.resume === undefined ? {} : { resume: cached.resume }),
-      ...pick(options, [...DOWNLOAD_OPTIONS]),
+      ...pick(options, DOWNLOAD_OPTIONS),
     });
-    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
-      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
-    }
+    checkExpected(source, hash, options.expect);
     if (!store) return { name, size, hash, url: source, storePath: null };
-    const finished = await addFileToStore(cached.path, hash, options);
-    if (!finished.existed) added = finished.path;
-    options.signal?.throwIfAborted();
-    const addedToStore = added !== undefined;
-    const result = await recordStored(cached, {
-      name,
-      size,
-      hash,
-      url: source,
-      storePath: finished.path,
-      ...(addedToStore ? { addedToStore } : {}),
-    }, validator === undefined || total !== size ? undefined : validator);
-    added = undefined;
-    return result;
+    return await addAndRecord(
+      cached,
+      { name, size, hash, url: source },
+      response,
+      () => addFileToStore(cached.path, hash, options),
+      options.signal,
+    );
   } finally {
-    if (added !== undefined) await deleteStorePath(added);
     await cached.close();
   }
 }
 
-/**
- * Records a tarball just added to the store in its cache entry (URL, the
- * server's validator, size, hash, store path), so that a rerun reuses it
- * without a download: only for a whole download whose server named a
- * validator (`validator` undefined otherwise). Returns `result`.
- */
-async function recordStored(
-  cached: CacheEntry,
-  result: PrefetchResult & { url: string; storePath: string },
-  validator: string | undefined,
-): Promise<PrefetchResult> {
-  if (validator !== undefined) {
-    await cached.stored({
-      url: result.url,
-      validator,
-      size: result.size,
-      name: result.name,
-      hash: formatHash(result.hash, "sri"),
-      storePath: result.storePath,
-    });
+/** What the server said of the file (kept with the store record), as far as it did. */
+interface ServerFile {
+  /** The body's full size. */
+  total?: number | undefined;
+  /** The response's validator. */
+  validator?: string | undefined;
+}
+
+/** `writer`, noting in `response` what the server says of the file as each body begins. */
+function noting(writer: DownloadWriter, response: ServerFile): DownloadWriter {
+  return {
+    ...writer,
+    begin: (size, validator) => {
+      response.total = size;
+      response.validator = validator;
+      writer.begin?.(size, validator);
+    },
+  };
+}
+
+/** Throws a {@linkcode HashMismatchError} when `expect` is given and `hash` is not it. */
+function checkExpected(source: string, hash: Hash, expect: Hash | undefined): void {
+  if (expect !== undefined && !hashEquals(expect, hash)) {
+    throw new HashMismatchError(source, { expected: expect, actual: hash });
   }
-  return result;
+}
+
+/**
+ * Adds a downloaded tarball to the store (`add`), then records it in its
+ * cache entry (URL, the server's validator, size, hash, store path) so that
+ * a rerun reuses it without a download: only for a whole download whose
+ * server named a validator. A path this run made is taken out again when a
+ * later step fails (a signal, the record).
+ */
+async function addAndRecord(
+  cached: CacheEntry,
+  file: { name: string; size: number; hash: Hash; url: string },
+  response: ServerFile,
+  add: () => Promise<{ path: string; existed: boolean }>,
+  signal: AbortSignal | undefined,
+): Promise<PrefetchResult> {
+  const finished = await add();
+  try {
+    signal?.throwIfAborted();
+    if (response.validator !== undefined && response.total === file.size) {
+      await cached.stored({
+        url: file.url,
+        validator: response.validator,
+        size: file.size,
+        name: file.name,
+        hash: formatHash(file.hash, "sri"),
+        storePath: finished.path,
+      });
+    }
+  } catch (error) {
+    if (!finished.existed) await deleteStorePath(finished.path);
+    throw error;
+  }
+  return {
+    ...file,
+    storePath: finished.path,
+    ...(finished.existed ? {} : { addedToStore: true }),
+  };
 }
 
 /**
@@ -464,59 +485,39 @@ async function prefetchToStore(
   options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
 ): Promise<PrefetchResult> {
   const { algorithm, name } = options;
-  let added: string | undefined;
   let sink: Sink | undefined;
-  let validator: string | undefined;
-  let total: number | undefined;
+  const response: ServerFile = {};
   let downloaded = false;
   try {
-    sink = await Sink.open(name, {
+    const opened = sink = await Sink.open(name, {
       output: undefined,
       store: algorithm,
       viaDaemon: options.viaDaemon === true,
       storeHashes: options.expect === undefined,
     });
-    const inner = sink.writer!;
-    const writer: DownloadWriter = {
-      ...inner,
-      begin: (size, tag) => {
-        total = size;
-        validator = tag;
-        inner.begin?.(size, tag);
-      },
-    };
     const { hash, size } = await download(url, {
       algorithm,
-      writer,
-      ...pick(options, [...DOWNLOAD_OPTIONS]),
+      writer: noting(opened.writer!, response),
+      ...pick(options, DOWNLOAD_OPTIONS),
     });
     downloaded = true;
-    if (options.expect !== undefined && !hashEquals(options.expect, hash)) {
-      throw new HashMismatchError(source, { expected: options.expect, actual: hash });
-    }
-    const finished = await sink.finishStore(fixedOutputPath(name, hash));
-    if (!finished.existed) added = finished.path;
-    options.signal?.throwIfAborted();
-    const addedToStore = added !== undefined;
-    const result = await recordStored(cached, {
-      name,
-      size,
-      hash,
-      url: source,
-      storePath: finished.path,
-      ...(addedToStore ? { addedToStore } : {}),
-    }, validator === undefined || total !== size ? undefined : validator);
-    added = undefined;
-    return result;
+    checkExpected(source, hash, options.expect);
+    return await addAndRecord(
+      cached,
+      { name, size, hash, url: source },
+      response,
+      () => opened.finishStore(fixedOutputPath(name, hash)),
+      options.signal,
+    );
   } catch (error) {
     // Cut off (not a wrong hash): what arrived is kept for the next run.
+    const { validator, total } = response;
     if (!downloaded && sink !== undefined && validator !== undefined && total !== undefined) {
-      const response = { validator, total };
-      await cached.adopt((path) => sink!.moveOut(path), response).catch(() => {});
+      const opened = sink;
+      await cached.adopt((path) => opened.moveOut(path), { validator, total }).catch(() => {});
     }
     throw error;
   } finally {
-    if (added !== undefined) await deleteStorePath(added);
     await sink?.abort();
     await cached.close();
   }
@@ -874,7 +875,10 @@ class Sink {
   }
 }
 
-function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Partial<Pick<T, K>> {
+function pick<T extends object, K extends keyof T>(
+  object: T,
+  keys: readonly K[],
+): Partial<Pick<T, K>> {
   const picked: Partial<Pick<T, K>> = {};
   for (const key of keys) if (object[key] !== undefined) picked[key] = object[key];
   return picked;

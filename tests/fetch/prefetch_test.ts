@@ -7,6 +7,7 @@ import { HashMismatchError, prefetch, type PrefetchOptions } from "../../lib/fet
 import { type Route, startFileServer } from "../_server.ts";
 import {
   nixEnv,
+  randomBytes,
   repoRoot,
   requireTools,
   run,
@@ -19,14 +20,6 @@ const SCRIPT = join(repoRoot, "scripts/prefetch.ts");
 // The shebang's permissions, so these tests prove they suffice.
 const PERMISSIONS = (await Deno.readTextFile(SCRIPT)).split("\n")[0]!
   .replace(/^#!\/usr\/bin\/env -S deno run /, "").split(" ");
-
-function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65536, size)));
-  }
-  return bytes;
-}
 
 /** The SRI hash computed independently of lib/ (WebCrypto). */
 async function sri(
