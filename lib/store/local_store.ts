@@ -39,8 +39,9 @@
  * @module
  */
 
-import { concatBytes } from "../fs/bytes.ts";
+import { concatBytes, writeAll } from "../fs/bytes.ts";
 import { canLockIfFree, lockIfFree, onCleanup } from "../fs/cleanup.ts";
+import { readRegularFile } from "../fs/file_kind.ts";
 import { createTemporaryFile, sweepTemporaries, type Temporary } from "../fs/temporaries.ts";
 import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
@@ -557,9 +558,6 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   const encoder = new TextEncoder();
   const openGcLock = (): Promise<Deno.FsFile> =>
     Deno.open(`${stateDir}/gc.lock`, { read: true, write: true, create: true, mode: 0o600 });
-  const writeAll = async (bytes: Uint8Array): Promise<void> => {
-    for (let at = 0; at < bytes.length;) at += await held.write(bytes.subarray(at));
-  };
   let roots: string[] = [];
   // One change at a time: concurrent downloads (update --jobs) share the file.
   let last: Promise<unknown> = Promise.resolve();
@@ -576,7 +574,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     roots.push(root);
-    await writeAll(encoder.encode(`${root}\0`));
+    await writeAll(held, encoder.encode(`${root}\0`));
   };
   const remove = async (paths: readonly string[]): Promise<void> => {
     // No collection may read the file while it is rewritten. One that is
@@ -587,7 +585,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
     roots = roots.filter((root) => !paths.includes(root));
     await held.truncate(0);
     await held.seek(0, Deno.SeekMode.Start);
-    await writeAll(encoder.encode(roots.map((root) => `${root}\0`).join("")));
+    await writeAll(held, encoder.encode(roots.map((root) => `${root}\0`).join("")));
   };
   return {
     add: (root) => serially(() => add(root)),
@@ -630,8 +628,7 @@ async function writeJournal(
 ): Promise<Temporary> {
   const journal = await createTemporaryFile(stateDir, hint);
   try {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(record)}\n`);
-    for (let at = 0; at < bytes.length;) at += await journal.file.write(bytes.subarray(at));
+    await writeAll(journal.file, new TextEncoder().encode(`${JSON.stringify(record)}\n`));
   } catch (error) {
     await journal.remove();
     throw error;
@@ -645,13 +642,14 @@ async function writeJournal(
 async function sweepJournals(layout: LocalStoreLayout): Promise<void> {
   await sweepTemporaries(layout.stateDir, {
     onDead: async (entry) => {
-      const info = await Deno.lstat(entry);
-      if (!info.isFile || info.size > 4096) return; // not a journal: nothing to read
       let record: JournalRecord;
       try {
-        record = JSON.parse(await Deno.readTextFile(entry));
+        const bytes = await readRegularFile(entry, { maxBytes: 4096, followSymlinks: false });
+        record = JSON.parse(new TextDecoder().decode(bytes));
       } catch {
-        return; // cut short by the kill, before the file it names was made
+        // Not a journal (a folder, a link, too big): nothing to read; or cut
+        // short by the kill, before the file it names was made.
+        return;
       }
       if (typeof record.partial === "string") await removePartial(layout, record.partial);
       if (typeof record.temproots === "string") await removeDeadRoots(layout, record);
