@@ -479,21 +479,37 @@ async function register(path: string, nar?: { hex: string; size: number }): Prom
  * waiting on the same file knows to open it anew.
  */
 async function lockPath(lockFile: string): Promise<AsyncDisposable> {
+  const file = await lockEmptyFile(lockFile);
+  if (file === undefined) {
+    throw new Error(`Cannot lock "${lockFile}": it was replaced 100 times in a row`);
+  }
+  return {
+    [Symbol.asyncDispose]: async () => {
+      await Deno.remove(lockFile).catch(() => {});
+      await file.write(new TextEncoder().encode("d")).catch(() => 0);
+      file.close();
+    },
+  };
+}
+
+/**
+ * Opens `path` (made when missing) under an exclusive flock, as Nix's
+ * PathLocks and temporary roots do: one whose holder deleted it while this
+ * process waited has a "d" in it, and the path is opened anew (100 tries,
+ * then `undefined`). `before` runs before each try.
+ */
+async function lockEmptyFile(
+  path: string,
+  before?: () => Promise<void>,
+): Promise<Deno.FsFile | undefined> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const file = await Deno.open(lockFile, { read: true, write: true, create: true, mode: 0o600 });
+    await before?.();
+    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
     await file.lock(true);
-    if ((await file.stat()).size === 0) {
-      return {
-        [Symbol.asyncDispose]: async () => {
-          await Deno.remove(lockFile).catch(() => {});
-          await file.write(new TextEncoder().encode("d")).catch(() => 0);
-          file.close();
-        },
-      };
-    }
+    if ((await file.stat()).size === 0) return file;
     file.close(); // its holder removed it: take the new one
   }
-  throw new Error(`Cannot lock "${lockFile}": it was replaced 100 times in a row`);
+  return undefined;
 }
 
 /** This process's temporary GC roots, one file per store (by state folder). */
@@ -528,17 +544,9 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   const dir = `${stateDir}/temproots`;
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${Deno.pid}`;
-  let file: Deno.FsFile | undefined;
-  for (let attempt = 0; attempt < 100 && file === undefined; attempt++) {
-    // Another process of this pid is dead: its file is stale.
-    await Deno.remove(path).catch(() => {});
-    const candidate = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-    await candidate.lock(true);
-    if ((await candidate.stat()).size === 0) file = candidate;
-    else candidate.close();
-  }
-  if (file === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
-  const held = file;
+  // Another process of this pid is dead: its file is stale.
+  const held = await lockEmptyFile(path, () => Deno.remove(path).catch(() => {}));
+  if (held === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
   const { dev, ino } = await held.stat();
   const journal = await writeJournal(stateDir, "temproots", {
     temproots: path,
