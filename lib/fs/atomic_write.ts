@@ -22,9 +22,10 @@
  */
 
 import { basename, dirname } from "node:path";
+import { writeAll } from "./bytes.ts";
 import { interruption } from "./cleanup.ts";
 import { createTemporaryFile, type TemporaryFile } from "./temporaries.ts";
-import { describeKind } from "./file_kind.ts";
+import { describeKind, readRegularFile } from "./file_kind.ts";
 
 /** Options for {@linkcode AtomicFile.create} and {@linkcode writeFileAtomic}. */
 export interface AtomicWriteOptions {
@@ -190,10 +191,7 @@ export class AtomicFile {
   async write(chunk: Uint8Array): Promise<void> {
     const file = this.#open();
     interruption.throwIfAborted();
-    let offset = 0;
-    while (offset < chunk.length) {
-      offset += await file.write(chunk.subarray(offset));
-    }
+    await writeAll(file, chunk);
   }
 
   /**
@@ -340,26 +338,16 @@ async function takeOwner(temp: string, path: string): Promise<void> {
  * one byte more than that, whatever the file has become.
  */
 async function holdsExactly(path: string, expected: Uint8Array): Promise<boolean> {
-  let file: Deno.FsFile;
+  let now: Uint8Array;
   try {
-    const info = await Deno.stat(path);
-    // Not a file (a FIFO would block the read), or another size: changed.
-    if (!info.isFile || info.size !== expected.length) return false;
-    file = await Deno.open(path, { read: true });
+    now = await readRegularFile(path, { maxBytes: expected.length });
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    // Gone, not a file (a FIFO would block the read), or bigger: changed.
+    if (
+      error instanceof Deno.errors.NotFound || error instanceof TypeError ||
+      error instanceof RangeError
+    ) return false;
     throw error;
   }
-  try {
-    const now = new Uint8Array(expected.length + 1);
-    let filled = 0;
-    while (filled < now.length) {
-      const n = await file.read(now.subarray(filled));
-      if (n === null) break;
-      filled += n;
-    }
-    return filled === expected.length && expected.every((byte, i) => byte === now[i]);
-  } finally {
-    file.close();
-  }
+  return now.length === expected.length && expected.every((byte, i) => byte === now[i]);
 }

@@ -1,5 +1,5 @@
 /**
- * Byte arrays joined end to end.
+ * Byte arrays joined end to end, and written whole.
  *
  * @module
  */
@@ -25,4 +25,26 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffe
     at += part.length;
   }
   return bytes;
+}
+
+/**
+ * Writes every byte of `bytes` to `writer`, whose `write` may take fewer
+ * bytes than it is given (a file, a connection, stdout).
+ *
+ * @example Usage
+ * ```ts
+ * import { writeAll } from "./bytes.ts";
+ *
+ * using file = await Deno.open(await Deno.makeTempFile(), { write: true });
+ * await writeAll(file, new TextEncoder().encode("complete\n"));
+ * ```
+ *
+ * @param writer Where the bytes go.
+ * @param bytes The bytes, all of which are written.
+ */
+export async function writeAll(
+  writer: { write(bytes: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await writer.write(bytes.subarray(at));
 }

@@ -131,13 +131,7 @@ function denoReader(): DirectoryReader {
           entry.name,
           entry.name.includes("\ufffd") && !exists(`${dir}/${entry.name}`)
             ? "undecodable"
-            : entry.isFile
-            ? "file"
-            : entry.isDirectory
-            ? "directory"
-            : entry.isSymlink
-            ? "symlink"
-            : "other",
+            : kindOf(entry),
         );
       }
     },
@@ -333,7 +327,11 @@ function encodeName(name: string, encoder: TextEncoder): Uint8Array<ArrayBuffer>
 /** For file systems whose readdir does not fill in d_type. */
 function kindByLstat(path: string): EntryKind {
   if (HAS_ESCAPED.test(path)) return "undecodable";
-  const info = Deno.lstatSync(path);
+  return kindOf(Deno.lstatSync(path));
+}
+
+/** The kind a `Deno.DirEntry` or an lstat reports. */
+function kindOf(info: { isFile: boolean; isDirectory: boolean; isSymlink: boolean }): EntryKind {
   return info.isFile
     ? "file"
     : info.isDirectory

@@ -10,6 +10,7 @@
  */
 
 import { basename, dirname } from "node:path";
+import { writeAll } from "./bytes.ts";
 import { onCleanup, ownerGone } from "./cleanup.ts";
 import { readRegularFile } from "./file_kind.ts";
 import { createTemporaryFile } from "./temporaries.ts";
@@ -117,7 +118,7 @@ async function publish(path: string, content: Uint8Array): Promise<Deno.FsFile |
   let published = false;
   try {
     await file.lock(true);
-    for (let n = 0; n < content.length;) n += await file.write(content.subarray(n));
+    await writeAll(file, content);
     await Deno.link(temporary.path, path);
     published = true;
     return file;

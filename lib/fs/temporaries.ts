@@ -36,14 +36,16 @@
  * @module
  */
 
+import { writeAll } from "./bytes.ts";
 import { lockIfFree, onCleanup } from "./cleanup.ts";
+import { readRegularFile } from "./file_kind.ts";
 
 /** The name of the private folder of temporaries; alternates add `-1` … `-15`. */
 export const PRIVATE_FOLDER = ".rocm-nightly-tmp";
 const SLOTS = 16;
 const MARKER = ".rocm-nightly";
 const MARKER_TEXT = "rocm-nightly temporaries: each <id> is alive while <id>.lock is flock(2)ed\n";
-const encoder = new TextEncoder();
+const MARKER_BYTES = new TextEncoder().encode(MARKER_TEXT);
 /** At most this many entries of one private folder are looked at per sweep. */
 const SWEEP_LIMIT = 10_000;
 const ATTEMPTS = 10;
@@ -214,13 +216,20 @@ async function inspect(path: string): Promise<{ dev: number; ino: number } | und
     if (!info.isDirectory || info.uid !== ourUid || ((info.mode ?? 0o777) & 0o022) !== 0) {
       return undefined;
     }
-    const marker = await Deno.lstat(`${path}/${MARKER}`);
-    if (!marker.isFile || marker.size !== encoder.encode(MARKER_TEXT).length) return undefined;
-    if (await Deno.readTextFile(`${path}/${MARKER}`) !== MARKER_TEXT) return undefined;
+    if (await readMarker(path, MARKER_BYTES.length) !== MARKER_TEXT) return undefined;
     return { dev: info.dev, ino: info.ino ?? 0 };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The text of `<path>`'s marker: a regular file (not a link) of at most
+ * `maxBytes` bytes, else it throws.
+ */
+async function readMarker(path: string, maxBytes: number): Promise<string> {
+  const bytes = await readRegularFile(`${path}/${MARKER}`, { maxBytes, followSymlinks: false });
+  return new TextDecoder().decode(bytes);
 }
 
 /**
@@ -273,7 +282,7 @@ async function mark(path: string): Promise<{ dev: number; ino: number } | undefi
       createNew: true,
       mode: 0o600,
     });
-    await writeAll(marker, encoder.encode(MARKER_TEXT));
+    await writeAll(marker, MARKER_BYTES);
     ourUid ??= (await marker.stat()).uid ?? undefined;
   } catch (error) {
     // Gone meanwhile (a concurrent sweep took it as unfinished), or a
@@ -302,9 +311,7 @@ async function removeUnfinished(path: string): Promise<void> {
       if (names.length > 1 || entry.name !== MARKER) return;
     }
     if (names.length === 1) {
-      const marker = await Deno.lstat(`${path}/${MARKER}`);
-      if (!marker.isFile || marker.size >= encoder.encode(MARKER_TEXT).length) return;
-      if (!MARKER_TEXT.startsWith(await Deno.readTextFile(`${path}/${MARKER}`))) return;
+      if (!MARKER_TEXT.startsWith(await readMarker(path, MARKER_BYTES.length - 1))) return;
       await Deno.remove(`${path}/${MARKER}`);
     }
     await Deno.remove(path);
@@ -345,7 +352,7 @@ function removeFolderIfEmpty(path: string): void {
         mode: 0o600,
       });
       try {
-        marker.writeSync(encoder.encode(MARKER_TEXT));
+        marker.writeSync(MARKER_BYTES);
       } finally {
         marker.close();
       }
@@ -525,8 +532,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }

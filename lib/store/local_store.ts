@@ -39,8 +39,9 @@
  * @module
  */
 
-import { concatBytes } from "../fs/bytes.ts";
+import { concatBytes, writeAll } from "../fs/bytes.ts";
 import { canLockIfFree, lockIfFree, onCleanup } from "../fs/cleanup.ts";
+import { readRegularFile } from "../fs/file_kind.ts";
 import { createTemporaryFile, sweepTemporaries, type Temporary } from "../fs/temporaries.ts";
 import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
@@ -478,21 +479,37 @@ async function register(path: string, nar?: { hex: string; size: number }): Prom
  * waiting on the same file knows to open it anew.
  */
 async function lockPath(lockFile: string): Promise<AsyncDisposable> {
+  const file = await lockEmptyFile(lockFile);
+  if (file === undefined) {
+    throw new Error(`Cannot lock "${lockFile}": it was replaced 100 times in a row`);
+  }
+  return {
+    [Symbol.asyncDispose]: async () => {
+      await Deno.remove(lockFile).catch(() => {});
+      await file.write(new TextEncoder().encode("d")).catch(() => 0);
+      file.close();
+    },
+  };
+}
+
+/**
+ * Opens `path` (made when missing) under an exclusive flock, as Nix's
+ * PathLocks and temporary roots do: one whose holder deleted it while this
+ * process waited has a "d" in it, and the path is opened anew (100 tries,
+ * then `undefined`). `before` runs before each try.
+ */
+async function lockEmptyFile(
+  path: string,
+  before?: () => Promise<void>,
+): Promise<Deno.FsFile | undefined> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const file = await Deno.open(lockFile, { read: true, write: true, create: true, mode: 0o600 });
+    await before?.();
+    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
     await file.lock(true);
-    if ((await file.stat()).size === 0) {
-      return {
-        [Symbol.asyncDispose]: async () => {
-          await Deno.remove(lockFile).catch(() => {});
-          await file.write(new TextEncoder().encode("d")).catch(() => 0);
-          file.close();
-        },
-      };
-    }
+    if ((await file.stat()).size === 0) return file;
     file.close(); // its holder removed it: take the new one
   }
-  throw new Error(`Cannot lock "${lockFile}": it was replaced 100 times in a row`);
+  return undefined;
 }
 
 /** This process's temporary GC roots, one file per store (by state folder). */
@@ -527,17 +544,9 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   const dir = `${stateDir}/temproots`;
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${Deno.pid}`;
-  let file: Deno.FsFile | undefined;
-  for (let attempt = 0; attempt < 100 && file === undefined; attempt++) {
-    // Another process of this pid is dead: its file is stale.
-    await Deno.remove(path).catch(() => {});
-    const candidate = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-    await candidate.lock(true);
-    if ((await candidate.stat()).size === 0) file = candidate;
-    else candidate.close();
-  }
-  if (file === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
-  const held = file;
+  // Another process of this pid is dead: its file is stale.
+  const held = await lockEmptyFile(path, () => Deno.remove(path).catch(() => {}));
+  if (held === undefined) throw new Error(`Cannot create "${path}": a collector kept deleting it`);
   const { dev, ino } = await held.stat();
   const journal = await writeJournal(stateDir, "temproots", {
     temproots: path,
@@ -557,9 +566,6 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
   const encoder = new TextEncoder();
   const openGcLock = (): Promise<Deno.FsFile> =>
     Deno.open(`${stateDir}/gc.lock`, { read: true, write: true, create: true, mode: 0o600 });
-  const writeAll = async (bytes: Uint8Array): Promise<void> => {
-    for (let at = 0; at < bytes.length;) at += await held.write(bytes.subarray(at));
-  };
   let roots: string[] = [];
   // One change at a time: concurrent downloads (update --jobs) share the file.
   let last: Promise<unknown> = Promise.resolve();
@@ -576,7 +582,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     roots.push(root);
-    await writeAll(encoder.encode(`${root}\0`));
+    await writeAll(held, encoder.encode(`${root}\0`));
   };
   const remove = async (paths: readonly string[]): Promise<void> => {
     // No collection may read the file while it is rewritten. One that is
@@ -587,7 +593,7 @@ async function openTempRoots(stateDir: string): Promise<TempRoots> {
     roots = roots.filter((root) => !paths.includes(root));
     await held.truncate(0);
     await held.seek(0, Deno.SeekMode.Start);
-    await writeAll(encoder.encode(roots.map((root) => `${root}\0`).join("")));
+    await writeAll(held, encoder.encode(roots.map((root) => `${root}\0`).join("")));
   };
   return {
     add: (root) => serially(() => add(root)),
@@ -630,8 +636,7 @@ async function writeJournal(
 ): Promise<Temporary> {
   const journal = await createTemporaryFile(stateDir, hint);
   try {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(record)}\n`);
-    for (let at = 0; at < bytes.length;) at += await journal.file.write(bytes.subarray(at));
+    await writeAll(journal.file, new TextEncoder().encode(`${JSON.stringify(record)}\n`));
   } catch (error) {
     await journal.remove();
     throw error;
@@ -645,13 +650,14 @@ async function writeJournal(
 async function sweepJournals(layout: LocalStoreLayout): Promise<void> {
   await sweepTemporaries(layout.stateDir, {
     onDead: async (entry) => {
-      const info = await Deno.lstat(entry);
-      if (!info.isFile || info.size > 4096) return; // not a journal: nothing to read
       let record: JournalRecord;
       try {
-        record = JSON.parse(await Deno.readTextFile(entry));
+        const bytes = await readRegularFile(entry, { maxBytes: 4096, followSymlinks: false });
+        record = JSON.parse(new TextDecoder().decode(bytes));
       } catch {
-        return; // cut short by the kill, before the file it names was made
+        // Not a journal (a folder, a link, too big): nothing to read; or cut
+        // short by the kill, before the file it names was made.
+        return;
       }
       if (typeof record.partial === "string") await removePartial(layout, record.partial);
       if (typeof record.temproots === "string") await removeDeadRoots(layout, record);

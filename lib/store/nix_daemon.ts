@@ -18,6 +18,7 @@
  * @module
  */
 
+import { concatBytes } from "../fs/bytes.ts";
 import type { HashAlgorithm } from "../hash/hash.ts";
 
 const WORKER_MAGIC_1 = 0x6e697863;
@@ -164,21 +165,19 @@ export class StoreStream {
   }
 
   async #readAnswer(): Promise<StoreAddResult> {
-    {
-      await this.#reader.messages();
-      const path = await this.#reader.string();
-      await this.#reader.string(); // deriver
-      const narHash = await this.#reader.string();
-      const references = await this.#reader.number();
-      for (let i = 0; i < references; i++) await this.#reader.string();
-      const registrationTime = await this.#reader.number();
-      const narSize = await this.#reader.number();
-      await this.#reader.number(); // ultimate
-      const signatures = await this.#reader.number();
-      for (let i = 0; i < signatures; i++) await this.#reader.string();
-      const ca = await this.#reader.string();
-      return { path, narHash, narSize, registrationTime, ca };
-    }
+    await this.#reader.messages();
+    const path = await this.#reader.string();
+    await this.#reader.string(); // deriver
+    const narHash = await this.#reader.string();
+    const references = await this.#reader.number();
+    for (let i = 0; i < references; i++) await this.#reader.string();
+    const registrationTime = await this.#reader.number();
+    const narSize = await this.#reader.number();
+    await this.#reader.number(); // ultimate
+    const signatures = await this.#reader.number();
+    for (let i = 0; i < signatures; i++) await this.#reader.string();
+    const ca = await this.#reader.string();
+    return { path, narHash, narSize, registrationTime, ca };
   }
 
   /** Closes the connection; unless {@linkcode finish} succeeded, nothing is added. */
@@ -262,10 +261,7 @@ class DaemonReader {
     while (this.#buffer.length < length) {
       const { value, done } = await this.#reader.read();
       if (done) throw new Error("nix-daemon closed the connection");
-      const joined = new Uint8Array(this.#buffer.length + value.length);
-      joined.set(this.#buffer);
-      joined.set(value, this.#buffer.length);
-      this.#buffer = joined;
+      this.#buffer = concatBytes([this.#buffer, value]);
     }
     const taken = this.#buffer.subarray(0, length);
     this.#buffer = this.#buffer.subarray(length);
