@@ -47,6 +47,7 @@
 
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../fs/atomic_write.ts";
+import { writeAll } from "../fs/bytes.ts";
 import { openRegularFile, readRegularFile } from "../fs/file_kind.ts";
 import { acquireLock, type FileLock, LockHeldError } from "../fs/file_lock.ts";
 import { createTemporaryFile, PRIVATE_FOLDER } from "../fs/temporaries.ts";
@@ -428,7 +429,7 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
           : { url, validator, total: size, kept: 0 };
       },
       write: async (chunk) => {
-        for (let n = 0; n < chunk.length;) n += await data.write(chunk.subarray(n));
+        await writeAll(data, chunk);
         written += chunk.length;
         unsynced += chunk.length;
         if (unsynced >= CHECKPOINT_BYTES) await checkpoint();
