@@ -7,6 +7,8 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
+
 const found = new Map<string, boolean>();
 
 /** Whether `name` runs on this machine (cached). */
@@ -334,10 +336,33 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-/** The SHA-256 SRI hash of `bytes`, computed independently of lib/ (WebCrypto). */
-export async function sha256Sri(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return `sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`;
+/** The SHA-256 SRI hash of `bytes`, computed independently of lib/ (node:crypto). */
+export function sriOf(bytes: Uint8Array): string {
+  return `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
+}
+
+/** {@linkcode sriOf}, for callers that await it. */
+export function sha256Sri(bytes: Uint8Array): Promise<string> {
+  return Promise.resolve(sriOf(bytes));
+}
+
+/**
+ * Polls `predicate` every `everyMs` (default 5 ms) until it holds, at most
+ * `timeoutMs`, unless `stop` aborts; throws naming `what` when it gives up.
+ */
+export async function waitUntil(
+  predicate: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+  everyMs = 5,
+  stop?: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (stop?.aborted) throw new Error(`Stopped waiting for ${what}: the child ended`);
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
 }
 
 /** Whether `path` exists (a dangling symlink counts). */

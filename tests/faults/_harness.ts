@@ -10,11 +10,13 @@
  */
 
 import { equal, match } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
 import { parseSri } from "../../lib/hash/hash.ts";
 import { needsOf } from "./_needs.ts";
 import { nixEnv, repoRoot, unregisteredInStore } from "../_tools.ts";
+
+// The fault cases' waiting and hashing are the whole suite's (tests/_tools.ts).
+export { sriOf, waitUntil } from "../_tools.ts";
 
 /** One fault case: a name and a body that throws when a promise breaks. */
 export interface FaultCase {
@@ -276,22 +278,6 @@ function digest(bytes: Uint8Array): string {
   return `${bytes.length}:${hash.toString(16)}`;
 }
 
-/** Polls `predicate` every `everyMs` (default 5 ms) until it holds, at most `timeoutMs`, unless `stop` aborts. */
-export async function waitUntil(
-  predicate: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-  everyMs = 5,
-  stop?: AbortSignal,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (stop?.aborted) throw new Error(`Stopped waiting for ${what}: the child ended`);
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-}
-
 /** A value made once, on first use, by `make` in a shared folder that `dispose` removes. */
 export function shared<T>(
   make: (dir: string) => Promise<T>,
@@ -310,11 +296,6 @@ export function shared<T>(
       value = undefined;
     },
   };
-}
-
-/** The SRI sha256 of some bytes. */
-export function sriOf(bytes: Uint8Array): string {
-  return `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
 }
 
 /** Runs `fn` with a fresh folder, removed afterwards. */

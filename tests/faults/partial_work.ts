@@ -12,13 +12,21 @@
  */
 
 import { deepEqual, equal, match } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
 import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 import { parseHash } from "../../lib/hash/hash.ts";
 import { deleteStorePath, fixedOutputPath, isValidStorePath } from "../../lib/store/nix_store.ts";
-import { startFileServer } from "../_server.ts";
-import { assertFailedCleanly, type FaultCase, inTempDir, runScript, snapshot } from "./_harness.ts";
+import { type FileServer, startFileServer } from "../_server.ts";
+import {
+  assertFailedCleanly,
+  type FaultCase,
+  inTempDir,
+  runScript,
+  type ScriptResult,
+  snapshot,
+  sriOf,
+  waitUntil,
+} from "./_harness.ts";
 import { OLD_HASH, registry, uniqueBytes, VERSION_NEW } from "./_fixtures.ts";
 
 const FIRST = `therock-dist-linux-gfx1151-${VERSION_NEW}.tar.gz`;
@@ -47,11 +55,43 @@ function cached(cache: string): number[] {
     .sort((a, b) => a - b);
 }
 
-const sri = (bytes: Uint8Array): string =>
-  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
-
 /** The store path `update --add-to-store` gives the first tarball with these bytes. */
-const storePathOf = (bytes: Uint8Array): string => fixedOutputPath(FIRST, parseHash(sri(bytes)));
+const storePathOf = (bytes: Uint8Array): string => fixedOutputPath(FIRST, parseHash(sriOf(bytes)));
+
+/**
+ * Serves the index and the first tarball (the second is a 404); `stalled`
+ * cuts the tarball off once, after 200 000 bytes.
+ */
+function serveFirst(body: Uint8Array, stalled = false): FileServer {
+  return startFileServer({
+    routes: {
+      "/tarball/": { body: indexPage(), contentType: "text/html" },
+      [`/tarball/${FIRST}`]: stalled
+        ? { body, headers: { ETag: '"s"' }, stallAfter: 200_000, faultTimes: 1 }
+        : { body, headers: { ETag: '"1"' } },
+    },
+  });
+}
+
+/** Runs update and sends it SIGTERM once the stalled tarball has sent its 200 000 bytes. */
+function updateKilledMidDownload(
+  server: FileServer,
+  args: string[],
+  cache: string,
+): Promise<ScriptResult> {
+  return runScript("update", args, {
+    env: { XDG_CACHE_HOME: cache },
+    signal: {
+      name: "SIGTERM",
+      when: async (_pid, exited) => {
+        const asked = (): boolean => server.requests.some((r) => r.path.endsWith(".tar.gz"));
+        await waitUntil(asked, "the tarball's request", 10_000, 25, exited);
+        // The stalled response has sent its 200 000 bytes.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      },
+    },
+  });
+}
 
 /** The cache folder's files with this suffix. */
 const entries = (cache: string, suffix: string): string[] =>
@@ -65,12 +105,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
     run: () =>
       inTempDir(async (dir) => {
         const first = uniqueBytes(50_000);
-        await using server = startFileServer({
-          routes: {
-            "/tarball/": { body: indexPage(), contentType: "text/html" },
-            [`/tarball/${FIRST}`]: { body: first, headers: { ETag: '"1"' } },
-          },
-        });
+        await using server = serveFirst(first);
         const cache = `${dir}/cache`;
         await Deno.mkdir(`${dir}/flake`);
         await Deno.writeTextFile(`${dir}/flake/flake.nix`, twoTargets(server.url("/tarball/")));
@@ -102,7 +137,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
         match(
           await Deno.readTextFile(`${dir}/flake/flake.nix`),
           new RegExp(
-            `gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`,
+            `gfx1151 = "${sriOf(first).replace(/[+/]/g, "\\$&")}"`,
           ),
         );
         deepEqual(cached(cache), []);
@@ -114,34 +149,11 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
     run: () =>
       inTempDir(async (dir) => {
         const body = uniqueBytes(600_000);
-        await using server = startFileServer({
-          routes: {
-            "/tarball/": { body: indexPage(), contentType: "text/html" },
-            [`/tarball/${FIRST}`]: {
-              body,
-              headers: { ETag: '"s"' },
-              stallAfter: 200_000,
-              faultTimes: 1,
-            },
-          },
-        });
+        await using server = serveFirst(body, true);
         const cache = `${dir}/cache`;
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
         const args = ["--flake", `${dir}/flake.nix`, "--no-progress"];
-        const killed = await runScript("update", args, {
-          env: { XDG_CACHE_HOME: cache },
-          signal: {
-            name: "SIGTERM",
-            when: async (_pid, exited) => {
-              for (let i = 0; i < 400 && !exited.aborted; i++) {
-                if (server.requests.some((r) => r.path.endsWith(".tar.gz"))) break;
-                await new Promise((resolve) => setTimeout(resolve, 25));
-              }
-              // The stalled response has sent its 200 000 bytes.
-              await new Promise((resolve) => setTimeout(resolve, 500));
-            },
-          },
-        });
+        const killed = await updateKilledMidDownload(server, args, cache);
         await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
         equal(killed.code, 143, killed.stderr);
         deepEqual(cached(cache), [200_000]);
@@ -156,7 +168,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
         match(
           await Deno.readTextFile(`${dir}/flake.nix`),
           new RegExp(
-            `gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`,
+            `gfx1151 = "${sriOf(body).replace(/[+/]/g, "\\$&")}"`,
           ),
         );
         deepEqual(cached(cache), [], "the entry goes once the flake holds the hash");
@@ -169,12 +181,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
       inTempDir(async (dir) => {
         const first = uniqueBytes(50_000);
         const storePath = storePathOf(first);
-        await using server = startFileServer({
-          routes: {
-            "/tarball/": { body: indexPage(), contentType: "text/html" },
-            [`/tarball/${FIRST}`]: { body: first, headers: { ETag: '"1"' } },
-          },
-        });
+        await using server = serveFirst(first);
         try {
           const cache = `${dir}/cache`;
           await Deno.mkdir(`${dir}/flake`);
@@ -206,7 +213,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
           );
           match(
             await Deno.readTextFile(`${dir}/flake/flake.nix`),
-            new RegExp(`gfx1151 = "${sri(first).replace(/[+/]/g, "\\$&")}"`),
+            new RegExp(`gfx1151 = "${sriOf(first).replace(/[+/]/g, "\\$&")}"`),
           );
           deepEqual(entries(cache, ".stored"), [], "the record goes once the flake holds the hash");
         } finally {
@@ -226,35 +233,12 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
         }
         const body = uniqueBytes(600_000);
         const storePath = storePathOf(body);
-        await using server = startFileServer({
-          routes: {
-            "/tarball/": { body: indexPage(), contentType: "text/html" },
-            [`/tarball/${FIRST}`]: {
-              body,
-              headers: { ETag: '"s"' },
-              stallAfter: 200_000,
-              faultTimes: 1,
-            },
-          },
-        });
+        await using server = serveFirst(body, true);
         try {
           const cache = `${dir}/cache`;
           await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
           const args = ["--flake", `${dir}/flake.nix`, "--no-progress", "--add-to-store"];
-          const killed = await runScript("update", args, {
-            env: { XDG_CACHE_HOME: cache },
-            signal: {
-              name: "SIGTERM",
-              when: async (_pid, exited) => {
-                for (let i = 0; i < 400 && !exited.aborted; i++) {
-                  if (server.requests.some((r) => r.path.endsWith(".tar.gz"))) break;
-                  await new Promise((resolve) => setTimeout(resolve, 25));
-                }
-                // The stalled response has sent its 200 000 bytes.
-                await new Promise((resolve) => setTimeout(resolve, 500));
-              },
-            },
-          });
+          const killed = await updateKilledMidDownload(server, args, cache);
           await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
           equal(killed.code, 143, killed.stderr);
           deepEqual(cached(cache), [200_000]);
@@ -269,7 +253,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
           deepEqual(ranges, ["bytes=200000-"]);
           match(
             await Deno.readTextFile(`${dir}/flake.nix`),
-            new RegExp(`gfx1151 = "${sri(body).replace(/[+/]/g, "\\$&")}"`),
+            new RegExp(`gfx1151 = "${sriOf(body).replace(/[+/]/g, "\\$&")}"`),
           );
           equal(await isValidStorePath(storePath), true, `${storePath} is in the store`);
           deepEqual(cached(cache), [], "the bytes left the cache for the store");

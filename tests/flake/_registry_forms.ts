@@ -26,13 +26,18 @@ const HASHES = `{
           gfx110X-all = null;
         }`;
 
-/** A flake.nix with a nightly registry, its parts replaced as given. */
-export function registryFlake(baseUrl: string, parts: RegistryParts = {}): string {
-  const set = `{
+/** The plain nightly set, as a `let` binding's value. */
+function plainSet(baseUrl: string, srcHashes = HASHES): string {
+  return `{
         baseUrl = "${baseUrl}";
         version = "${VERSION}";
-        srcHashes = ${parts.srcHashes ?? HASHES};
+        srcHashes = ${srcHashes};
       }`;
+}
+
+/** A flake.nix with a nightly registry, its parts replaced as given. */
+export function registryFlake(baseUrl: string, parts: RegistryParts = {}): string {
+  const set = plainSet(baseUrl, parts.srcHashes);
   const binding = (parts.binding ?? "      nightly = {{set}};\n").replace("{{set}}", set);
   return `{
   outputs =
@@ -263,14 +268,7 @@ export const ACCEPTED_FORMS: { name: string; source: (baseUrl: string) => string
   {
     name: "CRLF line endings",
     source: (b) =>
-      flakeOf(`      nightly = {
-        baseUrl = "${b}";
-        version = "${VERSION}";
-        srcHashes = {
-          gfx1151 = "${PIN}";
-          gfx110X-all = null;
-        };
-      };
+      flakeOf(`      nightly = ${plainSet(b)};
       ${STABLE}`).replaceAll("\n", "\r\n"),
   },
   {

@@ -1,7 +1,6 @@
 // Channels in update: one channel rewritten and no byte of the others, skip
 // lists, gates and mirrors, all against loopback servers.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { addChannel, channelsIn, readChannel, requireChannel } from "../../lib/flake/channels.ts";
 import { buildSampleTarball, type MirrorFile } from "../../lib/jobs/demo_mirror.ts";
@@ -10,7 +9,7 @@ import { checkMirrors, probeUrl } from "../../lib/fetch/mirror_check.ts";
 import { formatUpdateReport } from "../../lib/jobs/update.ts";
 import { GateFailedError } from "../../lib/jobs/update_gate.ts";
 import { startFileServer } from "../_server.ts";
-import { nixEnv, repoRoot, requireTools, run } from "../_tools.ts";
+import { nixEnv, pathExists, repoRoot, requireTools, run, sriOf, waitUntil } from "../_tools.ts";
 import { type Fixture, updateFixture } from "../_update_fixture.ts";
 
 const OLD_HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
@@ -43,8 +42,6 @@ const TWO_CHANNELS = `{
 
 const name = (family: string, version: string): string =>
   `therock-dist-linux-${family}-${version}.tar.gz`;
-const sri = (bytes: Uint8Array): string =>
-  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
 const nightlyBytes = await buildSampleTarball({ isas: ["gfx1151"], version: "7.12.0a20260310" });
 const allBytes = new TextEncoder().encode("gfx110X-all tarball bytes\n");
 const stableBytes = new TextEncoder().encode("stable 7.14.1 gfx1151 bytes\n");
@@ -76,7 +73,7 @@ Deno.test("updateFlake() of one channel leaves the other channel's bytes unchang
   let text = await Deno.readTextFile(f.flake);
   assert.equal(block(text, "stable"), block(TWO_CHANNELS, "stable"));
   assert.ok(nightly.changes.every((change) => change.path.startsWith("nightly.")));
-  assert.equal(readChannel(text, "nightly").srcHashes.gfx1151, sri(nightlyBytes));
+  assert.equal(readChannel(text, "nightly").srcHashes.gfx1151, sriOf(nightlyBytes));
 
   const before = text;
   const stable = await f.update({ channel: "stable" });
@@ -85,7 +82,7 @@ Deno.test("updateFlake() of one channel leaves the other channel's bytes unchang
   assert.equal(stable.commitMessage, "rocm-nightly: stable 7.14.0 -> 7.14.1");
   text = await Deno.readTextFile(f.flake);
   assert.equal(block(text, "nightly"), block(before, "nightly"));
-  assert.deepEqual(readChannel(text, "stable").srcHashes, { gfx1151: sri(stableBytes) });
+  assert.deepEqual(readChannel(text, "stable").srcHashes, { gfx1151: sriOf(stableBytes) });
   assert.equal(readChannel(text, "stable").baseUrl, f.mirror.baseUrl);
   // Outside the stable set, every byte is as it was.
   const start = before.indexOf("  stable = {");
@@ -117,8 +114,8 @@ Deno.test("updateFlake() on a flake with only a nightly set keeps working, and n
   const after = await Deno.readTextFile(f.flake);
   assert.ok(after.startsWith(text.slice(0, text.lastIndexOf("}"))));
   assert.deepEqual(readChannel(after, "rc").srcHashes, {
-    gfx1151: sri(nightlyBytes),
-    "gfx110X-all": sri(allBytes),
+    gfx1151: sriOf(nightlyBytes),
+    "gfx110X-all": sriOf(allBytes),
   });
   assert.deepEqual(channelsIn(after), ["nightly", "rc"]);
 });
@@ -388,9 +385,7 @@ Deno.test("updateFlake() gate never writes through a symlinked flake.nix, and an
     gate: `echo "$ROCM_NIGHTLY_FLAKE" > '${seen}'; exec sleep 30`,
     signal: controller.signal,
   });
-  for (let i = 0; i < 200 && (await Deno.stat(seen).catch(() => null)) === null; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await waitUntil(() => pathExists(seen), "the gate's copy", 5_000, 25);
   controller.abort(new Error("stop"));
   await assert.rejects(running, /stop/);
   assert.deepEqual(await Deno.readFile(real), original);

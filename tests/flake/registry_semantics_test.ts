@@ -5,10 +5,9 @@
 // for each form it refuses, update leaves the file as it was (before the
 // refusal, update moved the version while a hash it could not see stayed).
 import { deepEqual, equal } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { applyEdits } from "../../lib/flake/flake_edit.ts";
-import { nixEnv, requireTools, run } from "../_tools.ts";
+import { nixEnv, requireTools, run, sriOf } from "../_tools.ts";
 import { updateFixture } from "../_update_fixture.ts";
 import { ACCEPTED_FORMS, REFUSED_FORMS, registryFlake, VERSION } from "./_registry_forms.ts";
 
@@ -20,9 +19,6 @@ const BODIES: Record<string, Uint8Array<ArrayBuffer>> = {
   gfx1151: new TextEncoder().encode("gfx1151 tarball\n"),
   "gfx110X-all": new TextEncoder().encode("gfx110X-all tarball\n"),
 };
-const sri = (bytes: Uint8Array): string =>
-  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
-
 /** channel → target → what Nix fetches for it. */
 type Meaning = Record<string, Record<string, { url: string; hash: string | null }>>;
 
@@ -134,7 +130,7 @@ Deno.test({
         }
         const old = r.base.replace("127.0.0.1", "localhost");
         const hashes = Object.fromEntries(
-          Object.entries(BODIES).map(([target, body]) => [target, sri(body)]),
+          Object.entries(BODIES).map(([target, body]) => [target, sriOf(body)]),
         );
         deepEqual(
           after,

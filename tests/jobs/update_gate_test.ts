@@ -4,19 +4,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runGate } from "../../lib/jobs/update_gate.ts";
-import { pathExists, withTempDir } from "../_tools.ts";
+import { pathExists, waitUntil, withTempDir } from "../_tools.ts";
 import { killLeftovers, lingeringGates, stillRunning, writtenPids } from "../_gate_processes.ts";
 
 const FLAKE = "{ outputs = _: { }; }\n";
-
-/** Polls `predicate` every 10 ms for at most 15 s. */
-async function waitFor(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1500; i++) {
-    if (predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
 
 /** Settles with `work`, or rejects after 20 s (the old runGate never returned here). */
 function bounded<T>(work: Promise<T>): Promise<T> {
@@ -56,7 +47,12 @@ for (const [index, { name }] of lingeringGates("").entries()) {
       const command = `echo "$ROCM_NIGHTLY_FLAKE" > '${copyFile}'; ${gate.command}`;
       const gated = runGate(flake, "{ }\n", command, { signal: controller.signal });
       gated.catch(() => {});
-      await waitFor(() => writtenPids(pidFile).length === gate.pids, "the gate's processes");
+      await waitUntil(
+        () => writtenPids(pidFile).length === gate.pids,
+        "the gate's processes",
+        15_000,
+        10,
+      );
       controller.abort(reason);
       await assert.rejects(bounded(gated), (error) => error === reason);
       const pids = writtenPids(pidFile);

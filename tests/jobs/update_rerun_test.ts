@@ -10,7 +10,6 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DownloadCache } from "../../lib/fetch/download_cache.ts";
 import { canLockIfFree } from "../../lib/fs/cleanup.ts";
@@ -18,7 +17,7 @@ import { renderTheRockIndex } from "../../lib/jobs/demo_mirror.ts";
 import { updateFlake, type UpdateOptions } from "../../lib/jobs/update.ts";
 import { deleteStorePath, isValidStorePath } from "../../lib/store/nix_store.ts";
 import { type FileServer, type Route, startFileServer } from "../_server.ts";
-import { randomBytes, requireWritableStore } from "../_tools.ts";
+import { randomBytes, requireWritableStore, sriOf } from "../_tools.ts";
 
 const store = await requireWritableStore("update reruns with a store");
 
@@ -26,9 +25,6 @@ const VERSION = "7.12.0a20260310";
 const FIRST = `therock-dist-linux-gfx1151-${VERSION}.tar.gz`;
 const SECOND = `therock-dist-linux-gfx110X-all-${VERSION}.tar.gz`;
 const OLD_HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
-
-const sri = (bytes: Uint8Array): string =>
-  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
 
 interface Rerun extends AsyncDisposable {
   server: FileServer;
@@ -113,7 +109,7 @@ async function failOnSecond(r: Rerun, body: Uint8Array): Promise<string> {
   assert.deepEqual(r.cached(), [".stored"]);
   const record = await r.cache.stored(r.server.url(`/tarball/${FIRST}`));
   assert.ok(record !== undefined);
-  assert.equal(record.hash, sri(body));
+  assert.equal(record.hash, sriOf(body));
   assert.equal(record.size, body.length);
   assert.ok(await isValidStorePath(record.storePath), record.storePath);
   return record.storePath;
@@ -131,11 +127,11 @@ Deno.test({
     const result = await r.update({ only: ["gfx1151"] });
     assert.deepEqual(r.firstRequests(count), ["HEAD"]);
     const first = result.targets.find((t) => t.target === "gfx1151")!;
-    assert.equal(first.newHash, sri(body));
+    assert.equal(first.newHash, sriOf(body));
     assert.equal(first.storePath, storePath);
     assert.match(
       await Deno.readTextFile(r.flake),
-      new RegExp(`"${sri(body).replace(/[+/]/g, "\\$&")}"`),
+      new RegExp(`"${sriOf(body).replace(/[+/]/g, "\\$&")}"`),
     );
     // The flake holds the hash: the record has served.
     assert.deepEqual(r.cached(), []);
@@ -157,7 +153,7 @@ Deno.test({
     const count = r.server.requests.length;
     const result = await r.update({ only: ["gfx1151"] });
     assert.deepEqual(r.firstRequests(count), ["HEAD", "GET"]);
-    assert.equal(result.targets.find((t) => t.target === "gfx1151")!.newHash, sri(changed));
+    assert.equal(result.targets.find((t) => t.target === "gfx1151")!.newHash, sriOf(changed));
   },
 });
 
@@ -174,7 +170,7 @@ Deno.test({
     // Not even a HEAD: the path's validity is asked first.
     assert.deepEqual(r.firstRequests(count), ["GET"]);
     const first = result.targets.find((t) => t.target === "gfx1151")!;
-    assert.equal(first.newHash, sri(body));
+    assert.equal(first.newHash, sriOf(body));
     assert.equal(first.storePath, storePath);
     assert.ok(await isValidStorePath(storePath));
   },
@@ -210,7 +206,7 @@ Deno.test({
     const result = await r.update();
     assert.deepEqual(r.firstRequests(count), ["GET bytes=200000-"]);
     const first = result.targets.find((t) => t.target === "gfx1151")!;
-    assert.equal(first.newHash, sri(body));
+    assert.equal(first.newHash, sriOf(body));
     assert.ok(await isValidStorePath(first.storePath!));
     assert.deepEqual(r.cached(), []);
   },

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import {
   buildSampleTarball,
@@ -9,7 +8,7 @@ import {
 import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 import { acquireLock, LockHeldError } from "../../lib/fs/file_lock.ts";
 import { formatUpdateReport } from "../../lib/jobs/update.ts";
-import { nixEnv, repoRoot, requireTools, run } from "../_tools.ts";
+import { nixEnv, repoRoot, requireTools, run, sriOf } from "../_tools.ts";
 import { type Fixture, updateFixture } from "../_update_fixture.ts";
 
 const OLD_HASH = "sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA=";
@@ -30,8 +29,6 @@ const REGISTRY = `# A registry as flake.nix holds it, valid standalone Nix.
 
 const name = (family: string, version: string): string =>
   `therock-dist-linux-${family}-${version}.tar.gz`;
-const sri = (bytes: Uint8Array): string =>
-  `sha256-${createHash("sha256").update(bytes).digest("base64")}`;
 const bytesOf = (text: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(text);
 const tarballRequests = (requests: string[]): string[] =>
   requests.filter((path) => path.endsWith(".tar.gz"));
@@ -73,10 +70,10 @@ Deno.test("updateFlake() moves every target to the newest common release", async
       `baseUrl = "${f.mirror.baseUrl}"`,
     )
     .replace('    version = "7.12.0a20260308"', '    version = "7.12.0a20260310"')
-    .replace(`gfx1151 = "${OLD_HASH}"`, `gfx1151 = "${sri(sample)}"`)
-    .replace("gfx110X-all = null", `gfx110X-all = "${sri(other)}"`);
+    .replace(`gfx1151 = "${OLD_HASH}"`, `gfx1151 = "${sriOf(sample)}"`)
+    .replace("gfx110X-all = null", `gfx110X-all = "${sriOf(other)}"`);
   assert.equal(await Deno.readTextFile(f.flake), expected);
-  assert.ok(result.diff.includes(`+      gfx1151 = "${sri(sample)}";`));
+  assert.ok(result.diff.includes(`+      gfx1151 = "${sriOf(sample)}";`));
   assert.deepEqual(tarballRequests(f.mirror.requests).sort(), [
     `/tarball/${name("gfx110X-all", "7.12.0a20260310")}`,
     `/tarball/${name("gfx1151", "7.12.0a20260310")}`,
@@ -207,9 +204,9 @@ Deno.test("updateFlake() adds --target families and ISAs as new keys", async () 
   const text = await Deno.readTextFile(f.flake);
   assert.match(
     text,
-    new RegExp(`gfx120X-all = "${sri(bytesOf("rdna4")).replaceAll("+", "\\+")}";`),
+    new RegExp(`gfx120X-all = "${sriOf(bytesOf("rdna4")).replaceAll("+", "\\+")}";`),
   );
-  assert.ok(text.includes(`multiarch = "${sri(bytesOf("multi"))}";`));
+  assert.ok(text.includes(`multiarch = "${sriOf(bytesOf("multi"))}";`));
   await assert.rejects(f.update({ targets: ["gfx94X-dcgpu"] }), /"gfx94X-dcgpu": not in the index/);
 });
 
@@ -225,7 +222,7 @@ Deno.test("updateFlake() pins targets missing from a new index to null", async (
   assert.deepEqual(result.warnings, ["gfx1151: not in the index → null (not available)"]);
   const text = await Deno.readTextFile(f.flake);
   assert.ok(text.includes("gfx1151 = null;"));
-  assert.ok(text.includes(`multiarch = "${sri(bytesOf("multi"))}";`));
+  assert.ok(text.includes(`multiarch = "${sriOf(bytesOf("multi"))}";`));
 });
 
 Deno.test("updateFlake() refuses to go back without --version", async () => {
@@ -347,7 +344,7 @@ Deno.test({
     assert.deepEqual(JSON.parse(evaluated.stdout), {
       baseUrl: f.mirror.baseUrl,
       version: "7.12.0a20260310",
-      srcHashes: { gfx1151: sri(sample), "gfx110X-all": sri(other) },
+      srcHashes: { gfx1151: sriOf(sample), "gfx110X-all": sriOf(other) },
     });
     // The project's flake.nix, updated the same way, still parses.
     const real = join(repoRoot, "flake.nix");
@@ -402,7 +399,7 @@ Deno.test("formatUpdateReport() prints target: old → new lines", async () => {
     dry,
   );
   const done = formatUpdateReport(await f.update());
-  assert.ok(done.includes(`gfx110X-all: null → ${sri(other)}`), done);
+  assert.ok(done.includes(`gfx110X-all: null → ${sriOf(other)}`), done);
   assert.ok(done.includes("held back: 7.12.0a20260311 is not available for gfx110X-all"), done);
   assert.equal(
     formatUpdateReport(await f.update()),
@@ -414,7 +411,7 @@ Deno.test("formatUpdateReport() prints target: old → new lines", async () => {
 
 const TWO_PINNED = REGISTRY.replace(
   "gfx110X-all = null; # not fetched yet",
-  `gfx110X-all = "${sri(other)}";`,
+  `gfx110X-all = "${sriOf(other)}";`,
 );
 
 /** What nix/resolve.nix makes of a flake's nightly set: each target's URL, hash and version. */
@@ -449,19 +446,19 @@ Deno.test({
     const text = await Deno.readTextFile(f.flake);
     assert.ok(text.includes('\n    version = "7.12.0a20260308";'), text);
     assert.match(text, /versions\.gfx1151 = "7\.12\.0a20260311";/);
-    assert.match(text, new RegExp(`gfx110X-all = "${sri(other).replace(/[+/]/g, "\\$&")}";`));
+    assert.match(text, new RegExp(`gfx110X-all = "${sriOf(other).replace(/[+/]/g, "\\$&")}";`));
     assert.deepEqual(tarballRequests(f.mirror.requests), [
       `/tarball/${name("gfx1151", "7.12.0a20260311")}`,
     ]);
     assert.deepEqual(await resolved(f.flake, ["gfx1151", "gfx110X-all"]), {
       gfx1151: {
         url: `${base}${name("gfx1151", "7.12.0a20260311")}`,
-        hash: sri(sample),
+        hash: sriOf(sample),
         version: "7.12.0a20260311",
       },
       "gfx110X-all": {
         url: `${base}${name("gfx110X-all", "7.12.0a20260308")}`,
-        hash: sri(other),
+        hash: sriOf(other),
         version: "7.12.0a20260308",
       },
     });
@@ -533,8 +530,8 @@ Deno.test("updateFlake() with a cache keeps a failed run's work; the rerun conti
     [`/tarball/${second}`, "bytes=100000-", '"b"'],
   ]);
   const text = await Deno.readTextFile(f.flake);
-  assert.ok(text.includes(`gfx1151 = "${sri(sample)}"`));
-  assert.ok(text.includes(`gfx110X-all = "${sri(big)}"`));
+  assert.ok(text.includes(`gfx1151 = "${sriOf(sample)}"`));
+  assert.ok(text.includes(`gfx110X-all = "${sriOf(big)}"`));
   // Entries go once the flake holds their hashes.
   assert.deepEqual(
     [...Deno.readDirSync(cacheDir)].map((e) => e.name).filter((n) => !n.startsWith(".")),
@@ -570,7 +567,7 @@ Deno.test({
         },
       });
       await using f = await fixture([], REGISTRY.replace(/gfx1151 = "[^"]*";\n/, ""));
-      const storePath = fixedOutputPath(file, parseSri(sri(body)));
+      const storePath = fixedOutputPath(file, parseSri(sriOf(body)));
       try {
         const result = await run(Deno.execPath(), [
           ...["run", ...shebang, script, "--flake", f.flake, "--index", server.url("/tarball/")],

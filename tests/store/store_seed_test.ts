@@ -30,6 +30,7 @@ import {
   runNixBuild,
   sha256Sri,
   unregisteredInStore,
+  waitUntil,
   withTempDir,
   wrapOnPath,
 } from "../_tools.ts";
@@ -62,10 +63,7 @@ async function withDaemon<T>(
   ).catch(() => {});
   const accepted = (): number => log.match(/accepted connection/g)?.length ?? 0;
   try {
-    for (let waited = 0; !(await pathExists(socket)); waited += 20) {
-      if (waited > 10_000) throw new Error("nix-daemon did not open its socket within 10 s");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitUntil(() => pathExists(socket), "nix-daemon's socket", 10_000, 20);
     return await fn({ ...env, NIX_REMOTE: "daemon" }, accepted);
   } finally {
     daemon.kill("SIGTERM");
