@@ -47,6 +47,7 @@ import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
 import { encodeNix32 } from "../hash/nix32.ts";
 import { isValidStorePath } from "./nix_store.ts";
+import { wireNumber, wirePadding, wireString } from "./nix_wire.ts";
 
 /** Where a local store lives: its store folder and its state folder. */
 export interface LocalStoreLayout {
@@ -424,25 +425,11 @@ export interface NarFraming {
  * @returns The framing.
  */
 export function flatFileNar(size: number): NarFraming {
-  const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [];
-  const u64 = (value: number): void => {
-    const bytes = new Uint8Array(8);
-    new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
-    parts.push(bytes);
-  };
-  const str = (text: string): void => {
-    const bytes = encoder.encode(text);
-    u64(bytes.length);
-    parts.push(bytes, new Uint8Array((8 - (bytes.length % 8)) % 8));
-  };
-  for (const token of ["nix-archive-1", "(", "type", "regular", "contents"]) str(token);
-  u64(size);
-  const head = concatBytes(parts);
-  parts.length = 0;
-  parts.push(new Uint8Array((8 - (size % 8)) % 8));
-  str(")");
-  const tail = concatBytes(parts);
+  const head = concatBytes([
+    ...["nix-archive-1", "(", "type", "regular", "contents"].map(wireString),
+    wireNumber(size),
+  ]);
+  const tail = concatBytes([new Uint8Array(wirePadding(size)), wireString(")")]);
   return { head, tail, narSize: head.length + size + tail.length };
 }
 
