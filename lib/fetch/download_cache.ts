@@ -5,8 +5,10 @@
  * with a `Range` request instead of starting over. With a Nix store, a
  * download goes straight into the store's file (no second copy), and only
  * if it is cut off do the bytes received move into the cache (see
- * {@linkcode CacheEntry.adopt}); a continued one comes through the cache and
- * then goes into the store. Once a file is in the store its bytes leave the
+ * {@linkcode CacheEntry.adopt}); a continued one continues in the store's
+ * file too: the kept bytes are moved there (or, on another file system or
+ * through nix-daemon, copied as they are read for the hash; see
+ * {@linkcode CacheEntry.handOver}), so each byte is read at most once. Once a file is in the store its bytes leave the
  * cache and a small record of what was added stays, so that the next run
  * knows the file's hash without its bytes.
  *
@@ -115,6 +117,13 @@ export interface CacheEntry {
     move: (path: string) => Promise<number | undefined>,
     response: { validator: string; total: number },
   ): Promise<void>;
+  /**
+   * Records that the kept bytes left the entry (`<key>.data` was moved into
+   * the Nix store's file, where the download continues): the entry then
+   * keeps nothing when it closes, unless {@linkcode CacheEntry.adopt}
+   * brings bytes back.
+   */
+  handOver(): void;
   /** Flushes what was received, records it, and lets go of the entry. */
   close(): Promise<void>;
 }
@@ -444,6 +453,7 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
     };
     let closed = false;
     let inStore = false;
+    let handedOver = false;
     let adopted = false;
     return {
       writer,
@@ -460,14 +470,17 @@ async function openEntry(base: string, url: string, lock: FileLock): Promise<Cac
         // In place, as a checkpoint writes it (a signal may be unwinding the run).
         await writeInfo(base, { url, ...response, kept: size });
       },
+      handOver: () => {
+        handedOver = true;
+      },
       close: async () => {
         if (closed) return;
         closed = true;
         try {
           reader?.close();
           if (adopted) return;
-          if (inStore) {
-            // In the store: the bytes have served.
+          if (inStore || handedOver) {
+            // In the store, or gone into its file: the bytes have served.
             await removeQuietly(`${base}.json`);
             await removeQuietly(`${base}.data`);
             return;

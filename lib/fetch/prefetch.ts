@@ -15,6 +15,7 @@ import {
   checkUrlAllowed,
   DEFAULT_MAX_BYTES,
   download,
+  type DownloadResume,
   type DownloadWriter,
   type RetryInfo,
 } from "./download.ts";
@@ -22,7 +23,12 @@ import type { CacheEntry, DownloadCache } from "./download_cache.ts";
 import { probeUrl } from "./mirror_check.ts";
 import { formatHash, type Hash, type HashAlgorithm, hashEquals, parseHash } from "../hash/hash.ts";
 import { hashFile, hashReader } from "../hash/hasher.ts";
-import { chooseLocalStore, type LocalStoreFile, openLocalStoreFile } from "../store/local_store.ts";
+import {
+  chooseLocalStore,
+  type KeptBytes,
+  type LocalStoreFile,
+  openLocalStoreFile,
+} from "../store/local_store.ts";
 import { type StoreAddResult, StoreStream } from "../store/nix_daemon.ts";
 import {
   checkStoreName,
@@ -131,8 +137,9 @@ export interface PrefetchOptions {
   /**
    * Keep a URL's bytes in this download cache while they arrive, and
    * continue what an earlier run kept there (lib/fetch/download_cache.ts).
-   * With `addToStore`, the finished file is then added to the store from
-   * the cache (its bytes then leave it), and the cache records the store
+   * With `addToStore`, the download goes into the store's file instead,
+   * continuing the kept bytes there (moved, or copied as they are read: each
+   * byte is read from disk at most once), and the cache records the store
    * path: a later prefetch of the URL reuses it without downloading while
    * the path is valid and the server answers with the same validator and
    * size. Used only for a URL written to no `output`; an entry another run
@@ -356,10 +363,10 @@ const DOWNLOAD_OPTIONS = [
 /**
  * A URL through the download cache: with a store, first the cache's record
  * of an earlier addition (reused when the path is valid and the server's
- * file the same: no byte downloaded); else the bytes go into the cache
- * entry (continuing what it kept) in the plain download loop, and, with a
- * store, are added to it from there in one more pass, after which the
- * entry keeps only the record. `undefined` when another run holds the entry.
+ * file the same: no byte downloaded), else the download goes into the
+ * store ({@linkcode prefetchToStore}); without one, the bytes go into the
+ * cache entry (continuing what it kept). `undefined` when another run holds
+ * the entry.
  */
 async function prefetchCached(
   source: string,
@@ -375,12 +382,10 @@ async function prefetchCached(
   }
   const cached = await cache.entry(source);
   if (cached === undefined) return undefined;
-  // A fresh download goes straight into the store, as without a cache (the
-  // cache takes its bytes only if it is cut off); a continued one comes
-  // through the cache.
-  if (store && cached.resume === undefined) {
-    return await prefetchToStore(source, url, cached, options);
-  }
+  // With a store, the bytes go straight into the store's file, continuing
+  // what the cache kept (see prefetchToStore); the cache takes them only if
+  // the download is cut off.
+  if (store) return await prefetchToStore(source, url, cached, options);
   try {
     const response: ServerFile = {
       total: cached.resume?.total,
@@ -393,14 +398,7 @@ async function prefetchCached(
       ...pick(options, DOWNLOAD_OPTIONS),
     });
     checkExpected(source, hash, options.expect);
-    if (!store) return { name, size, hash, url: source, storePath: null };
-    return await addAndRecord(
-      cached,
-      { name, size, hash, url: source },
-      response,
-      () => addFileToStore(cached.path, hash, options),
-      options.signal,
-    );
+    return { name, size, hash, url: source, storePath: null };
   } finally {
     await cached.close();
   }
@@ -422,6 +420,26 @@ function noting(writer: DownloadWriter, response: ServerFile): DownloadWriter {
       response.total = size;
       response.validator = validator;
       writer.begin?.(size, validator);
+    },
+  };
+}
+
+/**
+ * One writer for two: each chunk goes to both. Neither hashes for the
+ * download (a resumed download hashes its bytes itself).
+ */
+function both(first: DownloadWriter, second: DownloadWriter): DownloadWriter {
+  return {
+    write: async (chunk) => {
+      await Promise.all([first.write(chunk), second.write(chunk)]);
+    },
+    truncate: async () => {
+      await first.truncate();
+      await second.truncate();
+    },
+    begin: (size, validator) => {
+      first.begin?.(size, validator);
+      second.begin?.(size, validator);
     },
   };
 }
@@ -472,11 +490,17 @@ async function addAndRecord(
 }
 
 /**
- * A fresh download into the store, as {@linkcode prefetch} does without a
- * cache (the same writer: one copy, hashed as it is written), recorded in
- * the cache entry once added; if it is cut off, the bytes received move
- * from the store folder into the entry for the next run to continue (the
- * local store route; through nix-daemon they cannot be taken back).
+ * A download into the store, as {@linkcode prefetch} does without a cache
+ * (the same writer: one copy, hashed as it is written), recorded in the
+ * cache entry once added. A download the cache kept bytes of continues in
+ * the store's file: the kept bytes are moved there (the local store route,
+ * on the cache's file system) or copied there as they are read for the
+ * hash, so that each byte is read from disk at most once and the bytes
+ * after them never (lib/store/local_store.ts `continueFrom`; through
+ * nix-daemon they are copied, and the rest goes to the cache as well). If
+ * the download is cut off, the bytes that are in the store's file alone
+ * move from the store folder into the entry, for the next run to continue
+ * (the local store route; through nix-daemon they cannot be taken back).
  */
 async function prefetchToStore(
   source: string,
@@ -485,19 +509,38 @@ async function prefetchToStore(
   options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
 ): Promise<PrefetchResult> {
   const { algorithm, name } = options;
+  const resume = cached.resume;
   let sink: Sink | undefined;
-  const response: ServerFile = {};
+  const response: ServerFile = { total: resume?.total, validator: resume?.validator };
+  // Whether the bytes received so far are in the store's file alone.
+  let storeAlone = resume === undefined;
   let downloaded = false;
   try {
     const opened = sink = await Sink.open(name, {
       output: undefined,
       store: algorithm,
       viaDaemon: options.viaDaemon === true,
-      storeHashes: options.expect === undefined,
+      storeHashes: options.expect === undefined && resume === undefined,
     });
+    let writer = opened.writer!;
+    let kept: DownloadResume | undefined;
+    if (resume !== undefined) {
+      const continued = await opened.continueFrom(cached.path, resume.size, resume.total);
+      if (continued.moved) {
+        storeAlone = true;
+        cached.handOver();
+      } else {
+        // A copy: the cache keeps the rest too, in case the download is cut off.
+        writer = both(cached.writer, writer);
+      }
+      // The download hashes the kept bytes as the store's file reads them.
+      writer = { write: writer.write, truncate: writer.truncate, ...pick(writer, ["begin"]) };
+      kept = { ...resume, read: continued.read };
+    }
     const { hash, size } = await download(url, {
       algorithm,
-      writer: noting(opened.writer!, response),
+      writer: noting(writer, response),
+      ...(kept === undefined ? {} : { resume: kept }),
       ...pick(options, DOWNLOAD_OPTIONS),
     });
     downloaded = true;
@@ -512,7 +555,10 @@ async function prefetchToStore(
   } catch (error) {
     // Cut off (not a wrong hash): what arrived is kept for the next run.
     const { validator, total } = response;
-    if (!downloaded && sink !== undefined && validator !== undefined && total !== undefined) {
+    if (
+      !downloaded && storeAlone && sink !== undefined && validator !== undefined &&
+      total !== undefined
+    ) {
       const opened = sink;
       await cached.adopt((path) => opened.moveOut(path), { validator, total }).catch(() => {});
     }
@@ -557,39 +603,6 @@ async function reuseStored(
   }
   options.onProgress?.({ received: record.size, total: record.size });
   return { name: options.name, size: record.size, hash, url: source, storePath: record.storePath };
-}
-
-/**
- * Adds a whole file (the cache's, for a download hashed as `hash`) to the
- * store under `options.name`, checking that it still has that hash.
- */
-async function addFileToStore(
-  path: string,
-  hash: Hash,
-  options: PrefetchOptions & { algorithm: HashAlgorithm; name: string },
-): Promise<{ path: string; existed: boolean }> {
-  const sink = await Sink.open(options.name, {
-    output: undefined,
-    store: options.algorithm,
-    viaDaemon: options.viaDaemon === true,
-    storeHashes: false,
-  });
-  try {
-    const read = await readLocal({ kind: "file", path }, options.algorithm, sink, {
-      ...pick(options, ["maxBytes", "signal"]),
-    });
-    if (!hashEquals(read.hash, hash)) {
-      throw new Error(
-        `Cannot add "${options.name}" to the Nix store: the downloaded file "${path}" changed ` +
-          `while it was added (${formatHash(read.hash, "sri")}, not ${
-            formatHash(hash, "sri")
-          }); run again`,
-      );
-    }
-    return await sink.finishStore(fixedOutputPath(options.name, hash));
-  } finally {
-    await sink.abort();
-  }
 }
 
 /**
@@ -741,6 +754,8 @@ class Sink {
   #added: StoreAddResult | undefined;
   /** When the store connection opened, in Unix seconds (Nix's registration times). */
   #openedAt = 0;
+  /** The kept bytes being sent to the daemon (see {@linkcode Sink.continueFrom}). */
+  #source: Deno.FsFile | undefined;
 
   static async open(
     name: string,
@@ -850,6 +865,31 @@ class Sink {
   }
 
   /**
+   * Starts the store's file with the first `size` bytes of `source`, for a
+   * download that continues after them: on the local store route as
+   * {@linkcode LocalStoreFile.continueFrom} does (moved when it can be,
+   * else copied as they are read); through nix-daemon, sent to it as they
+   * are read.
+   *
+   * @returns Whether the bytes were moved, and the reader of the kept bytes.
+   */
+  async continueFrom(source: string, size: number, total: number): Promise<KeptBytes> {
+    if (this.#local !== undefined) return await this.#local.continueFrom(source, size, total);
+    const store = this.#store;
+    if (store === undefined) throw new Error(`Cannot continue "${source}": no store file is open`);
+    const file = this.#source = await openRegularFile(source, { followSymlinks: false });
+    let left = size;
+    const read = async (view: Uint8Array): Promise<number> => {
+      if (left === 0) return 0;
+      const n = await file.read(left < view.length ? view.subarray(0, left) : view) ?? 0;
+      left = n === 0 ? 0 : left - n;
+      if (n > 0) await store.write(view.subarray(0, n));
+      return n;
+    };
+    return { moved: false, read };
+  }
+
+  /**
    * Moves the bytes written so far to `target`, when they are in a file of
    * the local store route (see {@linkcode LocalStoreFile.moveOut}).
    *
@@ -867,6 +907,8 @@ class Sink {
   }
 
   async abort(): Promise<void> {
+    this.#source?.close();
+    this.#source = undefined;
     await this.#atomic?.abort();
     await this.#store?.abort();
     this.#store = undefined;

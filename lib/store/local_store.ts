@@ -41,12 +41,13 @@
 
 import { concatBytes, writeAll } from "../fs/bytes.ts";
 import { canLockIfFree, lockIfFree, onCleanup } from "../fs/cleanup.ts";
-import { readRegularFile } from "../fs/file_kind.ts";
+import { openRegularFile, readRegularFile } from "../fs/file_kind.ts";
 import { createTemporaryFile, sweepTemporaries, type Temporary } from "../fs/temporaries.ts";
 import { Hasher } from "../hash/hasher.ts";
 import { formatHash, type Hash, type HashAlgorithm } from "../hash/hash.ts";
 import { encodeNix32 } from "../hash/nix32.ts";
 import { isValidStorePath } from "./nix_store.ts";
+import { wireNumber, wirePadding, wireString } from "./nix_wire.ts";
 
 /** Where a local store lives: its store folder and its state folder. */
 export interface LocalStoreLayout {
@@ -222,6 +223,10 @@ export class LocalStoreFile {
   #written = 0;
   /** The NAR hash, computed in the same pass when the size was announced first. */
   #nar: { hasher: Hasher; framing: NarFraming; size: number } | undefined;
+  /** The file the kept bytes are copied from (see {@linkcode LocalStoreFile.continueFrom}). */
+  #source: Deno.FsFile | undefined;
+  /** How many kept bytes were moved in (on disk here before they are read). */
+  #movedIn = 0;
 
   /** Use {@linkcode openLocalStoreFile}. */
   constructor(
@@ -262,6 +267,80 @@ export class LocalStoreFile {
   }
 
   /**
+   * Starts the file with the first `size` bytes of `source`: a download cut
+   * off earlier (the download cache's file), which continues after them
+   * through {@linkcode LocalStoreFile.write}. `source` is moved into the
+   * store folder by rename(2) when it can be (the same file system; it is
+   * then gone from where it was), else its bytes are copied as they are
+   * read. Either way the returned reader reads each kept byte once, for the
+   * download's hash, and hashes it here too (the NAR hash included, `total`
+   * being the whole file's size): registration reads nothing back, and the
+   * bytes after them are never read.
+   *
+   * @param source The file holding the kept bytes (flushed, not written meanwhile).
+   * @param size How many of its bytes are kept.
+   * @param total The whole file's size.
+   * @returns Whether the bytes were moved, and the reader of the kept bytes.
+   * @throws {Error} When the file was written to already, or `source` is not a plain file.
+   */
+  async continueFrom(source: string, size: number, total: number): Promise<KeptBytes> {
+    if (this.#file === undefined || this.#done || this.#written !== 0) {
+      throw new Error(`Cannot continue "${source}" in "${this.#temporary}": it was written to`);
+    }
+    this.begin(total);
+    let moved = false;
+    try {
+      // Over the empty file this process made: the journal and the GC root
+      // that name it now cover the kept bytes.
+      await Deno.rename(source, this.#temporary);
+      moved = true;
+    } catch {
+      // Another file system (or not ours to move): copied as they are read.
+    }
+    if (moved) {
+      this.#file.close();
+      this.#file = undefined;
+      const file = await Deno.open(this.#temporary, { read: true, write: true });
+      this.#file = file;
+      const info = await file.stat();
+      if (!info.isFile || info.nlink !== 1 || info.size < size) {
+        throw new Error(
+          `Cannot continue "${source}" in the Nix store: it is not a plain file of ${size} bytes`,
+        );
+      }
+      // Read from the first byte; the download's bytes then follow the kept ones.
+      await file.truncate(size);
+      await file.seek(0, Deno.SeekMode.Start);
+      this.#movedIn = size;
+    } else {
+      this.#source = await openRegularFile(source, { followSymlinks: false });
+    }
+    let left = size;
+    const read = async (view: Uint8Array): Promise<number> => {
+      const from = moved ? this.#file : this.#source;
+      if (left === 0 || from === undefined) return 0;
+      const n = await from.read(left < view.length ? view.subarray(0, left) : view) ?? 0;
+      left = n === 0 ? 0 : left - n;
+      if (left === 0) this.#closeSource();
+      const chunk = view.subarray(0, n);
+      if (!moved) {
+        await this.write(chunk);
+        return n;
+      }
+      this.#hasher.update(chunk);
+      this.#nar?.hasher.update(chunk);
+      this.#written += n;
+      return n;
+    };
+    return { moved, read };
+  }
+
+  #closeSource(): void {
+    this.#source?.close();
+    this.#source = undefined;
+  }
+
+  /**
    * Appends bytes and hashes them; the chunk may be reused once the promise
    * settles.
    *
@@ -282,10 +361,12 @@ export class LocalStoreFile {
 
   /** Discards everything written so far (a download that starts over). */
   async truncate(): Promise<void> {
+    this.#closeSource();
     await this.#file?.truncate(0);
     await this.#file?.seek(0, Deno.SeekMode.Start);
     this.#hasher = new Hasher(this.#hasher.algorithm);
     this.#written = 0;
+    this.#movedIn = 0;
     this.#nar = undefined;
   }
 
@@ -308,6 +389,7 @@ export class LocalStoreFile {
    * @throws {Error} When nix-store refuses the registration (the file is then removed).
    */
   async finish(storePath: string): Promise<LocalStoreResult> {
+    this.#closeSource();
     this.#file?.close();
     this.#file = undefined;
     const roots = await tempRoots(this.#layout);
@@ -365,8 +447,11 @@ export class LocalStoreFile {
    * @returns How many bytes were moved, or `undefined` when none were.
    */
   async moveOut(target: string): Promise<number | undefined> {
+    this.#closeSource();
     const file = this.#file;
-    if (file === undefined || this.#done || this.#written === 0) {
+    // The bytes on disk: those written, or those moved in and not all read yet.
+    const size = Math.max(this.#written, this.#movedIn);
+    if (file === undefined || this.#done || size === 0) {
       await this.abort();
       return undefined;
     }
@@ -383,11 +468,12 @@ export class LocalStoreFile {
     this.#cleanup[Symbol.dispose]();
     await this.#journal?.remove();
     await (await tempRoots(this.#layout)).remove([this.#temporary]);
-    return this.#written;
+    return size;
   }
 
   /** Removes the file (nothing reaches the store). */
   async abort(): Promise<void> {
+    this.#closeSource();
     this.#file?.close();
     this.#file = undefined;
     if (this.#done) return;
@@ -397,6 +483,19 @@ export class LocalStoreFile {
     await this.#journal?.remove();
     await (await tempRoots(this.#layout)).remove([this.#temporary]);
   }
+}
+
+/** The kept bytes a store file continues after (see {@linkcode LocalStoreFile.continueFrom}). */
+export interface KeptBytes {
+  /** Whether they were moved into the store folder (else they are copied as they are read). */
+  moved: boolean;
+  /**
+   * Reads the next kept bytes into `view`, from the first, hashing them.
+   *
+   * @param view Where to read to.
+   * @returns How many bytes were read; 0 at the end.
+   */
+  read(view: Uint8Array): Promise<number>;
 }
 
 /** The bytes around a regular file's contents in its NAR serialisation. */
@@ -424,25 +523,11 @@ export interface NarFraming {
  * @returns The framing.
  */
 export function flatFileNar(size: number): NarFraming {
-  const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [];
-  const u64 = (value: number): void => {
-    const bytes = new Uint8Array(8);
-    new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
-    parts.push(bytes);
-  };
-  const str = (text: string): void => {
-    const bytes = encoder.encode(text);
-    u64(bytes.length);
-    parts.push(bytes, new Uint8Array((8 - (bytes.length % 8)) % 8));
-  };
-  for (const token of ["nix-archive-1", "(", "type", "regular", "contents"]) str(token);
-  u64(size);
-  const head = concatBytes(parts);
-  parts.length = 0;
-  parts.push(new Uint8Array((8 - (size % 8)) % 8));
-  str(")");
-  const tail = concatBytes(parts);
+  const head = concatBytes([
+    ...["nix-archive-1", "(", "type", "regular", "contents"].map(wireString),
+    wireNumber(size),
+  ]);
+  const tail = concatBytes([new Uint8Array(wirePadding(size)), wireString(")")]);
   return { head, tail, narSize: head.length + size + tail.length };
 }
 

@@ -20,6 +20,7 @@
 
 import { concatBytes } from "../fs/bytes.ts";
 import type { HashAlgorithm } from "../hash/hash.ts";
+import { wireNumber as u64, wirePadding, wireString as str } from "./nix_wire.ts";
 
 const WORKER_MAGIC_1 = 0x6e697863;
 const WORKER_MAGIC_2 = 0x6478696f;
@@ -233,21 +234,6 @@ class DaemonError extends Error {
   override name = "DaemonError";
 }
 
-function u64(value: number): Uint8Array {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(value), true);
-  return bytes;
-}
-
-/** A Nix protocol string: its length, the bytes, zero padding to 8 bytes. */
-function str(text: string): Uint8Array {
-  const bytes = new TextEncoder().encode(text);
-  const padded = new Uint8Array(8 + Math.ceil(bytes.length / 8) * 8);
-  new DataView(padded.buffer).setBigUint64(0, BigInt(bytes.length), true);
-  padded.set(bytes, 8);
-  return padded;
-}
-
 /** Reads protocol values from the daemon's stdout. */
 class DaemonReader {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
@@ -278,7 +264,7 @@ class DaemonReader {
   async string(): Promise<string> {
     const length = await this.number();
     if (length > MAX_STRING) throw new Error("nix-daemon sent a string longer than 1 MiB");
-    const bytes = await this.#take(Math.ceil(length / 8) * 8);
+    const bytes = await this.#take(length + wirePadding(length));
     return new TextDecoder().decode(bytes.subarray(0, length));
   }
 
