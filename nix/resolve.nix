@@ -165,7 +165,9 @@ let
     if !(isString target) then
       "a target must be a string, got ${builtins.typeOf target}"
     else if chain == null then
-      "unknown target ${quote target}: not an ISA or family in lib/releases/targets.json nor a key of ${channel}.srcHashes; ${availableText}"
+      "unknown target ${quote target}: not an ISA or family of rocm-nightly's target table, nor a key of ${channel}.srcHashes in flake.nix; ${availableText} (`nix run .#detect -- --list-targets` lists every ISA and family the table knows; a family it does not know yet: `nix run .#update -- ${
+        if channel == "nightly" then "" else "--channel ${channel} "
+      }--target <family>` adds it to ${channel}.srcHashes)"
     else if firstAvailable chain == null then
       "no tarball for target ${quote target} in the ${channel} channel: tried ${
         arrows ([ target ] ++ filter (f: f != target) chain)

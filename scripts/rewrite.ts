@@ -41,10 +41,12 @@ changed since it was read is left as it is (exit 1: run again).
 
 Prints "PATH: OLD → NEW" per change on stdout.`,
   flags: {
-    file: {
+    flake: {
       type: "string",
-      value: "FILE",
-      help: "the Nix file (default: flake.nix here or in the nearest folder above)",
+      value: "PATH",
+      help: "the flake.nix to edit (default: flake.nix here or in the nearest folder above)",
+      // --file: its name until it took the --flake of update, status and detect.
+      aliases: ["file"],
       parse: filePath,
     },
     set: {
@@ -68,7 +70,7 @@ Prints "PATH: OLD → NEW" per change on stdout.`,
     "rewrite --set nightly.version=7.12.0a20260309 \\\n" +
     "    --set nightly.srcHashes.gfx1151=sha256-rUhZSqJaTpuc2l6D1Q29oC0yTcTRRU/NO/JAFxaaVRA= \\\n" +
     "    --set nightly.srcHashes.gfx110X-all=null --dry-run",
-    "rewrite --file flake.nix --add --set 'nightly.srcHashes.gfx1151=null' --json",
+    "rewrite --flake flake.nix --add --set 'nightly.srcHashes.gfx1151=null' --json",
   ],
 });
 
@@ -103,9 +105,9 @@ async function main(args: string[]): Promise<number> {
   }
   if (options.set.length === 0) throw new UsageError("Nothing to do: give at least one --set");
   // As nix does: flake.nix here, or in the nearest folder above.
-  const found = options.file === undefined ? await findFlake({ flag: "--file" }) : undefined;
+  const found = options.flake === undefined ? await findFlake() : undefined;
   if (found?.above) console.error(`rewrite: using ${displayText(found.path)}`);
-  const file = options.file ?? found!.path;
+  const file = options.flake ?? found!.path;
   // update's lock: held from the read to the write, so neither overwrites the other.
   const writes = !options["dry-run"] && !options.check;
   await using _lock = writes ? await lockFlakeFile(file, `rewrite "${file}"`) : undefined;

@@ -11,6 +11,8 @@
  *   `invalid --jobs "0": expected a whole number from 1 to 64 (see --help)`,
  *   a stray or missing argument says so: all exit 2 through
  *   {@linkcode UsageError};
+ * - a renamed flag keeps its old name as an alias (`rewrite --file` for
+ *   `--flake`): accepted as before, not shown in `--help`;
  * - a leading `--` is dropped (`deno task update -- --dry-run` passes it
  *   through); a later `--` ends the options;
  * - every help has the same sections: usage, description, `Options:`,
@@ -36,6 +38,14 @@ export interface BooleanFlag {
   short?: string;
   /** What it does, for `--help` (wrapped to the help's width). */
   help: string;
+  /**
+   * Older names still accepted for this flag, without the dashes (`file`
+   * for `--file`), so scripts written against them keep working; `--help`
+   * shows only the flag's own name.
+   *
+   * @default {[]}
+   */
+  aliases?: readonly string[];
 }
 
 /** A flag that takes a value (`--jobs N`), parsed to `T`. */
@@ -48,6 +58,14 @@ export interface ValueFlag<T = string> {
   value: string;
   /** What it does, for `--help` (wrapped to the help's width). */
   help: string;
+  /**
+   * Older names still accepted for this flag, without the dashes (`file`
+   * for `--file`), so scripts written against them keep working; `--help`
+   * shows only the flag's own name.
+   *
+   * @default {[]}
+   */
+  aliases?: readonly string[];
   /**
    * Whether the flag may be given more than once (its values form a list).
    *
@@ -127,8 +145,9 @@ export class ValueError extends Error {
 }
 
 /**
- * Declares a command; only gives `flags` its exact type, so that
- * {@linkcode parseCommandLine} types each value.
+ * Declares a command: gives `flags` its exact type, so that
+ * {@linkcode parseCommandLine} types each value, and checks that no flag's
+ * alias is another flag's name or alias.
  *
  * @example Usage
  * ```ts
@@ -145,18 +164,31 @@ export class ValueError extends Error {
  *
  * @param command The command.
  * @returns The same command.
+ * @throws {TypeError} When an alias is also a flag's name, `help`, or
+ * another flag's alias.
  */
 export function defineCommand<const F extends Record<string, Flag>>(
   command: Command<F>,
 ): Command<F> {
+  const taken = new Set([...Object.keys(command.flags), "help"]);
+  for (const [name, flag] of Object.entries(command.flags)) {
+    for (const alias of flag.aliases ?? []) {
+      if (taken.has(alias)) {
+        throw new TypeError(
+          `${command.name}: alias "--${alias}" of "--${name}" is already a flag or an alias`,
+        );
+      }
+      taken.add(alias);
+    }
+  }
   return command;
 }
 
 /**
  * Parses `args` against `command`'s flags. A leading `--` is dropped (what
  * `deno task x -- …` passes); a later `--` ends the options. `--flag=value`
- * and `--flag value` are the same; a flag given twice keeps its last value
- * unless it is `multiple`.
+ * and `--flag value` are the same, and so is an alias (`--old`); a flag given
+ * twice keeps its last value unless it is `multiple`.
  *
  * @example Usage
  * ```ts
@@ -208,7 +240,7 @@ export function parseCommandLine<F extends Record<string, Flag>>(
       continue;
     }
     if (spelled.startsWith("--")) {
-      name = Object.hasOwn(command.flags, spelled.slice(2)) ? spelled.slice(2) : undefined;
+      name = flagNamed(command, spelled.slice(2));
     } else {
       // -o FILE or -oFILE
       name = Object.entries(command.flags).find(([, f]) => f.short === spelled[1])?.[0];
@@ -338,6 +370,12 @@ function wrap(text: string, width: number): string[] {
   }
   if (line !== "") lines.push(line);
   return lines;
+}
+
+/** The flag whose name or alias is `spelled` (without the dashes). */
+function flagNamed(command: Command, spelled: string): string | undefined {
+  if (Object.hasOwn(command.flags, spelled)) return spelled;
+  return Object.entries(command.flags).find(([, f]) => f.aliases?.includes(spelled))?.[0];
 }
 
 function usage(message: string): UsageError {

@@ -42,13 +42,6 @@ export interface FindFlakeOptions {
    * @default {Deno.cwd()}
    */
   from?: string;
-  /**
-   * The flag that names a flake explicitly, for the message when none is
-   * found (`rewrite` names it `--file`).
-   *
-   * @default {"--flake"}
-   */
-  flag?: string;
 }
 
 /** No flake.nix in the starting folder or any folder the search may reach. */
@@ -81,13 +74,12 @@ export class FlakeNotFoundError extends Error {
  * found.path === `${project}/flake.nix`; // true
  * ```
  *
- * @param options Where to start, and the flag to suggest.
+ * @param options Where to start.
  * @returns The flake.nix found.
  * @throws {FlakeNotFoundError} When there is none.
  */
 export async function findFlake(options: FindFlakeOptions = {}): Promise<FoundFlake> {
   const start = resolve(options.from ?? Deno.cwd());
-  const flag = options.flag ?? "--flake";
   if (await present(join(start, "flake.nix"))) {
     return { path: "flake.nix", absolute: join(start, "flake.nix"), above: false };
   }
@@ -108,7 +100,7 @@ export async function findFlake(options: FindFlakeOptions = {}): Promise<FoundFl
     }
   }
   throw new FlakeNotFoundError(
-    `No flake.nix here or above: pass ${flag} PATH ` +
+    "No flake.nix here or above: pass --flake PATH " +
       `(searched ${start} and up to ${stop}, where nix stops too)`,
   );
 }

@@ -11,7 +11,10 @@
  * say nothing about the file, so they never make a pin gone — nor served: a
  * pin that no URL was shown to serve, and that is not gone, is **not
  * verified**, and the script fails for it too. AMD keeps nightlies for about
- * 120 days; the age says how close a pin is.
+ * 120 days; the age says how close a pin is. A target may be pinned at its
+ * own version (`versions.<target>`, lib/flake/channels.ts pinnedVersion), so
+ * each pin has its own age, and a channel's age is its oldest pin's: the one
+ * AMD deletes first.
  *
  * URLs and server text in the report are for display: credentials as `***`,
  * control characters escaped (lib/cli/display.ts).
@@ -72,6 +75,16 @@ export interface TargetStatus {
   target: string;
   /** The pinned hash (`null`: not pinned, nothing checked). */
   hash: string | null;
+  /**
+   * The version pinned for this target: `versions.<target>` when set, else
+   * the channel's `version`; `null` when not pinned.
+   */
+  version: string | null;
+  /**
+   * Days since this pin's build: its version's nightly date, else its
+   * pinned file's Last-Modified; `null` when neither is known or not pinned.
+   */
+  ageDays: number | null;
   /** The pinned URL, then each mirror's, with what each answered. */
   urls: UrlProbe[];
   /** Every URL answered 404 or 410. */
@@ -82,11 +95,12 @@ export interface TargetStatus {
 export interface ChannelStatus {
   /** The channel. */
   channel: Channel;
-  /** The pinned version. */
+  /** The channel's pinned `version` (a target may pin its own: see `targets`). */
   version: string | null;
   /**
-   * Days since the pinned build: a nightly's date, else the pinned file's
-   * Last-Modified; `null` when neither is known.
+   * Days since the oldest pinned build of the channel's targets (each
+   * target's {@linkcode TargetStatus.ageDays}); with no target pinned, the
+   * age of `version`'s nightly date; `null` when none is known.
    */
   ageDays: number | null;
   /** The channel's baseUrl. */
@@ -163,14 +177,11 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
     const pinned = Object.entries(registry.srcHashes).filter(
       (entry): entry is [string, string] => typeof entry[1] === "string",
     );
+    const now = options.now ?? Date.now();
     const [targets, newest] = await Promise.all([
       Promise.all(pinned.map(async ([target, hash]): Promise<TargetStatus> => {
-        const urls = pinUrls(
-          registry.baseUrl,
-          pinnedVersion(registry, target),
-          target,
-          registry.mirrors,
-        );
+        const version = pinnedVersion(registry, target);
+        const urls = pinUrls(registry.baseUrl, version, target, registry.mirrors);
         // The validator is for the download cache, not part of the report.
         const probes = await Promise.all(urls.map(async (url) => {
           const { validator: _, ...probe } = await probeUrl(url, probeOptions);
@@ -179,6 +190,8 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
         return {
           target,
           hash,
+          version,
+          ageDays: ageDays(version, probes, now),
           urls: probes,
           gone: probes.length > 0 && probes.every((p) => p.state === "gone"),
         };
@@ -186,20 +199,19 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
       newestOffered(registry.baseUrl, Object.keys(registry.srcHashes), registry.skip, options),
     ]);
     for (const [target] of Object.entries(registry.srcHashes).filter(([, h]) => h === null)) {
-      targets.push({ target, hash: null, urls: [], gone: false });
+      targets.push({ target, hash: null, version: null, ageDays: null, urls: [], gone: false });
     }
     const status: ChannelStatus = {
       channel,
       version: registry.version,
-      ageDays: ageDays(registry.version, targets, options.now ?? Date.now()),
+      ageDays: oldest(targets) ?? ageDays(registry.version, [], now),
       baseUrl: registry.baseUrl === null ? null : displayUrl(registry.baseUrl),
       newest: newest.version,
       ...(newest.error === undefined ? {} : { indexError: newest.error }),
       targets,
     };
     report.channels.push(status);
-    const old = ageWarning(status);
-    if (old !== undefined) report.warnings.push(old);
+    report.warnings.push(...ageWarnings(status));
     for (const t of targets) {
       const name = `${channel}.${t.target}`;
       report.urls.asked += t.urls.length;
@@ -217,16 +229,32 @@ export async function flakeStatus(options: StatusOptions = {}): Promise<StatusRe
 // AMD's retention of nightly tarballs, as announced with ROCm 10.
 const NIGHTLY_RETENTION_DAYS = 120;
 
-/** The warning for a nightly near AMD's retention, if it is. */
-function ageWarning(c: ChannelStatus): string | undefined {
-  if (
-    c.channel !== "nightly" || c.ageDays === null || c.ageDays < NIGHTLY_RETENTION_DAYS - 30 ||
-    !c.targets.some((t) => t.hash !== null)
-  ) {
-    return undefined;
+/**
+ * The warnings for a nightly's pins near AMD's retention: one per pinned
+ * version that old, naming its targets when the channel pins others at
+ * another version.
+ */
+function ageWarnings(c: ChannelStatus): string[] {
+  if (c.channel !== "nightly") return [];
+  const pins = c.targets.filter((t) => t.hash !== null);
+  const warnings: string[] = [];
+  for (const version of new Set(pins.map((t) => t.version))) {
+    const at = pins.filter((t) => t.version === version);
+    const age = oldest(at);
+    if (age === null || age < NIGHTLY_RETENTION_DAYS - 30) continue;
+    const whom = at.length === pins.length ? "" : ` (${at.map((t) => t.target).join(", ")})`;
+    warnings.push(
+      `nightly ${version}${whom} is ${age} days old: AMD keeps nightlies for ` +
+        `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`,
+    );
   }
-  return `nightly ${c.version} is ${c.ageDays} days old: AMD keeps nightlies for ` +
-    `about ${NIGHTLY_RETENTION_DAYS} days (\`update\` moves to a newer one)`;
+  return warnings;
+}
+
+/** The largest age of `targets`' pins, or `null` when none is known. */
+function oldest(targets: TargetStatus[]): number | null {
+  const ages = targets.flatMap((t) => t.hash === null || t.ageDays === null ? [] : [t.ageDays]);
+  return ages.length === 0 ? null : Math.max(...ages);
 }
 
 function pinUrls(
@@ -263,7 +291,8 @@ async function newestOffered(
   }
 }
 
-function ageDays(version: string | null, targets: TargetStatus[], now: number): number | null {
+/** Days since `version`'s nightly date, else since the first Last-Modified of `probes`. */
+function ageDays(version: string | null, probes: UrlProbe[], now: number): number | null {
   let built: number | undefined;
   try {
     const date = version === null ? undefined : parseVersion(version).date;
@@ -277,8 +306,7 @@ function ageDays(version: string | null, targets: TargetStatus[], now: number): 
   } catch {
     // Not a version: no date from it.
   }
-  built ??= targets.flatMap((t) => t.urls).find((p) => p.lastModified !== undefined)
-    ?.lastModified;
+  built ??= probes.find((p) => p.lastModified !== undefined)?.lastModified;
   return built === undefined ? null : Math.floor((now - built) / 86_400_000);
 }
 
@@ -308,9 +336,11 @@ function warningsFor(name: string, target: TargetStatus): string[] {
 
 /**
  * Formats a status report for people: one block per channel, one line per
- * target and URL, `GONE` where a pin is lost everywhere. Every finding is on
- * one of these lines, once: what each URL answered (a mirror's size that
- * differs from the primary's included) and a nightly near AMD's retention.
+ * target and URL, `GONE` where a pin is lost everywhere; a target pinned at
+ * its own version names it and its age, and the channel's line then gives
+ * the oldest pin's age. Every finding is on one of these lines, once: what
+ * each URL answered (a mirror's size that differs from the primary's
+ * included) and a nightly pin near AMD's retention.
  *
  * @param report The report of {@linkcode flakeStatus}.
  * @returns The lines, joined with newlines.
@@ -333,16 +363,18 @@ function warningsFor(name: string, target: TargetStatus): string[] {
 export function formatStatusReport(report: StatusReport): string {
   if (report.channels.length === 0) return `${report.flake}: no channels`;
   const lines: string[] = [];
+  const days = (age: number | null): string => age === null ? "age unknown" : `${age} days old`;
   for (const c of report.channels) {
-    const age = c.ageDays === null ? "age unknown" : `${c.ageDays} days old`;
+    // A target pinned at its own version says so on its line, with its age.
+    const own = (t: TargetStatus): boolean => t.hash !== null && t.version !== c.version;
+    const age = c.targets.some(own) ? `oldest pin ${days(c.ageDays)}` : days(c.ageDays);
     const newest = c.newest === null
       ? `newest unknown: ${c.indexError}`
       : c.newest === c.version
       ? "the newest in its index"
       : `newest in its index: ${c.newest}`;
     lines.push(`${c.channel} ${c.version} (${age}; ${newest})`);
-    const old = ageWarning(c);
-    if (old !== undefined) lines.push(`  warning: ${old}`);
+    for (const old of ageWarnings(c)) lines.push(`  warning: ${old}`);
     for (const t of c.targets) {
       if (t.hash === null) {
         lines.push(`  ${t.target}: not pinned`);
@@ -350,7 +382,7 @@ export function formatStatusReport(report: StatusReport): string {
       }
       const served = t.urls.some((p) => p.state === "ok");
       lines.push(
-        `  ${t.target}: ${
+        `  ${t.target}${own(t) ? ` (${t.version}, ${days(t.ageDays)})` : ""}: ${
           t.gone
             ? "GONE from every URL"
             : served

@@ -5,6 +5,7 @@ import {
   defineCommand,
   editDistance,
   filePath,
+  type Flag,
   formatHelp,
   oneOf,
   parseCommandLine,
@@ -136,4 +137,57 @@ Deno.test("editDistance() counts a swap of neighbours as one edit; closest() tak
   assert.equal(closest("STABEL", ["nightly", "stable"]), "stable");
   assert.equal(closest("rx", ["rc", "nightly"]), undefined, "one letter of two is no typo");
   assert.equal(closest("gfx9999", ["gfx1151", "gfx900"]), undefined);
+});
+
+Deno.test("parseCommandLine() accepts a flag's alias as the flag; formatHelp() shows only its name", () => {
+  const command = defineCommand({
+    name: "tool",
+    description: "Does things.",
+    flags: {
+      flake: {
+        type: "string",
+        value: "PATH",
+        help: "the flake.nix",
+        aliases: ["file"],
+        parse: filePath,
+      },
+      quiet: { type: "boolean", help: "say less", aliases: ["silent"] },
+    },
+    exitStatus: { 0: "done", 1: "failed" },
+    examples: ["tool --flake flake.nix"],
+  });
+  assert.equal(parseCommandLine(command, ["--file", "a.nix"]).values.flake, "a.nix");
+  assert.equal(parseCommandLine(command, ["--file=b.nix"]).values.flake, "b.nix");
+  assert.equal(parseCommandLine(command, ["--file=a", "--flake=c"]).values.flake, "c");
+  assert.equal(parseCommandLine(command, ["--silent"]).values.quiet, true);
+  // A bad value is named as typed.
+  assert.throws(
+    () => parseCommandLine(command, ["--file="]),
+    /^UsageError: invalid --file "": expected a path \(see --help\)$/,
+  );
+  assert.throws(
+    () => parseCommandLine(command, ["--file"]),
+    /^UsageError: --file needs a value: --file PATH \(see --help\)$/,
+  );
+  const help = formatHelp(command);
+  assert.match(help, /^ {2}--flake PATH +the flake\.nix$/m);
+  assert.doesNotMatch(help, /--file|--silent/);
+});
+
+Deno.test("defineCommand() refuses an alias that is a flag's name, help, or another alias", () => {
+  const define = (flags: Record<string, Flag>) => () =>
+    defineCommand({
+      name: "tool",
+      description: "Does things.",
+      flags,
+      exitStatus: { 0: "done", 1: "failed" },
+      examples: ["tool"],
+    });
+  const boolean = (aliases: string[]): Flag => ({ type: "boolean", help: "x", aliases });
+  assert.throws(
+    define({ a: boolean(["b"]), b: boolean([]) }),
+    /^TypeError: tool: alias "--b" of "--a" is already a flag or an alias$/,
+  );
+  assert.throws(define({ a: boolean(["help"]) }), /alias "--help" of "--a"/);
+  assert.throws(define({ a: boolean(["c"]), b: boolean(["c"]) }), /alias "--c" of "--b"/);
 });

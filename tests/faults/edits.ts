@@ -118,7 +118,7 @@ function filesIn(dir: string, prefix = ""): string[] {
 }
 
 const setVersion = (flake: string): string[] => [
-  ...["--file", flake, "--set", `nightly.version=${VERSION_NEW}`],
+  ...["--flake", flake, "--set", `nightly.version=${VERSION_NEW}`],
 ];
 
 /** A flake in `dir` served by a loopback index whose new tarball is `body`. */

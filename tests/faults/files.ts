@@ -182,13 +182,13 @@ export const FILE_CASES: FaultCase[] = [
       }),
   })),
   ...KINDS.map((kind): FaultCase => ({
-    name: `rewrite: --file is ${kind.name}`,
+    name: `rewrite: --flake is ${kind.name}`,
     run: () =>
       inTempDir(async (dir) => {
         await kind.make(`${dir}/flake.nix`, dir);
         const before = snapshot(dir);
         const result = await runScript("rewrite", [
-          "--file",
+          "--flake",
           `${dir}/flake.nix`,
           "--set",
           "nightly.version=7.12.0a20260310",
@@ -330,7 +330,7 @@ export const FILE_CASES: FaultCase[] = [
         await Deno.remove(result.tmpdir, { recursive: true });
       }),
   },
-  ...[["rewrite", ["--file", "flake.nix", "--set", "nightly.version=7.12.0a20260310"]], [
+  ...[["rewrite", ["--flake", "flake.nix", "--set", "nightly.version=7.12.0a20260310"]], [
     "update",
     ["--flake", "flake.nix"],
   ]].map(([script, args]): FaultCase => ({

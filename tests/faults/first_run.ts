@@ -24,7 +24,6 @@ async function behindRepositoryRoot(dir: string): Promise<string> {
 }
 
 function noFlake(script: "update" | "status" | "rewrite", args: string[]): FaultCase {
-  const flag = script === "rewrite" ? "--file" : "--flake";
   return {
     name: `${script} with no flake.nix here or above (a .git ends the search, as for nix)`,
     run: () =>
@@ -35,7 +34,7 @@ function noFlake(script: "update" | "status" | "rewrite", args: string[]): Fault
         await assertFailedCleanly(result, {
           code: 1,
           stderr: new RegExp(
-            `^${script}: No flake\\.nix here or above: pass ${flag} PATH \\(searched .*/repo/sub ` +
+            `^${script}: No flake\\.nix here or above: pass --flake PATH \\(searched .*/repo/sub ` +
               "and up to .*/repo, a git repository's root, where nix stops too\\)$",
           ),
           unchanged: [before],

@@ -77,7 +77,7 @@ export const NAME_CASES: FaultCase[] = [
           await Deno.writeFile(`${dir}/flake.nix`, flakeWith(bytes, where));
           const before = snapshot(dir);
           const result = await runScript("rewrite", [
-            "--file",
+            "--flake",
             `${dir}/flake.nix`,
             "--set",
             "nightly.version=7.12.0a20260310",

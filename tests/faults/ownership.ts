@@ -158,7 +158,7 @@ const LOOK_ALIKES: FaultCase[] = [
         await Deno.writeTextFile(`${place}/flake.nix`, registry("https://example.com/tarball/"));
         const before = snapshot(place);
         await cleanRun("rewrite", [
-          ...["--file", `${place}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
+          ...["--flake", `${place}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
         ]);
         before.entries.delete("flake.nix");
         assertSameBut(before, ["flake.nix"]);
@@ -230,7 +230,7 @@ const SIGKILLS: FaultCase[] = [
         if (!canLockIfFree) return noSweep();
         const padding = `# ${"x".repeat(1022)}\n`.repeat(8 * 1024);
         await Deno.writeTextFile(`${dir}/flake.nix`, padding + registry("https://e.com/t/"));
-        const args = ["--file", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"];
+        const args = ["--flake", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"];
         await killWhen("rewrite", args, (_, exited) =>
           waitUntil(
             () => entries(dir).length > 1,

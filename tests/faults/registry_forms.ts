@@ -45,7 +45,7 @@ export const REGISTRY_FORM_CASES: FaultCase[] = REFUSED_FORMS.flatMap((form): Fa
         await Deno.writeTextFile(`${dir}/flake.nix`, source);
         const before = snapshot(dir);
         const result = await runScript("rewrite", [
-          "--file",
+          "--flake",
           `${dir}/flake.nix`,
           "--set",
           "nightly.version=7.12.0a20260310",

@@ -188,7 +188,7 @@ export const SECRET_CASES: FaultCase[] = [
         await Deno.writeTextFile(flake, registry(withSecret("http://127.0.0.1:9", "/tarball/")));
         const before = snapshot(dir);
         const rewrite = await runScript("rewrite", [
-          ...["--file", flake, "--set"],
+          ...["--flake", flake, "--set"],
           `nightly.baseUrl=${withSecret("http://127.0.0.1:9", "/other/")}`,
         ]);
         assertClean(rewrite);

@@ -229,7 +229,7 @@ function stages(signal: (typeof SIGNALS)[number]): FaultCase[] {
             await Deno.writeTextFile(`${dir}/flake.nix`, original);
             const before = snapshot(dir);
             const result = await runScript("rewrite", [
-              ...["--file", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
+              ...["--flake", `${dir}/flake.nix`, "--set", "nightly.version=7.12.0a20260310"],
             ], {
               signal: at((_, exited) =>
                 waitUntil(() => hasTemporary(dir, "flake.nix"), "the temporary", 30_000, 1, exited)

@@ -211,7 +211,7 @@ Deno.test("rewrite.ts refuses ambiguous, missing and invalid edits with one line
     ],
     [
       "registry",
-      ["--file", "missing.nix", "--set", "a.b=c"],
+      ["--flake", "missing.nix", "--set", "a.b=c"],
       /^rewrite: Cannot read "missing\.nix": .*\n$/,
     ],
   ];
@@ -257,4 +257,31 @@ Deno.test("rewrite.ts exits 2 on a wrong command line", async () => {
     match(help.stdout, /^Usage: rewrite \[options\]\n/);
     match(help.stdout, /Examples:\n {2}rewrite --set nightly\.version=/);
   });
+});
+
+Deno.test("rewrite.ts takes --flake PATH, and --file PATH as its older spelling; --help shows --flake", async () => {
+  await withFlake("registry", async (dir) => {
+    // Neither file is the flake.nix the folder holds, so only the flag can name it.
+    await Deno.copyFile(`${dir}/flake.nix`, `${dir}/a.nix`);
+    await Deno.copyFile(`${dir}/flake.nix`, `${dir}/b.nix`);
+    for (const [flag, file] of [["--flake", "a.nix"], ["--file", "b.nix"]] as const) {
+      const result = await rewrite(dir, flag, file, "--set", "nightly.version=7.12.0a20260309");
+      equal(result.code, 0, result.stderr);
+      match(await Deno.readTextFile(`${dir}/${file}`), /version = "7\.12\.0a20260309"/);
+    }
+    match(await Deno.readTextFile(`${dir}/flake.nix`), /version = "7\.12\.0a20260308"/);
+    const help = await rewrite(dir, "--help");
+    match(help.stdout, /^ {2}--flake PATH {6}the flake\.nix to edit/m);
+    equal(help.stdout.includes("--file"), false);
+  });
+  // With none found, the message names the flag to pass.
+  const empty = await Deno.makeTempDir({ prefix: "rewrite_test" });
+  try {
+    await Deno.mkdir(`${empty}/.git`);
+    const result = await rewrite(empty, "--set", "nightly.version=7.12.0a20260309");
+    equal(result.code, 1);
+    match(result.stderr, /^rewrite: No flake\.nix here or above: pass --flake PATH /);
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
 });

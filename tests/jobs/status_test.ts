@@ -101,6 +101,8 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
     assert.deepEqual(nightly.targets.find((t) => t.target === "multiarch"), {
       target: "multiarch",
       hash: null,
+      version: null,
+      ageDays: null,
       urls: [],
       gone: false,
     });
@@ -146,6 +148,48 @@ Deno.test("flakeStatus() passes a pin 404ing on the primary but kept by a mirror
       `    mirror ${smaller}: serves 7 bytes, the primary 4321`,
     ]);
     assert.doesNotMatch(result.stdout, /stable/);
+  });
+});
+
+Deno.test("flakeStatus() ages each pin by the version pinned for its target; the channel by its oldest", async () => {
+  // gfx1151 stays at an older nightly (versions.gfx1151) while the channel moved on.
+  const files = [
+    { name: name("gfx1151", "7.12.0a20251201"), mtime: 1 },
+    { name: name("gfx110X-all", "7.12.0a20260308"), mtime: 2 },
+  ];
+  const routes: Record<string, Route> = {
+    "/tarball/": {
+      body: new TextEncoder().encode(renderTheRockIndex(files)),
+      contentType: "text/html",
+    },
+  };
+  for (const file of files) routes[`/tarball/${file.name}`] = { body: kept };
+  await using primary = startFileServer({ routes });
+  const text = registry(primary.url("/tarball/"), []).replace(
+    "    mirrors = [",
+    '    versions = { gfx1151 = "7.12.0a20251201"; };\n    mirrors = [',
+  );
+  await withFlake(text, async (flake) => {
+    const now = Date.UTC(2026, 2, 18, 12);
+    const report = await flakeStatus({ flake, channels: ["nightly"], now });
+    const nightly = report.channels[0]!;
+    const pin = (target: string) => nightly.targets.find((t) => t.target === target)!;
+    assert.deepEqual([pin("gfx1151").version, pin("gfx1151").ageDays], ["7.12.0a20251201", 107]);
+    assert.deepEqual([pin("gfx110X-all").version, pin("gfx110X-all").ageDays], [
+      "7.12.0a20260308",
+      10,
+    ]);
+    // The channel's age is the pin AMD deletes first.
+    assert.equal(nightly.ageDays, 107);
+    assert.deepEqual(report.gone, []);
+    assert.deepEqual(report.warnings, [
+      "nightly 7.12.0a20251201 (gfx1151) is 107 days old: AMD keeps nightlies for about 120 days (`update` moves to a newer one)",
+    ]);
+    const lines = formatStatusReport(report).split("\n");
+    assert.match(lines[0]!, /^nightly 7\.12\.0a20260308 \(oldest pin 107 days old; /);
+    assert.equal(lines[1], `  warning: ${report.warnings[0]}`);
+    assert.ok(lines.includes("  gfx1151 (7.12.0a20251201, 107 days old): ok"), lines.join("\n"));
+    assert.ok(lines.includes("  gfx110X-all: ok"), lines.join("\n"));
   });
 });
 

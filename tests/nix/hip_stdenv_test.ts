@@ -190,7 +190,7 @@ Deno.test({
         assert.notEqual(unknown.code, 0);
         assert.match(
           unknown.stderr,
-          /rocm-nightly: unknown target "gfx9999": not an ISA or family in lib\/releases\/targets\.json.*available targets: /,
+          /rocm-nightly: unknown target "gfx9999": not an ISA or family of rocm-nightly's target table.*available targets: /,
         );
       });
 

@@ -168,15 +168,25 @@ Deno.test({
 });
 
 Deno.test({
-  name: "resolve.nix resolve() of an unknown target names the available targets",
+  name: "resolve.nix resolve() of an unknown target names the available targets and what to run",
   ignore: !ok,
   fn: async () => {
     const error = await nixEvalError(`${resolver({ gfx1151: GFX1151 })}.resolve "gfx9999"`);
+    // Only what a user of `nix build github:…` or of the NixOS module can act on:
+    // the flake.nix binding, the pinned targets and the commands; no file of this repository.
     assert.match(
       error,
-      /unknown target "gfx9999": not an ISA or family in lib\/releases\/targets.json/,
+      /unknown target "gfx9999": not an ISA or family of rocm-nightly's target table, nor a key of nightly.srcHashes in flake.nix; available targets: gfx1151 \(`nix run .#detect -- --list-targets` lists every ISA and family the table knows; a family it does not know yet: `nix run .#update -- --target <family>` adds it to nightly.srcHashes\)/,
     );
-    assert.match(error, /available targets: gfx1151\b/);
+    assert.doesNotMatch(error, /lib\/releases|targets\.json/);
+    const stable = await nixEvalError(`(import ${repoRoot}/nix/resolve.nix {
+      registry = { baseUrl = "https://repo.amd.com/rocm/tarball/"; version = "7.11.0";
+        srcHashes.gfx1151 = ${lit(GFX1151)}; };
+      targets = builtins.fromJSON (builtins.readFile ${repoRoot}/lib/releases/targets.json);
+      channel = "stable";
+    }).resolve "gfx9999"`);
+    assert.match(stable, /nor a key of stable.srcHashes in flake.nix/);
+    assert.match(stable, /`nix run .#update -- --channel stable --target <family>`/);
   },
 });
 
