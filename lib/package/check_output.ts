@@ -19,7 +19,12 @@ import {
   escapeName,
   openDirectoryReader,
 } from "../fs/dir_reader.ts";
-import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
+import {
+  type AllowedName,
+  ElfClosureCheck,
+  type ElfClosureReport,
+  namedLikeLibrary,
+} from "./elf_closure.ts";
 import { describeKind } from "../fs/file_kind.ts";
 import {
   type BadShebang,
@@ -315,8 +320,13 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   const scripts = new ScriptCheck({ root, store, isFile: (path) => isFile(path) }, rel);
   using reader = openDirectoryReader();
   const walk = walkTree(root, required, reader);
-  for (const path of walk.elfCandidates) {
-    if (!elf.add(path)) scripts.check(path, elf.head);
+  for (const folder of walk.elfFolders) {
+    const { path, names } = folder;
+    for (let i = 0; i < names.length; i++) {
+      if (!elf.addIn(path, names[i]!)) scripts.check(`${path}/${names[i]}`, elf.head);
+    }
+    // Searches in this folder need not list it again.
+    if (folder.complete) elf.describeFolder(path, folder);
   }
   for (const path of walk.scriptCandidates) scripts.add(path);
   Object.assign(counts, walk.counts);
@@ -514,8 +524,12 @@ function filesNeeding(count: number): string {
 
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
-  /** Regular files that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`. */
-  elfCandidates: string[];
+  /**
+   * Folders holding regular files that may be ELF (below bin, sbin or
+   * libexec, or named `*.so`, `*.so.*`; not `*.debug`) or symlinks: those
+   * files' names, the symlinks' names, and whether every file was taken.
+   */
+  elfFolders: ElfFolder[];
   /** Other regular files named like scripts (`*.sh`, `*.bash`, `*.py`, `*.pl`). */
   scriptCandidates: string[];
   symlinks: string[];
@@ -524,6 +538,17 @@ interface Walk {
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
+}
+
+/** A folder's ELF candidates and symlinks (see `Walk.elfFolders`). */
+interface ElfFolder {
+  path: string;
+  names: string[];
+  symlinks: string[];
+  /** Below bin, sbin or libexec: every file not named `*.debug` is a candidate. */
+  everyFile: boolean;
+  /** `false` when listing it failed midway. */
+  complete: boolean;
 }
 
 /** A folder to read, with what its ancestors' names imply for its files. */
@@ -556,7 +581,7 @@ function walkTree(
 ): Walk {
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
-  const elfCandidates: string[] = [];
+  const elfFolders: ElfFolder[] = [];
   const scriptCandidates: string[] = [];
   const symlinks: string[] = [];
   const special: string[] = [];
@@ -568,14 +593,14 @@ function walkTree(
   let dir = root;
   let executable = false;
   let inherited = 0;
+  // The folder's ELF candidates and symlinks, made at the first of them.
+  let elfFolder: ElfFolder | undefined;
   const visit: EntryVisitor = (name, kind) => {
     if (kind === "file") {
       files++;
       // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
-      if (
-        (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
-      ) {
-        elfCandidates.push(`${dir}/${name}`);
+      if (executable ? !name.endsWith(".debug") : namedLikeLibrary(name)) {
+        (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).names.push(name);
       } else if (namedLikeScript(name)) {
         scriptCandidates.push(`${dir}/${name}`);
       }
@@ -594,6 +619,7 @@ function walkTree(
       });
     } else if (kind === "symlink") {
       symlinks.push(`${dir}/${name}`);
+      (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).symlinks.push(name);
     } else if (kind === "other") {
       special.push(`${dir}/${name}`);
     } else if (kind === "undecodable") {
@@ -611,22 +637,33 @@ function walkTree(
     dir = next.path;
     executable = next.executable;
     inherited = next.isas;
+    elfFolder = undefined;
     directories++;
     try {
       reader.read(dir, visit);
     } catch (error) {
       unreadable.push({ path: dir, error });
+      // Cut short: what was seen of it says nothing of the rest.
+      const last = elfFolders.at(-1);
+      if (last?.path === dir) last.complete = false;
     }
   }
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
-    elfCandidates,
+    elfFolders,
     scriptCandidates,
     symlinks,
     special,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
   };
+}
+
+/** A new entry of `elfFolders` for the folder `path`. */
+function elfFolderOf(path: string, everyFile: boolean, elfFolders: ElfFolder[]): ElfFolder {
+  const folder: ElfFolder = { path, names: [], symlinks: [], everyFile, complete: true };
+  elfFolders.push(folder);
+  return folder;
 }
 
 /**

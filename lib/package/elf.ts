@@ -102,6 +102,16 @@ export interface ElfReader extends Disposable {
    */
   read(path: string): ElfFile | undefined;
   /**
+   * Reads `name` in the folder `folder`, as `read(\`${folder}/${name}\`)`
+   * does, opening it relative to the folder: the folder is looked up once
+   * for a run of files in it, not once per file.
+   *
+   * @returns `undefined` when the file does not start with the ELF magic.
+   * @throws {ElfFormatError} When the file is ELF but malformed or unsupported.
+   * @throws {Deno.errors.NotFound} (and Deno's other errors) when it cannot be opened.
+   */
+  readIn(folder: string, name: string): ElfFile | undefined;
+  /**
    * The first bytes of the file the last {@linkcode ElfReader.read} opened
    * (at most 4 KiB, fewer when the file is shorter), in a buffer the next
    * `read` reuses: a caller that looks for a `#!` line in a file that is not
@@ -131,6 +141,7 @@ export function openElfReader(): ElfReader {
   return {
     method: source.method,
     read: (path) => parser.parse(path),
+    readIn: (folder, name) => parser.parseIn(folder, name),
     get head(): Uint8Array {
       return parser.head;
     },
@@ -158,6 +169,7 @@ export function readElfBytes(bytes: Uint8Array): ElfFile | undefined {
   const source: Source = {
     method: "Deno.FsFile",
     open: () => true,
+    openIn: () => true,
     read: (buffer, length, offset) => {
       if (offset >= bytes.length) return 0;
       const part = bytes.subarray(offset, Math.min(bytes.length, offset + length));
@@ -216,6 +228,8 @@ interface Source {
   readonly method: "pread" | "Deno.FsFile";
   /** Opens `path`; `false` when it is not a file that can be read (then the caller learns why). */
   open(path: string): boolean;
+  /** Opens `name` in the folder `folder`, as `open` opens their joined path. */
+  openIn(folder: string, name: string): boolean;
   /** Reads up to `length` bytes at `offset` into `buffer`; the count read (short at the end). */
   read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number;
   close(): void;
@@ -269,6 +283,16 @@ class Parser {
   parse(path: string): ElfFile | undefined {
     this.#headLength = 0;
     if (!this.#source.open(path)) return undefined;
+    try {
+      return this.#parseOpen();
+    } finally {
+      this.#source.close();
+    }
+  }
+
+  parseIn(folder: string, name: string): ElfFile | undefined {
+    this.#headLength = 0;
+    if (!this.#source.openIn(folder, name)) return undefined;
     try {
       return this.#parseOpen();
     } finally {
@@ -596,6 +620,10 @@ function denoSource(): Source {
       file = Deno.openSync(path);
       return true;
     },
+    openIn(folder: string, name: string): boolean {
+      file = Deno.openSync(`${folder}/${name}`);
+      return true;
+    },
     read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       file!.seekSync(offset, Deno.SeekMode.Start);
       let filled = 0;
@@ -645,37 +673,47 @@ function openPreadSource(): Source | undefined {
   let folderFd = -1;
   const encode = (text: string): Uint8Array<ArrayBuffer> => {
     if (pathBytes.length < text.length * 3 + 1) pathBytes = new Uint8Array(text.length * 3 + 1);
-    const { written } = encoder.encodeInto(text, pathBytes);
+    // ASCII (nearly every name) byte by byte: a call to the encoder costs
+    // more than the loop for a short name.
+    let i = 0;
+    for (; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      pathBytes[i] = code;
+    }
+    const written = i === text.length ? i : encoder.encodeInto(text, pathBytes).written;
     pathBytes[written] = 0;
     return pathBytes;
+  };
+  /** Makes `dir` the folder files are opened relative to (-1 when it cannot be opened). */
+  const enter = (dir: string): void => {
+    if (dir === folder) return;
+    if (folderFd >= 0) close(folderFd);
+    folder = dir;
+    folderFd = NOT_UTF8.test(dir) ? -1 : open(encode(dir), DIRECTORY_FLAGS);
+  };
+  /** Opens `path` on its own: a name that is not UTF-8 by its bytes (lib/fs/dir_reader.ts). */
+  const openPath = (path: string): boolean => {
+    const escaped = NOT_UTF8.test(path);
+    fd = open(escaped ? nameBytes(`${path}\0`) : encode(path), OPEN_FLAGS);
+    if (fd >= 0) return true;
+    if (escaped) throw new Error(`cannot open "${escapeName(path)}"`);
+    // Let Deno name the failure (NotFound, PermissionDenied…).
+    Deno.openSync(path).close();
+    throw new Error(`cannot open "${path}"`);
   };
   return {
     method: "pread",
     open(path: string): boolean {
-      if (NOT_UTF8.test(path)) {
-        // A name that is not UTF-8, its bytes kept by lib/fs/dir_reader.ts.
-        fd = open(nameBytes(`${path}\0`), OPEN_FLAGS);
-        if (fd < 0) throw new Error(`cannot open "${escapeName(path)}"`);
-        return true;
-      }
       const slash = path.lastIndexOf("/");
-      let name: string | undefined;
-      if (slash > 0 && path.startsWith("/")) {
-        const dir = path.slice(0, slash);
-        if (dir !== folder) {
-          if (folderFd >= 0) close(folderFd);
-          folder = dir;
-          folderFd = open(encode(dir), DIRECTORY_FLAGS);
-        }
-        if (folderFd >= 0) name = path.slice(slash + 1);
-      }
-      fd = name === undefined
-        ? open(encode(path), OPEN_FLAGS)
-        : openat(folderFd, encode(name), OPEN_FLAGS);
-      // Let Deno name the failure (NotFound, PermissionDenied…).
-      if (fd < 0) Deno.openSync(path).close();
-      if (fd < 0) throw new Error(`cannot open "${path}"`);
-      return true;
+      if (slash <= 0 || !path.startsWith("/")) return openPath(path);
+      return this.openIn(path.slice(0, slash), path.slice(slash + 1));
+    },
+    openIn(dir: string, name: string): boolean {
+      enter(dir);
+      if (folderFd < 0 || NOT_UTF8.test(name)) return openPath(`${dir}/${name}`);
+      fd = openat(folderFd, encode(name), OPEN_FLAGS);
+      return fd >= 0 || openPath(`${dir}/${name}`);
     },
     read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       // One call: on a regular file pread returns less only at the end of the
