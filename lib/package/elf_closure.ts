@@ -289,12 +289,7 @@ export class ElfClosureCheck implements Disposable {
     const allow = this.#allow;
     const malformed = this.#malformed;
     const gpuObjects = this.#gpuObjects;
-    // By folder, then name: each folder is one string for all its files.
-    const objects = this.#objects.toSorted((a, b) =>
-      a.folder === b.folder
-        ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-        : (a.folder < b.folder ? -1 : 1)
-    );
+    const objects = this.#sorted();
 
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
@@ -323,7 +318,7 @@ export class ElfClosureCheck implements Disposable {
       lists.add(object.needed);
       for (const name of object.needed) named.add(name);
     }
-    const reached = new Set<LoadedObject>();
+    const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
     const load = (root: LoadedObject, defaults: readonly string[]): void => {
       for (const failure of resolver.load(root, defaults, reached)) {
@@ -379,6 +374,26 @@ export class ElfClosureCheck implements Disposable {
       }
     }
     return report;
+  }
+
+  /**
+   * The objects added, each once, by folder and then by name: the same order
+   * whatever order a walk met them in. Names are sorted within their folder
+   * by the built-in comparison (no call back into JavaScript per pair).
+   */
+  #sorted(): LoadedObject[] {
+    const byFolder = new Map<string, Map<string, LoadedObject>>();
+    for (const object of this.#objects) {
+      let names = byFolder.get(object.folder);
+      if (names === undefined) byFolder.set(object.folder, names = new Map());
+      names.set(object.name, object);
+    }
+    const sorted: LoadedObject[] = [];
+    for (const folder of [...byFolder.keys()].sort()) {
+      const names = byFolder.get(folder)!;
+      for (const name of [...names.keys()].sort()) sorted.push(names.get(name)!);
+    }
+    return sorted;
   }
 
   #open(): Resolver {
@@ -444,9 +459,28 @@ interface LoadedObject {
   /** DT_RUNPATH folders, or `undefined` when there is no DT_RUNPATH. */
   runpath: readonly string[] | undefined;
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
-  memo?: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] };
+  memo: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] } | undefined;
   /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
-  selfContained?: { defaults: readonly string[]; value: boolean };
+  selfContained: { defaults: readonly string[]; value: boolean } | undefined;
+  /** The {@linkcode Reached} that last marked it loaded. */
+  reachedIn: number;
+}
+
+/**
+ * The objects one {@linkcode ElfClosureCheck.finish} has loaded: a mark on
+ * each object, which costs less than hashing it into a set.
+ */
+class Reached {
+  static #last = 0;
+  #id = ++Reached.#last;
+
+  has(object: LoadedObject): boolean {
+    return object.reachedIn === this.#id;
+  }
+
+  add(object: LoadedObject): void {
+    object.reachedIn = this.#id;
+  }
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -543,6 +577,9 @@ class Resolver implements Disposable {
           name,
           elf,
           needed: this.#internNeeded(elf.needed),
+          memo: undefined,
+          selfContained: undefined,
+          reachedIn: 0,
           rpath: elf.rpath === undefined || elf.runpath !== undefined
             ? NO_DIRS
             : this.#expand(elf.rpath, origin, elf.machine),
@@ -634,7 +671,7 @@ class Resolver implements Disposable {
    * marks every object loaded in `reached` and returns the names not found
    * (in an array reused by the next call).
    */
-  load(root: LoadedObject, defaults: readonly string[], reached: Set<LoadedObject>): Failure[] {
+  load(root: LoadedObject, defaults: readonly string[], reached: Reached): Failure[] {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
     failures.length = 0;
@@ -696,7 +733,7 @@ class Resolver implements Disposable {
   #loadsAlike(
     root: LoadedObject,
     defaults: readonly string[],
-    reached: Set<LoadedObject>,
+    reached: Reached,
   ): boolean {
     if (root.rpath.length !== 0) return false;
     const found = this.#needsOf(root, NO_CHAIN, defaults);
@@ -718,7 +755,7 @@ class Resolver implements Disposable {
   #selfContained(
     object: LoadedObject,
     defaults: readonly string[],
-    reached: Set<LoadedObject>,
+    reached: Reached,
   ): boolean {
     const known = object.selfContained;
     if (known !== undefined && known.defaults === defaults) return known.value;
