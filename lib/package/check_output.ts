@@ -672,6 +672,9 @@ function elfFolderOf(path: string, everyFile: boolean, elfFolders: ElfFolder[]):
  * `pl`. Compared in place: a slice per file would be an allocation per file.
  */
 function namedLikeScript(name: string): boolean {
+  // Every such name ends in h, y or l: most names (kernel files) stop here.
+  const last = name.charCodeAt(name.length - 1);
+  if (last !== 0x68 && last !== 0x79 && last !== 0x6c) return false;
   const extension = name.length - name.lastIndexOf(".") - 1;
   return extension === 2
     ? name.endsWith("sh") || name.endsWith("py") || name.endsWith("pl")
