@@ -34,7 +34,7 @@ import {
   type ShebangWorld,
 } from "./_shebang.ts";
 import { targetIsas, tokensCoveringIsa } from "../releases/isa_files.ts";
-import { checkPruned, keptIsas, type PrunedCheckName } from "./prune.ts";
+import type { PrunedCheckName } from "./prune.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
 export type CheckName =
@@ -198,12 +198,14 @@ export async function checkOutput(
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
   // The work is synchronous (see checkTree); a bad target or ISA still rejects.
-  if (options.isas !== undefined) keptIsas(options.isas);
+  const isas = options.isas;
+  if (isas === undefined) return checkTree(outPath, options);
+  // The pruning checks' module is loaded only for a pruned package.
+  const { checkPruned, keptIsas } = await import("./prune.ts");
+  keptIsas(isas);
   const report = checkTree(outPath, options);
-  if (options.isas === undefined || report.failures.some((f) => f.check === "output")) {
-    return report;
-  }
-  const pruned = await checkPruned(outPath, options.isas);
+  if (report.failures.some((f) => f.check === "output")) return report;
+  const pruned = await checkPruned(outPath, isas);
   if (pruned.length === 0) return report;
   const failures = sortFailures([...report.failures, ...pruned]);
   return { ...report, ok: false, failures };

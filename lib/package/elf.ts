@@ -32,6 +32,7 @@
  */
 
 import { escapeName, nameBytes } from "../fs/dir_reader.ts";
+import { openLibc } from "../fs/libc.ts";
 
 /** What the loader needs to know about one ELF file. */
 export interface ElfFile {
@@ -134,9 +135,7 @@ export interface ElfReader extends Disposable {
  * ```
  */
 export function openElfReader(): ElfReader {
-  const ffiGranted = Deno.build.os === "linux" &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  const source = (ffiGranted ? openPreadSource() : undefined) ?? denoSource();
+  const source = openPreadSource() ?? denoSource();
   const parser = new Parser(source);
   return {
     method: source.method,
@@ -642,12 +641,6 @@ function denoSource(): Source {
   };
 }
 
-const GLIBC_SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
 /** A lone surrogate standing for a byte of a name that is not UTF-8 (lib/fs/dir_reader.ts). */
 const NOT_UTF8 = /[\udc80-\udcff]/;
 
@@ -657,13 +650,9 @@ const OPEN_FLAGS = 0o4000 | 0o2000000;
 const DIRECTORY_FLAGS = 0o10000000 | 0o200000 | 0o2000000;
 
 function openPreadSource(): Source | undefined {
-  let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>;
-  try {
-    glibc = Deno.dlopen("libc.so.6", GLIBC_SYMBOLS);
-  } catch {
-    return undefined; // not glibc
-  }
-  const { open, openat, pread, close } = glibc.symbols;
+  const libc = openLibc();
+  if (libc === undefined) return undefined; // not glibc, or no ffi permission
+  const { open, openat, pread, close } = libc.symbols;
   const encoder = new TextEncoder();
   let pathBytes = new Uint8Array(4096);
   let fd = -1;
@@ -729,7 +718,7 @@ function openPreadSource(): Source | undefined {
     dispose(): void {
       if (folderFd >= 0) close(folderFd);
       folderFd = -1;
-      glibc.close();
+      libc[Symbol.dispose]();
     },
   };
 }

@@ -868,7 +868,9 @@ class Resolver implements Disposable {
   #kindIn(dir: string, name: string): typeof FILE | typeof SYMLINK | undefined {
     const folder = this.#folder(dir);
     const seen = folder.seen;
-    if (seen !== undefined && (seen.everyFile ? !name.endsWith(".debug") : namedLikeLibrary(name))) {
+    if (
+      seen !== undefined && (seen.everyFile ? !name.endsWith(".debug") : namedLikeLibrary(name))
+    ) {
       if (folder.objects.has(name)) return FILE;
       return seen.symlinks.has(name) ? SYMLINK : undefined;
     }
