@@ -13,7 +13,7 @@
  */
 
 import { concatBytes } from "./bytes.ts";
-import { openLibc } from "./libc.ts";
+import { O_CLOEXEC, O_DIRECTORY, openLibc } from "./libc.ts";
 
 /**
  * What a directory entry is, without following symlinks. `"undecodable"`:
@@ -161,7 +161,7 @@ const BUFFER_BYTES = 128 * 1024;
 function openGetdentsReader(): DirectoryReader | undefined {
   const libc = openLibc();
   if (libc === undefined) return undefined; // not glibc (musl, say), or no ffi permission
-  const { opendir, dirfd, getdents64, closedir, realpath, strlen, free } = libc.symbols;
+  const { open, close, getdents64 } = libc.symbols;
   if (getdents64 === null) { // glibc < 2.30
     libc[Symbol.dispose]();
     return undefined;
@@ -178,6 +178,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
     method: "getdents64",
     follow(path: string): string {
       if (!HAS_ESCAPED.test(path)) return Deno.realPathSync(path);
+      const { realpath, strlen, free } = libc.rare();
       const real = realpath(encodeName(`${path}\0`, encoder), null);
       if (real === null) {
         const code = errno();
@@ -196,11 +197,11 @@ function openGetdentsReader(): DirectoryReader | undefined {
       }
     },
     read(dir: string, visit: EntryVisitor): void {
-      const handle = opendir(encodeName(`${dir}\0`, encoder));
+      // open(2) rather than opendir(3), which also calls fstat(2) and allocates.
+      const fd = open(encodeName(`${dir}\0`, encoder), O_DIRECTORY | O_CLOEXEC);
       // Let Deno name the failure (NotFound, PermissionDenied, NotADirectory…).
-      if (handle === null) return denoReader().read(dir, visit);
+      if (fd < 0) return denoReader().read(dir, visit);
       try {
-        const fd = dirfd(handle);
         for (;;) {
           const filled = Number(getdents64(fd, buffer, BigInt(BUFFER_BYTES)));
           if (filled === 0) return;
@@ -232,7 +233,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
           }
         }
       } finally {
-        closedir(handle);
+        close(fd);
       }
     },
     [Symbol.dispose](): void {

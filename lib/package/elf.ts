@@ -32,7 +32,7 @@
  */
 
 import { escapeName, nameBytes } from "../fs/dir_reader.ts";
-import { openLibc } from "../fs/libc.ts";
+import { O_CLOEXEC, O_DIRECTORY, O_NONBLOCK, O_PATH, openLibc } from "../fs/libc.ts";
 
 /** What the loader needs to know about one ELF file. */
 export interface ElfFile {
@@ -644,10 +644,10 @@ function denoSource(): Source {
 /** A lone surrogate standing for a byte of a name that is not UTF-8 (lib/fs/dir_reader.ts). */
 const NOT_UTF8 = /[\udc80-\udcff]/;
 
-// <fcntl.h> on Linux: O_RDONLY | O_NONBLOCK (a FIFO swapped in never blocks) | O_CLOEXEC.
-const OPEN_FLAGS = 0o4000 | 0o2000000;
-// O_PATH | O_DIRECTORY | O_CLOEXEC: a folder to open files relative to.
-const DIRECTORY_FLAGS = 0o10000000 | 0o200000 | 0o2000000;
+// O_RDONLY (0), and O_NONBLOCK: a FIFO swapped in never blocks.
+const OPEN_FLAGS = O_NONBLOCK | O_CLOEXEC;
+// A folder to open files relative to.
+const DIRECTORY_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 
 function openPreadSource(): Source | undefined {
   const libc = openLibc();
