@@ -345,8 +345,9 @@ class Parser {
     const table = this.#at(phoff, tableBytes, "the program header table");
     const phdrs = this.#view;
     // PT_LOAD segments as [vaddr, filesz, offset] triples, for mapping DT_STRTAB.
+    // Written from the start, never shortened: its room stays from file to file.
     const loads = this.#loads;
-    loads.length = 0;
+    let loadCount = 0;
     let dynamicOffset = -1;
     let dynamicBytes = 0;
     let interpOffset = -1;
@@ -354,7 +355,10 @@ class Parser {
     for (let i = 0, at = table; i < phnum; i++, at += phentsize) {
       const pType = phdrs.getUint32(at, true);
       if (pType === PT_LOAD) {
-        loads.push(u64(phdrs, at + 16), u64(phdrs, at + 32), u64(phdrs, at + 8));
+        loads[loadCount] = u64(phdrs, at + 16);
+        loads[loadCount + 1] = u64(phdrs, at + 32);
+        loads[loadCount + 2] = u64(phdrs, at + 8);
+        loadCount += 3;
       } else if (pType === PT_DYNAMIC && dynamicOffset === -1) {
         dynamicOffset = u64(phdrs, at + 8);
         dynamicBytes = u64(phdrs, at + 32);
@@ -364,7 +368,7 @@ class Parser {
       }
     }
     // glibc: "object file has no loadable segments" (program headers overwritten, say).
-    if (loads.length === 0 && (type === ET_EXEC || type === ET_DYN)) {
+    if (loadCount === 0 && (type === ET_EXEC || type === ET_DYN)) {
       throw new ElfFormatError(
         `malformed: none of the ${phnum} program headers is a PT_LOAD segment`,
       );
@@ -382,7 +386,7 @@ class Parser {
       elf.interpreter = interpreter;
     }
     if (dynamicOffset === -1) return elf; // statically linked
-    this.#readDynamic(elf, dynamicOffset, dynamicBytes, loads);
+    this.#readDynamic(elf, dynamicOffset, dynamicBytes, loads, loadCount);
     return elf;
   }
 
@@ -402,7 +406,13 @@ class Parser {
     return count;
   }
 
-  #readDynamic(elf: ElfFile, offset: number, bytes: number, loads: number[]): void {
+  #readDynamic(
+    elf: ElfFile,
+    offset: number,
+    bytes: number,
+    loads: number[],
+    loadCount: number,
+  ): void {
     if (bytes > MAX_DYNAMIC_BYTES) {
       throw new ElfFormatError(
         `malformed: the dynamic segment is ${bytes} bytes (at most ${MAX_DYNAMIC_BYTES} are read)`,
@@ -416,8 +426,9 @@ class Parser {
     let soname = -1;
     let rpath = -1;
     let runpath = -1;
+    // As `loads`: written from the start, never shortened.
     const needed = this.#needed;
-    needed.length = 0;
+    let neededCount = 0;
     for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
       // d_tag is signed, but every tag read here fits in the low 32 bits:
       // the high half is read only when the low one is DT_NULL or wanted.
@@ -427,28 +438,28 @@ class Parser {
       if (view.getUint32(at + 4, true) !== 0) continue;
       if (tag === DT_NULL) break;
       const value = u64(view, at + 8);
-      if (tag === DT_NEEDED) needed.push(value);
+      if (tag === DT_NEEDED) needed[neededCount++] = value;
       else if (tag === DT_STRTAB) strtab = value;
       else if (tag === DT_STRSZ) strsz = value;
       else if (tag === DT_SONAME) soname = value;
       else if (tag === DT_RPATH) rpath = value;
       else runpath = value;
     }
-    if (needed.length === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
+    if (neededCount === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
     if (strtab === -1) {
       throw new ElfFormatError("malformed: strings are named but DT_STRTAB is missing");
     }
     if (strsz === -1) throw new ElfFormatError("malformed: DT_STRSZ is missing");
-    const tableOffset = fileOffset(loads, strtab, strsz);
+    const tableOffset = fileOffset(loads, loadCount, strtab, strsz);
     // Offsets into the table, then one read spanning them when they are close.
     let first = Infinity;
     let last = -1;
-    for (let i = 0; i < needed.length + 3; i++) {
-      const at = i < needed.length
+    for (let i = 0; i < neededCount + 3; i++) {
+      const at = i < neededCount
         ? needed[i]!
-        : i === needed.length
+        : i === neededCount
         ? soname
-        : i === needed.length + 1
+        : i === neededCount + 1
         ? rpath
         : runpath;
       if (at === -1) continue;
@@ -467,7 +478,7 @@ class Parser {
       this.#windowEnd = this.#end;
       this.#windowFirst = first;
     }
-    for (let i = 0; i < needed.length; i++) {
+    for (let i = 0; i < neededCount; i++) {
       elf.needed.push(this.#dynamicString(needed[i]!, tableOffset, strsz));
     }
     if (soname !== -1) elf.soname = this.#dynamicString(soname, tableOffset, strsz);
@@ -591,9 +602,9 @@ function u64(view: DataView, at: number): number {
   return view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
 }
 
-/** The file offset of virtual address `address`, through the PT_LOAD segment holding it. */
-function fileOffset(loads: number[], address: number, size: number): number {
-  for (let i = 0; i < loads.length; i += 3) {
+/** The file offset of virtual address `address`, through the PT_LOAD segment holding it (of the first `count` entries of `loads`). */
+function fileOffset(loads: number[], count: number, address: number, size: number): number {
+  for (let i = 0; i < count; i += 3) {
     const vaddr = loads[i]!;
     const filesz = loads[i + 1]!;
     if (address >= vaddr && address < vaddr + filesz) {
