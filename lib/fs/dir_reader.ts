@@ -13,6 +13,7 @@
  */
 
 import { concatBytes } from "./bytes.ts";
+import { O_CLOEXEC, O_DIRECTORY, openLibc } from "./libc.ts";
 
 /**
  * What a directory entry is, without following symlinks. `"undecodable"`:
@@ -105,9 +106,7 @@ const HAS_ESCAPED = /[\udc80-\udcff]/;
  * ```
  */
 export function openDirectoryReader(): DirectoryReader {
-  const ffiGranted = Deno.build.os === "linux" &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  return (ffiGranted ? openGetdentsReader() : undefined) ?? denoReader();
+  return openGetdentsReader() ?? denoReader();
 }
 
 function exists(path: string): boolean {
@@ -139,17 +138,6 @@ function denoReader(): DirectoryReader {
   };
 }
 
-const GLIBC_SYMBOLS = {
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  dirfd: { parameters: ["pointer"], result: "i32" },
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  closedir: { parameters: ["pointer"], result: "i32" },
-  realpath: { parameters: ["buffer", "pointer"], result: "pointer" },
-  strlen: { parameters: ["pointer"], result: "usize" },
-  free: { parameters: ["pointer"], result: "void" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
 const ENOENT = 2;
 const ELOOP = 40;
 
@@ -169,29 +157,16 @@ const NON_ASCII = /[^ -~\t\n\r]/; // anything but printable ASCII: re-decode to 
 /** 128 KiB: a folder of 2,000 kernel files in a few calls. */
 const BUFFER_BYTES = 128 * 1024;
 
-/**
- * glibc, opened once for all the readers open at a time (check-output walks
- * with one while lib/package/elf_closure.ts lists search folders with another): each
- * Deno.dlopen costs a few milliseconds. Closed when the last is disposed.
- */
-let shared: { glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>; readers: number } | undefined;
-
+/** A reader through glibc (lib/fs/libc.ts), when it can be opened and has getdents64. */
 function openGetdentsReader(): DirectoryReader | undefined {
-  if (shared === undefined) {
-    try {
-      shared = { glibc: Deno.dlopen("libc.so.6", GLIBC_SYMBOLS), readers: 0 };
-    } catch {
-      return undefined; // not glibc (musl, say), or getdents64 missing (glibc < 2.30)
-    }
+  const libc = openLibc();
+  if (libc === undefined) return undefined; // not glibc (musl, say), or no ffi permission
+  const { open, close, getdents64 } = libc.symbols;
+  if (getdents64 === null) { // glibc < 2.30
+    libc[Symbol.dispose]();
+    return undefined;
   }
-  shared.readers++;
-  const { glibc } = shared;
-  let disposed = false;
-  const { opendir, dirfd, getdents64, closedir, realpath, strlen, free } = glibc.symbols;
-  const errno = (): number => {
-    const at = glibc.symbols.__errno_location();
-    return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
-  };
+  const errno = (): number => libc.errno();
   const buffer = new Uint8Array(BUFFER_BYTES);
   const view = new DataView(buffer.buffer);
   const encoder = new TextEncoder();
@@ -203,6 +178,7 @@ function openGetdentsReader(): DirectoryReader | undefined {
     method: "getdents64",
     follow(path: string): string {
       if (!HAS_ESCAPED.test(path)) return Deno.realPathSync(path);
+      const { realpath, strlen, free } = libc.rare();
       const real = realpath(encodeName(`${path}\0`, encoder), null);
       if (real === null) {
         const code = errno();
@@ -221,11 +197,11 @@ function openGetdentsReader(): DirectoryReader | undefined {
       }
     },
     read(dir: string, visit: EntryVisitor): void {
-      const handle = opendir(encodeName(`${dir}\0`, encoder));
+      // open(2) rather than opendir(3), which also calls fstat(2) and allocates.
+      const fd = open(encodeName(`${dir}\0`, encoder), O_DIRECTORY | O_CLOEXEC);
       // Let Deno name the failure (NotFound, PermissionDenied, NotADirectory…).
-      if (handle === null) return denoReader().read(dir, visit);
+      if (fd < 0) return denoReader().read(dir, visit);
       try {
-        const fd = dirfd(handle);
         for (;;) {
           const filled = Number(getdents64(fd, buffer, BigInt(BUFFER_BYTES)));
           if (filled === 0) return;
@@ -257,15 +233,11 @@ function openGetdentsReader(): DirectoryReader | undefined {
           }
         }
       } finally {
-        closedir(handle);
+        close(fd);
       }
     },
     [Symbol.dispose](): void {
-      if (disposed) return;
-      disposed = true;
-      if (--shared!.readers > 0) return;
-      shared = undefined;
-      glibc.close();
+      libc[Symbol.dispose]();
     },
   };
 }

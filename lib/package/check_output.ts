@@ -19,7 +19,12 @@ import {
   escapeName,
   openDirectoryReader,
 } from "../fs/dir_reader.ts";
-import { type AllowedName, ElfClosureCheck, type ElfClosureReport } from "./elf_closure.ts";
+import {
+  type AllowedName,
+  ElfClosureCheck,
+  type ElfClosureReport,
+  namedLikeLibrary,
+} from "./elf_closure.ts";
 import { describeKind } from "../fs/file_kind.ts";
 import {
   type BadShebang,
@@ -29,7 +34,7 @@ import {
   type ShebangWorld,
 } from "./_shebang.ts";
 import { targetIsas, tokensCoveringIsa } from "../releases/isa_files.ts";
-import { checkPruned, keptIsas, type PrunedCheckName } from "./prune.ts";
+import type { PrunedCheckName } from "./prune.ts";
 
 /** The name of one check; a failure carries the check it belongs to. */
 export type CheckName =
@@ -193,12 +198,14 @@ export async function checkOutput(
   options: CheckOutputOptions = {},
 ): Promise<CheckOutputReport> {
   // The work is synchronous (see checkTree); a bad target or ISA still rejects.
-  if (options.isas !== undefined) keptIsas(options.isas);
+  const isas = options.isas;
+  if (isas === undefined) return checkTree(outPath, options);
+  // The pruning checks' module is loaded only for a pruned package.
+  const { checkPruned, keptIsas } = await import("./prune.ts");
+  keptIsas(isas);
   const report = checkTree(outPath, options);
-  if (options.isas === undefined || report.failures.some((f) => f.check === "output")) {
-    return report;
-  }
-  const pruned = await checkPruned(outPath, options.isas);
+  if (report.failures.some((f) => f.check === "output")) return report;
+  const pruned = await checkPruned(outPath, isas);
   if (pruned.length === 0) return report;
   const failures = sortFailures([...report.failures, ...pruned]);
   return { ...report, ok: false, failures };
@@ -315,8 +322,13 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   const scripts = new ScriptCheck({ root, store, isFile: (path) => isFile(path) }, rel);
   using reader = openDirectoryReader();
   const walk = walkTree(root, required, reader);
-  for (const path of walk.elfCandidates) {
-    if (!elf.add(path)) scripts.check(path, elf.head);
+  for (const folder of walk.elfFolders) {
+    const { path, names } = folder;
+    for (let i = 0; i < names.length; i++) {
+      if (!elf.addIn(path, names[i]!)) scripts.check(`${path}/${names[i]}`, elf.head);
+    }
+    // Searches in this folder need not list it again.
+    if (folder.complete) elf.describeFolder(path, folder);
   }
   for (const path of walk.scriptCandidates) scripts.add(path);
   Object.assign(counts, walk.counts);
@@ -514,8 +526,12 @@ function filesNeeding(count: number): string {
 
 interface Walk {
   counts: Pick<CheckCounts, "files" | "directories" | "symlinks" | "kernelFiles">;
-  /** Regular files that may be ELF: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`. */
-  elfCandidates: string[];
+  /**
+   * Folders holding regular files that may be ELF (below bin, sbin or
+   * libexec, or named `*.so`, `*.so.*`; not `*.debug`) or symlinks: those
+   * files' names, the symlinks' names, and whether every file was taken.
+   */
+  elfFolders: ElfFolder[];
   /** Other regular files named like scripts (`*.sh`, `*.bash`, `*.py`, `*.pl`). */
   scriptCandidates: string[];
   symlinks: string[];
@@ -524,6 +540,17 @@ interface Walk {
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
+}
+
+/** A folder's ELF candidates and symlinks (see `Walk.elfFolders`). */
+interface ElfFolder {
+  path: string;
+  names: string[];
+  symlinks: string[];
+  /** Below bin, sbin or libexec: every file not named `*.debug` is a candidate. */
+  everyFile: boolean;
+  /** `false` when listing it failed midway. */
+  complete: boolean;
 }
 
 /** A folder to read, with what its ancestors' names imply for its files. */
@@ -556,7 +583,7 @@ function walkTree(
 ): Walk {
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
-  const elfCandidates: string[] = [];
+  const elfFolders: ElfFolder[] = [];
   const scriptCandidates: string[] = [];
   const symlinks: string[] = [];
   const special: string[] = [];
@@ -568,14 +595,14 @@ function walkTree(
   let dir = root;
   let executable = false;
   let inherited = 0;
+  // The folder's ELF candidates and symlinks, made at the first of them.
+  let elfFolder: ElfFolder | undefined;
   const visit: EntryVisitor = (name, kind) => {
     if (kind === "file") {
       files++;
       // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
-      if (
-        (executable || name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug")
-      ) {
-        elfCandidates.push(`${dir}/${name}`);
+      if (executable ? !name.endsWith(".debug") : namedLikeLibrary(name)) {
+        (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).names.push(name);
       } else if (namedLikeScript(name)) {
         scriptCandidates.push(`${dir}/${name}`);
       }
@@ -594,6 +621,7 @@ function walkTree(
       });
     } else if (kind === "symlink") {
       symlinks.push(`${dir}/${name}`);
+      (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).symlinks.push(name);
     } else if (kind === "other") {
       special.push(`${dir}/${name}`);
     } else if (kind === "undecodable") {
@@ -611,16 +639,20 @@ function walkTree(
     dir = next.path;
     executable = next.executable;
     inherited = next.isas;
+    elfFolder = undefined;
     directories++;
     try {
       reader.read(dir, visit);
     } catch (error) {
       unreadable.push({ path: dir, error });
+      // Cut short: what was seen of it says nothing of the rest.
+      const last = elfFolders.at(-1);
+      if (last?.path === dir) last.complete = false;
     }
   }
   return {
     counts: { files, directories, symlinks: symlinks.length, kernelFiles },
-    elfCandidates,
+    elfFolders,
     scriptCandidates,
     symlinks,
     special,
@@ -629,12 +661,22 @@ function walkTree(
   };
 }
 
+/** A new entry of `elfFolders` for the folder `path`. */
+function elfFolderOf(path: string, everyFile: boolean, elfFolders: ElfFolder[]): ElfFolder {
+  const folder: ElfFolder = { path, names: [], symlinks: [], everyFile, complete: true };
+  elfFolders.push(folder);
+  return folder;
+}
+
 /**
  * Whether a file is read for a `#!` line wherever it is: its name after
  * the last dot (the whole name when there is none) is `sh`, `bash`, `py` or
  * `pl`. Compared in place: a slice per file would be an allocation per file.
  */
 function namedLikeScript(name: string): boolean {
+  // Every such name ends in h, y or l: most names (kernel files) stop here.
+  const last = name.charCodeAt(name.length - 1);
+  if (last !== 0x68 && last !== 0x79 && last !== 0x6c) return false;
   const extension = name.length - name.lastIndexOf(".") - 1;
   return extension === 2
     ? name.endsWith("sh") || name.endsWith("py") || name.endsWith("pl")

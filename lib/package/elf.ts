@@ -32,6 +32,7 @@
  */
 
 import { escapeName, nameBytes } from "../fs/dir_reader.ts";
+import { O_CLOEXEC, O_DIRECTORY, O_NONBLOCK, O_PATH, openLibc } from "../fs/libc.ts";
 
 /** What the loader needs to know about one ELF file. */
 export interface ElfFile {
@@ -102,6 +103,16 @@ export interface ElfReader extends Disposable {
    */
   read(path: string): ElfFile | undefined;
   /**
+   * Reads `name` in the folder `folder`, as `read(\`${folder}/${name}\`)`
+   * does, opening it relative to the folder: the folder is looked up once
+   * for a run of files in it, not once per file.
+   *
+   * @returns `undefined` when the file does not start with the ELF magic.
+   * @throws {ElfFormatError} When the file is ELF but malformed or unsupported.
+   * @throws {Deno.errors.NotFound} (and Deno's other errors) when it cannot be opened.
+   */
+  readIn(folder: string, name: string): ElfFile | undefined;
+  /**
    * The first bytes of the file the last {@linkcode ElfReader.read} opened
    * (at most 4 KiB, fewer when the file is shorter), in a buffer the next
    * `read` reuses: a caller that looks for a `#!` line in a file that is not
@@ -124,13 +135,12 @@ export interface ElfReader extends Disposable {
  * ```
  */
 export function openElfReader(): ElfReader {
-  const ffiGranted = Deno.build.os === "linux" &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  const source = (ffiGranted ? openPreadSource() : undefined) ?? denoSource();
+  const source = openPreadSource() ?? denoSource();
   const parser = new Parser(source);
   return {
     method: source.method,
     read: (path) => parser.parse(path),
+    readIn: (folder, name) => parser.parseIn(folder, name),
     get head(): Uint8Array {
       return parser.head;
     },
@@ -158,6 +168,7 @@ export function readElfBytes(bytes: Uint8Array): ElfFile | undefined {
   const source: Source = {
     method: "Deno.FsFile",
     open: () => true,
+    openIn: () => true,
     read: (buffer, length, offset) => {
       if (offset >= bytes.length) return 0;
       const part = bytes.subarray(offset, Math.min(bytes.length, offset + length));
@@ -216,6 +227,8 @@ interface Source {
   readonly method: "pread" | "Deno.FsFile";
   /** Opens `path`; `false` when it is not a file that can be read (then the caller learns why). */
   open(path: string): boolean;
+  /** Opens `name` in the folder `folder`, as `open` opens their joined path. */
+  openIn(folder: string, name: string): boolean;
   /** Reads up to `length` bytes at `offset` into `buffer`; the count read (short at the end). */
   read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number;
   close(): void;
@@ -276,6 +289,16 @@ class Parser {
     }
   }
 
+  parseIn(folder: string, name: string): ElfFile | undefined {
+    this.#headLength = 0;
+    if (!this.#source.openIn(folder, name)) return undefined;
+    try {
+      return this.#parseOpen();
+    } finally {
+      this.#source.close();
+    }
+  }
+
   #parseOpen(): ElfFile | undefined {
     const head = this.#head;
     const view = this.#headView;
@@ -322,8 +345,9 @@ class Parser {
     const table = this.#at(phoff, tableBytes, "the program header table");
     const phdrs = this.#view;
     // PT_LOAD segments as [vaddr, filesz, offset] triples, for mapping DT_STRTAB.
+    // Written from the start, never shortened: its room stays from file to file.
     const loads = this.#loads;
-    loads.length = 0;
+    let loadCount = 0;
     let dynamicOffset = -1;
     let dynamicBytes = 0;
     let interpOffset = -1;
@@ -331,7 +355,10 @@ class Parser {
     for (let i = 0, at = table; i < phnum; i++, at += phentsize) {
       const pType = phdrs.getUint32(at, true);
       if (pType === PT_LOAD) {
-        loads.push(u64(phdrs, at + 16), u64(phdrs, at + 32), u64(phdrs, at + 8));
+        loads[loadCount] = u64(phdrs, at + 16);
+        loads[loadCount + 1] = u64(phdrs, at + 32);
+        loads[loadCount + 2] = u64(phdrs, at + 8);
+        loadCount += 3;
       } else if (pType === PT_DYNAMIC && dynamicOffset === -1) {
         dynamicOffset = u64(phdrs, at + 8);
         dynamicBytes = u64(phdrs, at + 32);
@@ -341,7 +368,7 @@ class Parser {
       }
     }
     // glibc: "object file has no loadable segments" (program headers overwritten, say).
-    if (loads.length === 0 && (type === ET_EXEC || type === ET_DYN)) {
+    if (loadCount === 0 && (type === ET_EXEC || type === ET_DYN)) {
       throw new ElfFormatError(
         `malformed: none of the ${phnum} program headers is a PT_LOAD segment`,
       );
@@ -359,7 +386,7 @@ class Parser {
       elf.interpreter = interpreter;
     }
     if (dynamicOffset === -1) return elf; // statically linked
-    this.#readDynamic(elf, dynamicOffset, dynamicBytes, loads);
+    this.#readDynamic(elf, dynamicOffset, dynamicBytes, loads, loadCount);
     return elf;
   }
 
@@ -379,7 +406,13 @@ class Parser {
     return count;
   }
 
-  #readDynamic(elf: ElfFile, offset: number, bytes: number, loads: number[]): void {
+  #readDynamic(
+    elf: ElfFile,
+    offset: number,
+    bytes: number,
+    loads: number[],
+    loadCount: number,
+  ): void {
     if (bytes > MAX_DYNAMIC_BYTES) {
       throw new ElfFormatError(
         `malformed: the dynamic segment is ${bytes} bytes (at most ${MAX_DYNAMIC_BYTES} are read)`,
@@ -393,8 +426,9 @@ class Parser {
     let soname = -1;
     let rpath = -1;
     let runpath = -1;
+    // As `loads`: written from the start, never shortened.
     const needed = this.#needed;
-    needed.length = 0;
+    let neededCount = 0;
     for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
       // d_tag is signed, but every tag read here fits in the low 32 bits:
       // the high half is read only when the low one is DT_NULL or wanted.
@@ -404,28 +438,28 @@ class Parser {
       if (view.getUint32(at + 4, true) !== 0) continue;
       if (tag === DT_NULL) break;
       const value = u64(view, at + 8);
-      if (tag === DT_NEEDED) needed.push(value);
+      if (tag === DT_NEEDED) needed[neededCount++] = value;
       else if (tag === DT_STRTAB) strtab = value;
       else if (tag === DT_STRSZ) strsz = value;
       else if (tag === DT_SONAME) soname = value;
       else if (tag === DT_RPATH) rpath = value;
       else runpath = value;
     }
-    if (needed.length === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
+    if (neededCount === 0 && soname === -1 && rpath === -1 && runpath === -1) return;
     if (strtab === -1) {
       throw new ElfFormatError("malformed: strings are named but DT_STRTAB is missing");
     }
     if (strsz === -1) throw new ElfFormatError("malformed: DT_STRSZ is missing");
-    const tableOffset = fileOffset(loads, strtab, strsz);
+    const tableOffset = fileOffset(loads, loadCount, strtab, strsz);
     // Offsets into the table, then one read spanning them when they are close.
     let first = Infinity;
     let last = -1;
-    for (let i = 0; i < needed.length + 3; i++) {
-      const at = i < needed.length
+    for (let i = 0; i < neededCount + 3; i++) {
+      const at = i < neededCount
         ? needed[i]!
-        : i === needed.length
+        : i === neededCount
         ? soname
-        : i === needed.length + 1
+        : i === neededCount + 1
         ? rpath
         : runpath;
       if (at === -1) continue;
@@ -444,7 +478,7 @@ class Parser {
       this.#windowEnd = this.#end;
       this.#windowFirst = first;
     }
-    for (let i = 0; i < needed.length; i++) {
+    for (let i = 0; i < neededCount; i++) {
       elf.needed.push(this.#dynamicString(needed[i]!, tableOffset, strsz));
     }
     if (soname !== -1) elf.soname = this.#dynamicString(soname, tableOffset, strsz);
@@ -568,9 +602,9 @@ function u64(view: DataView, at: number): number {
   return view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
 }
 
-/** The file offset of virtual address `address`, through the PT_LOAD segment holding it. */
-function fileOffset(loads: number[], address: number, size: number): number {
-  for (let i = 0; i < loads.length; i += 3) {
+/** The file offset of virtual address `address`, through the PT_LOAD segment holding it (of the first `count` entries of `loads`). */
+function fileOffset(loads: number[], count: number, address: number, size: number): number {
+  for (let i = 0; i < count; i += 3) {
     const vaddr = loads[i]!;
     const filesz = loads[i + 1]!;
     if (address >= vaddr && address < vaddr + filesz) {
@@ -596,6 +630,10 @@ function denoSource(): Source {
       file = Deno.openSync(path);
       return true;
     },
+    openIn(folder: string, name: string): boolean {
+      file = Deno.openSync(`${folder}/${name}`);
+      return true;
+    },
     read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       file!.seekSync(offset, Deno.SeekMode.Start);
       let filled = 0;
@@ -614,28 +652,18 @@ function denoSource(): Source {
   };
 }
 
-const GLIBC_SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
 /** A lone surrogate standing for a byte of a name that is not UTF-8 (lib/fs/dir_reader.ts). */
 const NOT_UTF8 = /[\udc80-\udcff]/;
 
-// <fcntl.h> on Linux: O_RDONLY | O_NONBLOCK (a FIFO swapped in never blocks) | O_CLOEXEC.
-const OPEN_FLAGS = 0o4000 | 0o2000000;
-// O_PATH | O_DIRECTORY | O_CLOEXEC: a folder to open files relative to.
-const DIRECTORY_FLAGS = 0o10000000 | 0o200000 | 0o2000000;
+// O_RDONLY (0), and O_NONBLOCK: a FIFO swapped in never blocks.
+const OPEN_FLAGS = O_NONBLOCK | O_CLOEXEC;
+// A folder to open files relative to.
+const DIRECTORY_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 
 function openPreadSource(): Source | undefined {
-  let glibc: Deno.DynamicLibrary<typeof GLIBC_SYMBOLS>;
-  try {
-    glibc = Deno.dlopen("libc.so.6", GLIBC_SYMBOLS);
-  } catch {
-    return undefined; // not glibc
-  }
-  const { open, openat, pread, close } = glibc.symbols;
+  const libc = openLibc();
+  if (libc === undefined) return undefined; // not glibc, or no ffi permission
+  const { open, openat, pread, close } = libc.symbols;
   const encoder = new TextEncoder();
   let pathBytes = new Uint8Array(4096);
   let fd = -1;
@@ -645,37 +673,47 @@ function openPreadSource(): Source | undefined {
   let folderFd = -1;
   const encode = (text: string): Uint8Array<ArrayBuffer> => {
     if (pathBytes.length < text.length * 3 + 1) pathBytes = new Uint8Array(text.length * 3 + 1);
-    const { written } = encoder.encodeInto(text, pathBytes);
+    // ASCII (nearly every name) byte by byte: a call to the encoder costs
+    // more than the loop for a short name.
+    let i = 0;
+    for (; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      pathBytes[i] = code;
+    }
+    const written = i === text.length ? i : encoder.encodeInto(text, pathBytes).written;
     pathBytes[written] = 0;
     return pathBytes;
+  };
+  /** Makes `dir` the folder files are opened relative to (-1 when it cannot be opened). */
+  const enter = (dir: string): void => {
+    if (dir === folder) return;
+    if (folderFd >= 0) close(folderFd);
+    folder = dir;
+    folderFd = NOT_UTF8.test(dir) ? -1 : open(encode(dir), DIRECTORY_FLAGS);
+  };
+  /** Opens `path` on its own: a name that is not UTF-8 by its bytes (lib/fs/dir_reader.ts). */
+  const openPath = (path: string): boolean => {
+    const escaped = NOT_UTF8.test(path);
+    fd = open(escaped ? nameBytes(`${path}\0`) : encode(path), OPEN_FLAGS);
+    if (fd >= 0) return true;
+    if (escaped) throw new Error(`cannot open "${escapeName(path)}"`);
+    // Let Deno name the failure (NotFound, PermissionDenied…).
+    Deno.openSync(path).close();
+    throw new Error(`cannot open "${path}"`);
   };
   return {
     method: "pread",
     open(path: string): boolean {
-      if (NOT_UTF8.test(path)) {
-        // A name that is not UTF-8, its bytes kept by lib/fs/dir_reader.ts.
-        fd = open(nameBytes(`${path}\0`), OPEN_FLAGS);
-        if (fd < 0) throw new Error(`cannot open "${escapeName(path)}"`);
-        return true;
-      }
       const slash = path.lastIndexOf("/");
-      let name: string | undefined;
-      if (slash > 0 && path.startsWith("/")) {
-        const dir = path.slice(0, slash);
-        if (dir !== folder) {
-          if (folderFd >= 0) close(folderFd);
-          folder = dir;
-          folderFd = open(encode(dir), DIRECTORY_FLAGS);
-        }
-        if (folderFd >= 0) name = path.slice(slash + 1);
-      }
-      fd = name === undefined
-        ? open(encode(path), OPEN_FLAGS)
-        : openat(folderFd, encode(name), OPEN_FLAGS);
-      // Let Deno name the failure (NotFound, PermissionDenied…).
-      if (fd < 0) Deno.openSync(path).close();
-      if (fd < 0) throw new Error(`cannot open "${path}"`);
-      return true;
+      if (slash <= 0 || !path.startsWith("/")) return openPath(path);
+      return this.openIn(path.slice(0, slash), path.slice(slash + 1));
+    },
+    openIn(dir: string, name: string): boolean {
+      enter(dir);
+      if (folderFd < 0 || NOT_UTF8.test(name)) return openPath(`${dir}/${name}`);
+      fd = openat(folderFd, encode(name), OPEN_FLAGS);
+      return fd >= 0 || openPath(`${dir}/${name}`);
     },
     read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {
       // One call: on a regular file pread returns less only at the end of the
@@ -691,7 +729,7 @@ function openPreadSource(): Source | undefined {
     dispose(): void {
       if (folderFd >= 0) close(folderFd);
       folderFd = -1;
-      glibc.close();
+      libc[Symbol.dispose]();
     },
   };
 }

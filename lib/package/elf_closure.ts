@@ -207,15 +207,59 @@ export class ElfClosureCheck implements Disposable {
    *   is, or when it cannot be read (reported as malformed).
    */
   add(path: string): boolean {
+    const slash = path.lastIndexOf("/");
+    if (slash > 0) return this.addIn(path.slice(0, slash), path.slice(slash + 1));
     const resolver = this.#open();
     const read = resolver.reads;
-    const object = resolver.objectAt(path);
+    return this.#added(path, resolver.objectAt(path), resolver.reads !== read);
+  }
+
+  /**
+   * Reads `name` in `folder`, as `add(\`${folder}/${name}\`)` does: a walk
+   * that adds the files of one folder after another, each folder given as
+   * the same string, has each folder looked up once, not once per file.
+   *
+   * @param folder An absolute path of a folder.
+   * @param name The name of a regular file in it.
+   * @returns `false` when the file is not ELF (it is ignored); `true` when it
+   *   is, or when it cannot be read (reported as malformed).
+   */
+  addIn(folder: string, name: string): boolean {
+    const resolver = this.#open();
+    const read = resolver.reads;
+    const object = resolver.objectIn(folder, name);
+    // The path is built only for a finding or a caller's #! check.
+    return this.#added(folder, object, resolver.reads !== read, name);
+  }
+
+  /**
+   * Tells the check what a walk saw in `folder`: its symlinks, and that
+   * every regular file of it named like a library (`*.so`, `*.so.*`, not
+   * `*.debug`; every file not named `*.debug` with `everyFile`) was added
+   * with {@linkcode ElfClosureCheck.addIn}. Searches for such names in the
+   * folder are then answered from that, without listing it again.
+   *
+   * @param folder The folder, as given to `addIn`.
+   * @param seen Its symlinks' names, and whether every file of it was added.
+   */
+  describeFolder(folder: string, seen: FolderContents): void {
+    this.#open().describeFolder(folder, seen);
+  }
+
+  /** Files `path` (or `name` in the folder `path`), just looked up (`read`: read just now). */
+  #added(
+    path: string,
+    object: LoadedObject | string | undefined,
+    read: boolean,
+    name?: string,
+  ): boolean {
     if (object === undefined) {
-      this.#head = resolver.reads === read ? NO_BYTES : this.#opened!.reader.head;
+      this.#head = read ? this.#opened!.reader.head : NO_BYTES;
       return false;
     }
     if (typeof object === "string") {
-      this.#malformed.push({ path: this.#show(path), message: object });
+      const shown = name === undefined ? path : `${path}/${name}`;
+      this.#malformed.push({ path: this.#show(shown), message: object });
     } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
     else this.#objects.push(object);
     return true;
@@ -245,10 +289,7 @@ export class ElfClosureCheck implements Disposable {
     const allow = this.#allow;
     const malformed = this.#malformed;
     const gpuObjects = this.#gpuObjects;
-    const objects = this.#objects.toSorted((
-      a,
-      b,
-    ) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const objects = this.#sorted();
 
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
@@ -271,8 +312,13 @@ export class ElfClosureCheck implements Disposable {
 
     // Roots: executables, then libraries no file needs by name, then what is left.
     const named = new Set<string>();
-    for (const object of objects) for (const name of object.elf.needed) named.add(name);
-    const reached = new Set<LoadedObject>();
+    const lists = new Set<readonly string[]>();
+    for (const object of objects) {
+      if (lists.has(object.needed)) continue;
+      lists.add(object.needed);
+      for (const name of object.needed) named.add(name);
+    }
+    const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
     const load = (root: LoadedObject, defaults: readonly string[]): void => {
       for (const failure of resolver.load(root, defaults, reached)) {
@@ -287,7 +333,7 @@ export class ElfClosureCheck implements Disposable {
     }
     for (const object of objects) {
       if (object.elf.interpreter !== undefined || reached.has(object)) continue;
-      if (named.has(basename(object.path)) || (object.elf.soname && named.has(object.elf.soname))) {
+      if (named.has(object.name) || (object.elf.soname && named.has(object.elf.soname))) {
         continue;
       }
       load(object, libraryDefaults);
@@ -330,6 +376,26 @@ export class ElfClosureCheck implements Disposable {
     return report;
   }
 
+  /**
+   * The objects added, each once, by folder and then by name: the same order
+   * whatever order a walk met them in. Names are sorted within their folder
+   * by the built-in comparison (no call back into JavaScript per pair).
+   */
+  #sorted(): LoadedObject[] {
+    const byFolder = new Map<string, Map<string, LoadedObject>>();
+    for (const object of this.#objects) {
+      let names = byFolder.get(object.folder);
+      if (names === undefined) byFolder.set(object.folder, names = new Map());
+      names.set(object.name, object);
+    }
+    const sorted: LoadedObject[] = [];
+    for (const folder of [...byFolder.keys()].sort()) {
+      const names = byFolder.get(folder)!;
+      for (const name of [...names.keys()].sort()) sorted.push(names.get(name)!);
+    }
+    return sorted;
+  }
+
   #open(): Resolver {
     if (this.#opened === undefined) {
       const reader = openElfReader();
@@ -346,18 +412,75 @@ export class ElfClosureCheck implements Disposable {
   }
 }
 
+/** What a walk saw in a folder (see {@linkcode ElfClosureCheck.describeFolder}). */
+export interface FolderContents {
+  /** The names of its symlinks. */
+  symlinks: readonly string[];
+  /**
+   * `true` when every regular file of it not named `*.debug` was added (the
+   * files of bin/, say); `false` when those named like libraries were
+   * ({@linkcode namedLikeLibrary}).
+   */
+  everyFile: boolean;
+}
+
+/**
+ * Whether a file is read as an ELF candidate for its name alone: `*.so` or
+ * `*.so.*`, and not a separate debug file (`*.debug`), which is ELF with
+ * empty segments that nothing loads.
+ *
+ * @param name A file name.
+ * @returns `true` for `libamdhip64.so`, `libamdhip64.so.6.4.0`.
+ *
+ * @example Usage
+ * ```ts
+ * import { namedLikeLibrary } from "./elf_closure.ts";
+ *
+ * namedLikeLibrary("libamdhip64.so.6"); // true
+ * namedLikeLibrary("libamdhip64.so.6.debug"); // false
+ * namedLikeLibrary("rocminfo"); // false
+ * ```
+ */
+export function namedLikeLibrary(name: string): boolean {
+  return (name.endsWith(".so") || name.includes(".so.")) && !name.endsWith(".debug");
+}
+
 /** One ELF file with its search paths expanded. */
 interface LoadedObject {
   path: string;
+  /** Its folder (`dirname` of `path`) and name. */
+  folder: string;
+  name: string;
   elf: ElfFile;
+  /** `elf.needed`, as one array for every object needing the same names (see `Resolver.#intern`). */
+  needed: readonly string[];
   /** DT_RPATH folders, `$ORIGIN` expanded (empty when there is a DT_RUNPATH: glibc ignores them). */
   rpath: readonly string[];
   /** DT_RUNPATH folders, or `undefined` when there is no DT_RUNPATH. */
   runpath: readonly string[] | undefined;
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
-  memo?: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] };
+  memo: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] } | undefined;
   /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
-  selfContained?: { defaults: readonly string[]; value: boolean };
+  selfContained: { defaults: readonly string[]; value: boolean } | undefined;
+  /** The {@linkcode Reached} that last marked it loaded. */
+  reachedIn: number;
+}
+
+/**
+ * The objects one {@linkcode ElfClosureCheck.finish} has loaded: a mark on
+ * each object, which costs less than hashing it into a set.
+ */
+class Reached {
+  static #last = 0;
+  #id = ++Reached.#last;
+
+  has(object: LoadedObject): boolean {
+    return object.reachedIn === this.#id;
+  }
+
+  add(object: LoadedObject): void {
+    object.reachedIn = this.#id;
+  }
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -370,6 +493,16 @@ interface Failure {
   passedOver?: string;
 }
 
+/** A folder's parsed objects by name, what a walk saw of it, and its listing (null: not read). */
+interface Folder {
+  objects: Map<string, LoadedObject | string | undefined>;
+  seen: { symlinks: Set<string>; everyFile: boolean } | undefined;
+  listing: Map<string, boolean> | undefined | null;
+}
+
+const FILE = 1;
+const SYMLINK = 2;
+
 /** A found object, or why nothing was found (with what was passed over). */
 type Lookup = LoadedObject | { passedOver?: string };
 
@@ -377,6 +510,14 @@ type Lookup = LoadedObject | { passedOver?: string };
 interface Search {
   dirs: readonly string[];
   found: Map<string, Lookup>;
+  /** The lookups of each list of needed names searched (see `Resolver.#internNeeded`). */
+  lists: Map<readonly string[], Lookup[]>;
+}
+
+/** A node of the lists of needed names: the lists that go on with each name, the one ending here. */
+interface ListNode {
+  next: Map<string, ListNode>;
+  list: readonly string[] | undefined;
 }
 
 /**
@@ -386,9 +527,8 @@ interface Search {
 class Resolver implements Disposable {
   #reader: ElfReader;
   #directories = openDirectoryReader();
-  /** Parsed objects by path; a string is why the file is not a usable ELF object. */
-  #objects = new Map<string, LoadedObject | string | undefined>();
-  #listings = new Map<string, Map<string, boolean> | undefined>();
+  /** Folders by path: their parsed objects, what a walk saw, their listings. */
+  #folders = new Map<string, Folder>();
   #realPaths = new Map<string, string | undefined>();
   #files = new Map<string, boolean>();
   #searches = new Map<string, Search>();
@@ -401,6 +541,9 @@ class Resolver implements Disposable {
   #expanded = new Map<string, string[]>();
   #lastExpanded = { searchPath: "", origin: "", machine: -1, dirs: [] as string[] };
   #defaults = new Map<string, readonly string[]>();
+  #neededLists: ListNode = { next: new Map(), list: undefined };
+  /** Whether loading finds everything, by defaults and by the lookups of a root (`#loadsAlike`). */
+  #alike = new Map<readonly string[], Map<readonly Lookup[], boolean>>();
 
   constructor(reader: ElfReader) {
     this.#reader = reader;
@@ -411,17 +554,32 @@ class Resolver implements Disposable {
 
   /** The object at `path`: `undefined` when it is not ELF, a string when malformed. */
   objectAt(path: string): LoadedObject | string | undefined {
-    const known = this.#objects.get(path);
-    if (known !== undefined || this.#objects.has(path)) return known;
+    const slash = path.lastIndexOf("/");
+    return slash < 0
+      ? this.objectIn("", path)
+      : this.objectIn(slash === 0 ? "/" : path.slice(0, slash), path.slice(slash + 1));
+  }
+
+  /** The object `name` in `folder` ("": `name` is a relative path), as {@linkcode objectAt}. */
+  objectIn(folder: string, name: string): LoadedObject | string | undefined {
+    const objects = this.#folder(folder).objects;
+    const known = objects.get(name);
+    if (known !== undefined || objects.has(name)) return known;
     let result: LoadedObject | string | undefined;
     this.reads++;
     try {
-      const elf = this.#reader.read(path);
+      const elf = folder === "" ? this.#reader.read(name) : this.#reader.readIn(folder, name);
       if (elf !== undefined) {
-        const origin = dirname(path);
+        const origin = folder === "" ? "/" : folder;
         result = {
-          path,
+          path: folder === "" ? name : folder === "/" ? `/${name}` : `${folder}/${name}`,
+          folder,
+          name,
           elf,
+          needed: this.#internNeeded(elf.needed),
+          memo: undefined,
+          selfContained: undefined,
+          reachedIn: 0,
           rpath: elf.rpath === undefined || elf.runpath !== undefined
             ? NO_DIRS
             : this.#expand(elf.rpath, origin, elf.machine),
@@ -434,8 +592,37 @@ class Resolver implements Disposable {
       if (error instanceof ElfFormatError) result = error.message;
       else result = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
     }
-    this.#objects.set(path, result);
+    objects.set(name, result);
     return result;
+  }
+
+  /**
+   * One array for each list of needed names: thousands of files need the
+   * same few names, and their searches are then made once (`#needsOf`).
+   * The names are the reader's, one string for each distinct name.
+   */
+  #internNeeded(needed: string[]): readonly string[] {
+    let node = this.#neededLists;
+    for (let i = 0; i < needed.length; i++) {
+      const name = needed[i]!;
+      let next = node.next.get(name);
+      if (next === undefined) node.next.set(name, next = { next: new Map(), list: undefined });
+      node = next;
+    }
+    return node.list ??= needed.slice();
+  }
+
+  #folder(path: string): Folder {
+    let folder = this.#folders.get(path);
+    if (folder === undefined) {
+      this.#folders.set(path, folder = { objects: new Map(), seen: undefined, listing: null });
+    }
+    return folder;
+  }
+
+  /** See {@linkcode ElfClosureCheck.describeFolder}. */
+  describeFolder(path: string, seen: FolderContents): void {
+    this.#folder(path).seen = { symlinks: new Set(seen.symlinks), everyFile: seen.everyFile };
   }
 
   /** expandSearchPath, once per search path and folder: files of one folder share it. */
@@ -484,7 +671,7 @@ class Resolver implements Disposable {
    * marks every object loaded in `reached` and returns the names not found
    * (in an array reused by the next call).
    */
-  load(root: LoadedObject, defaults: readonly string[], reached: Set<LoadedObject>): Failure[] {
+  load(root: LoadedObject, defaults: readonly string[], reached: Reached): Failure[] {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
     failures.length = 0;
@@ -495,7 +682,7 @@ class Resolver implements Disposable {
     const chains = this.#chains;
     loadedNames.clear();
     loaded.clear();
-    loadedNames.add(basename(root.path));
+    loadedNames.add(root.name);
     if (root.elf.soname !== undefined) loadedNames.add(root.elf.soname);
     loaded.add(root);
     reached.add(root);
@@ -509,7 +696,7 @@ class Resolver implements Disposable {
       const chain = chains[next]!;
       const found = this.#needsOf(object, chain, defaults);
       const childChain = object.rpath.length === 0 ? chain : [...object.rpath, ...chain];
-      const needed = object.elf.needed;
+      const needed = object.needed;
       for (let i = 0; i < needed.length; i++) {
         const name = needed[i]!;
         if (loadedNames.has(name)) continue;
@@ -546,22 +733,29 @@ class Resolver implements Disposable {
   #loadsAlike(
     root: LoadedObject,
     defaults: readonly string[],
-    reached: Set<LoadedObject>,
+    reached: Reached,
   ): boolean {
     if (root.rpath.length !== 0) return false;
     const found = this.#needsOf(root, NO_CHAIN, defaults);
-    for (const lookup of found) {
-      if (!("elf" in lookup) || !this.#selfContained(lookup, defaults, reached)) return false;
+    // The same for every root with these lookups (their closures are in `reached` already).
+    let known = this.#alike.get(defaults);
+    if (known === undefined) this.#alike.set(defaults, known = new Map());
+    let alike = known.get(found);
+    if (alike === undefined) {
+      alike = found.every((lookup) =>
+        "elf" in lookup && this.#selfContained(lookup, defaults, reached)
+      );
+      known.set(found, alike);
     }
-    reached.add(root);
-    return true;
+    if (alike) reached.add(root);
+    return alike;
   }
 
   /** See {@linkcode Resolver.#loadsAlike}; computed once per object and defaults. */
   #selfContained(
     object: LoadedObject,
     defaults: readonly string[],
-    reached: Set<LoadedObject>,
+    reached: Reached,
   ): boolean {
     const known = object.selfContained;
     if (known !== undefined && known.defaults === defaults) return known.value;
@@ -603,14 +797,18 @@ class Resolver implements Disposable {
     const search = inherits
       ? this.#searchFor([...object.rpath, ...chain, ...defaults], machine)
       : this.#runpathSearch(object.runpath!, defaults, machine);
-    const found = object.elf.needed.map((name) => {
-      let lookup = search.found.get(name);
-      if (lookup === undefined) {
-        lookup = this.#search(name, search.dirs, machine);
-        search.found.set(name, lookup);
-      }
-      return lookup;
-    });
+    let found = search.lists.get(object.needed);
+    if (found === undefined) {
+      found = object.needed.map((name) => {
+        let lookup = search.found.get(name);
+        if (lookup === undefined) {
+          lookup = this.#search(name, search.dirs, machine);
+          search.found.set(name, lookup);
+        }
+        return lookup;
+      });
+      search.lists.set(object.needed, found);
+    }
     object.memo = { chain, defaults, found };
     return found;
   }
@@ -630,7 +828,9 @@ class Resolver implements Disposable {
   #searchFor(dirs: readonly string[], machine: number): Search {
     const key = `${machine}\0${dirs.join(":")}`;
     let search = this.#searches.get(key);
-    if (search === undefined) this.#searches.set(key, search = { dirs, found: new Map() });
+    if (search === undefined) {
+      this.#searches.set(key, search = { dirs, found: new Map(), lists: new Map() });
+    }
     return search;
   }
 
@@ -644,26 +844,53 @@ class Resolver implements Disposable {
     }
     let passedOver: string | undefined;
     for (const dir of dirs) {
-      const listing = this.#listing(dir);
-      const isSymlink = listing?.get(name);
-      if (isSymlink === undefined) continue;
-      let path = `${dir}/${name}`;
-      if (isSymlink) {
-        const real = this.#realPath(path);
+      const kind = this.#kindIn(dir, name);
+      if (kind === undefined) continue;
+      let found: LoadedObject | string | undefined;
+      if (kind === SYMLINK) {
+        const real = this.#realPath(`${dir}/${name}`);
         if (real === undefined) continue; // dangling: reported by check-output's symlink check
-        path = real;
+        found = this.#candidate(real, machine);
+      } else {
+        // A regular file, as its folder's entry says: no stat needed.
+        found = this.#usable(this.objectIn(dir, name), `${dir}/${name}`, machine);
       }
-      const found = this.#candidate(path, machine);
       if (typeof found === "string") passedOver ??= found;
       else if (found !== undefined) return found;
     }
     return passedOver === undefined ? {} : { passedOver };
   }
 
+  /**
+   * Whether `dir` holds `name` as a regular file or a symlink (or neither):
+   * from what a walk saw when that covers the name, else from a listing.
+   */
+  #kindIn(dir: string, name: string): typeof FILE | typeof SYMLINK | undefined {
+    const folder = this.#folder(dir);
+    const seen = folder.seen;
+    if (
+      seen !== undefined && (seen.everyFile ? !name.endsWith(".debug") : namedLikeLibrary(name))
+    ) {
+      if (folder.objects.has(name)) return FILE;
+      return seen.symlinks.has(name) ? SYMLINK : undefined;
+    }
+    if (folder.listing === null) folder.listing = this.#list(dir);
+    const isSymlink = folder.listing?.get(name);
+    return isSymlink === undefined ? undefined : isSymlink ? SYMLINK : FILE;
+  }
+
   /** The object at `path` if it is one the loader would take for `machine`, else why not. */
   #candidate(path: string, machine: number): LoadedObject | string | undefined {
     if (!this.isFile(path)) return undefined;
-    const object = this.objectAt(path);
+    return this.#usable(this.objectAt(path), path, machine);
+  }
+
+  /** `object` (the file at `path`) if the loader would take it for `machine`, else why not. */
+  #usable(
+    object: LoadedObject | string | undefined,
+    path: string,
+    machine: number,
+  ): LoadedObject | string | undefined {
     if (object === undefined) return `"${path}" is not an ELF file`;
     if (typeof object === "string") return `"${path}" ${object}`;
     if (object.elf.machine !== machine) {
@@ -673,8 +900,7 @@ class Resolver implements Disposable {
   }
 
   /** Names in `dir`: `true` for a symlink, `false` for a regular file. */
-  #listing(dir: string): Map<string, boolean> | undefined {
-    if (this.#listings.has(dir)) return this.#listings.get(dir);
+  #list(dir: string): Map<string, boolean> | undefined {
     let listing: Map<string, boolean> | undefined = new Map();
     try {
       this.#directories.read(dir, (name, kind) => {
@@ -684,7 +910,6 @@ class Resolver implements Disposable {
     } catch {
       listing = undefined; // a folder that does not exist holds nothing
     }
-    this.#listings.set(dir, listing);
     return listing;
   }
 
@@ -763,10 +988,6 @@ function normalize(path: string): string {
 function dirname(path: string): string {
   const slash = path.lastIndexOf("/");
   return slash <= 0 ? "/" : path.slice(0, slash);
-}
-
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -1,11 +1,15 @@
 /**
  * The floors of check-output's work, for tests/bench/check_output_bench.ts:
- * `deno run --allow-read --allow-ffi _walk_floor.ts TREE [--read-elf]` walks
- * TREE with lib/fs/dir_reader.ts (getdents64) and prints how many regular files
- * it holds; with `--read-elf`, it also opens each ELF candidate (check-output's
- * rule: below bin, sbin or libexec, or named `*.so`, `*.so.*`, not `*.debug`)
- * relative to its folder and reads its first 4 KiB, the least any reader of
- * its program headers does: openat, pread, close, through glibc, no parsing.
+ * `deno run --allow-read --allow-ffi _walk_floor.ts TREE [--read-elf | --read-dynamic]`
+ * walks TREE with lib/fs/dir_reader.ts (getdents64) and prints how many
+ * regular files it holds; with `--read-elf`, it also opens each ELF candidate
+ * (check-output's rule: below bin, sbin or libexec, or named `*.so`, `*.so.*`,
+ * not `*.debug`) relative to its folder and reads its first 4 KiB, the least
+ * any reader of its program headers does: openat, pread, close, through
+ * glibc, no parsing. With `--read-dynamic`, it also reads each file's
+ * dynamic segment where the program headers say it lies (when the first
+ * 4 KiB do not hold it): the least any check of DT_NEEDED reads, with only
+ * the parsing that finds it.
  *
  * @module
  */
@@ -14,7 +18,8 @@ import { openDirectoryReader } from "../../lib/fs/dir_reader.ts";
 
 const [tree, flag] = Deno.args;
 if (tree === undefined) throw new TypeError("usage: _walk_floor.ts TREE [--read-elf]");
-const readElf = flag === "--read-elf";
+const readDynamic = flag === "--read-dynamic";
+const readElf = flag === "--read-elf" || readDynamic;
 const glibc = Deno.dlopen(
   "libc.so.6",
   {
@@ -32,6 +37,22 @@ const EXECUTABLE_DIRS = new Set(["bin", "sbin", "libexec"]);
 const encoder = new TextEncoder();
 const pathBytes = new Uint8Array(8192);
 const head = new Uint8Array(4096);
+const headView = new DataView(head.buffer);
+const dynamic = new Uint8Array(4096);
+/** Reads the dynamic segment of the ELF64 file `fd` whose first `length` bytes are in `head`. */
+const readDynamicSegment = (fd: number, length: number): void => {
+  const phoff = Number(headView.getBigUint64(32, true));
+  const phnum = headView.getUint16(56, true);
+  for (let i = 0, at = phoff; i < phnum && at + 56 <= length; i++, at += 56) {
+    if (headView.getUint32(at, true) !== 2) continue; // PT_DYNAMIC
+    const offset = headView.getBigUint64(at + 8, true);
+    const size = Number(headView.getBigUint64(at + 32, true));
+    if (Number(offset) + size > length) {
+      pread(fd, dynamic, BigInt(Math.min(size, dynamic.length)), offset);
+    }
+    return;
+  }
+};
 const cString = (text: string): Uint8Array<ArrayBuffer> => {
   pathBytes[encoder.encodeInto(text, pathBytes).written] = 0;
   return pathBytes;
@@ -56,7 +77,12 @@ while (stack.length > 0) {
       if (folder < 0) folder = open(cString(dir), FOLDER_FLAGS);
       const fd = openat(folder, cString(name), FILE_FLAGS);
       if (fd < 0) throw new Error(`cannot open "${dir}/${name}"`);
-      if (Number(pread(fd, head, BigInt(head.length), 0n)) >= 4 && head[0] === 0x7f) elfFiles++;
+      const length = Number(pread(fd, head, BigInt(head.length), 0n));
+      if (length >= 4 && head[0] === 0x7f) {
+        elfFiles++;
+        // ELF64 (all the tree holds): its program headers say where the segment is.
+        if (readDynamic && length >= 64 && head[4] === 2) readDynamicSegment(fd, length);
+      }
       close(fd);
     }
   });

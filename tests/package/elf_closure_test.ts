@@ -9,6 +9,7 @@ import {
   ElfClosureCheck,
   type ElfClosureReport,
   expandSearchPath,
+  namedLikeLibrary,
 } from "../../lib/package/elf_closure.ts";
 import {
   copyElf,
@@ -350,6 +351,81 @@ Deno.test({
       using check = new ElfClosureCheck({ root, examples: 2 });
       for (const path of filesBelow(root).reverse()) check.add(path);
       assert.deepEqual(check.finish(), report);
+    });
+  },
+});
+
+/**
+ * What check-output does: each folder's ELF candidates added by name, then
+ * the folder described (its symlinks, whether every file was taken), so that
+ * searches need no listing of it.
+ */
+function checkAsWalked(root: string): ElfClosureReport {
+  using check = new ElfClosureCheck({ root });
+  const walk = (folder: string, everyFile: boolean): void => {
+    const entries = [...Deno.readDirSync(folder)];
+    for (const entry of entries) {
+      if (!entry.isFile) continue;
+      if (everyFile ? !entry.name.endsWith(".debug") : namedLikeLibrary(entry.name)) {
+        check.addIn(folder, entry.name);
+      }
+    }
+    const symlinks = entries.filter((entry) => entry.isSymlink).map((entry) => entry.name);
+    check.describeFolder(folder, { symlinks, everyFile });
+    for (const entry of entries) {
+      if (entry.isDirectory) walk(join(folder, entry.name), everyFile || entry.name === "bin");
+    }
+  };
+  walk(root, false);
+  return check.finish();
+}
+
+/** The same files added by path, every search made by listing the folder. */
+function checkByListing(root: string): ElfClosureReport {
+  const candidates = filesBelow(root).filter((path) =>
+    path.includes("/bin/")
+      ? !path.endsWith(".debug")
+      : namedLikeLibrary(path.slice(path.lastIndexOf("/") + 1))
+  );
+  return checkElfClosure(candidates, { root });
+}
+
+Deno.test({
+  name:
+    "ElfClosureCheck.describeFolder: what a walk saw answers each search as a listing of the folder would",
+  ignore: !tools,
+  fn: async (t) => {
+    await withTempDir(async (dir) => {
+      const glibc = await glibcStandIn(dir);
+      const root = join(dir, "out");
+      await writeTheRockShapedTree(root, glibc.interpreter, {
+        // Needs a library by a name no walk takes as one ("libodd", no .so),
+        // one found through a symlink, one missing, and one shadowed by a
+        // debug file of that name in the first folder searched.
+        "bin/rocminfo": {
+          runpath: EXECUTABLE_RUNPATH,
+          interpreter: glibc.interpreter,
+          addNeeded: ["libodd", "libgone.so.1", "libz.so.1.debug"],
+        },
+      });
+      await copyElf(`${SYSTEM_LIBS}/libz.so.1`, join(root, "lib/libodd"), { runpath: "$ORIGIN" });
+      await copyElf(`${SYSTEM_LIBS}/libz.so.1`, join(root, "lib/libz.so.1.debug"), {
+        runpath: "$ORIGIN",
+      });
+      await Deno.symlink("libodd", join(root, "lib/libodd.so.2"));
+      await copyElf(`${SYSTEM_LIBS}/libz.so.1`, join(root, "bin/helper"), {
+        runpath: "$ORIGIN/../lib",
+      });
+      await Deno.writeTextFile(join(root, "bin/tool.sh"), "#!/bin/sh\n");
+
+      const walked = checkAsWalked(root);
+      const listed = checkByListing(root);
+      await t.step("the reports are the same", () => assert.deepEqual(walked, listed));
+      await t.step("each name resolves as the loader would resolve it", () => {
+        // libodd and the debug file are found (by listing), libgone is not; nor are
+        // libstdc++ and libgcc_s, which TheRock does not ship.
+        assert.deepEqual(sonames(walked), ["libgcc_s.so.1", "libgone.so.1", "libstdc++.so.6"]);
+      });
     });
   },
 });
