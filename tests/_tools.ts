@@ -98,8 +98,11 @@ export function requireRoot(purpose: string): boolean {
   return Deno.uid() === 0 || skip(purpose, `not root (uid ${Deno.uid()})`);
 }
 
-/** Prints why `purpose` is skipped and returns `false`; with `CI=true`, throws instead. */
-function skip(purpose: string, why: string): false {
+/**
+ * Prints why `purpose` is skipped and returns `false`; with `CI=true`, throws
+ * instead (for a need no tool check covers, e.g. two file systems).
+ */
+export function skip(purpose: string, why: string): false {
   const reason = `${purpose}: ${why}`;
   if (Deno.env.get("CI") === "true") {
     throw new Error(`${reason} (CI=true: .ci/run must provide it)`);

@@ -528,6 +528,8 @@ async function prefetchToStore(
       const continued = await opened.continueFrom(cached.path, resume.size, resume.total);
       if (continued.moved) {
         storeAlone = true;
+        // A SIGKILL from here on loses them: the next run's sweep removes
+        // the store's file, and the download starts over (docs/guarantees.md).
         cached.handOver();
       } else {
         // A copy: the cache keeps the rest too, in case the download is cut off.
