@@ -199,13 +199,18 @@ export async function checkOutput(
 ): Promise<CheckOutputReport> {
   // The work is synchronous (see checkTree); a bad target or ISA still rejects.
   const isas = options.isas;
-  if (isas === undefined) return checkTree(outPath, options);
+  if (isas === undefined) return checkTree(outPath, options).report;
   // The pruning checks' module is loaded only for a pruned package.
   const { checkPruned, keptIsas } = await import("./prune.ts");
   keptIsas(isas);
-  const report = checkTree(outPath, options);
+  const { report, rocmEntries } = checkTree(outPath, options, true);
   if (report.failures.some((f) => f.check === "output")) return report;
-  const pruned = await checkPruned(outPath, isas);
+  // What the walk listed below opt/rocm: not listed a second time.
+  const pruned = await checkPruned(
+    outPath,
+    isas,
+    rocmEntries === undefined ? {} : { entries: rocmEntries },
+  );
   if (pruned.length === 0) return report;
   const failures = sortFailures([...report.failures, ...pruned]);
   return { ...report, ok: false, failures };
@@ -214,8 +219,14 @@ export async function checkOutput(
 /**
  * The checks, with synchronous file system calls throughout: each async call
  * is a round trip through Deno's thread pool, which costs more than the call.
+ * With `listRocm`, also the files and symlinks below `opt/rocm`, relative to
+ * it, when the walk listed that folder (for the pruning checks).
  */
-function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputReport {
+function checkTree(
+  outPath: string,
+  options: CheckOutputOptions,
+  listRocm = false,
+): { report: CheckOutputReport; rocmEntries?: string[] } {
   const required = options.target === undefined ? undefined : targetIsas(options.target);
   const failures: CheckFailure[] = [];
   const counts: CheckCounts = {
@@ -254,7 +265,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
     if (!Deno.statSync(root).isDirectory) throw new Error("not a directory");
   } catch (error) {
     fail("output", `Cannot check "${outPath}": ${describe(error)}`);
-    return report();
+    return { report: report() };
   }
   // Paths are joined by hand, not with node:path: root is a real path and every
   // path below is built from it, and node:path's first import costs a millisecond.
@@ -321,7 +332,7 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
   // it again. Files named like scripts are read for it too.
   const scripts = new ScriptCheck({ root, store, isFile: (path) => isFile(path) }, rel);
   using reader = openDirectoryReader();
-  const walk = walkTree(root, required, reader);
+  const walk = walkTree(root, required, reader, listRocm ? `${root}/opt/rocm` : undefined);
   for (const folder of walk.elfFolders) {
     const { path, names } = folder;
     for (let i = 0; i < names.length; i++) {
@@ -441,7 +452,10 @@ function checkTree(outPath: string, options: CheckOutputOptions): CheckOutputRep
       }
     }
   }
-  return report();
+  return {
+    report: report(),
+    ...(walk.rocmEntries === undefined ? {} : { rocmEntries: walk.rocmEntries }),
+  };
 }
 
 /**
@@ -540,6 +554,8 @@ interface Walk {
   kernelHits: Map<string, number>;
   /** Folders that could not be listed: nothing below them was checked. */
   unreadable: { path: string; error: unknown }[];
+  /** With `rocm`: its files and symlinks, relative to it, when it was walked (a folder). */
+  rocmEntries?: string[];
 }
 
 /** A folder's ELF candidates and symlinks (see `Walk.elfFolders`). */
@@ -580,6 +596,7 @@ function walkTree(
   root: string,
   required: readonly string[] | undefined,
   reader: DirectoryReader,
+  rocm?: string,
 ): Walk {
   const matcher = required === undefined ? undefined : kernelMatcher(required);
   const hits = new Array<number>(required?.length ?? 0).fill(0);
@@ -597,9 +614,13 @@ function walkTree(
   let inherited = 0;
   // The folder's ELF candidates and symlinks, made at the first of them.
   let elfFolder: ElfFolder | undefined;
+  // With `rocm`: the folder's path below it and a slash, while in it.
+  let rocmPrefix: string | undefined;
+  let rocmEntries: string[] | undefined;
   const visit: EntryVisitor = (name, kind) => {
     if (kind === "file") {
       files++;
+      if (rocmPrefix !== undefined) rocmEntries!.push(rocmPrefix + name);
       // Separate debug files (`*.debug`) are ELF too, with empty segments: never loaded.
       if (executable ? !name.endsWith(".debug") : namedLikeLibrary(name)) {
         (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).names.push(name);
@@ -621,6 +642,7 @@ function walkTree(
       });
     } else if (kind === "symlink") {
       symlinks.push(`${dir}/${name}`);
+      if (rocmPrefix !== undefined) rocmEntries!.push(rocmPrefix + name);
       (elfFolder ??= elfFolderOf(dir, executable, elfFolders)).symlinks.push(name);
     } else if (kind === "other") {
       special.push(`${dir}/${name}`);
@@ -640,6 +662,14 @@ function walkTree(
     executable = next.executable;
     inherited = next.isas;
     elfFolder = undefined;
+    if (rocm !== undefined) {
+      if (dir === rocm) rocmEntries = [];
+      rocmPrefix = dir === rocm
+        ? ""
+        : dir.startsWith(`${rocm}/`) && rocmEntries !== undefined
+        ? `${dir.slice(rocm.length + 1)}/`
+        : undefined;
+    }
     directories++;
     try {
       reader.read(dir, visit);
@@ -658,6 +688,7 @@ function walkTree(
     special,
     kernelHits: new Map(required?.map((isa, i) => [isa, hits[i]!])),
     unreadable,
+    ...(rocmEntries === undefined ? {} : { rocmEntries }),
   };
 }
 

@@ -90,6 +90,18 @@ export interface PruneReport {
   filesSeen: number;
 }
 
+/** Options for {@linkcode checkPruned}. */
+export interface CheckPrunedOptions extends PruneOptions {
+  /**
+   * The files and symlinks below `opt/rocm`, relative to it, as a walk of
+   * the whole output already listed them (check-output's): `opt/rocm` is
+   * then not listed again.
+   *
+   * @default {undefined (opt/rocm is listed)}
+   */
+  entries?: readonly string[];
+}
+
 /** Options for {@linkcode pruneTree} and {@linkcode checkPruned}. */
 export interface PruneOptions {
   /**
@@ -290,7 +302,7 @@ const MAX_RECORD_BYTES = 256 * 1024 * 1024;
  *
  * @param outPath The package output (holding `opt/rocm` and `nix-support`).
  * @param isas The ISAs it must keep.
- * @param options The kinds table.
+ * @param options The kinds table, and what a walk of `opt/rocm` already listed.
  * @returns The findings; empty when the package is right.
  * @throws {RangeError} For an unknown ISA.
  *
@@ -306,7 +318,7 @@ const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 export async function checkPruned(
   outPath: string,
   isas: readonly string[],
-  options: PruneOptions = {},
+  options: CheckPrunedOptions = {},
 ): Promise<PrunedFinding[]> {
   const kept = keptIsas(isas);
   const kinds = options.kinds ?? KERNEL_KINDS;
@@ -349,29 +361,34 @@ export async function checkPruned(
     note(had, path, kind);
   }
   const root = `${outPath}/opt/rocm`;
-  try {
-    using reader = openDirectoryReader();
-    walk(Deno.realPathSync(root), reader, (relative) => {
-      const code = gpuCode(relative, kinds);
-      if (code === undefined) return;
-      const { kind, tokens } = code;
-      if (tokens.length > 0 && !tokensMatchTarget(tokens, kept) && !linked.has(relative)) {
-        findings.push({
-          check: "pruned-other-isa",
-          path: `opt/rocm/${escapeName(relative)}`,
-          message: `"opt/rocm/${escapeName(relative)}" is GPU code for ${
-            tokens.join(", ")
-          }, none of the kept ISAs (${kept.join(", ")})`,
-        });
-      }
-      note(had, relative, kind);
-      note(has, relative, kind);
-    });
-  } catch (error) {
-    findings.push({
-      check: "pruned-record",
-      message: `Cannot read "opt/rocm" of "${outPath}": ${(error as Error).message}`,
-    });
+  const visit = (relative: string): void => {
+    const code = gpuCode(relative, kinds);
+    if (code === undefined) return;
+    const { kind, tokens } = code;
+    if (tokens.length > 0 && !tokensMatchTarget(tokens, kept) && !linked.has(relative)) {
+      findings.push({
+        check: "pruned-other-isa",
+        path: `opt/rocm/${escapeName(relative)}`,
+        message: `"opt/rocm/${escapeName(relative)}" is GPU code for ${
+          tokens.join(", ")
+        }, none of the kept ISAs (${kept.join(", ")})`,
+      });
+    }
+    note(had, relative, kind);
+    note(has, relative, kind);
+  };
+  if (options.entries !== undefined) {
+    for (const relative of options.entries) visit(relative);
+  } else {
+    try {
+      using reader = openDirectoryReader();
+      walk(Deno.realPathSync(root), reader, visit);
+    } catch (error) {
+      findings.push({
+        check: "pruned-record",
+        message: `Cannot read "opt/rocm" of "${outPath}": ${(error as Error).message}`,
+      });
+    }
   }
   for (const [library, isasHad] of [...had].sort(([a], [b]) => compare(a, b))) {
     for (const isa of isasHad) {

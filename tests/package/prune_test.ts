@@ -194,6 +194,14 @@ Deno.test("checkPruned() finds other ISAs' code left, a missing record, and non-
 
 const ok = await requireTools("check-output --isa on installed outputs", "bash", "cp", "patchelf");
 
+async function hasStrace(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("strace", { args: ["-V"], stdout: "null" }).output()).success;
+  } catch {
+    return false;
+  }
+}
+
 Deno.test({
   name: "check-output --isa passes a pruned output (scripts/prune.ts) and fails an unpruned one",
   ignore: !ok,
@@ -230,6 +238,33 @@ Deno.test({
       assert.match(pruned.stderr, /^prune: kept gfx1100: removed 5 of \d+ files/);
       const passed = await check("--isa", "gfx1100", "--target", "gfx1100");
       assert.equal(passed.code, 0, passed.stdout + passed.stderr);
+      if (await hasStrace()) {
+        // The pruning checks take what the walk listed: opt/rocm is opened once.
+        const traced = await run("strace", [
+          "-f",
+          "-e",
+          "trace=open,openat",
+          "-o",
+          join(dir, "trace"),
+          Deno.execPath(),
+          "run",
+          "--allow-read",
+          "--allow-ffi",
+          join(repoRoot, "scripts/check-output.ts"),
+          good,
+          "--isa",
+          "gfx1100",
+        ]);
+        assert.equal(traced.code, 0, traced.stdout + traced.stderr);
+        const rocm = `"${await Deno.realPath(join(good, "opt/rocm"))}"`;
+        const opens = (await Deno.readTextFile(join(dir, "trace"))).split("\n")
+          .filter((line) => line.includes(`${rocm},`) && line.includes("O_DIRECTORY"));
+        assert.equal(opens.length, 1, opens.join("\n"));
+      } else if (Deno.env.get("CI") === "true") {
+        assert.fail("strace is needed to count how often opt/rocm is listed");
+      } else {
+        console.log("skipped: counting opt/rocm's listings needs strace");
+      }
       const report = await checkOutput(good, { isas: ["gfx1151"] });
       assert.ok(report.failures.some((f) => f.check === "pruned-kept-isa"));
       const bad = await check("--isa", "gfx9999");
