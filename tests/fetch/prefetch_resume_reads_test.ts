@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 import { deleteStorePath } from "../../lib/store/nix_store.ts";
 import { startFileServer } from "../_server.ts";
 import { randomBytes, requireLocalStore, requireTools } from "../_tools.ts";
@@ -28,7 +29,8 @@ for (const via of ["local", "daemon"]) {
   Deno.test({
     name:
       `prefetch() with a cache and a store (${via}) reads a resumed download's bytes at most once`,
-    ignore: !ok,
+    // Before Deno 2.7 (no FsFile.tryLock) the store is written through nix-daemon alone.
+    ignore: !ok || (via === "local" && !canLockIfFree),
     fn: () => resumeOnce(via),
   });
 }
