@@ -452,7 +452,7 @@ interface LoadedObject {
   folder: string;
   name: string;
   elf: ElfFile;
-  /** `elf.needed`, as one array for every object needing the same names (see `Resolver.#intern`). */
+  /** `elf.needed`, as one array for every object needing the same names (see `Resolver.#internNeeded`). */
   needed: readonly string[];
   /** DT_RPATH folders, `$ORIGIN` expanded (empty when there is a DT_RUNPATH: glibc ignores them). */
   rpath: readonly string[];
