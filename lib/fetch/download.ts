@@ -67,6 +67,14 @@ export interface DownloadResume {
    * @returns How many bytes were read; 0 at the end.
    */
   read(view: Uint8Array): Promise<number>;
+  /**
+   * `true` when `read` hashes the kept bytes into the writer's own hash (a
+   * writer with `digest`: the Nix store's file they continue in does): the
+   * download then hashes nothing itself, and returns the writer's digest.
+   *
+   * @default {false}
+   */
+  hashedByWriter?: boolean;
 }
 
 /** Progress of a download. */
@@ -490,9 +498,11 @@ export async function download(
     ? SEQUENTIAL_BLOCKS
     : SELF_HASHING_BLOCKS;
   const resume = options.resume;
-  if (resume !== undefined && options.writer?.digest !== undefined) {
+  if (resume !== undefined && options.writer?.digest !== undefined && !resume.hashedByWriter) {
     throw new TypeError(
-      `Cannot download "${displayUrl(start)}": a writer that hashes the bytes cannot resume`,
+      `Cannot download "${
+        displayUrl(start)
+      }": a writer that hashes the bytes cannot resume unless it hashed the kept ones`,
     );
   }
   const writer = resume === undefined || options.writer === undefined
@@ -562,10 +572,15 @@ function skipKept(writer: DownloadWriter, kept: number): DownloadWriter {
       await writer.truncate();
     },
     ...(writer.begin === undefined ? {} : { begin: writer.begin }),
+    ...(writer.digest === undefined ? {} : { digest: writer.digest }),
   };
 }
 
-/** Hashes the kept bytes of a resumed download (they pass the writer, which drops them). */
+/**
+ * Reads the kept bytes of a resumed download into the pipeline, which hashes
+ * them (or, with a writer that hashes, `resume.read` did); they pass the
+ * writer, which drops them.
+ */
 async function readKept(
   start: URL,
   resume: DownloadResume,

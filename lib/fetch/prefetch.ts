@@ -425,8 +425,8 @@ function noting(writer: DownloadWriter, response: ServerFile): DownloadWriter {
 }
 
 /**
- * One writer for two: each chunk goes to both. Neither hashes for the
- * download (a resumed download hashes its bytes itself).
+ * One writer for two: each chunk goes to both. It does not hash for the
+ * download (no `digest`): the download hashes the bytes itself.
  */
 function both(first: DownloadWriter, second: DownloadWriter): DownloadWriter {
   return {
@@ -535,9 +535,10 @@ async function prefetchToStore(
         // A copy: the cache keeps the rest too, in case the download is cut off.
         writer = both(cached.writer, writer);
       }
-      // The download hashes the kept bytes as the store's file reads them.
-      writer = { write: writer.write, truncate: writer.truncate, ...pick(writer, ["begin"]) };
-      kept = { ...resume, read: continued.read };
+      // Moved, they are hashed by the store's file as the download reads them
+      // (one hash for the whole file, as for a fresh download); copied, by the
+      // download, the store's file hashing what it writes.
+      kept = { ...resume, read: continued.read, hashedByWriter: continued.moved };
     }
     const { hash, size } = await download(url, {
       algorithm,

@@ -343,3 +343,58 @@ Deno.test("redirectTarget() checks a hop before it is followed", () => {
   );
   assert.throws(() => redirectTarget(from, to("http://[bad")), /which is not a URL/);
 });
+
+Deno.test("download() resumes into a writer that hashes only when the kept bytes were hashed into it", async (t) => {
+  const body = randomBytes(300_000);
+  const kept = 100_000;
+  await using server = startFileServer({
+    routes: { "/f.bin": { body, headers: { ETag: '"v"' } } },
+  });
+  const url = server.url("/f.bin");
+  // A writer that hashes what it gets, as the Nix store's file does.
+  const hashing = (): DownloadWriter & { got: number; read: number } => {
+    const writer = {
+      got: 0,
+      read: 0,
+      write: (chunk: Uint8Array) => {
+        writer.got += chunk.length;
+        return Promise.resolve();
+      },
+      truncate: () => Promise.resolve(),
+      digest: () => Promise.resolve({ algorithm: "sha256" as const, digest: new Uint8Array(32) }),
+    };
+    return writer;
+  };
+  const resumeInto = (writer: ReturnType<typeof hashing>, hashedByWriter?: boolean) => {
+    let at = 0;
+    return {
+      size: kept,
+      total: body.length,
+      validator: '"v"',
+      read: (view: Uint8Array) => {
+        const n = Math.min(view.length, kept - at);
+        view.set(body.subarray(at, at + n));
+        at += n;
+        writer.read += n;
+        return Promise.resolve(n);
+      },
+      ...(hashedByWriter === undefined ? {} : { hashedByWriter }),
+    };
+  };
+  await t.step("a hashing writer that did not hash the kept bytes is refused", async () => {
+    const writer = hashing();
+    await assert.rejects(
+      download(url, { writer, resume: resumeInto(writer) }),
+      (error: Error) =>
+        error instanceof TypeError && /unless it hashed the kept ones/.test(error.message),
+    );
+  });
+  await t.step("one that did gets the rest alone, and its digest is the download's", async () => {
+    const writer = hashing();
+    const result = await download(url, { writer, resume: resumeInto(writer, true) });
+    assert.equal(writer.read, kept);
+    assert.equal(writer.got, body.length - kept);
+    assert.equal(result.size, body.length);
+    assert.deepEqual(result.hash.digest, new Uint8Array(32));
+  });
+});
