@@ -378,6 +378,16 @@ export async function pathExists(path: string): Promise<boolean> {
   }
 }
 
+/** {@linkcode pathExists}, synchronously. */
+export function pathExistsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Puts a shell wrapper named `tool` first on PATH, in `dir/bin`: `before`
  * runs, then the real tool with the same arguments.

@@ -28,7 +28,7 @@ import {
 import { indexAndTarball, ok, registry, uniqueBytes } from "./_fixtures.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
 import { bigClosure } from "./signals.ts";
-import { unregisteredInStore } from "../_tools.ts";
+import { pathExistsSync, unregisteredInStore } from "../_tools.ts";
 import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 
 const PRIVATE = ".rocm-nightly-tmp";
@@ -92,15 +92,6 @@ function stalling(body: Uint8Array): RawReply {
 /** The names in `dir`. */
 function entries(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The store's journal entries (lib/store/local_store.ts) naming `what`. */
@@ -266,8 +257,8 @@ const SIGKILLS: FaultCase[] = [
         await using server = startRawServer(indexAndTarball(() => ok(body)));
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(`${server.origin}/tarball/`));
         await cleanRun("update", args);
-        deepEqual(partials.filter(exists), [], "the store file is gone");
-        equal(exists(roots), false, "the temporary-roots file is gone");
+        deepEqual(partials.filter(pathExistsSync), [], "the store file is gone");
+        equal(pathExistsSync(roots), false, "the temporary-roots file is gone");
         deepEqual(entries(dir), ["flake.nix"]);
       }),
   },
@@ -320,7 +311,11 @@ const SIGKILLS: FaultCase[] = [
         const other = `fault-${crypto.randomUUID().slice(0, 8)}.bin`;
         await cleanRun("prefetch", ["--add-to-store", "--name", other, `${good.origin}/f`]);
         deepEqual(await unregisteredInStore(storeName), [], "the store file is gone");
-        equal(exists(`${STATE_DIR}/temproots/${pid}`), false, "the temporary-roots file is gone");
+        equal(
+          pathExistsSync(`${STATE_DIR}/temproots/${pid}`),
+          false,
+          "the temporary-roots file is gone",
+        );
         deepEqual(journalsNaming(storeName), [], "and its journal");
         if (withOutput) {
           await cleanRun("prefetch", ["-o", `${dir}/again.bin`, `${good.origin}/f`]);
@@ -371,7 +366,7 @@ const SIGKILLS: FaultCase[] = [
           await killWhen(
             "update",
             ["--flake", flake, "--gate", `echo $$ > '${started}'; exec sleep 30`],
-            (_, exited) => waitUntil(() => exists(started), "the gate", 15_000, 5, exited),
+            (_, exited) => waitUntil(() => pathExistsSync(started), "the gate", 15_000, 5, exited),
             { TMPDIR: tmpdir },
           );
         } finally {

@@ -23,7 +23,7 @@ import {
 } from "./_harness.ts";
 import { indexAndTarball, registry, uniqueBytes } from "./_fixtures.ts";
 import { type RawReply, startRawServer } from "./_raw_server.ts";
-import { markingNixDaemon, nixEnv, run } from "../_tools.ts";
+import { markingNixDaemon, nixEnv, pathExistsSync, run } from "../_tools.ts";
 import { canLockIfFree } from "../../lib/fs/cleanup.ts";
 
 const SIGNALS = [
@@ -306,15 +306,6 @@ async function untilCaught(attempt: () => Promise<boolean>): Promise<void> {
   throw new Error("the signal never landed mid-stage in 3 attempts");
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** check-output leaves signals their default action (it writes nothing): it ends at once, by the signal. */
 function checkOutputCase(signal: (typeof SIGNALS)[number]): FaultCase {
   return {
@@ -389,7 +380,8 @@ export const SIGNAL_CASES: FaultCase[] = [
           ], {
             signal: {
               name: "SIGTERM",
-              when: (_, exited) => waitUntil(() => exists(started), "the gate", 15_000, 5, exited),
+              when: (_, exited) =>
+                waitUntil(() => pathExistsSync(started), "the gate", 15_000, 5, exited),
             },
           });
           await assertFailedCleanly(result, {
