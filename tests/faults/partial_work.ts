@@ -93,6 +93,39 @@ function updateKilledMidDownload(
   });
 }
 
+/**
+ * Update is killed mid-download (the cache then keeps its 200 000 bytes),
+ * `betweenRuns` checks what it must, and a rerun continues by Range: the
+ * server sends the rest alone, and the flake gets the whole file's hash.
+ */
+async function killThenRerun(run: {
+  server: FileServer;
+  args: string[];
+  cache: string;
+  dir: string;
+  body: Uint8Array;
+  betweenRuns?: () => Promise<void>;
+}): Promise<void> {
+  const { server, args, cache, dir, body } = run;
+  const killed = await updateKilledMidDownload(server, args, cache);
+  await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
+  equal(killed.code, 143, killed.stderr);
+  deepEqual(cached(cache), [200_000]);
+  await run.betweenRuns?.();
+  const count = server.requests.length;
+  const rerun = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
+  await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
+  equal(rerun.code, 0, rerun.stderr);
+  const ranges = server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
+    .map((r) => r.headers["range"]);
+  // 400 000 bytes served the second time, not 600 000.
+  deepEqual(ranges, ["bytes=200000-"]);
+  match(
+    await Deno.readTextFile(`${dir}/flake.nix`),
+    new RegExp(`gfx1151 = "${sriOf(body).replace(/[+/]/g, "\\$&")}"`),
+  );
+}
+
 /** The cache folder's files with this suffix. */
 const entries = (cache: string, suffix: string): string[] =>
   [...Deno.readDirSync(`${cache}/rocm-nightly`)].map((e) => e.name)
@@ -153,24 +186,7 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
         const cache = `${dir}/cache`;
         await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
         const args = ["--flake", `${dir}/flake.nix`, "--no-progress"];
-        const killed = await updateKilledMidDownload(server, args, cache);
-        await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
-        equal(killed.code, 143, killed.stderr);
-        deepEqual(cached(cache), [200_000]);
-        const count = server.requests.length;
-        const rerun = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
-        await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
-        equal(rerun.code, 0, rerun.stderr);
-        const ranges = server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
-          .map((r) => r.headers["range"]);
-        // 400 000 bytes served the second time, not 600 000.
-        deepEqual(ranges, ["bytes=200000-"]);
-        match(
-          await Deno.readTextFile(`${dir}/flake.nix`),
-          new RegExp(
-            `gfx1151 = "${sriOf(body).replace(/[+/]/g, "\\$&")}"`,
-          ),
-        );
+        await killThenRerun({ server, args, cache, dir, body });
         deepEqual(cached(cache), [], "the entry goes once the flake holds the hash");
       }),
   },
@@ -238,23 +254,15 @@ export const PARTIAL_WORK_CASES: FaultCase[] = [
           const cache = `${dir}/cache`;
           await Deno.writeTextFile(`${dir}/flake.nix`, registry(server.url("/tarball/")));
           const args = ["--flake", `${dir}/flake.nix`, "--no-progress", "--add-to-store"];
-          const killed = await updateKilledMidDownload(server, args, cache);
-          await Deno.remove(killed.tmpdir, { recursive: true }).catch(() => {});
-          equal(killed.code, 143, killed.stderr);
-          deepEqual(cached(cache), [200_000]);
-          equal(await isValidStorePath(storePath), false, "nothing in the store yet");
-          const count = server.requests.length;
-          const rerun = await runScript("update", args, { env: { XDG_CACHE_HOME: cache } });
-          await Deno.remove(rerun.tmpdir, { recursive: true }).catch(() => {});
-          equal(rerun.code, 0, rerun.stderr);
-          const ranges = server.requests.slice(count).filter((r) => r.path.endsWith(".tar.gz"))
-            .map((r) => r.headers["range"]);
-          // 400 000 bytes served the second time, not 600 000.
-          deepEqual(ranges, ["bytes=200000-"]);
-          match(
-            await Deno.readTextFile(`${dir}/flake.nix`),
-            new RegExp(`gfx1151 = "${sriOf(body).replace(/[+/]/g, "\\$&")}"`),
-          );
+          await killThenRerun({
+            server,
+            args,
+            cache,
+            dir,
+            body,
+            betweenRuns: async () =>
+              equal(await isValidStorePath(storePath), false, "nothing in the store yet"),
+          });
           equal(await isValidStorePath(storePath), true, `${storePath} is in the store`);
           deepEqual(cached(cache), [], "the bytes left the cache for the store");
         } finally {
