@@ -260,13 +260,16 @@ export class ElfClosureCheck implements Disposable {
     if (typeof object === "string") {
       const shown = name === undefined ? path : `${path}/${name}`;
       this.#malformed.push({ path: this.#show(shown), message: object });
-    } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
-    else this.#objects.push(object);
+    } else if (!object.added) { // a file added again counts once
+      object.added = true;
+      if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
+      else this.#objects.push(object);
+    }
     return true;
   }
 
   /**
-   * The first bytes (at most 4 KiB) of the file that the last
+   * The first bytes (at most 1 KiB) of the file that the last
    * {@linkcode ElfClosureCheck.add} found not to be ELF, for a caller that
    * looks for its `#!` line without reading it again; empty when that file
    * had been added before. Valid until the next `add`.
@@ -284,12 +287,29 @@ export class ElfClosureCheck implements Disposable {
    */
   finish(): ElfClosureReport {
     const resolver = this.#open();
+    // The findings must not depend on the order a walk met the files in (the
+    // file system's). Sorting thousands of files costs more than resolving
+    // them, so they are resolved in the order added, which gives the same
+    // findings unless a library loaded as a root reached another one (found
+    // through a link of another name): then again, in the sorted order.
+    return this.#resolve(resolver, this.#objects, false) ??
+      this.#resolve(resolver, this.#sorted(), true)!;
+  }
+
+  /**
+   * The findings of loading `objects` (see {@linkcode ElfClosureCheck.finish}),
+   * or `undefined` when, not `sorted`, the order they come in could change them.
+   */
+  #resolve(
+    resolver: Resolver,
+    objects: readonly LoadedObject[],
+    sorted: boolean,
+  ): ElfClosureReport | undefined {
     const show = this.#show;
     const limit = this.#limit;
     const allow = this.#allow;
     const malformed = this.#malformed;
     const gpuObjects = this.#gpuObjects;
-    const objects = this.#sorted();
 
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
@@ -325,24 +345,49 @@ export class ElfClosureCheck implements Disposable {
         let entry = unresolved.get(failure.name);
         if (entry === undefined) unresolved.set(failure.name, entry = { needers: new Set() });
         entry.needers.add(failure.path);
-        if (failure.passedOver !== undefined) entry.passedOver ??= failure.passedOver;
+        // The least, not the first: the same whatever the order.
+        const passedOver = failure.passedOver;
+        if (
+          passedOver !== undefined &&
+          (entry.passedOver === undefined || passedOver < entry.passedOver)
+        ) {
+          entry.passedOver = passedOver;
+        }
       }
     };
+    // What executables load is the same in any order.
     for (const executable of executables) {
       load(executable, resolver.intern([normalize(dirname(executable.elf.interpreter!))]));
     }
+    // A library loaded as a root that reaches another one (or is reached by
+    // one loaded before it) makes the order count.
+    const roots: LoadedObject[] = [];
     for (const object of objects) {
       if (object.elf.interpreter !== undefined || reached.has(object)) continue;
       if (named.has(object.name) || (object.elf.soname && named.has(object.elf.soname))) {
         continue;
       }
-      load(object, libraryDefaults);
+      roots.push(object);
     }
-    for (const object of objects) {
-      if (object.elf.interpreter === undefined && !reached.has(object)) {
-        load(object, libraryDefaults);
+    reached.watch(roots);
+    for (const root of roots) {
+      if (reached.has(root)) {
+        if (!sorted) return undefined;
+        continue;
       }
+      reached.current = root;
+      load(root, libraryDefaults);
     }
+    if (reached.crossed && !sorted) return undefined;
+    reached.watch([]);
+    // What is left (libraries that need one another, say), each loaded once
+    // no other one reached it: in the sorted order, which decides which.
+    const rest: LoadedObject[] = [];
+    for (const object of objects) {
+      if (object.elf.interpreter === undefined && !reached.has(object)) rest.push(object);
+    }
+    if (!sorted) rest.sort(byFolderThenName);
+    for (const object of rest) if (!reached.has(object)) load(object, libraryDefaults);
 
     const neededBy = (files: Iterable<string>): NeededBy => {
       const sorted = [...files].map(show).sort();
@@ -461,9 +506,13 @@ interface LoadedObject {
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
   memo: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] } | undefined;
   /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
-  selfContained: { defaults: readonly string[]; value: boolean } | undefined;
+  selfContained: { defaults: readonly string[]; value: boolean; reached: Reached } | undefined;
   /** The {@linkcode Reached} that last marked it loaded. */
   reachedIn: number;
+  /** The {@linkcode Reached} that watches it (see `Reached.watch`). */
+  watchedIn: number;
+  /** Whether {@linkcode ElfClosureCheck.add} took it (it may be read first by a search). */
+  added: boolean;
 }
 
 /**
@@ -473,14 +522,34 @@ interface LoadedObject {
 class Reached {
   static #last = 0;
   #id = ++Reached.#last;
+  #watching = false;
+  /** The root being loaded: marking it is not a crossing. */
+  current: LoadedObject | undefined;
+  /** Whether an object watched was marked while loading another root. */
+  crossed = false;
 
   has(object: LoadedObject): boolean {
     return object.reachedIn === this.#id;
   }
 
   add(object: LoadedObject): void {
+    if (this.#watching && object.watchedIn === this.#id && object !== this.current) {
+      this.crossed = true;
+    }
     object.reachedIn = this.#id;
   }
+
+  /** Watches `roots` (none: stops watching), see `crossed`. */
+  watch(roots: readonly LoadedObject[]): void {
+    this.#watching = roots.length !== 0;
+    for (const root of roots) root.watchedIn = this.#id;
+  }
+}
+
+/** Objects by folder, then by name (the built-in comparison of each). */
+function byFolderThenName(a: LoadedObject, b: LoadedObject): number {
+  if (a.folder !== b.folder) return a.folder < b.folder ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -544,6 +613,8 @@ class Resolver implements Disposable {
   #neededLists: ListNode = { next: new Map(), list: undefined };
   /** Whether loading finds everything, by defaults and by the lookups of a root (`#loadsAlike`). */
   #alike = new Map<readonly string[], Map<readonly Lookup[], boolean>>();
+  /** The {@linkcode Reached} whose marks `#alike` and `selfContained` went with. */
+  #marking: Reached | undefined;
 
   constructor(reader: ElfReader) {
     this.#reader = reader;
@@ -580,6 +651,8 @@ class Resolver implements Disposable {
           memo: undefined,
           selfContained: undefined,
           reachedIn: 0,
+          watchedIn: 0,
+          added: false,
           rpath: elf.rpath === undefined || elf.runpath !== undefined
             ? NO_DIRS
             : this.#expand(elf.rpath, origin, elf.machine),
@@ -736,6 +809,11 @@ class Resolver implements Disposable {
     reached: Reached,
   ): boolean {
     if (root.rpath.length !== 0) return false;
+    // What is known was marked in another `reached`: known again.
+    if (this.#marking !== reached) {
+      this.#alike.clear();
+      this.#marking = reached;
+    }
     const found = this.#needsOf(root, NO_CHAIN, defaults);
     // The same for every root with these lookups (their closures are in `reached` already).
     let known = this.#alike.get(defaults);
@@ -751,14 +829,16 @@ class Resolver implements Disposable {
     return alike;
   }
 
-  /** See {@linkcode Resolver.#loadsAlike}; computed once per object and defaults. */
+  /** See {@linkcode Resolver.#loadsAlike}; computed once per object, defaults and `reached`. */
   #selfContained(
     object: LoadedObject,
     defaults: readonly string[],
     reached: Reached,
   ): boolean {
     const known = object.selfContained;
-    if (known !== undefined && known.defaults === defaults) return known.value;
+    if (known !== undefined && known.defaults === defaults && known.reached === reached) {
+      return known.value;
+    }
     const closure = new Set<LoadedObject>([object]);
     let value = true;
     for (const member of closure) { // a Set visits what is added while iterating
@@ -776,7 +856,7 @@ class Resolver implements Disposable {
       if (!value) break;
     }
     if (value) { for (const member of closure) reached.add(member); }
-    object.selfContained = { defaults, value };
+    object.selfContained = { defaults, value, reached };
     return value;
   }
 
