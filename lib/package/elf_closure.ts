@@ -356,8 +356,13 @@ export class ElfClosureCheck implements Disposable {
       }
     };
     // What executables load is the same in any order.
+    // Each interpreter's folder, as its users' defaults (one array each).
+    const interpreterDefaults = new Map<string, readonly string[]>();
+    for (const interpreter of interpreters) {
+      interpreterDefaults.set(interpreter, resolver.intern([normalize(dirname(interpreter))]));
+    }
     for (const executable of executables) {
-      load(executable, resolver.intern([normalize(dirname(executable.elf.interpreter!))]));
+      load(executable, interpreterDefaults.get(executable.elf.interpreter!)!);
     }
     // A library loaded as a root that reaches another one (or is reached by
     // one loaded before it) makes the order count.
