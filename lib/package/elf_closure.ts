@@ -569,7 +569,8 @@ interface Failure {
 
 /** A folder's parsed objects by name, what a walk saw of it, and its listing (null: not read). */
 interface Folder {
-  objects: Map<string, LoadedObject | string | undefined>;
+  /** `null`: the file is not ELF. */
+  objects: Map<string, LoadedObject | string | null>;
   seen: { symlinks: Set<string>; everyFile: boolean } | undefined;
   listing: Map<string, boolean> | undefined | null;
 }
@@ -640,7 +641,7 @@ class Resolver implements Disposable {
   objectIn(folder: string, name: string): LoadedObject | string | undefined {
     const objects = this.#folder(folder).objects;
     const known = objects.get(name);
-    if (known !== undefined || objects.has(name)) return known;
+    if (known !== undefined) return known ?? undefined;
     let result: LoadedObject | string | undefined;
     this.reads++;
     try {
@@ -670,7 +671,7 @@ class Resolver implements Disposable {
       if (error instanceof ElfFormatError) result = error.message;
       else result = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
     }
-    objects.set(name, result);
+    objects.set(name, result ?? null);
     return result;
   }
 
