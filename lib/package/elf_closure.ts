@@ -314,7 +314,8 @@ export class ElfClosureCheck implements Disposable {
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
     const interpreters = new Set<string>();
-    for (const object of objects) {
+    for (let i = 0; i < objects.length; i++) {
+      const object = objects[i]!;
       const interpreter = object.elf.interpreter;
       if (interpreter === undefined) continue;
       if (resolver.isFile(interpreter)) {
@@ -333,15 +334,40 @@ export class ElfClosureCheck implements Disposable {
     // Roots: executables, then libraries no file needs by name, then what is left.
     const named = new Set<string>();
     const lists = new Set<readonly string[]>();
-    for (const object of objects) {
+    for (let i = 0; i < objects.length; i++) {
+      const object = objects[i]!;
       if (lists.has(object.needed)) continue;
       lists.add(object.needed);
       for (const name of object.needed) named.add(name);
     }
     const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
+    // Roots alike in the names they need and where they search for them
+    // (the same DT_RUNPATH folders, or none, and defaults, lending no
+    // DT_RPATH) load alike: once one of them found everything by search
+    // (Resolver.load), the others are only marked. Thousands of libraries of
+    // a folder go this way.
+    const alike = new Map<
+      readonly string[] | number,
+      Map<readonly string[], Set<readonly string[]>>
+    >();
     const load = (root: LoadedObject, defaults: readonly string[]): void => {
-      for (const failure of resolver.load(root, defaults, reached)) {
+      let lists: Set<readonly string[]> | undefined;
+      if (root.rpath.length === 0) {
+        const kind = root.runpath ?? root.elf.machine;
+        let byDefaults = alike.get(kind);
+        if (byDefaults === undefined) alike.set(kind, byDefaults = new Map());
+        lists = byDefaults.get(defaults);
+        if (lists === undefined) byDefaults.set(defaults, lists = new Set());
+        if (lists.has(root.needed)) {
+          reached.add(root);
+          return;
+        }
+      }
+      const failures = resolver.load(root, defaults, reached);
+      if (resolver.foundAll) lists?.add(root.needed);
+      for (let i = 0; i < failures.length; i++) {
+        const failure = failures[i]!;
         let entry = unresolved.get(failure.name);
         if (entry === undefined) unresolved.set(failure.name, entry = { needers: new Set() });
         entry.needers.add(failure.path);
@@ -367,7 +393,8 @@ export class ElfClosureCheck implements Disposable {
     // A library loaded as a root that reaches another one (or is reached by
     // one loaded before it) makes the order count.
     const roots: LoadedObject[] = [];
-    for (const object of objects) {
+    for (let i = 0; i < objects.length; i++) {
+      const object = objects[i]!;
       if (object.elf.interpreter !== undefined || reached.has(object)) continue;
       if (named.has(object.name) || (object.elf.soname && named.has(object.elf.soname))) {
         continue;
@@ -375,7 +402,8 @@ export class ElfClosureCheck implements Disposable {
       roots.push(object);
     }
     reached.watch(roots);
-    for (const root of roots) {
+    for (let i = 0; i < roots.length; i++) {
+      const root = roots[i]!;
       if (reached.has(root)) {
         if (!sorted) return undefined;
         continue;
@@ -388,7 +416,8 @@ export class ElfClosureCheck implements Disposable {
     // What is left (libraries that need one another, say), each loaded once
     // no other one reached it: in the sorted order, which decides which.
     const rest: LoadedObject[] = [];
-    for (const object of objects) {
+    for (let i = 0; i < objects.length; i++) {
+      const object = objects[i]!;
       if (object.elf.interpreter === undefined && !reached.has(object)) rest.push(object);
     }
     if (!sorted) rest.sort(byFolderThenName);
@@ -629,6 +658,13 @@ class Resolver implements Disposable {
   /** How many files were read (a file read before is not read again). */
   reads = 0;
 
+  /**
+   * Whether the last {@linkcode Resolver.load} found everything by search,
+   * lending no DT_RPATH (see `#loadsAlike`): any root that needs the same
+   * names, searches the same folders and lends no DT_RPATH does too.
+   */
+  foundAll = false;
+
   /** The object at `path`: `undefined` when it is not ELF, a string when malformed. */
   objectAt(path: string): LoadedObject | string | undefined {
     const slash = path.lastIndexOf("/");
@@ -754,7 +790,8 @@ class Resolver implements Disposable {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
     failures.length = 0;
-    if (this.#loadsAlike(root, defaults, reached)) return failures;
+    this.foundAll = this.#loadsAlike(root, defaults, reached);
+    if (this.foundAll) return failures;
     const loadedNames = this.#loadedNames;
     const loaded = this.#loaded;
     const queue = this.#queue;
