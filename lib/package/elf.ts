@@ -225,6 +225,8 @@ const MAX_FILE_BYTES = 2 ** 43;
 const HEAD_BYTES = 1024;
 /** Reads past the head fetch at least this much. */
 const EXTRA_SLACK = 1024;
+/** An interpreter and a dynamic segment this close are read in one go. */
+const PREFETCH_BYTES = 16384;
 /** Strings up to this long are checked for ASCII, built without a decoder call and kept. */
 const ASCII_FAST_BYTES = 256;
 /** At most this many strings are kept (a hostile tree's distinct names cost at most 1 MiB). */
@@ -400,6 +402,17 @@ class Parser {
           `malformed: PT_INTERP is ${interpBytes} bytes long (expected 1 to ${MAX_STRING_BYTES})`,
         );
       }
+      // patchelf puts an interpreter and a dynamic segment it rewrites
+      // together at the end of a file (install.sh sets every executable's):
+      // past the first read, both and the strings after them come in one.
+      if (interpOffset >= this.#headLength && dynamicOffset >= this.#headLength) {
+        const first = Math.min(interpOffset, dynamicOffset);
+        const end = Math.max(interpOffset + interpBytes, dynamicOffset + dynamicBytes) +
+          EXTRA_SLACK;
+        if (end - first <= PREFETCH_BYTES && end <= MAX_FILE_BYTES) {
+          this.#prefetch(first, end - first);
+        }
+      }
       const start = this.#at(interpOffset, interpBytes, "PT_INTERP");
       const interpreter = this.#text(start, start + interpBytes);
       if (interpreter === "") throw new ElfFormatError("malformed: PT_INTERP is an empty string");
@@ -570,6 +583,22 @@ class Parser {
     const text = String.fromCharCode.apply(null, bytes as unknown as number[]);
     if (this.#known.size < MAX_KNOWN_STRINGS) this.#known.set(key, { bytes, text });
     return text;
+  }
+
+  /**
+   * Reads `length` bytes at `offset` into the extra buffer for the
+   * {@linkcode Parser.#at} calls that follow, which check what they get.
+   */
+  #prefetch(offset: number, length: number): void {
+    const want = (length + 3) & ~3;
+    if (this.#extra.length < want) {
+      this.#extra = new Uint8Array(want);
+      this.#extraView = new DataView(this.#extra.buffer);
+      this.#extraWords = new Uint32Array(this.#extra.buffer);
+    }
+    const got = this.#source.read(this.#extra, want, offset);
+    this.#extraOffset = got > 0 ? offset : -1;
+    this.#extraFilled = got;
   }
 
   /**

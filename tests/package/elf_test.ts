@@ -180,6 +180,20 @@ Deno.test({
       assert.deepEqual(reader.read(join(dir, "in-head")), expected);
       assert.deepEqual(reader.read(join(dir, "later")), expected);
       assert.deepEqual(readElfBytes(later), expected);
+      // patchelf's interpreter and dynamic segment at the end, read in one
+      // go: a file cut short there is reported as when they are read apart.
+      await copyElf("/usr/bin/rocminfo", join(dir, "exe"), {
+        interpreter: "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2",
+      });
+      const exe = await Deno.readFile(join(dir, "exe"));
+      const { interpreter } = reader.read(join(dir, "exe"))!;
+      const interpAt = new TextDecoder("latin1").decode(exe).indexOf(interpreter!);
+      await Deno.writeFile(join(dir, "cut"), exe.subarray(0, interpAt + 10));
+      assert.throws(() => reader.read(join(dir, "cut")), {
+        name: "ElfFormatError",
+        message: `truncated: PT_INTERP (${interpreter!.length + 1} bytes at offset ${interpAt}) ` +
+          "is cut off after 10 bytes",
+      });
       const library = reader.read(join(dir, "long"))!;
       assert.equal(library.runpath, long);
       assert.deepEqual(library, {
