@@ -174,7 +174,11 @@ export class ElfClosureCheck implements Disposable {
   #opened: { reader: ElfReader; resolver: Resolver } | undefined;
   #show: (path: string) => string;
   #limit: number;
-  #objects: LoadedObject[] = [];
+  /** The objects added with a PT_INTERP (executables, or trying to be), and the others. */
+  #programs: LoadedObject[] = [];
+  #libraries: LoadedObject[] = [];
+  /** Their lists of needed names (one array each, see `Resolver.#internNeeded`). */
+  #lists = new Set<readonly string[]>();
   #malformed: MalformedElf[] = [];
   #gpuObjects = 0;
   #head: Uint8Array = NO_BYTES;
@@ -263,7 +267,10 @@ export class ElfClosureCheck implements Disposable {
     } else if (!object.added) { // a file added again counts once
       object.added = true;
       if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
-      else this.#objects.push(object);
+      else {
+        (object.elf.interpreter === undefined ? this.#libraries : this.#programs).push(object);
+        this.#lists.add(object.needed);
+      }
     }
     return true;
   }
@@ -292,17 +299,26 @@ export class ElfClosureCheck implements Disposable {
     // them, so they are resolved in the order added, which gives the same
     // findings unless a library loaded as a root reached another one (found
     // through a link of another name): then again, in the sorted order.
-    return this.#resolve(resolver, this.#objects, false) ??
-      this.#resolve(resolver, this.#sorted(), true)!;
+    const result = this.#resolve(resolver, this.#programs, this.#libraries, false);
+    if (result !== undefined) return result;
+    const sorted = this.#sorted();
+    return this.#resolve(
+      resolver,
+      sorted.filter((object) => object.elf.interpreter !== undefined),
+      sorted.filter((object) => object.elf.interpreter === undefined),
+      true,
+    )!;
   }
 
   /**
-   * The findings of loading `objects` (see {@linkcode ElfClosureCheck.finish}),
-   * or `undefined` when, not `sorted`, the order they come in could change them.
+   * The findings of loading `programs` and `libraries` (see
+   * {@linkcode ElfClosureCheck.finish}), or `undefined` when, not `sorted`,
+   * the order they come in could change them.
    */
   #resolve(
     resolver: Resolver,
-    objects: readonly LoadedObject[],
+    programs: readonly LoadedObject[],
+    libraries: readonly LoadedObject[],
     sorted: boolean,
   ): ElfClosureReport | undefined {
     const show = this.#show;
@@ -314,10 +330,9 @@ export class ElfClosureCheck implements Disposable {
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
     const interpreters = new Set<string>();
-    for (let i = 0; i < objects.length; i++) {
-      const object = objects[i]!;
-      const interpreter = object.elf.interpreter;
-      if (interpreter === undefined) continue;
+    for (let i = 0; i < programs.length; i++) {
+      const object = programs[i]!;
+      const interpreter = object.elf.interpreter!;
       if (resolver.isFile(interpreter)) {
         executables.push(object);
         interpreters.add(interpreter);
@@ -333,13 +348,7 @@ export class ElfClosureCheck implements Disposable {
 
     // Roots: executables, then libraries no file needs by name, then what is left.
     const named = new Set<string>();
-    const lists = new Set<readonly string[]>();
-    for (let i = 0; i < objects.length; i++) {
-      const object = objects[i]!;
-      if (lists.has(object.needed)) continue;
-      lists.add(object.needed);
-      for (const name of object.needed) named.add(name);
-    }
+    for (const list of this.#lists) for (const name of list) named.add(name);
     const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
     // Roots alike in the names they need and where they search for them
@@ -393,9 +402,9 @@ export class ElfClosureCheck implements Disposable {
     // A library loaded as a root that reaches another one (or is reached by
     // one loaded before it) makes the order count.
     const roots: LoadedObject[] = [];
-    for (let i = 0; i < objects.length; i++) {
-      const object = objects[i]!;
-      if (object.elf.interpreter !== undefined || reached.has(object)) continue;
+    for (let i = 0; i < libraries.length; i++) {
+      const object = libraries[i]!;
+      if (reached.has(object)) continue;
       if (named.has(object.name) || (object.elf.soname && named.has(object.elf.soname))) {
         continue;
       }
@@ -416,9 +425,8 @@ export class ElfClosureCheck implements Disposable {
     // What is left (libraries that need one another, say), each loaded once
     // no other one reached it: in the sorted order, which decides which.
     const rest: LoadedObject[] = [];
-    for (let i = 0; i < objects.length; i++) {
-      const object = objects[i]!;
-      if (object.elf.interpreter === undefined && !reached.has(object)) rest.push(object);
+    for (let i = 0; i < libraries.length; i++) {
+      if (!reached.has(libraries[i]!)) rest.push(libraries[i]!);
     }
     if (!sorted) rest.sort(byFolderThenName);
     for (const object of rest) if (!reached.has(object)) load(object, libraryDefaults);
@@ -428,7 +436,7 @@ export class ElfClosureCheck implements Disposable {
       return { count: sorted.length, examples: sorted.slice(0, limit) };
     };
     const report: ElfClosureReport = {
-      files: objects.length + gpuObjects + malformed.length,
+      files: programs.length + libraries.length + gpuObjects + malformed.length,
       executables: executables.length +
         [...missingInterpreters.values()].reduce((sum, users) => sum + users.length, 0),
       malformed: malformed.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
@@ -462,7 +470,7 @@ export class ElfClosureCheck implements Disposable {
    */
   #sorted(): LoadedObject[] {
     const byFolder = new Map<string, Map<string, LoadedObject>>();
-    for (const object of this.#objects) {
+    for (const object of [...this.#programs, ...this.#libraries]) {
       let names = byFolder.get(object.folder);
       if (names === undefined) byFolder.set(object.folder, names = new Map());
       names.set(object.name, object);
