@@ -390,12 +390,12 @@ export class ElfClosureCheck implements Disposable {
         }
       }
     };
-    // What executables load is the same in any order.
     // Each interpreter's folder, as its users' defaults (one array each).
     const interpreterDefaults = new Map<string, readonly string[]>();
     for (const interpreter of interpreters) {
       interpreterDefaults.set(interpreter, resolver.intern([normalize(dirname(interpreter))]));
     }
+    // What executables load is the same in any order.
     for (const executable of executables) {
       load(executable, interpreterDefaults.get(executable.elf.interpreter!)!);
     }
