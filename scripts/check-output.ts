@@ -74,7 +74,7 @@ reports EVERY defect, not just the first:
   sections: [{
     title: "Permissions",
     text: `  --allow-read, and --allow-ffi to list folders and read ELF files through
-  glibc (1.4x to 1.5x faster on a large output; the report is the same).`,
+  glibc (about 1.5x faster on a large output; the report is the same).`,
   }],
   exitStatus: { 0: "all checks passed", 1: "a check failed" },
   examples: [

@@ -720,8 +720,10 @@ function namedLikeScript(name: string): boolean {
  * lib/releases/isa_files.ts says so; the only tokens that can are the ISA itself, its
  * family token (the ISA with an X for its last letter) and its generic
  * targets (tokensCoveringIsa), so each ISA gets one precompiled pattern of
- * exactly those. Most names carry none of them: a screen
- * of the prefixes every such token starts with rejects those first.
+ * exactly those, which starts with the "gfx" every token starts with (a
+ * literal start lets the regular expression engine skip ahead to it). For
+ * several ISAs most names carry none of them: a screen of the prefixes every
+ * such token starts with rejects those first.
  */
 function kernelMatcher(isas: readonly string[]): (name: string) => number {
   if (isas.length > 31) {
@@ -730,15 +732,21 @@ function kernelMatcher(isas: readonly string[]): (name: string) => number {
   const screens = new Set<string>();
   const patterns = isas.map((isa) => {
     const tokens = tokensCoveringIsa(isa);
-    const alternatives = tokens.map((token) =>
-      token.endsWith("X") ? `${token.slice(0, -1)}[Xx]` : token
-    );
     // The ISA and its family token start with the stem, generic tokens with `gfx<major>-`.
     for (const token of tokens) {
       screens.add(token.endsWith("-generic") ? /^gfx\d+-/.exec(token)![0] : isa.slice(0, -1));
     }
-    return new RegExp(`(?<![0-9A-Za-z])(?:${alternatives.join("|")})(?![0-9A-Za-z])`);
+    const rests = tokens.map((token) => {
+      if (!token.startsWith("gfx")) throw new RangeError(`"${token}" does not start with gfx`);
+      const rest = token.slice(3);
+      return rest.endsWith("X") ? `${rest.slice(0, -1)}[Xx]` : rest;
+    });
+    return new RegExp(`gfx(?<![0-9A-Za-z]gfx)(?:${rests.join("|")})(?![0-9A-Za-z])`);
   });
+  if (patterns.length === 1) {
+    const pattern = patterns[0]!;
+    return (name) => pattern.test(name) ? 1 : 0;
+  }
   // One test of plain prefixes ([0-9a-z-] only) instead of one per ISA: measured
   // twice as fast on names that carry another ISA.
   const screen = new RegExp([...screens].join("|"));

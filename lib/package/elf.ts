@@ -17,11 +17,14 @@
  * file can cost neither unbounded memory nor time.
  *
  * Built for tens of thousands of files: a reader keeps its buffers and reads
- * only the bytes it needs with positional reads (the first 4 KiB hold the
- * header and the program headers; the dynamic segment and the strings are
- * read where they are, at least 4 KiB at a time: two or three reads per
- * file. Each page read costs the kernel about a microsecond, so a larger
- * first read costs more than the reads it spares). With the `ffi` permission on Linux with glibc it calls
+ * only the bytes it needs with positional reads (the first 1 KiB holds the
+ * header, the program headers and the interpreter of nearly every file; the
+ * dynamic segment and the strings are read where they are, at least 1 KiB at
+ * a time: two or three reads per file. The kernel's copy is a large part of a
+ * read: reading 4 KiB instead of 1 KiB costs about half a microsecond more,
+ * and a larger first read costs more than the reads it spares). Fields are
+ * read as 32-bit words of the host, which Deno's platforms (x86-64, AArch64)
+ * order little-endian. With the `ffi` permission on Linux with glibc it calls
  * `openat`/`pread`/`close` directly, about 1.6× faster per file than Deno's
  * file API (measured on 5,000 small libraries), which it uses otherwise: the
  * same results, as tests/package/elf_test.ts checks by reading through both.
@@ -114,7 +117,8 @@ export interface ElfReader extends Disposable {
   readIn(folder: string, name: string): ElfFile | undefined;
   /**
    * The first bytes of the file the last {@linkcode ElfReader.read} opened
-   * (at most 4 KiB, fewer when the file is shorter), in a buffer the next
+   * (at most 1 KiB, the most of a `#!` line check-output reads; fewer when
+   * the file is shorter), in a buffer the next
    * `read` reuses: a caller that looks for a `#!` line in a file that is not
    * ELF finds it here, without reading the file again.
    */
@@ -187,6 +191,8 @@ const ELFDATA2LSB = 1;
 const EHDR_SIZE = 64;
 const PHDR_SIZE = 56;
 const DYN_SIZE = 16;
+const PHDR_WORDS = PHDR_SIZE / 4;
+const DYN_WORDS = DYN_SIZE / 4;
 const PN_XNUM = 0xffff;
 const ET_EXEC = 2;
 const ET_DYN = 3;
@@ -211,16 +217,24 @@ const MAX_PHNUM = 65535;
 const MAX_DYNAMIC_BYTES = 1 << 20;
 const MAX_STRING_BYTES = 4096;
 const MAX_FILE_BYTES = 2 ** 43;
-/** The first read: the header and (nearly always) the program headers. */
-const HEAD_BYTES = 4096;
+/**
+ * The first read: the header, the program headers and the interpreter of
+ * nearly every file, and as much of a file that is not ELF as check-output
+ * searches for a `#!` line (MAX_SHEBANG_BYTES of lib/package/_shebang.ts).
+ */
+const HEAD_BYTES = 1024;
 /** Reads past the head fetch at least this much. */
-const EXTRA_SLACK = 4096;
+const EXTRA_SLACK = 1024;
+/** An interpreter and a dynamic segment this close are read in one go. */
+const PREFETCH_BYTES = 16384;
 /** Strings up to this long are checked for ASCII, built without a decoder call and kept. */
 const ASCII_FAST_BYTES = 256;
 /** At most this many strings are kept (a hostile tree's distinct names cost at most 1 MiB). */
 const MAX_KNOWN_STRINGS = 4096;
 /** Strings within this span of each other are read in one go. */
 const STRING_WINDOW = 16384;
+/** That read takes this much past the last string's start; a longer one is read again. */
+const STRING_SLACK = 256;
 
 /** Where bytes come from: a file opened by path, read at offsets. */
 interface Source {
@@ -246,15 +260,18 @@ class Parser {
   #source: Source;
   #head = new Uint8Array(HEAD_BYTES);
   #headView = new DataView(this.#head.buffer);
+  #headWords = new Uint32Array(this.#head.buffer);
   #headLength = 0;
   #extra = new Uint8Array(HEAD_BYTES);
   #extraView = new DataView(this.#extra.buffer);
+  #extraWords = new Uint32Array(this.#extra.buffer);
   /** The file offset of what the extra buffer holds (-1: nothing of this file), and how much. */
   #extraOffset = -1;
   #extraFilled = 0;
   /** Where the bytes of the last {@linkcode Parser.#at} are: the head or the extra buffer. */
   #buffer = this.#head;
   #view = this.#headView;
+  #words = this.#headWords;
   /** The end of what is valid in `#buffer` after the last {@linkcode Parser.#at}. */
   #end = 0;
   /** Reused lists: PT_LOAD [vaddr, filesz, offset] triples, DT_NEEDED string offsets. */
@@ -267,10 +284,13 @@ class Parser {
   #windowFirst = 0;
   /** Where the last {@linkcode Parser.#text} stopped: at its NUL, or at its `end`. */
   #stop = 0;
-  /** ASCII strings met before, by a hash of their bytes (see {@linkcode Parser.#text}). */
-  #known = new Map<number, string>();
+  /** ASCII strings met before, by their length and a few of their bytes (see {@linkcode Parser.#text}). */
+  #known = new Map<number, { bytes: Uint8Array; text: string }>();
 
   constructor(source: Source) {
+    if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) {
+      throw new Error("lib/package/elf.ts reads little-endian words: this machine is big-endian");
+    }
     this.#source = source;
   }
 
@@ -342,8 +362,8 @@ class Parser {
     if (phnum === PN_XNUM) phnum = this.#extendedPhnum(view);
 
     const tableBytes = phentsize * phnum;
-    const table = this.#at(phoff, tableBytes, "the program header table");
-    const phdrs = this.#view;
+    const table = this.#at(phoff, tableBytes, "the program header table", false, true);
+    const words = this.#words;
     // PT_LOAD segments as [vaddr, filesz, offset] triples, for mapping DT_STRTAB.
     // Written from the start, never shortened: its room stays from file to file.
     const loads = this.#loads;
@@ -352,19 +372,21 @@ class Parser {
     let dynamicBytes = 0;
     let interpOffset = -1;
     let interpBytes = 0;
-    for (let i = 0, at = table; i < phnum; i++, at += phentsize) {
-      const pType = phdrs.getUint32(at, true);
+    // Fields as 32-bit words (the table starts at a multiple of 4, see #at): p_type
+    // at word 0, p_offset at 2, p_vaddr at 4, p_filesz at 8.
+    for (let i = 0, w = table >> 2; i < phnum; i++, w += PHDR_WORDS) {
+      const pType = words[w];
       if (pType === PT_LOAD) {
-        loads[loadCount] = u64(phdrs, at + 16);
-        loads[loadCount + 1] = u64(phdrs, at + 32);
-        loads[loadCount + 2] = u64(phdrs, at + 8);
+        loads[loadCount] = words[w + 4]! + words[w + 5]! * TWO_32;
+        loads[loadCount + 1] = words[w + 8]! + words[w + 9]! * TWO_32;
+        loads[loadCount + 2] = words[w + 2]! + words[w + 3]! * TWO_32;
         loadCount += 3;
       } else if (pType === PT_DYNAMIC && dynamicOffset === -1) {
-        dynamicOffset = u64(phdrs, at + 8);
-        dynamicBytes = u64(phdrs, at + 32);
+        dynamicOffset = words[w + 2]! + words[w + 3]! * TWO_32;
+        dynamicBytes = words[w + 8]! + words[w + 9]! * TWO_32;
       } else if (pType === PT_INTERP && interpOffset === -1) {
-        interpOffset = u64(phdrs, at + 8);
-        interpBytes = u64(phdrs, at + 32);
+        interpOffset = words[w + 2]! + words[w + 3]! * TWO_32;
+        interpBytes = words[w + 8]! + words[w + 9]! * TWO_32;
       }
     }
     // glibc: "object file has no loadable segments" (program headers overwritten, say).
@@ -379,6 +401,17 @@ class Parser {
         throw new ElfFormatError(
           `malformed: PT_INTERP is ${interpBytes} bytes long (expected 1 to ${MAX_STRING_BYTES})`,
         );
+      }
+      // patchelf puts an interpreter and a dynamic segment it rewrites
+      // together at the end of a file (install.sh sets every executable's):
+      // past the first read, both and the strings after them come in one.
+      if (interpOffset >= this.#headLength && dynamicOffset >= this.#headLength) {
+        const first = Math.min(interpOffset, dynamicOffset);
+        const end = Math.max(interpOffset + interpBytes, dynamicOffset + dynamicBytes) +
+          EXTRA_SLACK;
+        if (end - first <= PREFETCH_BYTES && end <= MAX_FILE_BYTES) {
+          this.#prefetch(first, end - first);
+        }
       }
       const start = this.#at(interpOffset, interpBytes, "PT_INTERP");
       const interpreter = this.#text(start, start + interpBytes);
@@ -419,8 +452,8 @@ class Parser {
       );
     }
     const length = bytes - (bytes % DYN_SIZE);
-    const dynamic = this.#at(offset, length, "the dynamic segment");
-    const view = this.#view;
+    const dynamic = this.#at(offset, length, "the dynamic segment", false, true);
+    const words = this.#words;
     let strtab = -1;
     let strsz = -1;
     let soname = -1;
@@ -429,15 +462,15 @@ class Parser {
     // As `loads`: written from the start, never shortened.
     const needed = this.#needed;
     let neededCount = 0;
-    for (let at = dynamic; at < dynamic + length; at += DYN_SIZE) {
+    for (let w = dynamic >> 2, end = (dynamic + length) >> 2; w < end; w += DYN_WORDS) {
       // d_tag is signed, but every tag read here fits in the low 32 bits:
       // the high half is read only when the low one is DT_NULL or wanted.
-      const tag = view.getUint32(at, true);
+      const tag = words[w]!;
       // Tags above DT_RUNPATH (DT_GNU_HASH, DT_VERSYM…) and the rest are not read.
       if (tag > DT_RUNPATH || !(tag === DT_NULL || WANTED_TAGS[tag])) continue;
-      if (view.getUint32(at + 4, true) !== 0) continue;
+      if (words[w + 1] !== 0) continue;
       if (tag === DT_NULL) break;
-      const value = u64(view, at + 8);
+      const value = words[w + 2]! + words[w + 3]! * TWO_32;
       if (tag === DT_NEEDED) needed[neededCount++] = value;
       else if (tag === DT_STRTAB) strtab = value;
       else if (tag === DT_STRSZ) strsz = value;
@@ -473,13 +506,18 @@ class Parser {
     }
     this.#windowStart = -1;
     if (last - first <= STRING_WINDOW) {
-      const span = Math.min(strsz, last + MAX_STRING_BYTES) - first;
+      const span = Math.min(strsz, last + STRING_SLACK) - first;
       this.#windowStart = this.#at(tableOffset + first, span, "the dynamic string table", true);
       this.#windowEnd = this.#end;
       this.#windowFirst = first;
     }
-    for (let i = 0; i < neededCount; i++) {
-      elf.needed.push(this.#dynamicString(needed[i]!, tableOffset, strsz));
+    if (neededCount !== 0) {
+      // Made at its size: a list grown by pushing takes room for 17 names.
+      const names = new Array<string>(neededCount);
+      for (let i = 0; i < neededCount; i++) {
+        names[i] = this.#dynamicString(needed[i]!, tableOffset, strsz);
+      }
+      elf.needed = names;
     }
     if (soname !== -1) elf.soname = this.#dynamicString(soname, tableOffset, strsz);
     if (rpath !== -1) elf.rpath = this.#dynamicString(rpath, tableOffset, strsz);
@@ -492,22 +530,20 @@ class Parser {
    * (the window is in `#buffer` until the next read), else read on its own.
    */
   #dynamicString(at: number, tableOffset: number, strsz: number): string {
-    let start: number;
-    let end: number;
     if (this.#windowStart !== -1) {
-      start = this.#windowStart + (at - this.#windowFirst);
-      end = this.#windowEnd;
-    } else {
-      const length = Math.min(strsz - at, MAX_STRING_BYTES);
-      start = this.#at(tableOffset + at, length, "the dynamic string table", true);
-      end = this.#end;
+      const end = this.#windowEnd;
+      const value = this.#text(this.#windowStart + (at - this.#windowFirst), end);
+      if (this.#stop < end) return value;
+      // Longer than the window holds: read on its own, into the window's buffer.
+      this.#windowStart = -1;
     }
+    const length = Math.min(strsz - at, MAX_STRING_BYTES);
+    const start = this.#at(tableOffset + at, length, "the dynamic string table", true);
+    const end = this.#end;
     const value = this.#text(start, end);
     if (this.#stop >= end) {
       throw new ElfFormatError(
-        `malformed: the dynamic string at ${at} has no terminating NUL within ${
-          Math.min(strsz - at, MAX_STRING_BYTES)
-        } bytes`,
+        `malformed: the dynamic string at ${at} has no terminating NUL within ${length} bytes`,
       );
     }
     return value;
@@ -524,29 +560,45 @@ class Parser {
    */
   #text(start: number, end: number): string {
     const buffer = this.#buffer;
-    let hash = 0;
-    let ascii = true;
-    let at = start;
-    for (; at < end; at++) {
-      const byte = buffer[at]!;
-      if (byte === 0) break;
-      if (byte >= 0x80) ascii = false;
-      hash = (Math.imul(hash, 31) + byte) | 0;
-    }
+    const nul = buffer.indexOf(0, start);
+    const at = nul === -1 || nul > end ? end : nul;
     this.#stop = at;
     const length = at - start;
-    if (!ascii || length > ASCII_FAST_BYTES) {
-      return this.#decoder.decode(buffer.subarray(start, at));
+    if (length === 0) return "";
+    if (length > ASCII_FAST_BYTES) return this.#decoder.decode(buffer.subarray(start, at));
+    // Looked up by its length and a few of its bytes, then compared whole.
+    const key = ((length * 31 + buffer[start]!) * 31 + buffer[at - 1]!) * 31 +
+      buffer[start + (length >> 1)]! + buffer[start + (length >> 2)]! * 65536;
+    const known = this.#known.get(key);
+    if (known !== undefined && known.bytes.length === length) {
+      const bytes = known.bytes;
+      let i = 0;
+      while (i < length && bytes[i] === buffer[start + i]) i++;
+      if (i === length) return known.text;
     }
-    const known = this.#known.get(hash);
-    if (known !== undefined && known.length === length) {
-      let same = true;
-      for (let i = 0; i < length && same; i++) same = known.charCodeAt(i) === buffer[start + i];
-      if (same) return known;
+    const bytes = buffer.slice(start, at);
+    for (let i = 0; i < length; i++) {
+      if (bytes[i]! >= 0x80) return this.#decoder.decode(bytes);
     }
-    const text = String.fromCharCode.apply(null, buffer.subarray(start, at) as unknown as number[]);
-    if (this.#known.size < MAX_KNOWN_STRINGS) this.#known.set(hash, text);
+    const text = String.fromCharCode.apply(null, bytes as unknown as number[]);
+    if (this.#known.size < MAX_KNOWN_STRINGS) this.#known.set(key, { bytes, text });
     return text;
+  }
+
+  /**
+   * Reads `length` bytes at `offset` into the extra buffer for the
+   * {@linkcode Parser.#at} calls that follow, which check what they get.
+   */
+  #prefetch(offset: number, length: number): void {
+    const want = (length + 3) & ~3;
+    if (this.#extra.length < want) {
+      this.#extra = new Uint8Array(want);
+      this.#extraView = new DataView(this.#extra.buffer);
+      this.#extraWords = new Uint32Array(this.#extra.buffer);
+    }
+    const got = this.#source.read(this.#extra, want, offset);
+    this.#extraOffset = got > 0 ? offset : -1;
+    this.#extraFilled = got;
   }
 
   /**
@@ -555,11 +607,15 @@ class Parser {
    * beyond the bounds above) and returns where they start there. Throws
    * naming `what` when the file ends first; with `partial`, a short read at
    * the end of the file is kept as it is (strings), `#end` telling how far.
+   * With `aligned`, they start at a multiple of 4 there, to be read through
+   * `#words` (a table at an odd offset of the file is read into the extra
+   * buffer, which starts at it).
    */
-  #at(offset: number, length: number, what: string, partial = false): number {
-    if (offset + length <= this.#headLength) {
+  #at(offset: number, length: number, what: string, partial = false, aligned = false): number {
+    if (offset + length <= this.#headLength && (!aligned || (offset & 3) === 0)) {
       this.#buffer = this.#head;
       this.#view = this.#headView;
+      this.#words = this.#headWords;
       this.#end = offset + length;
       return offset;
     }
@@ -568,18 +624,24 @@ class Parser {
       throw new ElfFormatError(`out of range: ${what} at offset ${offset} lies beyond the file`);
     }
     const cached = offset - this.#extraOffset;
-    if (this.#extraOffset !== -1 && cached >= 0 && cached + length <= this.#extraFilled) {
+    if (
+      this.#extraOffset !== -1 && cached >= 0 && cached + length <= this.#extraFilled &&
+      (!aligned || (cached & 3) === 0)
+    ) {
       this.#buffer = this.#extra;
       this.#view = this.#extraView;
+      this.#words = this.#extraWords;
       this.#end = cached + length;
       return cached;
     }
     // A little more than asked: what comes next (the strings after a dynamic
     // segment that patchelf moved, say) is then often read already.
-    const want = Math.max(length, EXTRA_SLACK);
+    // A whole number of 32-bit words (see #words).
+    const want = Math.max((length + 3) & ~3, EXTRA_SLACK);
     if (this.#extra.length < want) {
       this.#extra = new Uint8Array(want);
       this.#extraView = new DataView(this.#extra.buffer);
+      this.#extraWords = new Uint32Array(this.#extra.buffer);
     }
     const got = this.#source.read(this.#extra, want, offset);
     this.#extraOffset = offset;
@@ -593,6 +655,7 @@ class Parser {
     }
     this.#buffer = this.#extra;
     this.#view = this.#extraView;
+    this.#words = this.#extraWords;
     this.#end = Math.min(got, length);
     return 0;
   }
@@ -671,6 +734,8 @@ function openPreadSource(): Source | undefined {
   // its folder spares the kernel the lookup of every folder above it.
   let folder = "";
   let folderFd = -1;
+  /** Whether the last text given to `encode` was ASCII. */
+  let ascii = true;
   const encode = (text: string): Uint8Array<ArrayBuffer> => {
     if (pathBytes.length < text.length * 3 + 1) pathBytes = new Uint8Array(text.length * 3 + 1);
     // ASCII (nearly every name) byte by byte: a call to the encoder costs
@@ -681,7 +746,8 @@ function openPreadSource(): Source | undefined {
       if (code >= 0x80) break;
       pathBytes[i] = code;
     }
-    const written = i === text.length ? i : encoder.encodeInto(text, pathBytes).written;
+    ascii = i === text.length;
+    const written = ascii ? i : encoder.encodeInto(text, pathBytes).written;
     pathBytes[written] = 0;
     return pathBytes;
   };
@@ -711,8 +777,11 @@ function openPreadSource(): Source | undefined {
     },
     openIn(dir: string, name: string): boolean {
       enter(dir);
-      if (folderFd < 0 || NOT_UTF8.test(name)) return openPath(`${dir}/${name}`);
-      fd = openat(folderFd, encode(name), OPEN_FLAGS);
+      if (folderFd < 0) return openPath(`${dir}/${name}`);
+      const bytes = encode(name);
+      // An ASCII name needs no test for the bytes of a name that is not UTF-8.
+      if (!ascii && NOT_UTF8.test(name)) return openPath(`${dir}/${name}`);
+      fd = openat(folderFd, bytes, OPEN_FLAGS);
       return fd >= 0 || openPath(`${dir}/${name}`);
     },
     read(buffer: Uint8Array<ArrayBuffer>, length: number, offset: number): number {

@@ -174,7 +174,11 @@ export class ElfClosureCheck implements Disposable {
   #opened: { reader: ElfReader; resolver: Resolver } | undefined;
   #show: (path: string) => string;
   #limit: number;
-  #objects: LoadedObject[] = [];
+  /** The objects added with a PT_INTERP (executables, or trying to be), and the others. */
+  #programs: LoadedObject[] = [];
+  #libraries: LoadedObject[] = [];
+  /** Their lists of needed names (one array each, see `Resolver.#internNeeded`). */
+  #lists = new Set<readonly string[]>();
   #malformed: MalformedElf[] = [];
   #gpuObjects = 0;
   #head: Uint8Array = NO_BYTES;
@@ -260,13 +264,19 @@ export class ElfClosureCheck implements Disposable {
     if (typeof object === "string") {
       const shown = name === undefined ? path : `${path}/${name}`;
       this.#malformed.push({ path: this.#show(shown), message: object });
-    } else if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
-    else this.#objects.push(object);
+    } else if (!object.added) { // a file added again counts once
+      object.added = true;
+      if (object.elf.machine === EM_AMDGPU) this.#gpuObjects++;
+      else {
+        (object.elf.interpreter === undefined ? this.#libraries : this.#programs).push(object);
+        this.#lists.add(object.needed);
+      }
+    }
     return true;
   }
 
   /**
-   * The first bytes (at most 4 KiB) of the file that the last
+   * The first bytes (at most 1 KiB) of the file that the last
    * {@linkcode ElfClosureCheck.add} found not to be ELF, for a caller that
    * looks for its `#!` line without reading it again; empty when that file
    * had been added before. Valid until the next `add`.
@@ -284,19 +294,45 @@ export class ElfClosureCheck implements Disposable {
    */
   finish(): ElfClosureReport {
     const resolver = this.#open();
+    // The findings must not depend on the order a walk met the files in (the
+    // file system's). Sorting thousands of files costs more than resolving
+    // them, so they are resolved in the order added, which gives the same
+    // findings unless a library loaded as a root reached another one (found
+    // through a link of another name): then again, in the sorted order.
+    const result = this.#resolve(resolver, this.#programs, this.#libraries, false);
+    if (result !== undefined) return result;
+    const sorted = this.#sorted();
+    return this.#resolve(
+      resolver,
+      sorted.filter((object) => object.elf.interpreter !== undefined),
+      sorted.filter((object) => object.elf.interpreter === undefined),
+      true,
+    )!;
+  }
+
+  /**
+   * The findings of loading `programs` and `libraries` (see
+   * {@linkcode ElfClosureCheck.finish}), or `undefined` when, not `sorted`,
+   * the order they come in could change them.
+   */
+  #resolve(
+    resolver: Resolver,
+    programs: readonly LoadedObject[],
+    libraries: readonly LoadedObject[],
+    sorted: boolean,
+  ): ElfClosureReport | undefined {
     const show = this.#show;
     const limit = this.#limit;
     const allow = this.#allow;
     const malformed = this.#malformed;
     const gpuObjects = this.#gpuObjects;
-    const objects = this.#sorted();
 
     const missingInterpreters = new Map<string, string[]>();
     const executables: LoadedObject[] = [];
     const interpreters = new Set<string>();
-    for (const object of objects) {
-      const interpreter = object.elf.interpreter;
-      if (interpreter === undefined) continue;
+    for (let i = 0; i < programs.length; i++) {
+      const object = programs[i]!;
+      const interpreter = object.elf.interpreter!;
       if (resolver.isFile(interpreter)) {
         executables.push(object);
         interpreters.add(interpreter);
@@ -312,44 +348,95 @@ export class ElfClosureCheck implements Disposable {
 
     // Roots: executables, then libraries no file needs by name, then what is left.
     const named = new Set<string>();
-    const lists = new Set<readonly string[]>();
-    for (const object of objects) {
-      if (lists.has(object.needed)) continue;
-      lists.add(object.needed);
-      for (const name of object.needed) named.add(name);
-    }
+    for (const list of this.#lists) for (const name of list) named.add(name);
     const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
+    // Roots alike in the names they need and where they search for them
+    // (the same DT_RUNPATH folders, or none, and defaults, lending no
+    // DT_RPATH) load alike: once one of them found everything by search
+    // (Resolver.load), the others are only marked. Thousands of libraries of
+    // a folder go this way.
+    const alike = new Map<
+      readonly string[] | number,
+      Map<readonly string[], Set<readonly string[]>>
+    >();
     const load = (root: LoadedObject, defaults: readonly string[]): void => {
-      for (const failure of resolver.load(root, defaults, reached)) {
+      let lists: Set<readonly string[]> | undefined;
+      if (root.rpath.length === 0) {
+        const kind = root.runpath ?? root.elf.machine;
+        let byDefaults = alike.get(kind);
+        if (byDefaults === undefined) alike.set(kind, byDefaults = new Map());
+        lists = byDefaults.get(defaults);
+        if (lists === undefined) byDefaults.set(defaults, lists = new Set());
+        if (lists.has(root.needed)) {
+          reached.add(root);
+          return;
+        }
+      }
+      const failures = resolver.load(root, defaults, reached);
+      if (resolver.foundAll) lists?.add(root.needed);
+      for (let i = 0; i < failures.length; i++) {
+        const failure = failures[i]!;
         let entry = unresolved.get(failure.name);
         if (entry === undefined) unresolved.set(failure.name, entry = { needers: new Set() });
         entry.needers.add(failure.path);
-        if (failure.passedOver !== undefined) entry.passedOver ??= failure.passedOver;
+        // The least, not the first: the same whatever the order.
+        const passedOver = failure.passedOver;
+        if (
+          passedOver !== undefined &&
+          (entry.passedOver === undefined || passedOver < entry.passedOver)
+        ) {
+          entry.passedOver = passedOver;
+        }
       }
     };
-    for (const executable of executables) {
-      load(executable, resolver.intern([normalize(dirname(executable.elf.interpreter!))]));
+    // Each interpreter's folder, as its users' defaults (one array each).
+    const interpreterDefaults = new Map<string, readonly string[]>();
+    for (const interpreter of interpreters) {
+      interpreterDefaults.set(interpreter, resolver.intern([normalize(dirname(interpreter))]));
     }
-    for (const object of objects) {
-      if (object.elf.interpreter !== undefined || reached.has(object)) continue;
+    // What executables load is the same in any order.
+    for (const executable of executables) {
+      load(executable, interpreterDefaults.get(executable.elf.interpreter!)!);
+    }
+    // A library loaded as a root that reaches another one (or is reached by
+    // one loaded before it) makes the order count.
+    const roots: LoadedObject[] = [];
+    for (let i = 0; i < libraries.length; i++) {
+      const object = libraries[i]!;
+      if (reached.has(object)) continue;
       if (named.has(object.name) || (object.elf.soname && named.has(object.elf.soname))) {
         continue;
       }
-      load(object, libraryDefaults);
+      roots.push(object);
     }
-    for (const object of objects) {
-      if (object.elf.interpreter === undefined && !reached.has(object)) {
-        load(object, libraryDefaults);
+    reached.watch(roots);
+    for (let i = 0; i < roots.length; i++) {
+      const root = roots[i]!;
+      if (reached.has(root)) {
+        if (!sorted) return undefined;
+        continue;
       }
+      reached.current = root;
+      load(root, libraryDefaults);
     }
+    if (reached.crossed && !sorted) return undefined;
+    reached.watch([]);
+    // What is left (libraries that need one another, say), each loaded once
+    // no other one reached it: in the sorted order, which decides which.
+    const rest: LoadedObject[] = [];
+    for (let i = 0; i < libraries.length; i++) {
+      if (!reached.has(libraries[i]!)) rest.push(libraries[i]!);
+    }
+    if (!sorted) rest.sort(byFolderThenName);
+    for (const object of rest) if (!reached.has(object)) load(object, libraryDefaults);
 
     const neededBy = (files: Iterable<string>): NeededBy => {
       const sorted = [...files].map(show).sort();
       return { count: sorted.length, examples: sorted.slice(0, limit) };
     };
     const report: ElfClosureReport = {
-      files: objects.length + gpuObjects + malformed.length,
+      files: programs.length + libraries.length + gpuObjects + malformed.length,
       executables: executables.length +
         [...missingInterpreters.values()].reduce((sum, users) => sum + users.length, 0),
       malformed: malformed.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
@@ -383,7 +470,7 @@ export class ElfClosureCheck implements Disposable {
    */
   #sorted(): LoadedObject[] {
     const byFolder = new Map<string, Map<string, LoadedObject>>();
-    for (const object of this.#objects) {
+    for (const object of [...this.#programs, ...this.#libraries]) {
       let names = byFolder.get(object.folder);
       if (names === undefined) byFolder.set(object.folder, names = new Map());
       names.set(object.name, object);
@@ -461,9 +548,13 @@ interface LoadedObject {
   /** The searches for `elf.needed` last made (see `Resolver.#needsOf`). */
   memo: { chain: readonly string[]; defaults: readonly string[]; found: Lookup[] } | undefined;
   /** Whether its closure finds everything by search (see `Resolver.#loadsAlike`). */
-  selfContained: { defaults: readonly string[]; value: boolean } | undefined;
+  selfContained: { defaults: readonly string[]; value: boolean; reached: Reached } | undefined;
   /** The {@linkcode Reached} that last marked it loaded. */
   reachedIn: number;
+  /** The {@linkcode Reached} that watches it (see `Reached.watch`). */
+  watchedIn: number;
+  /** Whether {@linkcode ElfClosureCheck.add} took it (it may be read first by a search). */
+  added: boolean;
 }
 
 /**
@@ -473,14 +564,34 @@ interface LoadedObject {
 class Reached {
   static #last = 0;
   #id = ++Reached.#last;
+  #watching = false;
+  /** The root being loaded: marking it is not a crossing. */
+  current: LoadedObject | undefined;
+  /** Whether an object watched was marked while loading another root. */
+  crossed = false;
 
   has(object: LoadedObject): boolean {
     return object.reachedIn === this.#id;
   }
 
   add(object: LoadedObject): void {
+    if (this.#watching && object.watchedIn === this.#id && object !== this.current) {
+      this.crossed = true;
+    }
     object.reachedIn = this.#id;
   }
+
+  /** Watches `roots` (none: stops watching), see `crossed`. */
+  watch(roots: readonly LoadedObject[]): void {
+    this.#watching = roots.length !== 0;
+    for (const root of roots) root.watchedIn = this.#id;
+  }
+}
+
+/** Objects by folder, then by name (the built-in comparison of each). */
+function byFolderThenName(a: LoadedObject, b: LoadedObject): number {
+  if (a.folder !== b.folder) return a.folder < b.folder ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 const NO_CHAIN: readonly string[] = [];
@@ -495,7 +606,8 @@ interface Failure {
 
 /** A folder's parsed objects by name, what a walk saw of it, and its listing (null: not read). */
 interface Folder {
-  objects: Map<string, LoadedObject | string | undefined>;
+  /** `null`: the file is not ELF. */
+  objects: Map<string, LoadedObject | string | null>;
   seen: { symlinks: Set<string>; everyFile: boolean } | undefined;
   listing: Map<string, boolean> | undefined | null;
 }
@@ -544,6 +656,8 @@ class Resolver implements Disposable {
   #neededLists: ListNode = { next: new Map(), list: undefined };
   /** Whether loading finds everything, by defaults and by the lookups of a root (`#loadsAlike`). */
   #alike = new Map<readonly string[], Map<readonly Lookup[], boolean>>();
+  /** The {@linkcode Reached} whose marks `#alike` and `selfContained` went with. */
+  #marking: Reached | undefined;
 
   constructor(reader: ElfReader) {
     this.#reader = reader;
@@ -551,6 +665,13 @@ class Resolver implements Disposable {
 
   /** How many files were read (a file read before is not read again). */
   reads = 0;
+
+  /**
+   * Whether the last {@linkcode Resolver.load} found everything by search,
+   * lending no DT_RPATH (see `#loadsAlike`): any root that needs the same
+   * names, searches the same folders and lends no DT_RPATH does too.
+   */
+  foundAll = false;
 
   /** The object at `path`: `undefined` when it is not ELF, a string when malformed. */
   objectAt(path: string): LoadedObject | string | undefined {
@@ -564,7 +685,7 @@ class Resolver implements Disposable {
   objectIn(folder: string, name: string): LoadedObject | string | undefined {
     const objects = this.#folder(folder).objects;
     const known = objects.get(name);
-    if (known !== undefined || objects.has(name)) return known;
+    if (known !== undefined) return known ?? undefined;
     let result: LoadedObject | string | undefined;
     this.reads++;
     try {
@@ -580,6 +701,8 @@ class Resolver implements Disposable {
           memo: undefined,
           selfContained: undefined,
           reachedIn: 0,
+          watchedIn: 0,
+          added: false,
           rpath: elf.rpath === undefined || elf.runpath !== undefined
             ? NO_DIRS
             : this.#expand(elf.rpath, origin, elf.machine),
@@ -592,7 +715,7 @@ class Resolver implements Disposable {
       if (error instanceof ElfFormatError) result = error.message;
       else result = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
     }
-    objects.set(name, result);
+    objects.set(name, result ?? null);
     return result;
   }
 
@@ -675,7 +798,8 @@ class Resolver implements Disposable {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
     failures.length = 0;
-    if (this.#loadsAlike(root, defaults, reached)) return failures;
+    this.foundAll = this.#loadsAlike(root, defaults, reached);
+    if (this.foundAll) return failures;
     const loadedNames = this.#loadedNames;
     const loaded = this.#loaded;
     const queue = this.#queue;
@@ -736,6 +860,11 @@ class Resolver implements Disposable {
     reached: Reached,
   ): boolean {
     if (root.rpath.length !== 0) return false;
+    // What is known was marked in another `reached`: known again.
+    if (this.#marking !== reached) {
+      this.#alike.clear();
+      this.#marking = reached;
+    }
     const found = this.#needsOf(root, NO_CHAIN, defaults);
     // The same for every root with these lookups (their closures are in `reached` already).
     let known = this.#alike.get(defaults);
@@ -751,14 +880,16 @@ class Resolver implements Disposable {
     return alike;
   }
 
-  /** See {@linkcode Resolver.#loadsAlike}; computed once per object and defaults. */
+  /** See {@linkcode Resolver.#loadsAlike}; computed once per object, defaults and `reached`. */
   #selfContained(
     object: LoadedObject,
     defaults: readonly string[],
     reached: Reached,
   ): boolean {
     const known = object.selfContained;
-    if (known !== undefined && known.defaults === defaults) return known.value;
+    if (known !== undefined && known.defaults === defaults && known.reached === reached) {
+      return known.value;
+    }
     const closure = new Set<LoadedObject>([object]);
     let value = true;
     for (const member of closure) { // a Set visits what is added while iterating
@@ -776,7 +907,7 @@ class Resolver implements Disposable {
       if (!value) break;
     }
     if (value) { for (const member of closure) reached.add(member); }
-    object.selfContained = { defaults, value };
+    object.selfContained = { defaults, value, reached };
     return value;
   }
 

@@ -13,8 +13,9 @@
  * Deno.readDirSync walk in its own process (the floor of that fallback), and
  * the floors of check-output's own work (tests/bench/_walk_floor.ts): the
  * getdents64 walk alone, then with openat/pread/close of the first 4 KiB of
- * each ELF candidate and no parsing, the least any Deno check of this tree
- * reading its ELF files on one thread pays (the floor of the target), and
+ * each ELF candidate and no parsing, about the least any Deno check of this
+ * tree reading its ELF files on one thread pays (the floor of the target, as
+ * #23 defines it; check-output's own first read is 1 KiB), and
  * that plus a pread of each file's dynamic segment, which any check of
  * DT_NEEDED must read and which these libraries hold at 12 KiB (shown for
  * what it says; the target stays on the floor before it).

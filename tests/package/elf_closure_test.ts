@@ -355,6 +355,44 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "ElfClosureCheck gives the same report in any order, when one library reaches another",
+  ignore: !tools,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const glibc = await glibcStandIn(dir);
+      const root = join(dir, "out");
+      await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+      // Nothing needs liba or libb by name, so each is loaded on its own, by
+      // folder and then by name: liba first, which reaches libb through a
+      // link of another name and lends it its DT_RPATH, where libdep is.
+      // Loaded first on its own, libb would not find libdep.
+      await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, "lib/liba.so.1"), {
+        rpath: "$ORIGIN:$ORIGIN/deps",
+        addNeeded: ["libalias.so.1"],
+      });
+      await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, "lib/libb.so.2"), {
+        noSearchPath: true,
+        addNeeded: ["libdep.so.1"],
+      });
+      await Deno.symlink("libb.so.2", join(root, "lib/libalias.so.1"));
+      await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, "lib/deps/libdep.so.1"), {
+        noSearchPath: true,
+      });
+      const report = checkElfClosure(filesBelow(root), { root });
+      assert.deepEqual(report.unresolved, []);
+      assert.equal(report.files, 4);
+      // libb first, each file added twice: the same report.
+      using check = new ElfClosureCheck({ root });
+      for (const path of filesBelow(root).reverse()) {
+        check.add(path);
+        check.add(path);
+      }
+      assert.deepEqual(check.finish(), report);
+    });
+  },
+});
+
 /**
  * What check-output does: each folder's ELF candidates added by name, then
  * the folder described (its symlinks, whether every file was taken), so that

@@ -137,10 +137,72 @@ Deno.test("ElfClosureCheck.head is the start of the file add() found not to be E
     await Deno.writeFile(join(dir, "tool"), script);
     using check = new ElfClosureCheck();
     assert.equal(check.add(join(dir, "tool")), false);
-    assert.deepEqual(check.head, script.subarray(0, 4096));
+    assert.deepEqual(check.head, script.subarray(0, 1024));
     assert.equal(check.add(join(dir, "tool")), false); // read before: not read again
     assert.equal(check.head.length, 0);
   });
+});
+
+Deno.test({
+  name: "openElfReader() reads tables at odd offsets and strings longer than its window alike",
+  ignore: !tools,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      // The reader reads 32-bit words: tables at offsets that are not a
+      // multiple of 4, in its first read and in a later one.
+      const path = `${SYSTEM_LIBS}/libhsakmt.so.1`;
+      const real = await Deno.readFile(path);
+      const layout = layoutOf(real);
+      const tableBytes = layout.phnum * 56;
+      const inHead = real.slice();
+      inHead.copyWithin(layout.phoff + 1, layout.phoff, layout.phoff + tableBytes);
+      new DataView(inHead.buffer).setBigUint64(32, BigInt(layout.phoff + 1), true);
+      // Past the first read: the program headers up to PT_DYNAMIC, then the
+      // dynamic segment 1 byte after them, both in one later read.
+      const phnum = (layout.dynamicPhdr - layout.phoff) / 56 + 1;
+      const tableAt = real.length + 3;
+      const dynamicAt = tableAt + phnum * 56 + 1;
+      const later = new Uint8Array(dynamicAt + 1024);
+      later.set(real);
+      later.set(real.subarray(layout.phoff, layout.phoff + phnum * 56), tableAt);
+      later.set(real.subarray(layout.dynamicOffset, layout.dynamicOffset + 1024), dynamicAt);
+      const view = new DataView(later.buffer);
+      view.setBigUint64(32, BigInt(tableAt), true);
+      view.setUint16(56, phnum, true);
+      view.setBigUint64(tableAt + (phnum - 1) * 56 + 8, BigInt(dynamicAt), true);
+      // A DT_RUNPATH far longer than what is read past the last string's start.
+      const long = `$ORIGIN/${"a-long-folder-name/".repeat(40)}lib`;
+      await copyElf(path, join(dir, "long"), { runpath: long });
+      await Deno.writeFile(join(dir, "in-head"), inHead);
+      await Deno.writeFile(join(dir, "later"), later);
+      using reader = openElfReader();
+      const expected = reader.read(path);
+      assert.deepEqual(reader.read(join(dir, "in-head")), expected);
+      assert.deepEqual(reader.read(join(dir, "later")), expected);
+      assert.deepEqual(readElfBytes(later), expected);
+      // patchelf's interpreter and dynamic segment at the end, read in one
+      // go: a file cut short there is reported as when they are read apart.
+      await copyElf("/usr/bin/rocminfo", join(dir, "exe"), {
+        interpreter: "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2",
+      });
+      const exe = await Deno.readFile(join(dir, "exe"));
+      const { interpreter } = reader.read(join(dir, "exe"))!;
+      const interpAt = new TextDecoder("latin1").decode(exe).indexOf(interpreter!);
+      await Deno.writeFile(join(dir, "cut"), exe.subarray(0, interpAt + 10));
+      assert.throws(() => reader.read(join(dir, "cut")), {
+        name: "ElfFormatError",
+        message: `truncated: PT_INTERP (${interpreter!.length + 1} bytes at offset ${interpAt}) ` +
+          "is cut off after 10 bytes",
+      });
+      const library = reader.read(join(dir, "long"))!;
+      assert.equal(library.runpath, long);
+      assert.deepEqual(library, {
+        ...(await readelfFields(join(dir, "long"))),
+        type: 3,
+        machine: 62,
+      });
+    });
+  },
 });
 
 /** Little-endian field writers over a copy of a real file. */
