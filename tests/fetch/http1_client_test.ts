@@ -344,10 +344,11 @@ Deno.test("fetchHttp1() with a pool keeps connections alive, and checks every by
       const pool = new ConnectionPool();
       for (const server of [first, second, third]) assert.equal(await get(server, pool), "hello");
       const started = performance.now();
-      await pool.drain(200);
+      await pool.drain(250);
       const waited = performance.now() - started;
-      // One grace period, not three in a row (a busy machine delays timers).
-      assert.ok(waited >= 190 && waited < 400, `drained in ${waited} ms`);
+      // One grace period, not three in a row (750 ms); a busy machine delays
+      // timers, so the bound leaves it most of a period.
+      assert.ok(waited >= 240 && waited < 700, `drained in ${waited} ms`);
       assert.equal(pool.opened, 3);
     },
   );
