@@ -16,7 +16,7 @@ import {
   parseCommandLine,
   wholeNumber,
 } from "../lib/cli/command_line.ts";
-import { readRegularText } from "../lib/fs/file_kind.ts";
+import { readRegularText, readStreamText } from "../lib/fs/file_kind.ts";
 import { parseClosure } from "../lib/store/closure.ts";
 import { parseCreationTime, writeImage } from "../lib/image/image.ts";
 import { targetName } from "../lib/releases/target_names.ts";
@@ -140,7 +140,11 @@ async function main(args: string[]): Promise<number> {
   }
 
   const closureText = values.closure === "-"
-    ? await new Response(Deno.stdin.readable).text()
+    ? await readStreamText(Deno.stdin.readable, {
+      maxBytes: MAX_CLOSURE_BYTES,
+      what: "closure",
+      from: "stdin",
+    })
     : await readRegularText(values.closure, { maxBytes: MAX_CLOSURE_BYTES, what: "closure" });
   const closure = parseClosure(closureText, { storeDir });
   const config = values.config === undefined ? {} : parseContainerConfig(

@@ -5,7 +5,9 @@
  * no O_NONBLOCK) and reading /dev/zero never ends; the open file is checked
  * again (fstat) and must be the one checked, so a swap between the two is
  * refused too; and a read stops one byte past its bound, whatever the file
- * claimed. A file of its own: check-output imports it, and importing
+ * claimed. What comes through a pipe instead (`-` for stdin) has no size to
+ * check first: its read stops one byte past the bound the same way. A file
+ * of its own: check-output imports it, and importing
  * lib/hash/hasher.ts (node:crypto) would cost its start some 35 ms.
  *
  * @module
@@ -146,6 +148,71 @@ export async function readRegularFile(
 // sysfs files claim 4096 bytes whatever they hold, procfs files 0.
 function firstBufferSize(size: number, maxBytes: number): number {
   return Math.min(Math.max(size, 4096), maxBytes) + 1;
+}
+
+/** Options for {@linkcode readStreamText}. */
+export interface ReadStreamOptions {
+  /** The most bytes taken; one more is refused. */
+  maxBytes: number;
+  /** What the stream carries, for messages: `"closure"`. */
+  what: string;
+  /** Where it comes from, for messages: `"stdin"`. */
+  from: string;
+}
+
+/**
+ * The text (UTF-8) of `stream`, such as stdin given for a file, refused once
+ * it passes `maxBytes`: the read stops there and cancels the stream.
+ *
+ * @example Usage
+ * ```ts
+ * import { readStreamText } from "./file_kind.ts";
+ *
+ * const text = await readStreamText(Deno.stdin.readable, {
+ *   maxBytes: 1024 * 1024,
+ *   what: "closure",
+ *   from: "stdin",
+ * });
+ * ```
+ *
+ * @param stream The bytes, read to their end.
+ * @param options The bound, and what and where the bytes are, for messages.
+ * @returns The text.
+ * @throws {RangeError} When the stream holds more than `maxBytes`:
+ *   `Cannot read closure from stdin: it is more than the limit of 256 MiB`.
+ */
+export async function readStreamText(
+  stream: ReadableStream<Uint8Array>,
+  options: ReadStreamOptions,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > options.maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new RangeError(
+          `Cannot read ${options.what} from ${options.from}: it is more than ${
+            limit(options.maxBytes)
+          }`,
+        );
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function grow(

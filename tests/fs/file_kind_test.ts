@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRegularFile, readRegularFile } from "../../lib/fs/file_kind.ts";
+import { openRegularFile, readRegularFile, readStreamText } from "../../lib/fs/file_kind.ts";
 import { requireTools, run, withTempDir } from "../_tools.ts";
 
 // A read that blocks (a FIFO opened before its kind was checked) fails the
@@ -137,4 +137,44 @@ Deno.test("readRegularFile() with followSymlinks: false refuses any symlink, eve
       "{}\n",
     );
   });
+});
+
+Deno.test("readStreamText() reads a stream of up to maxBytes and stops one byte past it", async () => {
+  const chunk = new TextEncoder().encode("x".repeat(1000));
+  const endless = (counter: { pulled: number }): ReadableStream<Uint8Array> =>
+    new ReadableStream({
+      pull(controller): void {
+        counter.pulled++;
+        controller.enqueue(chunk);
+      },
+    });
+  const tenChunks = (): ReadableStream<Uint8Array> => {
+    let left = 10;
+    return new ReadableStream({
+      pull(controller): void {
+        if (left-- === 0) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+  };
+  const options = { what: "closure", from: "stdin" };
+  assert.equal(
+    await readStreamText(tenChunks(), { ...options, maxBytes: 10_000 }),
+    "x".repeat(10_000),
+  );
+  assert.equal(await readStreamText(ReadableStream.from([]), { ...options, maxBytes: 0 }), "");
+  await assert.rejects(readStreamText(tenChunks(), { ...options, maxBytes: 9_999 }), {
+    name: "RangeError",
+    message: "Cannot read closure from stdin: it is more than the limit of 9999 bytes",
+  });
+  // A stream that never ends is cancelled at the bound, not read on.
+  const counter = { pulled: 0 };
+  await assert.rejects(
+    bounded(readStreamText(endless(counter), { ...options, maxBytes: 1024 * 1024 })),
+    /more than the limit of 1 MiB/,
+  );
+  const pulled = counter.pulled;
+  assert.ok(pulled <= 1050, `pulled ${pulled} chunks of 1000 bytes for a 1 MiB bound`);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(counter.pulled, pulled, "pulled on after the refusal");
 });

@@ -848,3 +848,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test("image --closure - refuses a closure on stdin past 256 MiB without holding the rest", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", ...permissions, script, "--closure", "-", "--name", "x"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Written until the reader stops taking it (it quits at 256 MiB and 1 byte).
+  const writer = child.stdin.getWriter();
+  const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+  let written = 0;
+  try {
+    for (; written < 320; written++) await writer.write(chunk);
+    await writer.close();
+  } catch {
+    // the pipe closed: refused
+  }
+  const { code, stderr } = await child.output();
+  assert.equal(code, 1);
+  assert.equal(
+    new TextDecoder().decode(stderr).trim(),
+    "image: Cannot read closure from stdin: it is more than the limit of 256 MiB",
+  );
+  assert.ok(written < 320, `took all ${written} MiB`);
+});
