@@ -329,14 +329,20 @@ Deno.test("expandSearchPath() expands $ORIGIN, $LIB and $PLATFORM and drops rela
   assert.deepEqual(expandSearchPath("$ORIGINAL/x:/opt/$LIBRARY", "/o", 62), ["/opt/$LIBRARY"]);
 });
 
+/** `dir/out` with bin/true, run by the glibc stand-in, whose folder is then the libraries' default. */
+async function outWithExecutable(dir: string): Promise<string> {
+  const glibc = await glibcStandIn(dir);
+  const root = join(dir, "out");
+  await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+  return root;
+}
+
 Deno.test({
   name: "checkElfClosure() counts every file needing a name but lists only the first few",
   ignore: !tools,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const glibc = await glibcStandIn(dir);
-      const root = join(dir, "out");
-      await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+      const root = await outWithExecutable(dir);
       for (let i = 0; i < 5; i++) {
         await copyElf(`${SYSTEM_LIBS}/libxshmfence.so.1`, join(root, `lib/lib${i}.so.1`), {
           runpath: "$ORIGIN",
@@ -360,9 +366,7 @@ Deno.test({
   ignore: !tools,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const glibc = await glibcStandIn(dir);
-      const root = join(dir, "out");
-      await copyElf("/bin/true", join(root, "bin/true"), { interpreter: glibc.interpreter });
+      const root = await outWithExecutable(dir);
       // Nothing needs liba or libb by name, so each is loaded on its own, by
       // folder and then by name: liba first, which reaches libb through a
       // link of another name and lends it its DT_RPATH, where libdep is.
