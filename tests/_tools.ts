@@ -248,6 +248,30 @@ export async function run(
 export const repoRoot: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
+ * Runs `source`, a script that imports the repository's modules as `@repo/`
+ * (`import { openElfReader } from "@repo/lib/package/elf.ts"`), in a child
+ * process that holds only --allow-read (so no FFI), and returns what it
+ * printed as JSON.
+ */
+export async function runReadOnly(source: string, args: string[]): Promise<unknown> {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(script, source.replaceAll("@repo/", `file://${repoRoot}/`));
+    const result = await run(Deno.execPath(), [
+      "run",
+      "--no-lock",
+      "--allow-read",
+      script,
+      ...args,
+    ]);
+    if (result.code !== 0) throw new Error(`the child failed: ${result.stderr}`);
+    return JSON.parse(result.stdout);
+  } finally {
+    await Deno.remove(script);
+  }
+}
+
+/**
  * The files below a folder of the repository whose names end in `suffix`,
  * as sorted repository paths (`docs/tools/update.md`), subfolders included.
  */

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /**
  * What kind of file `info` describes, for messages about a file that should
  * have been a regular one.
@@ -206,13 +208,7 @@ export async function readStreamText(
   } finally {
     reader.releaseLock();
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(chunks));
 }
 
 function grow(

@@ -585,17 +585,22 @@ class Parser {
     return text;
   }
 
+  /** Grows the extra buffer to hold `bytes` (a whole number of words); returns `bytes`. */
+  #extraOf(bytes: number): number {
+    if (this.#extra.length < bytes) {
+      this.#extra = new Uint8Array(bytes);
+      this.#extraView = new DataView(this.#extra.buffer);
+      this.#extraWords = new Uint32Array(this.#extra.buffer);
+    }
+    return bytes;
+  }
+
   /**
    * Reads `length` bytes at `offset` into the extra buffer for the
    * {@linkcode Parser.#at} calls that follow, which check what they get.
    */
   #prefetch(offset: number, length: number): void {
-    const want = (length + 3) & ~3;
-    if (this.#extra.length < want) {
-      this.#extra = new Uint8Array(want);
-      this.#extraView = new DataView(this.#extra.buffer);
-      this.#extraWords = new Uint32Array(this.#extra.buffer);
-    }
+    const want = this.#extraOf((length + 3) & ~3);
     const got = this.#source.read(this.#extra, want, offset);
     this.#extraOffset = got > 0 ? offset : -1;
     this.#extraFilled = got;
@@ -637,12 +642,7 @@ class Parser {
     // A little more than asked: what comes next (the strings after a dynamic
     // segment that patchelf moved, say) is then often read already.
     // A whole number of 32-bit words (see #words).
-    const want = Math.max((length + 3) & ~3, EXTRA_SLACK);
-    if (this.#extra.length < want) {
-      this.#extra = new Uint8Array(want);
-      this.#extraView = new DataView(this.#extra.buffer);
-      this.#extraWords = new Uint32Array(this.#extra.buffer);
-    }
+    const want = this.#extraOf(Math.max((length + 3) & ~3, EXTRA_SLACK));
     const got = this.#source.read(this.#extra, want, offset);
     this.#extraOffset = offset;
     this.#extraFilled = got;

@@ -351,30 +351,8 @@ export class ElfClosureCheck implements Disposable {
     for (const list of this.#lists) for (const name of list) named.add(name);
     const reached = new Reached();
     const unresolved = new Map<string, { needers: Set<string>; passedOver?: string }>();
-    // Roots alike in the names they need and where they search for them
-    // (the same DT_RUNPATH folders, or none, and defaults, lending no
-    // DT_RPATH) load alike: once one of them found everything by search
-    // (Resolver.load), the others are only marked. Thousands of libraries of
-    // a folder go this way.
-    const alike = new Map<
-      readonly string[] | number,
-      Map<readonly string[], Set<readonly string[]>>
-    >();
     const load = (root: LoadedObject, defaults: readonly string[]): void => {
-      let lists: Set<readonly string[]> | undefined;
-      if (root.rpath.length === 0) {
-        const kind = root.runpath ?? root.elf.machine;
-        let byDefaults = alike.get(kind);
-        if (byDefaults === undefined) alike.set(kind, byDefaults = new Map());
-        lists = byDefaults.get(defaults);
-        if (lists === undefined) byDefaults.set(defaults, lists = new Set());
-        if (lists.has(root.needed)) {
-          reached.add(root);
-          return;
-        }
-      }
       const failures = resolver.load(root, defaults, reached);
-      if (resolver.foundAll) lists?.add(root.needed);
       for (let i = 0; i < failures.length; i++) {
         const failure = failures[i]!;
         let entry = unresolved.get(failure.name);
@@ -654,8 +632,16 @@ class Resolver implements Disposable {
   #lastExpanded = { searchPath: "", origin: "", machine: -1, dirs: [] as string[] };
   #defaults = new Map<string, readonly string[]>();
   #neededLists: ListNode = { next: new Map(), list: undefined };
-  /** Whether loading finds everything, by defaults and by the lookups of a root (`#loadsAlike`). */
-  #alike = new Map<readonly string[], Map<readonly Lookup[], boolean>>();
+  /**
+   * Whether loading finds everything (`#loadsAlike`), by defaults, then by
+   * where a root searches (its DT_RUNPATH folders, one array per folder and
+   * search path, or its machine when it has none), then by its list of
+   * needed names: what decides the lookups of a root lending no DT_RPATH.
+   */
+  #alike = new Map<
+    readonly string[],
+    Map<readonly string[] | number, Map<readonly string[], boolean>>
+  >();
   /** The {@linkcode Reached} whose marks `#alike` and `selfContained` went with. */
   #marking: Reached | undefined;
 
@@ -665,13 +651,6 @@ class Resolver implements Disposable {
 
   /** How many files were read (a file read before is not read again). */
   reads = 0;
-
-  /**
-   * Whether the last {@linkcode Resolver.load} found everything by search,
-   * lending no DT_RPATH (see `#loadsAlike`): any root that needs the same
-   * names, searches the same folders and lends no DT_RPATH does too.
-   */
-  foundAll = false;
 
   /** The object at `path`: `undefined` when it is not ELF, a string when malformed. */
   objectAt(path: string): LoadedObject | string | undefined {
@@ -798,8 +777,7 @@ class Resolver implements Disposable {
     // Reused from root to root: thousands of libraries are roots of a few objects each.
     const failures = this.#failures;
     failures.length = 0;
-    this.foundAll = this.#loadsAlike(root, defaults, reached);
-    if (this.foundAll) return failures;
+    if (this.#loadsAlike(root, defaults, reached)) return failures;
     const loadedNames = this.#loadedNames;
     const loaded = this.#loaded;
     const queue = this.#queue;
@@ -865,16 +843,20 @@ class Resolver implements Disposable {
       this.#alike.clear();
       this.#marking = reached;
     }
-    const found = this.#needsOf(root, NO_CHAIN, defaults);
-    // The same for every root with these lookups (their closures are in `reached` already).
-    let known = this.#alike.get(defaults);
-    if (known === undefined) this.#alike.set(defaults, known = new Map());
-    let alike = known.get(found);
+    // The same for every root that searches alike for the same names (their
+    // closures are in `reached` already): thousands of a folder's libraries
+    // are answered here without their lookups.
+    let bySearch = this.#alike.get(defaults);
+    if (bySearch === undefined) this.#alike.set(defaults, bySearch = new Map());
+    const search = root.runpath ?? root.elf.machine;
+    let byNeeded = bySearch.get(search);
+    if (byNeeded === undefined) bySearch.set(search, byNeeded = new Map());
+    let alike = byNeeded.get(root.needed);
     if (alike === undefined) {
-      alike = found.every((lookup) =>
+      alike = this.#needsOf(root, NO_CHAIN, defaults).every((lookup) =>
         "elf" in lookup && this.#selfContained(lookup, defaults, reached)
       );
-      known.set(found, alike);
+      byNeeded.set(root.needed, alike);
     }
     if (alike) reached.add(root);
     return alike;

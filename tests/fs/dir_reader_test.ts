@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openDirectoryReader } from "../../lib/fs/dir_reader.ts";
-import { repoRoot, run, withTempDir } from "../_tools.ts";
+import { run, runReadOnly, withTempDir } from "../_tools.ts";
 
 const linux = Deno.build.os === "linux";
 
@@ -17,25 +17,16 @@ function listing(dir: string): string[] {
 }
 
 /** The same listing from a child process that holds only --allow-read. */
-async function fallbackListing(dir: string): Promise<{ method: string; entries: string[] }> {
-  const url = new URL("lib/fs/dir_reader.ts", `file://${repoRoot}/`).href;
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
-      script,
-      `import { openDirectoryReader } from ${JSON.stringify(url)};
+function fallbackListing(dir: string): Promise<{ method: string; entries: string[] }> {
+  return runReadOnly(
+    `import { openDirectoryReader } from "@repo/lib/fs/dir_reader.ts";
 using reader = openDirectoryReader();
 const seen: string[] = [];
 reader.read(Deno.args[0]!, (name, kind) => seen.push(kind + " " + name));
 console.log(JSON.stringify({ method: reader.method, entries: seen.sort() }));
 `,
-    );
-    const result = await run(Deno.execPath(), ["run", "--no-lock", "--allow-read", script, dir]);
-    assert.equal(result.code, 0, result.stderr);
-    return JSON.parse(result.stdout);
-  } finally {
-    await Deno.remove(script);
-  }
+    [dir],
+  ) as Promise<{ method: string; entries: string[] }>;
 }
 
 Deno.test({

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ElfFormatError, openElfReader, readElfBytes } from "../../lib/package/elf.ts";
 import { ElfClosureCheck } from "../../lib/package/elf_closure.ts";
 import { copyElf, readelfFields, SYSTEM_LIBS } from "../_elf_fixtures.ts";
-import { repoRoot, requireTools, run, withTempDir } from "../_tools.ts";
+import { requireTools, runReadOnly, withTempDir } from "../_tools.ts";
 
 const ROCM_FILES = [
   "/usr/bin/rocminfo",
@@ -25,13 +25,9 @@ const tools = await requireTools(
 const TIME_BOUND_MS = 2000;
 
 /** The same reads from a child process that holds only --allow-read (Deno.FsFile). */
-async function readInChild(paths: string[]): Promise<{ method: string; results: unknown[] }> {
-  const url = new URL("lib/package/elf.ts", `file://${repoRoot}/`).href;
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
-      script,
-      `import { openElfReader } from ${JSON.stringify(url)};
+function readInChild(paths: string[]): Promise<{ method: string; results: unknown[] }> {
+  return runReadOnly(
+    `import { openElfReader } from "@repo/lib/package/elf.ts";
 using reader = openElfReader();
 const results = Deno.args.map((path) => {
   try {
@@ -42,19 +38,8 @@ const results = Deno.args.map((path) => {
 });
 console.log(JSON.stringify({ method: reader.method, results }));
 `,
-    );
-    const result = await run(Deno.execPath(), [
-      "run",
-      "--no-lock",
-      "--allow-read",
-      script,
-      ...paths,
-    ]);
-    assert.equal(result.code, 0, result.stderr);
-    return JSON.parse(result.stdout);
-  } finally {
-    await Deno.remove(script);
-  }
+    paths,
+  ) as Promise<{ method: string; results: unknown[] }>;
 }
 
 Deno.test({
